@@ -1,0 +1,77 @@
+"""The gymnax MinAtar games behind one interface: same observation shape, same six actions.
+
+Observations are the game's boolean channels zero-padded to `NUM_CHANNELS` (Freeway's 7, the most of the
+four games), shape [10, 10, 7], dtype bool. Actions are MinAtar's full set
+(0 no-op, 1 left, 2 up, 3 right, 4 down, 5 fire) in every game: gymnax's games are built with
+`use_minimal_action_set=False`, and each game ignores the actions it lacks, so those act as a no-op,
+exactly as in the original MinAtar's full action set.
+
+gymnax MinAtar differs from the original MinAtar: no sticky actions, and episodes are cut at
+`max_steps_in_episode` (1000; Freeway 2500). Say so wherever returns are compared with published ones.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+from gymnax.environments import environment, spaces
+from gymnax.environments.minatar import asterix, breakout, freeway, space_invaders
+
+GAMES = {
+    "Breakout": breakout.MinBreakout,
+    "SpaceInvaders": space_invaders.MinSpaceInvaders,
+    "Asterix": asterix.MinAsterix,
+    "Freeway": freeway.MinFreeway,
+}
+NUM_CHANNELS = 7
+NUM_ACTIONS = 6
+ACTION_NAMES = ("noop", "left", "up", "right", "down", "fire")
+
+
+class SharedMinAtar(environment.Environment):
+  """One MinAtar game with the shared observation and action interface; params are the game's own."""
+
+  def __init__(self, game: str):
+    if game not in GAMES:
+      raise ValueError(f"unknown MinAtar game {game!r}; choose from {sorted(GAMES)}")
+    super().__init__()
+    self.game = game
+    self.inner = GAMES[game](use_minimal_action_set=False)
+    self.minimal_actions = tuple(int(a) for a in self.inner.minimal_action_set)
+    self._pad = NUM_CHANNELS - self.inner.obs_shape[-1]
+
+  @property
+  def name(self) -> str:
+    return f"MinAtar-{self.game}"
+
+  @property
+  def default_params(self):
+    return self.inner.default_params
+
+  @property
+  def num_actions(self) -> int:
+    return NUM_ACTIONS
+
+  def action_space(self, params=None):
+    return spaces.Discrete(NUM_ACTIONS)
+
+  def observation_space(self, params=None):
+    return spaces.Box(0, 1, (10, 10, NUM_CHANNELS), jnp.bool_)
+
+  def _pad_obs(self, obs):
+    return jnp.pad(obs.astype(jnp.bool_), ((0, 0), (0, 0), (0, self._pad)))
+
+  def step_env(self, key, state, action, params):
+    obs, state, reward, terminated, info = self.inner.step_env(key, state, action, params)
+    return self._pad_obs(obs), state, reward, terminated, info
+
+  def reset_env(self, key, params):
+    obs, state = self.inner.reset_env(key, params)
+    return self._pad_obs(obs), state
+
+  def is_truncated(self, state, params):
+    return self.inner.is_truncated(state, params)
+
+  def is_terminated(self, state, params):
+    return self.inner.is_terminated(state, params)
+
+  def features(self, obs):
+    return obs.astype(jnp.float32)

@@ -1,0 +1,83 @@
+"""The learning-history pytree and what is computed from it (episode returns, learning curves)."""
+from __future__ import annotations
+
+import chex
+import numpy as np
+from flax import struct
+
+FIELDS = ("obs", "action", "reward", "terminated", "truncated", "episode", "update")
+
+
+@struct.dataclass
+class History:
+  """One or many env streams in time order; time is the axis just before the per-step feature axes.
+
+  A teacher returns [num_envs, T, ...] per learner; vmapped over seeds and tasks it becomes
+  [seeds, tasks, num_envs, T, ...]. Fields:
+    obs         the observation the action was taken in
+    action      int8/int32 action taken
+    reward      float32 reward received for it
+    terminated  bool, the episode ended in a terminal state (no bootstrap)
+    truncated   bool, the episode hit its time limit (bootstrap)
+    episode     int32 index of the episode within the stream, from 0
+    update      int32 number of gradient updates the teacher had made before this step
+  """
+
+  obs: chex.Array
+  action: chex.Array
+  reward: chex.Array
+  terminated: chex.Array
+  truncated: chex.Array
+  episode: chex.Array
+  update: chex.Array
+
+  @property
+  def length(self) -> int:
+    return self.action.shape[-1]
+
+
+def episode_returns(reward, done, env_step_of=None):
+  """Returns of the completed episodes of one stream.
+
+  Args: reward [T], done [T] (terminated | truncated); env_step_of [T] optional step stamps.
+  Returns: (returns [num_episodes], end_step [num_episodes]) where end_step is the 1-based step count
+  (or env_step_of) at which each episode ended. An unfinished last episode is dropped.
+  """
+  reward = np.asarray(reward, np.float64)
+  done = np.asarray(done, bool)
+  csum = np.concatenate([[0.0], np.cumsum(reward)])
+  ends = np.flatnonzero(done)
+  starts = np.concatenate([[0], ends[:-1] + 1])
+  rets = csum[ends + 1] - csum[starts]
+  steps = ends + 1 if env_step_of is None else np.asarray(env_step_of)[ends]
+  return rets, steps
+
+
+def learner_curve(history: History, num_envs_axis: int = 0):
+  """Learning curve of one learner from its streams [E, T]: every completed episode of every stream.
+
+  The x axis is the learner's environment steps (all its streams together): a step t of a stream is
+  learner step (t + 1) * E. Returns (env_steps [N], returns [N]) sorted by env step.
+  """
+  reward = np.asarray(history.reward)
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  num_envs = reward.shape[num_envs_axis]
+  xs, ys = [], []
+  for e in range(num_envs):
+    r, s = episode_returns(reward[e], done[e])
+    xs.append(s * num_envs)
+    ys.append(r)
+  xs, ys = np.concatenate(xs), np.concatenate(ys)
+  order = np.argsort(xs, kind="stable")
+  return xs[order], ys[order]
+
+
+def moving_average(x, window: int):
+  """Trailing mean over `window` points (shorter at the start). x [N] -> [N]."""
+  x = np.asarray(x, np.float64)
+  if x.size == 0:
+    return x
+  c = np.cumsum(np.concatenate([[0.0], x]))
+  idx = np.arange(1, x.size + 1)
+  lo = np.maximum(idx - window, 0)
+  return (c[idx] - c[lo]) / (idx - lo)

@@ -1,0 +1,305 @@
+"""A jit-compiled double DQN that records its own learning history.
+
+`make_teacher(config, env)` captures the static configuration and returns pure functions of arrays:
+
+  init(key, env_params)          -> TeacherState
+  segment(state, env_params)     -> (TeacherState, SegmentOutput)   # `segment_steps` env steps
+  train(key, env_params)         -> (TeacherState, History, metrics) # the whole run, one XLA program
+
+`make_train(config, env)` returns `train` alone. All of them vmap: `jax.jit(jax.vmap(jax.vmap(train)))`
+over seeds x tasks trains one DQN per (key, task) in one program.
+
+Steps are counted as environment transitions of one learner over all its `num_envs` streams (PureJaxRL's
+convention): `train_every=10` with `num_envs=10` is one gradient update per vectorised env step.
+Updates run on a fixed schedule (a block of `train_every` steps, then one update): no `lax.cond` on a
+batched predicate. Before `learning_starts` the update is computed and discarded with a select.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import struct
+
+from cl_limits import envs as envs_lib
+from cl_limits.histories.history import History
+from cl_limits.teachers.networks import QNetwork
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """PureJaxRL's DQN defaults (CartPole): squared TD error, no gradient clipping; double DQN on.
+
+  The grid and MinAtar configs switch to `loss="huber"`. Huber's bounded gradient needs rewards of a
+  small scale: on CartPole (reward 1 a step, Q near 100) the few terminal transitions, whose TD errors are
+  large, get outvoted and Q diverges (measured: returns collapse to ~10; see BUILD_NOTES.md).
+  """
+  return ml_collections.ConfigDict(dict(
+      num_envs=10,
+      total_steps=500_000,
+      segment_steps=50_000,
+      buffer_size=10_000,
+      batch_size=128,
+      train_every=10,
+      target_update_every=500,
+      learning_starts=10_000,
+      lr=2.5e-4,
+      gamma=0.99,
+      eps_start=1.0,
+      eps_end=0.05,
+      eps_anneal_steps=250_000,
+      loss="mse",
+      huber_delta=1.0,
+      max_grad_norm=0.0,
+      hidden=(120, 84),
+      torso="mlp",
+      double=True,
+  ))
+
+
+def validate(cfg, env=None) -> None:
+  """Raises ValueError naming the offending field; call before anything compiles."""
+  def need(ok, field, msg):
+    if not ok:
+      raise ValueError(f"dqn.{field}: {msg} (got {cfg[field]!r})")
+  for f in ("num_envs", "total_steps", "segment_steps", "buffer_size", "batch_size", "train_every",
+            "target_update_every"):
+    need(int(cfg[f]) >= 1, f, "must be a positive integer")
+  need(cfg.learning_starts >= 0, "learning_starts", "must be >= 0")
+  need(cfg.eps_anneal_steps >= 1, "eps_anneal_steps", "must be >= 1")
+  need(0.0 <= cfg.gamma <= 1.0, "gamma", "must be in [0, 1]")
+  need(cfg.lr > 0, "lr", "must be > 0")
+  need(0.0 <= cfg.eps_end <= 1.0 and 0.0 <= cfg.eps_start <= 1.0, "eps_end", "epsilons must be in [0, 1]")
+  need(cfg.train_every % cfg.num_envs == 0, "train_every", f"must be a multiple of num_envs={cfg.num_envs}")
+  need(cfg.segment_steps % cfg.train_every == 0, "segment_steps",
+       f"must be a multiple of train_every={cfg.train_every}")
+  need(cfg.total_steps % cfg.segment_steps == 0, "total_steps",
+       f"must be a multiple of segment_steps={cfg.segment_steps}")
+  need(cfg.target_update_every % cfg.train_every == 0, "target_update_every",
+       f"must be a multiple of train_every={cfg.train_every}")
+  need(cfg.buffer_size >= cfg.num_envs, "buffer_size", f"must hold at least num_envs={cfg.num_envs} steps")
+  need(cfg.torso in ("mlp", "conv"), "torso", "must be 'mlp' or 'conv'")
+  need(cfg.loss in ("mse", "huber"), "loss", "must be 'mse' or 'huber'")
+  need(cfg.huber_delta > 0, "huber_delta", "must be > 0")
+  need(all(int(h) >= 1 for h in cfg.hidden), "hidden", "layer widths must be positive")
+  if env is not None and cfg.torso == "conv":
+    shape, _ = envs_lib.obs_spec(env)
+    need(len(shape) == 3, "torso", f"'conv' needs image observations [H, W, C], env gives {shape}")
+
+
+@struct.dataclass
+class Replay:
+  obs: chex.Array        # [B, *obs]
+  action: chex.Array     # [B] int32
+  reward: chex.Array     # [B]
+  terminated: chex.Array  # [B] bool
+  next_obs: chex.Array   # [B, *obs] the real next observation (before any auto-reset)
+  ptr: chex.Array        # int32
+  size: chex.Array       # int32
+
+
+@struct.dataclass
+class TeacherState:
+  params: Any
+  target_params: Any
+  opt_state: Any
+  replay: Replay
+  env_state: Any         # [E] batched env states
+  obs: chex.Array        # [E, *obs]
+  episode: chex.Array    # [E] int32 episode index per stream
+  updates: chex.Array    # int32 gradient updates applied
+  env_steps: chex.Array  # int32 transitions seen, all streams
+  ep_return: chex.Array  # [E] float32 return of each stream's running episode
+  rng: chex.Array        # raw key data (uint32), so states checkpoint without typed keys
+
+
+@struct.dataclass
+class SegmentOutput:
+  history: History       # [E, T_segment, ...]
+  episode_return: chex.Array  # [E, T_segment] return of the episode that ended at this step, else nan
+  loss: chex.Array       # [num_updates_in_segment]
+  q_mean: chex.Array     # [num_updates_in_segment]
+
+
+def _split(state_rng, n):
+  keys = jax.random.split(jax.random.wrap_key_data(state_rng), n)
+  return jax.random.key_data(keys[0]), keys[1:]
+
+
+def make_teacher(config, env):
+  """Returns a namespace with init, segment, train, greedy_action and the network."""
+  cfg = config
+  validate(cfg, env)
+  num_envs = int(cfg.num_envs)
+  iters_per_update = int(cfg.train_every) // num_envs
+  updates_per_segment = int(cfg.segment_steps) // int(cfg.train_every)
+  num_segments = int(cfg.total_steps) // int(cfg.segment_steps)
+  target_every = int(cfg.target_update_every) // int(cfg.train_every)
+  obs_shape, obs_dtype = envs_lib.obs_spec(env)
+  num_actions = env.num_actions
+  net = QNetwork(num_actions=num_actions, hidden=tuple(int(h) for h in cfg.hidden), torso=cfg.torso)
+  feats = lambda obs: envs_lib.features(env, obs)
+  q_fn = lambda params, obs: net.apply(params, feats(obs))
+  tx_parts = [optax.clip_by_global_norm(cfg.max_grad_norm)] if cfg.max_grad_norm > 0 else []
+  tx = optax.chain(*tx_parts, optax.adam(cfg.lr))
+  env_reset = jax.vmap(env.reset, in_axes=(0, None))
+  env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+  def epsilon(env_steps):
+    frac = jnp.clip(env_steps / cfg.eps_anneal_steps, 0.0, 1.0)
+    return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
+
+  def init(key, env_params) -> TeacherState:
+    k_net, k_env, k_rest = jax.random.split(key, 3)
+    obs, env_state = env_reset(jax.random.split(k_env, num_envs), env_params)
+    params = net.init(k_net, feats(obs))
+    b = int(cfg.buffer_size)
+    replay = Replay(obs=jnp.zeros((b, *obs_shape), obs.dtype), action=jnp.zeros((b,), jnp.int32),
+                    reward=jnp.zeros((b,), jnp.float32), terminated=jnp.zeros((b,), bool),
+                    next_obs=jnp.zeros((b, *obs_shape), obs.dtype), ptr=jnp.int32(0), size=jnp.int32(0))
+    return TeacherState(params=params, target_params=params, opt_state=tx.init(params), replay=replay,
+                        env_state=env_state, obs=obs, episode=jnp.zeros((num_envs,), jnp.int32),
+                        updates=jnp.int32(0), env_steps=jnp.int32(0),
+                        ep_return=jnp.zeros((num_envs,), jnp.float32), rng=jax.random.key_data(k_rest))
+
+  def act_and_step(state: TeacherState, env_params):
+    rng, (k_explore, k_rand, k_env) = _split(state.rng, 4)
+    greedy = jnp.argmax(q_fn(state.params, state.obs), axis=-1)
+    explore = jax.random.uniform(k_explore, (num_envs,)) < epsilon(state.env_steps)
+    action = jnp.where(explore, jax.random.randint(k_rand, (num_envs,), 0, num_actions), greedy)
+    next_obs, env_state, reward, terminated, truncated, info = env_step(
+        jax.random.split(k_env, num_envs), state.env_state, action, env_params)
+    reward = reward.astype(jnp.float32)
+    terminated, truncated = terminated.astype(bool), truncated.astype(bool)
+    r = state.replay
+    idx = (r.ptr + jnp.arange(num_envs)) % r.action.shape[0]
+    replay = r.replace(obs=r.obs.at[idx].set(state.obs), action=r.action.at[idx].set(action),
+                       reward=r.reward.at[idx].set(reward), terminated=r.terminated.at[idx].set(terminated),
+                       next_obs=r.next_obs.at[idx].set(info["final_observation"]),
+                       ptr=(r.ptr + num_envs) % r.action.shape[0],
+                       size=jnp.minimum(r.size + num_envs, r.action.shape[0]))
+    record = History(obs=state.obs.astype(obs_dtype), action=action.astype(jnp.int32), reward=reward,
+                     terminated=terminated, truncated=truncated, episode=state.episode,
+                     update=jnp.broadcast_to(state.updates, (num_envs,)))
+    done = jnp.logical_or(terminated, truncated)
+    ep_return = state.ep_return + reward
+    state = state.replace(replay=replay, env_state=env_state, obs=next_obs, rng=rng,
+                          episode=state.episode + done.astype(jnp.int32),
+                          env_steps=state.env_steps + num_envs,
+                          ep_return=jnp.where(done, 0.0, ep_return))
+    return state, (record, jnp.where(done, ep_return, jnp.nan))
+
+  def loss_fn(params, target_params, batch):
+    q = q_fn(params, batch.obs)
+    q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
+    q_next_target = q_fn(target_params, batch.next_obs)
+    if cfg.double:
+      best = jnp.argmax(q_fn(params, batch.next_obs), axis=-1)
+    else:
+      best = jnp.argmax(q_next_target, axis=-1)
+    q_next = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
+    # Bootstrap through truncation, never through termination.
+    target = batch.reward + cfg.gamma * (1.0 - batch.terminated.astype(jnp.float32)) * q_next
+    td = q_taken - jax.lax.stop_gradient(target)
+    if cfg.loss == "huber":
+      return optax.huber_loss(td, delta=cfg.huber_delta).mean(), q_taken.mean()
+    return 0.5 * jnp.square(td).mean(), q_taken.mean()
+
+  def update(state: TeacherState):
+    rng, (k_idx,) = _split(state.rng, 2)
+    r = state.replay
+    idx = jax.random.randint(k_idx, (int(cfg.batch_size),), 0, jnp.maximum(r.size, 1))
+    batch = jax.tree.map(lambda x: x[idx], r.replace(ptr=None, size=None))
+    (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.target_params, batch)
+    upd, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, upd)
+    learn = state.env_steps >= cfg.learning_starts
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(learn, a, b), new, old)
+    params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+    updates = state.updates + learn.astype(jnp.int32)
+    sync = jnp.logical_and(learn, updates % target_every == 0)
+    target_params = jax.tree.map(lambda p, t: jnp.where(sync, p, t), params, state.target_params)
+    state = state.replace(params=params, opt_state=opt_state, target_params=target_params,
+                          updates=updates, rng=rng)
+    return state, (jnp.where(learn, loss, jnp.nan), jnp.where(learn, q_mean, jnp.nan))
+
+  def block(carry, _):
+    state, env_params = carry
+    state, records = jax.lax.scan(lambda s, _: act_and_step(s, env_params), state, None,
+                                  length=iters_per_update)
+    state, metrics = update(state)
+    return (state, env_params), (records, metrics)
+
+  def segment(state: TeacherState, env_params):
+    (state, _), ((records, ep_ret), (loss, q_mean)) = jax.lax.scan(
+        block, (state, env_params), None, length=updates_per_segment)
+    # [blocks, iters_per_update, E, ...] -> [E, T, ...]
+    to_streams = lambda x: jnp.moveaxis(x.reshape((-1,) + x.shape[2:]), 1, 0)
+    return state, SegmentOutput(history=jax.tree.map(to_streams, records),
+                                episode_return=to_streams(ep_ret), loss=loss, q_mean=q_mean)
+
+  def train(key, env_params):
+    state = init(key, env_params)
+    state, outs = jax.lax.scan(lambda s, _: segment(s, env_params), state, None, length=num_segments)
+    history = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1).reshape(
+        (x.shape[1], -1) + x.shape[3:]), outs.history)
+    ep_ret = jnp.moveaxis(outs.episode_return, 0, 1).reshape((num_envs, -1))
+    return state, history, {"loss": outs.loss.reshape(-1), "q_mean": outs.q_mean.reshape(-1),
+                            "episode_return": ep_ret}
+
+  def greedy_action(params, obs):
+    return jnp.argmax(q_fn(params, obs), axis=-1)
+
+  return _Teacher(init=init, segment=segment, train=train, greedy_action=greedy_action, q_fn=q_fn,
+                  network=net, num_segments=num_segments, epsilon=epsilon,
+                  segment_iters=updates_per_segment * iters_per_update)
+
+
+@struct.dataclass
+class _Teacher:
+  init: Any = struct.field(pytree_node=False)
+  segment: Any = struct.field(pytree_node=False)
+  train: Any = struct.field(pytree_node=False)
+  greedy_action: Any = struct.field(pytree_node=False)
+  q_fn: Any = struct.field(pytree_node=False)
+  network: Any = struct.field(pytree_node=False)
+  num_segments: int = struct.field(pytree_node=False)
+  epsilon: Any = struct.field(pytree_node=False)
+  segment_iters: int = struct.field(pytree_node=False)
+
+
+def make_train(config, env):
+  """`train(key, env_params) -> (final TeacherState, History [E, T], metrics)`, pure and jittable."""
+  return make_teacher(config, env).train
+
+
+def greedy_returns(env, q_fn, params, env_params, key, num_episodes: int = 1, max_steps: int | None = None):
+  """Greedy policy's episode returns [num_episodes] (one env, run until that many episodes end)."""
+  max_steps = int(max_steps or num_episodes * _episode_cap(env, env_params))
+
+  def step(carry, k):
+    obs, env_state, ret, rets, n = carry
+    action = jnp.argmax(q_fn(params, obs[None])[0])
+    obs, env_state, r, term, trunc, _ = env.step(k, env_state, action, env_params)
+    ret = ret + r
+    done = jnp.logical_or(term, trunc)
+    rets = jnp.where(done & (n < num_episodes), rets.at[jnp.minimum(n, num_episodes - 1)].set(ret), rets)
+    return (obs, env_state, jnp.where(done, 0.0, ret), rets, n + done), None
+
+  k_reset, k_steps = jax.random.split(key)
+  obs, env_state = env.reset(k_reset, env_params)
+  init = (obs, env_state, jnp.float32(0), jnp.full((num_episodes,), jnp.nan, jnp.float32), jnp.int32(0))
+  (_, _, _, rets, _), _ = jax.lax.scan(step, init, jax.random.split(k_steps, max_steps))
+  return rets
+
+
+def _episode_cap(env, env_params):
+  cap = getattr(env, "episode_len", None)
+  if cap is None:
+    cap = int(np.max(np.asarray(env_params.max_steps_in_episode)))
+  return int(cap)
