@@ -27,7 +27,7 @@ def get_config(preset: str = ""):
   config.env = ml_collections.ConfigDict(dict(name="DarkRoom", kwargs=dict(size=9, episode_len=20)))
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.25, teacher_split="train",
                                                 max_tasks=0))
-  config.teacher = ml_collections.ConfigDict(dict(num_seeds=1, log_every=1_000, eval_episodes=1,
+  config.teacher = ml_collections.ConfigDict(dict(num_seeds=3, log_every=1_000, eval_episodes=1,
                                                   dqn=teacher_dqn()))
   if preset == "smoke":
     config.tasks.max_tasks = 4

@@ -1,0 +1,43 @@
+"""Test setup: four virtual CPU devices (so sharding is exercised without a GPU), shared compiled runs."""
+import os
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", 4)
+if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cl_limits import envs  # noqa: E402
+from cl_limits.teachers import dqn  # noqa: E402
+from experiments.configs import darkroom  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def darkroom_all_goals():
+  """One DQN teacher per goal of the 9x9 DarkRoom (81), the darkroom config's teacher settings."""
+  env = envs.make("DarkRoom", size=9, episode_len=20)
+  tasks = env.all_tasks()
+  cfg = darkroom.teacher_dqn()
+  teacher = dqn.make_teacher(cfg, env)
+  keys = jax.random.split(jax.random.key(0), 81)
+  state, history, metrics = jax.jit(jax.vmap(teacher.train))(keys, tasks)
+  return dict(env=env, tasks=tasks, teacher=teacher, state=state, history=jax.device_get(history),
+              metrics=jax.device_get(metrics), keys=keys)
+
+
+def tiny_dqn(**kw):
+  cfg = dqn.default_config()
+  cfg.update(dict(num_envs=4, total_steps=8_000, segment_steps=8_000, buffer_size=1_000, batch_size=32,
+                  train_every=4, target_update_every=40, learning_starts=200, lr=3e-3, gamma=0.5,
+                  eps_start=1.0, eps_end=1.0, eps_anneal_steps=1_000, hidden=(16,)))
+  cfg.update(kw)
+  return cfg
+
+
+@pytest.fixture
+def rng():
+  return np.random.default_rng(0)

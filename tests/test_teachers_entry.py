@@ -1,0 +1,119 @@
+"""experiments/teachers.py end to end: outputs, kill and resume, bad configs, sharded seeds."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from cl_limits import sharding
+from cl_limits.histories import store
+from cl_limits.teachers import runner
+from experiments.configs import darkroom
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Many short segments, so that a kill lands mid-run.
+LONG_SMOKE = ["--config.teacher.dqn.total_steps=16000", "--config.teacher.dqn.segment_steps=400",
+              "--config.teacher.dqn.eps_anneal_steps=8000"]
+
+
+def teachers_cmd(workdir, *extra, preset="smoke"):
+  return [sys.executable, "-m", "experiments.teachers",
+          f"--config={ROOT}/experiments/configs/darkroom.py:{preset}", f"--workdir={workdir}", *extra]
+
+
+def run(cmd, **kw):
+  env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
+  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("full")
+  out = run(teachers_cmd(workdir, *LONG_SMOKE))
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, out
+
+
+def test_smoke_run_writes_histories_checkpoints_tensorboard_and_figure(uninterrupted):
+  workdir, out = uninterrupted
+  t = os.path.join(workdir, "teachers")
+  history, manifest = store.load(os.path.join(t, "histories"))
+  assert history.action.shape == (2, 4, 2, 8000)  # seeds, tasks, streams, time
+  assert manifest["streams_per_learner"] == 2 and manifest["env"] == "DarkRoom"
+  assert len(manifest["task_ids"]) == 4
+  assert os.listdir(os.path.join(t, "tb", "seed_1"))
+  assert os.path.getsize(os.path.join(t, "teacher_curves.png")) > 5000
+  summary = json.load(open(os.path.join(t, "summary.json")))
+  assert np.asarray(summary["greedy_return"]).shape == (2, 4)
+  assert "segment 40/40" in out.stdout
+  again = run(teachers_cmd(workdir, *LONG_SMOKE))
+  assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_killed_run_resumes_to_identical_histories(uninterrupted, tmp_path):
+  full_dir, _ = uninterrupted
+  env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.Popen(teachers_cmd(tmp_path, *LONG_SMOKE), cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpt = tmp_path / "teachers" / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    steps = [int(p) for p in os.listdir(ckpt) if p.isdigit()] if ckpt.exists() else []
+    if steps and max(steps) >= 3:
+      proc.send_signal(signal.SIGKILL)
+      break
+    time.sleep(0.01)
+  assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+  assert not store.is_complete(str(tmp_path / "teachers" / "histories"))
+  out = run(teachers_cmd(tmp_path, *LONG_SMOKE))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "resuming from segment" in out.stdout
+  a, _ = store.load(str(full_dir / "teachers" / "histories"))
+  b, _ = store.load(str(tmp_path / "teachers" / "histories"))
+  chex.assert_trees_all_equal(a, b)
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("--config.env.name=DarkRoooom", "env.name: unknown env 'DarkRoooom'"),
+    ("--config.teacher.dqn.total_steps=-400", "dqn.total_steps: must be a positive integer"),
+    ("--config.teacher.num_seeds=0", "teacher.num_seeds: must be >= 1"),
+])
+def test_bad_config_fails_before_compiling_naming_the_field(tmp_path, override, msg):
+  out = run(teachers_cmd(tmp_path, override))
+  assert out.returncode != 0
+  assert msg in out.stderr
+  assert "validate" in out.stderr and "XlaRuntimeError" not in out.stderr  # refused at the boundary
+  assert not (tmp_path / "teachers").exists(), "nothing may be written for a bad config"
+
+
+def test_bad_env_kwargs_are_reported_as_config_fields():
+  config = darkroom.get_config("smoke")
+  config.unlock()
+  config.env.kwargs.size = 1
+  with pytest.raises(ValueError, match="env.kwargs: grid size must be >= 2"):
+    runner.validate_config(config)
+
+
+def test_sharded_seeds_equal_unsharded():
+  assert jax.device_count() == 4
+  config = darkroom.get_config("smoke")
+  from cl_limits import envs
+  from cl_limits.teachers import dqn
+  env = envs.make("DarkRoom")
+  tasks, _ = runner.teacher_tasks(config, env)
+  teacher = dqn.make_teacher(config.teacher.dqn, env)
+  keys = runner.seed_task_keys(0, 4, 4)
+  f = jax.vmap(jax.vmap(teacher.train, in_axes=(0, 0)), in_axes=(0, None))
+  mesh = sharding.seed_mesh(4)
+  assert mesh is not None and mesh.devices.size == 4
+  plain = jax.jit(f)(keys, tasks)
+  sharded = jax.jit(f)(sharding.shard_seeds(keys, mesh), sharding.replicate(tasks, mesh))
+  assert len(jax.tree.leaves(sharded)[0].sharding.device_set) == 4
+  chex.assert_trees_all_close(jax.device_get(plain), jax.device_get(sharded), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(plain[1].action, sharded[1].action)
