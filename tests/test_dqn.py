@@ -111,3 +111,15 @@ def test_learner_curve_orders_streams_by_env_step():
   x, y = learner_curve(h)
   np.testing.assert_array_equal(x, [2, 4, 6, 8])
   np.testing.assert_array_equal(y, [0, 2, 6, 2])
+
+
+def test_conv_torso_on_minatar_records_boolean_history():
+  env = envs.make("MinAtar-Breakout")
+  cfg = tiny_dqn(torso="conv", hidden=(32,), total_steps=400, segment_steps=200, learning_starts=100,
+                 buffer_size=200, gamma=0.99, loss="huber")
+  teacher = dqn.make_teacher(cfg, env)
+  state, h, m = jax.jit(teacher.train)(jax.random.key(0), env.default_params)
+  assert h.obs.shape == (4, 100, 10, 10, 7) and h.obs.dtype == jnp.bool_
+  assert state.replay.obs.dtype == jnp.bool_  # replay stays compact too
+  assert np.isfinite(np.asarray(m["loss"])[-1])
+  assert int(state.updates) == (400 - 100) // 4 + 1
