@@ -1,0 +1,163 @@
+"""A causal transformer over transitions, with a one-step decode over a ring-buffer KV cache.
+
+One token per environment step t embeds (obs_t, action_{t-1}, reward_{t-1}, done_{t-1}) and predicts
+action_t. Positions enter only as ALiBi biases on relative distance (Press et al. 2022), so a window that
+has slid past the training length looks exactly like one that has not: `decode` over a ring buffer of
+`context_len` keys and values gives the same logits as a full forward pass over the last `context_len`
+transitions.
+
+Both paths work on one stream (no batch axis); vmap them for batches.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+NEG_INF = -1e9
+
+
+@struct.dataclass
+class Tokens:
+  """One stream's inputs: obs [T, ...], prev_action [T] int32 (num_actions = none yet), prev_reward [T],
+  prev_done [T] bool."""
+  obs: chex.Array
+  prev_action: chex.Array
+  prev_reward: chex.Array
+  prev_done: chex.Array
+
+
+@struct.dataclass
+class KVCache:
+  """Ring buffer of the last `context_len` steps: keys/values [layers, C, heads, head_dim]; slot_pos [C]
+  holds the absolute step stored in each slot (-1 when empty); pos is the next step's absolute index."""
+  k: chex.Array
+  v: chex.Array
+  slot_pos: chex.Array
+  pos: chex.Array
+
+
+def alibi_slopes(heads: int) -> np.ndarray:
+  return 2.0 ** (-8.0 * (np.arange(heads) + 1) / heads)
+
+
+class _Block(nn.Module):
+  width: int
+  heads: int
+  mlp_ratio: int = 4
+
+  def setup(self):
+    self.ln1, self.ln2 = nn.LayerNorm(), nn.LayerNorm()
+    self.qkv = nn.Dense(3 * self.width, use_bias=False)
+    self.out = nn.Dense(self.width)
+    self.mlp_in = nn.Dense(self.mlp_ratio * self.width)
+    self.mlp_out = nn.Dense(self.width)
+
+  def _qkv(self, x):
+    q, k, v = jnp.split(self.qkv(self.ln1(x)), 3, axis=-1)
+    shape = x.shape[:-1] + (self.heads, self.width // self.heads)
+    return q.reshape(shape), k.reshape(shape), v.reshape(shape)
+
+  def _finish(self, x, att):
+    x = x + self.out(att.reshape(att.shape[:-2] + (self.width,)))
+    return x + self.mlp_out(nn.gelu(self.mlp_in(self.ln2(x))))
+
+  @staticmethod
+  def _attend(q, k, v, bias):
+    """q [Tq, H, D], k/v [Tk, H, D], bias [H, Tq, Tk] -> [Tq, H, D]."""
+    logits = jnp.einsum("qhd,khd->hqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype) + bias
+    return jnp.einsum("hqk,khd->qhd", jax.nn.softmax(logits, axis=-1), v)
+
+  def __call__(self, x, bias):
+    q, k, v = self._qkv(x)
+    return self._finish(x, self._attend(q, k, v, bias))
+
+  def step(self, x, k_cache, v_cache, slot, bias):
+    """x [width]; caches [C, H, D]; writes this step's key/value at `slot`, attends over the cache."""
+    q, k, v = self._qkv(x[None])
+    k_cache = jax.lax.dynamic_update_slice(k_cache, k, (slot, 0, 0))
+    v_cache = jax.lax.dynamic_update_slice(v_cache, v, (slot, 0, 0))
+    att = self._attend(q, k_cache, v_cache, bias[:, None, :])
+    return self._finish(x[None], att)[0], k_cache, v_cache
+
+
+class TransitionTransformer(nn.Module):
+  """Causal transformer over transitions -> action logits.
+
+  Attributes:
+    num_actions: size of the action set.
+    context_len: attention window in transitions (the KV cache size).
+    obs_nvec: cardinalities of integer observation entries (grid worlds: each entry gets its own
+      embedding table, summed, e.g. separate x and y embeddings); None for float/bool observations,
+      which are flattened and projected by a dense layer.
+  """
+
+  num_actions: int
+  context_len: int
+  layers: int = 4
+  width: int = 64
+  heads: int = 4
+  obs_nvec: Sequence[int] | None = None
+
+  def setup(self):
+    if self.width % self.heads:
+      raise ValueError(f"model width {self.width} is not divisible by heads {self.heads}")
+    if self.obs_nvec is not None:
+      self.obs_embed = [nn.Embed(int(n), self.width) for n in self.obs_nvec]
+    else:
+      self.obs_proj = nn.Dense(self.width)
+    self.action_embed = nn.Embed(self.num_actions + 1, self.width)
+    self.reward_proj = nn.Dense(self.width)
+    self.done_embed = nn.Embed(2, self.width)
+    self.blocks = [_Block(self.width, self.heads) for _ in range(self.layers)]
+    self.ln_f = nn.LayerNorm()
+    self.head = nn.Dense(self.num_actions)
+    self.slopes = jnp.asarray(alibi_slopes(self.heads), jnp.float32)
+
+  def embed(self, t: Tokens):
+    """Token embeddings [..., width] for inputs with any leading shape."""
+    if self.obs_nvec is not None:
+      obs = t.obs.astype(jnp.int32)
+      x = sum(emb(obs[..., i]) for i, emb in enumerate(self.obs_embed))
+    else:
+      lead = t.prev_action.ndim
+      x = self.obs_proj(t.obs.reshape(t.obs.shape[:lead] + (-1,)).astype(jnp.float32))
+    x = x + self.action_embed(t.prev_action.astype(jnp.int32))
+    x = x + self.reward_proj(t.prev_reward.astype(jnp.float32)[..., None])
+    return x + self.done_embed(t.prev_done.astype(jnp.int32))
+
+  def __call__(self, t: Tokens):
+    """Full causal pass over one stream [T] (window `context_len`). Returns logits [T, num_actions]."""
+    x = self.embed(t)
+    n = x.shape[0]
+    dist = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]       # query - key
+    allowed = (dist >= 0) & (dist < self.context_len)
+    bias = jnp.where(allowed[None], -self.slopes[:, None, None] * dist[None], NEG_INF)
+    for block in self.blocks:
+      x = block(x, bias)
+    return self.head(self.ln_f(x))
+
+  def decode(self, t: Tokens, cache: KVCache):
+    """One step: inputs without a time axis. Returns (logits [num_actions], updated cache)."""
+    x = self.embed(t)
+    slot = cache.pos % self.context_len
+    slot_pos = cache.slot_pos.at[slot].set(cache.pos)
+    dist = cache.pos - slot_pos
+    bias = jnp.where((slot_pos >= 0)[None], -self.slopes[:, None] * dist[None], NEG_INF)
+    ks, vs = [], []
+    for i, block in enumerate(self.blocks):
+      x, k, v = block.step(x, cache.k[i], cache.v[i], slot, bias)
+      ks.append(k)
+      vs.append(v)
+    cache = KVCache(k=jnp.stack(ks), v=jnp.stack(vs), slot_pos=slot_pos, pos=cache.pos + 1)
+    return self.head(self.ln_f(x)), cache
+
+  def init_cache(self) -> KVCache:
+    shape = (self.layers, self.context_len, self.heads, self.width // self.heads)
+    return KVCache(k=jnp.zeros(shape), v=jnp.zeros(shape),
+                   slot_pos=jnp.full((self.context_len,), -1, jnp.int32), pos=jnp.int32(0))

@@ -1,0 +1,86 @@
+"""The KV-cached decode equals a full causal pass over the same window, before and after it slides."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cl_limits.models.transformer import Tokens, TransitionTransformer
+
+C = 8       # context_len
+T = 21      # steps decoded: the window slides past C twice
+
+
+def random_tokens(key, n, obs_nvec):
+  ko, ka, kr, kd = jax.random.split(key, 4)
+  if obs_nvec is None:
+    obs = jax.random.bernoulli(ko, 0.3, (n, 3, 3, 2))
+  else:
+    obs = jnp.stack([jax.random.randint(jax.random.fold_in(ko, i), (n,), 0, m)
+                     for i, m in enumerate(obs_nvec)], -1).astype(jnp.int8)
+  return Tokens(obs=obs, prev_action=jax.random.randint(ka, (n,), 0, 6),
+                prev_reward=jax.random.normal(kr, (n,)), prev_done=jax.random.bernoulli(kd, 0.2, (n,)))
+
+
+def build(obs_nvec, layers):
+  model = TransitionTransformer(num_actions=5, context_len=C, layers=layers, width=16, heads=4,
+                                obs_nvec=obs_nvec)
+  tokens = random_tokens(jax.random.key(1), T, obs_nvec)
+  params = model.init(jax.random.key(0), jax.tree.map(lambda x: x[:C], tokens))
+  return model, params, tokens
+
+
+@pytest.fixture(scope="module", params=[(9, 9), None], ids=["grid", "image"])
+def model_and_params(request):
+  return build(request.param, layers=2)
+
+
+def decode_all(model, params, tokens):
+  def step(cache, tok):
+    logits, cache = model.apply(params, tok, cache, method=TransitionTransformer.decode)
+    return cache, logits
+  cache, logits = jax.lax.scan(step, model.init_cache(), tokens)
+  return logits, cache
+
+
+def test_decode_matches_full_pass_before_the_window_slides(model_and_params):
+  model, params, tokens = model_and_params
+  decoded, cache = jax.jit(lambda p, t: decode_all(model, p, t))(params, tokens)
+  assert int(cache.pos) == T
+  for t in range(C):
+    full = model.apply(params, jax.tree.map(lambda x: x[:t + 1], tokens))[-1]
+    np.testing.assert_allclose(decoded[t], full, rtol=2e-4, atol=2e-5, err_msg=f"step {t}")
+
+
+def test_one_layer_decode_matches_full_pass_over_the_last_window_after_sliding():
+  """With one layer a token sees exactly the last C transitions, cached or recomputed. (With more
+  layers each layer attends C back, so the receptive field reaches L * (C - 1) back: see BUILD_NOTES.)"""
+  model, params, tokens = build((9, 9), layers=1)
+  decoded, _ = decode_all(model, params, tokens)
+  for t in range(T):
+    lo = max(0, t - C + 1)
+    window = jax.tree.map(lambda x: x[lo:t + 1], tokens)
+    full = model.apply(params, window)[-1]
+    np.testing.assert_allclose(decoded[t], full, rtol=2e-4, atol=2e-5, err_msg=f"step {t}")
+
+
+def test_sliding_full_pass_matches_decode_everywhere(model_and_params):
+  model, params, tokens = model_and_params
+  decoded, _ = decode_all(model, params, tokens)
+  full = model.apply(params, tokens)  # window mask of width C over all T steps
+  np.testing.assert_allclose(decoded, full, rtol=2e-4, atol=2e-5)
+
+
+def test_window_really_forgets(model_and_params):
+  """A token beyond the receptive field (layers * (C - 1) back) leaves today's logits unchanged."""
+  model, params, tokens = model_and_params
+  base = model.apply(params, tokens)[-1]
+  far = tokens.replace(prev_reward=tokens.prev_reward.at[T - 1 - 2 * (C - 1) - 1].add(5.0))
+  near = tokens.replace(prev_reward=tokens.prev_reward.at[T - C + 1].add(5.0))
+  np.testing.assert_allclose(model.apply(params, far)[-1], base, rtol=1e-6)
+  assert not np.allclose(model.apply(params, near)[-1], base)
+
+
+def test_width_not_divisible_by_heads_is_refused():
+  model = TransitionTransformer(num_actions=5, context_len=4, width=10, heads=4, obs_nvec=(9, 9))
+  with pytest.raises(ValueError, match="width 10 is not divisible by heads 4"):
+    model.init(jax.random.key(0), random_tokens(jax.random.key(0), 4, (9, 9)))
