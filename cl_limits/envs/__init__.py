@@ -69,30 +69,39 @@ def num_tasks(env) -> int:
   return 1
 
 
-def task_split(env, seed: int = 0, heldout_fraction: float = 0.25):
-  """Reproducible split of the env's tasks into (train, heldout), each params with a leading task axis.
+def split_ids(env, seed: int = 0, heldout_fraction: float = 0.25):
+  """Task ids (into `env.all_tasks()`) of the reproducible (train, heldout) split, each sorted.
 
   The split is a permutation drawn from `seed` alone, so every stage that names the same seed and
-  fraction sees the same tasks. Envs with a single task return it as train and as heldout.
+  fraction sees the same tasks. An env with a single task gives it as train and as heldout.
   """
   if not 0.0 <= heldout_fraction < 1.0:
     raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
-  if not hasattr(env, "all_tasks"):
-    one = jax.tree.map(lambda x: jnp.asarray(x)[None], env.default_params)
-    return one, one
-  tasks = env.all_tasks()
   n = num_tasks(env)
+  if n == 1:
+    return np.array([0]), np.array([0])
   order = np.random.default_rng(seed).permutation(n)
   n_held = int(round(n * heldout_fraction))
-  held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
-  take = lambda idx: jax.tree.map(lambda x: jnp.asarray(x)[idx], tasks)
-  return take(train), take(held)
+  return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+def tasks_at(env, ids):
+  """Task params with a leading task axis for the given ids (the default task for single-task envs)."""
+  if not hasattr(env, "all_tasks"):
+    return jax.tree.map(lambda x: jnp.asarray(x)[None], env.default_params)
+  return select_tasks(env.all_tasks(), ids)
+
+
+def task_split(env, seed: int = 0, heldout_fraction: float = 0.25):
+  """The (train, heldout) split of `split_ids` as params, each with a leading task axis."""
+  train, held = split_ids(env, seed, heldout_fraction)
+  return tasks_at(env, train), tasks_at(env, held)
 
 
 def select_tasks(tasks, indices):
-  return jax.tree.map(lambda x: x[np.asarray(indices)], tasks)
+  return jax.tree.map(lambda x: jnp.asarray(x)[np.asarray(indices)], tasks)
 
 
-__all__ = ["make", "names", "features", "obs_spec", "task_split", "select_tasks", "num_tasks",
+__all__ = ["make", "names", "features", "obs_spec", "task_split", "split_ids", "tasks_at", "select_tasks", "num_tasks",
            "DarkRoom", "DarkKeyToDoor", "SharedMinAtar", "RandomProjection", "ActionPermutation",
            "grid", "minatar", "probes", "wrappers"]

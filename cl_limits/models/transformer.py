@@ -2,9 +2,11 @@
 
 One token per environment step t embeds (obs_t, action_{t-1}, reward_{t-1}, done_{t-1}) and predicts
 action_t. Positions enter only as ALiBi biases on relative distance (Press et al. 2022), so a window that
-has slid past the training length looks exactly like one that has not: `decode` over a ring buffer of
-`context_len` keys and values gives the same logits as a full forward pass over the last `context_len`
-transitions.
+has slid past the training length looks exactly like one that has not. Every layer attends to the last
+`context_len` steps (sliding-window attention): `decode` over a ring buffer of `context_len` keys and
+values gives the same logits as `__call__` (same mask) over the whole stream. With one layer, or before
+the window slides, that is also a fresh pass over the last `context_len` transitions; with L layers the
+receptive field reaches L * (context_len - 1) steps back (see BUILD_NOTES.md).
 
 Both paths work on one stream (no batch axis); vmap them for batches.
 """

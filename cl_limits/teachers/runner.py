@@ -57,25 +57,12 @@ def validate_config(config) -> None:
 
 def teacher_tasks(config, env):
   """(task params with a leading task axis [K], task ids [K] into env.all_tasks())."""
-  train, held = envs_lib.task_split(env, config.tasks.split_seed, config.tasks.heldout_fraction)
-  n_all = envs_lib.num_tasks(env)
-  order = np.random.default_rng(config.tasks.split_seed).permutation(n_all)
-  n_held = int(round(n_all * config.tasks.heldout_fraction)) if n_all > 1 else 0
-  held_ids, train_ids = np.sort(order[:n_held]), np.sort(order[n_held:])
-  if n_all == 1:
-    held_ids = train_ids = np.array([0])
+  train, held = envs_lib.split_ids(env, config.tasks.split_seed, config.tasks.heldout_fraction)
   split = config.tasks.teacher_split
-  if split == "train":
-    params, ids = train, train_ids
-  elif split == "heldout":
-    params, ids = held, held_ids
-  else:
-    params = env.all_tasks() if hasattr(env, "all_tasks") else train
-    ids = np.arange(n_all)
+  ids = {"train": train, "heldout": held, "all": np.arange(envs_lib.num_tasks(env))}[split]
   if int(config.tasks.max_tasks) > 0:
-    k = min(int(config.tasks.max_tasks), len(ids))
-    params, ids = envs_lib.select_tasks(params, np.arange(k)), ids[:k]
-  return params, np.asarray(ids)
+    ids = ids[:int(config.tasks.max_tasks)]
+  return envs_lib.tasks_at(env, ids), np.asarray(ids)
 
 
 def seed_task_keys(seed: int, num_seeds: int, num_tasks: int):

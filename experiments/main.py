@@ -1,0 +1,15 @@
+"""What every absl main shares: `--config` (ml_collections file, locked) and `--workdir`, then one call."""
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it holds a run).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def run(fn) -> None:
+  """Parses the flags and calls fn(config, workdir)."""
+  def main(argv):
+    del argv
+    fn(_CONFIG.value, _WORKDIR.value)
+  app.run(main)
