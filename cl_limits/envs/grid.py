@@ -124,6 +124,11 @@ class DarkRoom(_Grid):
     return "DarkRoomHard" if self.hard else "DarkRoom"
 
   @property
+  def fixed_episode_len(self) -> int:
+    """Every episode lasts exactly this many steps (no terminal state)."""
+    return self.episode_len
+
+  @property
   def default_params(self) -> DarkRoomParams:
     return DarkRoomParams(goal=jnp.array([self.size - 1, self.size - 1], jnp.int32),
                           max_steps_in_episode=self.episode_len)
@@ -142,6 +147,10 @@ class DarkRoom(_Grid):
 
   def optimal_action(self, state, params):
     return _step_toward(state.pos, params.goal)
+
+  def optimal_action_from_obs(self, obs, params):
+    """The oracle's action from an observation (the observation is the whole state here)."""
+    return _step_toward(obs[:2].astype(jnp.int32), params.goal)
 
   def optimal_return(self, params, start_pos=None):
     """Return of the oracle from `start_pos` (default: the fixed start cell)."""
@@ -205,6 +214,11 @@ class DarkKeyToDoor(_Grid):
   def optimal_action(self, state, params):
     target = jnp.where(state.has_key, params.door_pos, params.key_pos)
     return _step_toward(state.pos, target)
+
+  def optimal_action_from_obs(self, obs, params):
+    """The oracle's action from an observation (x, y, has_key), which is the whole state."""
+    target = jnp.where(obs[2] > 0, params.door_pos, params.key_pos)
+    return _step_toward(obs[:2].astype(jnp.int32), target)
 
   def optimal_return(self, params, start_pos=None):
     start = jnp.array([self.size // 2] * 2) if start_pos is None else start_pos

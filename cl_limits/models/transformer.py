@@ -133,12 +133,17 @@ class TransitionTransformer(nn.Module):
     x = x + self.reward_proj(t.prev_reward.astype(jnp.float32)[..., None])
     return x + self.done_embed(t.prev_done.astype(jnp.int32))
 
-  def __call__(self, t: Tokens):
-    """Full causal pass over one stream [T] (window `context_len`). Returns logits [T, num_actions]."""
+  def __call__(self, t: Tokens, valid=None):
+    """Full causal pass over one stream [T] (window `context_len`). Returns logits [T, num_actions].
+
+    valid: optional bool [T]; steps marked False are never attended to (padding).
+    """
     x = self.embed(t)
     n = x.shape[0]
     dist = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]       # query - key
     allowed = (dist >= 0) & (dist < self.context_len)
+    if valid is not None:
+      allowed = allowed & valid[None, :]
     bias = jnp.where(allowed[None], -self.slopes[:, None, None] * dist[None], NEG_INF)
     for block in self.blocks:
       x = block(x, bias)

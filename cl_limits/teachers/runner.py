@@ -257,6 +257,26 @@ def _plot(curves, bin_steps, summary, config, path):
   return path
 
 
+def load_final_state(config, workdir: str):
+  """The teachers' final TeacherState [seeds, tasks, ...] from a finished teacher stage's checkpoints."""
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  env = envs_lib.make(config.env.name, **config.env.kwargs.to_dict())
+  tasks, task_ids = teacher_tasks(config, env)
+  teacher = dqn.make_teacher(config.teacher.dqn, env)
+  keys = seed_task_keys(config.seed, int(config.teacher.num_seeds), len(task_ids))
+  per_task = lambda f: jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
+  abstract = jax.eval_shape(per_task(teacher.init), keys, tasks)
+  directory = os.path.join(os.path.abspath(workdir), "teachers", "checkpoints")
+  mngr = ocp.CheckpointManager(directory)
+  step = mngr.latest_step()
+  if step != teacher.num_segments:
+    raise FileNotFoundError(f"no finished teacher checkpoint in {directory} (latest step {step}, "
+                            f"need {teacher.num_segments})")
+  state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+  mngr.close()
+  return state
+
+
 def load_config_dict(path: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))

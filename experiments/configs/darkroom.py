@@ -8,6 +8,7 @@ Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and s
 """
 import ml_collections
 
+from cl_limits.imitation import learner
 from cl_limits.teachers import dqn
 
 
@@ -21,6 +22,40 @@ def teacher_dqn(**overrides):
   return cfg
 
 
+def arm(**overrides):
+  """One imitation arm (see cl_limits/histories/datasets.py): every field present so flags can set it."""
+  a = ml_collections.ConfigDict(dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0,
+                                     labels="action"))
+  a.update(overrides)
+  return a
+
+
+def imitation(**overrides):
+  im = ml_collections.ConfigDict()
+  im.num_seeds = 3
+  # AD: whole learning histories. BC: the last 10% of each (the teacher at its final skill; the AD
+  # paper's "expert distillation" control).
+  im.arms = ml_collections.ConfigDict(dict(ad=arm(), bc=arm(portion="last", fraction=0.1)))
+  im.ad_eps = ml_collections.ConfigDict(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=0.5))
+  im.model = learner.default_model_config()
+  im.train = learner.default_config()
+  im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=8, episodes=20))
+  im.update(overrides)
+  return im
+
+
+def evaluation(**overrides):
+  ev = ml_collections.ConfigDict(dict(
+      episodes=100,          # per rollout, from an empty context that then carries across episodes
+      num_tasks=0,           # held-out tasks (0: all of them)
+      greedy=True,           # argmax actions (False: sample from the policy)
+      early_episodes=3, late_episodes=10,
+      compare="ad:bc",       # "a:b" pairs, comma-separated: bootstrap CI of a's late return minus b's
+      bootstrap_reps=2000))
+  ev.update(overrides)
+  return ev
+
+
 def get_config(preset: str = ""):
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -29,6 +64,8 @@ def get_config(preset: str = ""):
                                                 max_tasks=0))
   config.teacher = ml_collections.ConfigDict(dict(num_seeds=3, log_every=1_000, eval_episodes=1,
                                                   dqn=teacher_dqn()))
+  config.imitation = imitation()
+  config.evaluation = evaluation()
   if preset == "smoke":
     config.tasks.max_tasks = 4
     config.teacher.num_seeds = 2
@@ -36,6 +73,14 @@ def get_config(preset: str = ""):
     config.teacher.dqn = teacher_dqn(num_envs=2, total_steps=1_200, segment_steps=400, buffer_size=1_000,
                                      batch_size=16, train_every=2, target_update_every=40,
                                      learning_starts=100, eps_anneal_steps=600, hidden=(16,))
+    config.imitation.num_seeds = 2
+    config.imitation.model.update(dict(context_len=20, layers=1, width=16, heads=2))
+    config.imitation.train.update(dict(seq_len=40, batch_size=4, num_updates=20, updates_per_segment=10,
+                                       warmup_updates=2))
+    config.imitation.ad_eps.update(dict(streams=2, steps=400))
+    config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
+    config.evaluation.update(dict(episodes=6, num_tasks=3, early_episodes=2, late_episodes=2,
+                                  bootstrap_reps=200))
   elif preset == "gpu":
     config.teacher.num_seeds = 8
     config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=10_000, eps_anneal_steps=50_000)

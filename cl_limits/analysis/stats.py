@@ -1,0 +1,34 @@
+"""Interval estimates over seeds (and tasks) for learning-curve summaries."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def bootstrap_ci(x, reps: int = 2000, alpha: float = 0.05, seed: int = 0, stat=np.mean):
+  """Point estimate and (1 - alpha) percentile-bootstrap CI of stat over a [seeds] or [seeds, tasks] array.
+
+  With two axes both are resampled (seeds, and tasks independently), so the interval reflects the
+  spread over model seeds and over evaluation tasks. NaNs are an error: pass complete scores.
+  Returns (estimate, low, high).
+  """
+  x = np.asarray(x, np.float64)
+  if x.ndim == 1:
+    x = x[:, None]
+  if x.ndim != 2 or x.size == 0:
+    raise ValueError(f"bootstrap_ci expects a non-empty [seeds] or [seeds, tasks] array, got {x.shape}")
+  if not np.isfinite(x).all():
+    raise ValueError("bootstrap_ci got non-finite scores")
+  rng = np.random.default_rng(seed)
+  s, k = x.shape
+  si = rng.integers(0, s, (reps, s))
+  ki = rng.integers(0, k, (reps, k))
+  samples = np.array([stat(x[si[r]][:, ki[r]]) for r in range(reps)])
+  lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
+  return float(stat(x)), float(lo), float(hi)
+
+
+def episode_window_mean(returns, first: int, last: int):
+  """Mean over episodes [first, last) (0-based, python slice) of returns [..., episodes]; NaN-safe."""
+  r = np.asarray(returns, np.float64)[..., first:last]
+  with np.errstate(all="ignore"):
+    return np.nanmean(r, axis=-1)

@@ -1,0 +1,52 @@
+"""AD-epsilon (Zisman et al. 2023): synthetic learning histories from noise-injected oracle policies.
+
+Each stream acts with the env's oracle, except that with probability epsilon it takes a uniformly random
+action; epsilon falls linearly from 1 at the first step to `eps_floor` at `decay_fraction` of the stream
+and stays there. The result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
+with `update` holding the step at which epsilon was computed), so the same store, selection and window
+sampler serve both.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from cl_limits.histories.history import History
+
+
+def epsilon_at(t, steps: int, eps_floor: float, decay_fraction: float):
+  decay = jnp.maximum(decay_fraction * steps, 1.0)
+  return jnp.maximum(eps_floor, 1.0 - (1.0 - eps_floor) * t / decay)
+
+
+def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fraction: float):
+  """`generate(key, env_params) -> History [streams, steps]`, pure and jittable (vmap over tasks/seeds)."""
+  if not hasattr(env, "optimal_action"):
+    raise ValueError(f"AD-epsilon needs an env with an oracle; {env.name} has no optimal_action")
+  num_actions = env.action_space(env.default_params).n
+
+  def one_stream(key, env_params):
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = env.reset(k_reset, env_params)
+
+    def step(carry, inp):
+      obs, state, episode = carry
+      t, k = inp
+      k_eps, k_act, k_env = jax.random.split(k, 3)
+      eps = epsilon_at(t, steps, eps_floor, decay_fraction)
+      oracle = env.optimal_action(state, env_params)
+      random = jax.random.randint(k_act, (), 0, num_actions)
+      action = jnp.where(jax.random.uniform(k_eps) < eps, random, oracle)
+      obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
+      rec = History(obs=obs, action=action.astype(jnp.int32), reward=reward.astype(jnp.float32),
+                    terminated=term, truncated=trunc, episode=episode, update=t.astype(jnp.int32))
+      return (obs2, state2, episode + (term | trunc).astype(jnp.int32)), rec
+
+    ts = jnp.arange(steps)
+    _, hist = jax.lax.scan(step, (obs, state, jnp.int32(0)), (ts, jax.random.split(k_steps, steps)))
+    return hist
+
+  def generate(key, env_params):
+    return jax.vmap(one_stream, in_axes=(0, None))(jax.random.split(key, streams), env_params)
+
+  return generate

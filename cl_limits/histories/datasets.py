@@ -1,0 +1,155 @@
+"""Imitation training data cut from learning histories: portions, the `gap` knob, streams, labels.
+
+An *arm* of an imitation run names what its model is trained on:
+
+  portion   "all" (Algorithm Distillation), "last" (snapshot BC: the teacher at its final skill) or
+            "first" (the histories truncated at a fraction of training, for P2); `fraction` sets the size.
+            Cuts fall on episode boundaries of each stream.
+  gap       keep every `gap`-th episode of each stream (episode index % gap == 0).
+  streams   use the first `streams` of each learner's parallel streams (0: all of them).
+  labels    "action" (the recorded action), "oracle" (DPT: the env's optimal action for the observed
+            state) or "teacher" (XLand-100B's relabelling: the final teacher's greedy action).
+
+`select` turns [seeds, tasks, streams, T] histories into `FlatData`: the kept steps of every history
+concatenated in history order, with each history's length, so that `windows.build_index` can draw
+windows that never cross from one history into another. `concat` joins several arms' data into one
+flat array set with per-arm offsets (the arms then train side by side in one vmapped program).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from cl_limits.histories.history import History
+
+PORTIONS = ("all", "first", "last")
+LABELS = ("action", "oracle", "teacher")
+
+
+@dataclasses.dataclass
+class FlatData:
+  """Host arrays of the kept steps, history after history; lengths [H] sums to N."""
+  obs: np.ndarray
+  action: np.ndarray
+  label: np.ndarray
+  reward: np.ndarray
+  done: np.ndarray
+  lengths: np.ndarray
+  episodes: int     # complete episodes kept, over all histories
+
+  @property
+  def num_steps(self) -> int:
+    return int(self.lengths.sum())
+
+
+@struct.dataclass
+class DeviceData:
+  """The flat arrays on device, plus the flat index where each step's history starts."""
+  obs: jax.Array
+  action: jax.Array
+  label: jax.Array
+  reward: jax.Array
+  done: jax.Array
+  history_start: jax.Array
+
+
+def validate_arm(name: str, arm) -> None:
+  """ValueError naming the field `imitation.arms.<name>.<field>` for a malformed arm."""
+  where = f"imitation.arms.{name}"
+  if arm.get("data", "teacher") not in ("teacher", "ad_eps"):
+    raise ValueError(f"{where}.data: must be 'teacher' or 'ad_eps' (got {arm.get('data')!r})")
+  if arm.get("portion", "all") not in PORTIONS:
+    raise ValueError(f"{where}.portion: must be one of {PORTIONS} (got {arm.get('portion')!r})")
+  frac = float(arm.get("fraction", 1.0))
+  if not 0.0 < frac <= 1.0:
+    raise ValueError(f"{where}.fraction: must be in (0, 1] (got {frac})")
+  if int(arm.get("gap", 1)) < 1:
+    raise ValueError(f"{where}.gap: must be >= 1 (got {arm.get('gap')})")
+  if int(arm.get("streams", 0)) < 0:
+    raise ValueError(f"{where}.streams: must be >= 0, 0 meaning all (got {arm.get('streams')})")
+  if arm.get("labels", "action") not in LABELS:
+    raise ValueError(f"{where}.labels: must be one of {LABELS} (got {arm.get('labels')!r})")
+
+
+def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,
+              streams: int) -> np.ndarray:
+  """Bool [S, K, E, T]: which steps an arm keeps. done/episode are [S, K, E, T]."""
+  done = np.asarray(done, bool)
+  t_len = done.shape[-1]
+  t = np.arange(t_len)
+  keep = np.ones(done.shape, bool)
+  if portion == "first":
+    # Whole episodes that end within the first `fraction` of the stream's steps.
+    cut = int(np.floor(fraction * t_len))
+    ends = np.where(done & (t < cut), t, -1)
+    last_end = ends.max(-1, keepdims=True)
+    keep &= t <= last_end
+  elif portion == "last":
+    # Whole episodes that start at or after step (1 - fraction) * T.
+    cut = int(np.ceil((1.0 - fraction) * t_len))
+    starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
+    first = np.where(starts & (t >= cut), t, t_len).min(-1, keepdims=True)
+    keep &= t >= first
+  if gap > 1:
+    keep &= (np.asarray(episode) % gap) == 0
+  if streams:
+    keep[:, :, streams:] = False
+  return keep
+
+
+def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,
+           streams: int = 0, label=None) -> FlatData:
+  """Flat training data of one arm from histories [S, K, E, T, ...]; label [S, K, E, T] or None (actions)."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  lead = done.shape
+  if streams > lead[2]:
+    raise ValueError(f"streams={streams} but the histories have only {lead[2]} streams per learner")
+  keep = keep_mask(done, np.asarray(history.episode), portion, fraction, gap, streams)
+  rows = keep.reshape(-1, lead[-1])
+  lengths = rows.sum(-1)
+  flat = lambda x: np.asarray(x).reshape((-1,) + np.asarray(x).shape[4:])[keep.reshape(-1)]
+  action = flat(history.action).astype(np.int32)
+  return FlatData(obs=flat(history.obs), action=action,
+                  label=action if label is None else flat(label).astype(np.int32),
+                  reward=flat(history.reward).astype(np.float32), done=flat(done),
+                  lengths=lengths[lengths > 0], episodes=int((done & keep).sum()))
+
+
+def concat(parts: list[FlatData]) -> tuple[FlatData, np.ndarray]:
+  """One FlatData of all parts in order, and the number of histories before each part [P + 1]."""
+  cat = lambda f: np.concatenate([getattr(p, f) for p in parts], 0)
+  hist_offsets = np.concatenate([[0], np.cumsum([len(p.lengths) for p in parts])])
+  return FlatData(obs=cat("obs"), action=cat("action"), label=cat("label"), reward=cat("reward"),
+                  done=cat("done"), lengths=cat("lengths"),
+                  episodes=sum(p.episodes for p in parts)), hist_offsets
+
+
+def to_device(data: FlatData) -> DeviceData:
+  offsets = np.concatenate([[0], np.cumsum(data.lengths)])
+  hist_start = np.repeat(offsets[:-1], data.lengths).astype(np.int32)
+  if data.num_steps >= np.iinfo(np.int32).max:
+    raise ValueError(f"{data.num_steps} training steps do not fit int32 indices; use a larger gap")
+  return DeviceData(obs=jnp.asarray(data.obs), action=jnp.asarray(data.action),
+                    label=jnp.asarray(data.label), reward=jnp.asarray(data.reward),
+                    done=jnp.asarray(data.done), history_start=jnp.asarray(hist_start))
+
+
+def oracle_labels(env, history: History, tasks):
+  """DPT labels: the env's optimal action for every recorded observation. tasks: params [K]."""
+  if not hasattr(env, "optimal_action_from_obs"):
+    raise ValueError(f"env {env.name} has no oracle (optimal_action_from_obs); use labels='teacher'")
+  fn = jax.jit(jax.vmap(jax.vmap(jax.vmap(jax.vmap(env.optimal_action_from_obs, (0, None)), (0, None)),
+                                 (0, 0)), (0, None)))
+  return np.asarray(fn(jnp.asarray(history.obs), tasks))
+
+
+def teacher_labels(greedy_action, teacher_params, history: History):
+  """XLand-100B-style labels: the final teacher's greedy action for every recorded observation.
+
+  greedy_action(params, obs [..., obs]) -> actions; teacher_params have leading [S, K] axes."""
+  fn = jax.jit(jax.vmap(jax.vmap(greedy_action)))
+  return np.asarray(fn(teacher_params, jnp.asarray(history.obs)))

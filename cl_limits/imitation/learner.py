@@ -1,0 +1,168 @@
+"""Imitation learning by next-action prediction, N models in one XLA program.
+
+`make_learner(cfg, model)` gives pure functions over an `ImitatorState` whose every leaf has a leading
+model axis [M]. Each model belongs to an *arm* (AD, snapshot BC, DPT, AD-epsilon, a truncated history
+set ...) and a seed: all arms' training steps live in one flat `DeviceData`, and arm `a` draws windows
+from its own list of valid window starts, `starts[a, :n_starts[a]]`, so arms whose data differ in size
+still share one vmapped update.
+
+A training window is `seq_len` consecutive steps of one history (never crossing into another). The model
+attends `context_len` steps back in every layer (sliding-window attention, the same function the cached
+rollout computes), and the loss is the cross-entropy of every step's label (the recorded action, or a
+relabelled one) under the model's logits. Optimiser: AdamW with linear warmup and cosine decay, global
+gradient-norm clipping.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import struct
+
+from cl_limits.histories.datasets import DeviceData
+from cl_limits.models.transformer import Tokens, TransitionTransformer
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      seq_len=160,                 # steps per training window (>= context_len; see BUILD_NOTES)
+      batch_size=64,               # windows per update, per model
+      num_updates=1_000,
+      updates_per_segment=100,     # one jitted scan; checkpoint + logs after each
+      lr=1e-3, warmup_updates=100, end_lr_fraction=0.1, weight_decay=1e-4, max_grad_norm=1.0,
+      b1=0.9, b2=0.99,
+  ))
+
+
+def default_model_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4))
+
+
+def validate(train_cfg, model_cfg) -> None:
+  """ValueError naming the field for malformed training / model settings."""
+  def need(ok, field, msg):
+    if not ok:
+      raise ValueError(f"{field}: {msg}")
+  m, t = model_cfg, train_cfg
+  need(int(m.context_len) >= 1, "imitation.model.context_len", f"must be >= 1 (got {m.context_len})")
+  need(int(m.layers) >= 1, "imitation.model.layers", f"must be >= 1 (got {m.layers})")
+  need(int(m.heads) >= 1 and int(m.width) % int(m.heads) == 0, "imitation.model.width",
+       f"must be a positive multiple of heads={m.heads} (got {m.width})")
+  need(int(t.seq_len) >= int(m.context_len), "imitation.train.seq_len",
+       f"must be >= model.context_len={m.context_len} (got {t.seq_len}): training windows shorter than "
+       "the context never show the model a full context")
+  need(int(t.batch_size) >= 1, "imitation.train.batch_size", f"must be >= 1 (got {t.batch_size})")
+  need(int(t.num_updates) >= 1, "imitation.train.num_updates", f"must be >= 1 (got {t.num_updates})")
+  need(int(t.updates_per_segment) >= 1 and int(t.num_updates) % int(t.updates_per_segment) == 0,
+       "imitation.train.updates_per_segment",
+       f"must divide num_updates={t.num_updates} (got {t.updates_per_segment})")
+  need(float(t.lr) > 0, "imitation.train.lr", f"must be > 0 (got {t.lr})")
+  need(0 <= int(t.warmup_updates) < int(t.num_updates), "imitation.train.warmup_updates",
+       f"must be in [0, num_updates) (got {t.warmup_updates})")
+
+
+def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransformer:
+  return TransitionTransformer(num_actions=int(num_actions), context_len=int(model_cfg.context_len),
+                               layers=int(model_cfg.layers), width=int(model_cfg.width),
+                               heads=int(model_cfg.heads),
+                               obs_nvec=None if obs_nvec is None else tuple(int(n) for n in obs_nvec))
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=float(cfg.lr), warmup_steps=int(cfg.warmup_updates),
+      decay_steps=int(cfg.num_updates), end_value=float(cfg.lr) * float(cfg.end_lr_fraction))
+  chain = [optax.adamw(schedule, b1=float(cfg.b1), b2=float(cfg.b2), weight_decay=float(cfg.weight_decay))]
+  if float(cfg.max_grad_norm) > 0:
+    chain.insert(0, optax.clip_by_global_norm(float(cfg.max_grad_norm)))
+  return optax.chain(*chain)
+
+
+@struct.dataclass
+class ImitatorState:
+  params: Any
+  opt_state: Any
+  step: chex.Array       # int32 updates done
+  rng: chex.Array        # raw key data (orbax cannot restore typed keys)
+
+
+class Metrics(NamedTuple):
+  loss: jax.Array        # [updates] mean cross-entropy of the batch
+  accuracy: jax.Array    # [updates] argmax == label
+
+
+def gather(data: DeviceData, idx, num_actions: int):
+  """Tokens and labels at flat indices idx [..., T]; a history's first step has no previous transition."""
+  has_prev = idx > data.history_start[idx]
+  prev = jnp.where(has_prev, idx - 1, idx)
+  tokens = Tokens(obs=data.obs[idx],
+                  prev_action=jnp.where(has_prev, data.action[prev], num_actions),
+                  prev_reward=jnp.where(has_prev, data.reward[prev], 0.0),
+                  prev_done=jnp.where(has_prev, data.done[prev], True))
+  return tokens, data.label[idx]
+
+
+def example_tokens(data: DeviceData, seq_len: int, num_actions: int) -> Tokens:
+  return gather(data, jnp.arange(seq_len), num_actions)[0]
+
+
+@struct.dataclass
+class Learner:
+  init: Any = struct.field(pytree_node=False)       # (key, tokens) -> ImitatorState (one model)
+  segment: Any = struct.field(pytree_node=False)    # (state [M], data, starts, n_starts, arm [M]) -> (state, Metrics [M, U])
+  model: Any = struct.field(pytree_node=False)
+  optimizer: Any = struct.field(pytree_node=False)
+  tokens_per_update: int = struct.field(pytree_node=False)
+
+
+def make_learner(cfg, model: TransitionTransformer) -> Learner:
+  optimizer = make_optimizer(cfg)
+  seq_len, batch = int(cfg.seq_len), int(cfg.batch_size)
+  num_actions = model.num_actions
+
+  def init(key, tokens) -> ImitatorState:
+    k_init, k_rng = jax.random.split(key)
+    params = model.init(k_init, tokens)
+    return ImitatorState(params=params, opt_state=optimizer.init(params), step=jnp.int32(0),
+                         rng=jax.random.key_data(k_rng))
+
+  def loss_fn(params, tokens, labels):
+    logits = jax.vmap(model.apply, in_axes=(None, 0))(params, tokens)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    acc = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    return ce.mean(), acc.mean()
+
+  def update(state: ImitatorState, data, starts, n_starts, arm):
+    key = jax.random.wrap_key_data(state.rng)
+    key, k_pick = jax.random.split(key)
+    pick = jax.random.randint(k_pick, (batch,), 0, n_starts[arm])
+    idx = starts[arm, pick][:, None] + jnp.arange(seq_len)[None, :]
+    tokens, labels = gather(data, idx, num_actions)
+    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, tokens, labels)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    state = ImitatorState(params=params, opt_state=opt_state, step=state.step + 1,
+                          rng=jax.random.key_data(key))
+    return state, Metrics(loss=loss, accuracy=acc)
+
+  def one_model_segment(state, data, starts, n_starts, arm):
+    return jax.lax.scan(lambda s, _: update(s, data, starts, n_starts, arm), state, None,
+                        length=int(cfg.updates_per_segment))
+
+  segment = jax.vmap(one_model_segment, in_axes=(0, None, None, None, 0))
+  return Learner(init=init, segment=segment, model=model, optimizer=optimizer,
+                 tokens_per_update=seq_len * batch)
+
+
+def pad_starts(per_arm: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """Per-arm valid window starts -> (starts [A, max_n] int32 padded with 0, n_starts [A] int32)."""
+  n = np.array([len(s) for s in per_arm], np.int32)
+  out = np.zeros((len(per_arm), int(n.max())), np.int32)
+  for a, s in enumerate(per_arm):
+    out[a, :len(s)] = s
+  return out, n

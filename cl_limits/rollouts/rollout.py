@@ -1,0 +1,120 @@
+"""Frozen-weight in-context rollouts: the imitator acts from an empty context, its own transitions fill it.
+
+One rollout is a single `lax.scan` over environment steps. The context is carried across episodes in a
+ring-buffer KV cache of `context_len` steps (`TransitionTransformer.decode`), so memory and per-step cost
+are the same at step 10 and at step 10 million. The step's token is (obs_t, action_{t-1}, reward_{t-1},
+done_{t-1}); at the very first step there is no previous transition: action = "none" (index
+num_actions), reward 0, done True, exactly as at the start of a history in training.
+
+`make_rollout(...)` returns `rollout(params, env_params, key) -> RolloutResult` for one model and one task;
+vmap it over tasks (env_params) and model seeds (params). `mode="naive"` recomputes a full forward pass
+over the last `context_len` transitions at every step instead of using the cache: the reference the
+benchmark compares against, and (with one layer) the same function as the cached rollout.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cl_limits.histories.history import History
+from cl_limits.models.transformer import Tokens, TransitionTransformer
+
+
+class RolloutResult(NamedTuple):
+  """Per-episode results of one rollout, padded to `max_episodes`.
+
+  episode_return [max_episodes] float32 (nan where the episode did not finish within the horizon),
+  episode_end [max_episodes] int32: the environment step (1-based) at which the episode ended (-1 if not),
+  num_episodes: episodes finished (may exceed max_episodes; the extra ones are counted, not stored).
+  transitions: with record=True, what the imitator saw and did at every step: a History [horizon] (obs,
+    action, reward, terminated, truncated, episode, update = step index); else None.
+  """
+  episode_return: jax.Array
+  episode_end: jax.Array
+  num_episodes: jax.Array
+  transitions: History | None = None
+
+
+def _first_tokens(obs, num_actions):
+  return Tokens(obs=obs, prev_action=jnp.int32(num_actions), prev_reward=jnp.float32(0.0),
+                prev_done=jnp.bool_(True))
+
+
+def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: int,
+                 greedy: bool = True, mode: str = "cached", temperature: float = 1.0,
+                 record: bool = False):
+  """`rollout(params, env_params, key) -> RolloutResult` over `horizon` environment steps."""
+  if mode not in ("cached", "naive"):
+    raise ValueError(f"mode must be 'cached' or 'naive', got {mode!r}")
+  if horizon < 1 or max_episodes < 1:
+    raise ValueError(f"horizon and max_episodes must be >= 1 (got {horizon}, {max_episodes})")
+  num_actions, ctx = model.num_actions, model.context_len
+
+  def act(logits, key):
+    if greedy:
+      return jnp.argmax(logits).astype(jnp.int32)
+    return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+
+  def rollout(params, env_params, key):
+    k_reset, k_steps = jax.random.split(key)
+    obs, env_state = env.reset(k_reset, env_params)
+    tok = _first_tokens(obs, num_actions)
+    if mode == "cached":
+      memory = model.init_cache()
+    else:   # the last ctx tokens in time order, newest at the end, and which are filled
+      memory = (jax.tree.map(lambda x: jnp.zeros((ctx,) + jnp.shape(x), jnp.asarray(x).dtype), tok),
+                jnp.zeros((ctx,), bool))
+
+    def policy(memory, tok):
+      if mode == "cached":
+        return model.apply(params, tok, memory, method=TransitionTransformer.decode)
+      window, valid = memory
+      window = jax.tree.map(lambda w, x: jnp.concatenate([w[1:], jnp.asarray(x, w.dtype)[None]]), window, tok)
+      valid = jnp.concatenate([valid[1:], jnp.ones((1,), bool)])
+      return model.apply(params, window, valid)[-1], (window, valid)
+
+    def step(carry, inp):
+      memory, tok, env_state, ep_ret, n_ep, rets, ends = carry
+      t, k = inp
+      k_act, k_env = jax.random.split(k)
+      logits, memory = policy(memory, tok)
+      action = act(logits, k_act)
+      obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
+      done = jnp.logical_or(term, trunc)
+      ep_ret = ep_ret + reward
+      slot = jnp.minimum(n_ep, max_episodes - 1)
+      write = done & (n_ep < max_episodes)
+      rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
+      ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
+      rec = None
+      if record:
+        rec = History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
+                      truncated=trunc, episode=n_ep, update=t)
+      tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done)
+      return (memory, tok, env_state, jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends), rec
+
+    init = (memory, tok, env_state, jnp.float32(0.0), jnp.int32(0),
+            jnp.full((max_episodes,), jnp.nan, jnp.float32), jnp.full((max_episodes,), -1, jnp.int32))
+    steps = (jnp.arange(horizon, dtype=jnp.int32), jax.random.split(k_steps, horizon))
+    (_, _, _, _, n_ep, rets, ends), rec = jax.lax.scan(step, init, steps)
+    return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep, transitions=rec)
+
+  return rollout
+
+
+def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
+                         mode: str = "cached"):
+  """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted."""
+  one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode)
+  per_task = jax.vmap(one, in_axes=(None, 0, 0))
+  return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0)))
+
+
+def episodes_for(env, horizon: int) -> int:
+  """Buffer size for per-episode results: exact for fixed-length episodes (`env.fixed_episode_len`),
+  else one slot per 2 steps (no episode of the project's envs is shorter)."""
+  fixed = getattr(env, "fixed_episode_len", None)
+  return int(np.ceil(horizon / fixed)) if fixed else max(1, int(np.ceil(horizon / 2)))

@@ -1,0 +1,116 @@
+"""Arm data selection (portion, gap, streams, labels) and AD-epsilon histories, on hand-made cases."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cl_limits import envs
+from cl_limits.histories import adeps, datasets, windows
+from cl_limits.histories.history import History
+from cl_limits.imitation import learner
+
+
+def toy_history(streams=2, episodes=5, ep_len=4):
+  """[1, 1, E, T]: episode e of stream s pays reward 10*s + e at its last step; obs = (t, s)."""
+  t_len = episodes * ep_len
+  t = np.arange(t_len)
+  ep = t // ep_len
+  done = (t % ep_len) == ep_len - 1
+  reward = np.stack([np.where(done, 10 * s + ep, 0.0) for s in range(streams)])
+  obs = np.stack([np.stack([t, np.full(t_len, s)], -1) for s in range(streams)]).astype(np.int8)
+  action = np.stack([(t + s) % 3 for s in range(streams)])
+  lead = lambda x: np.asarray(x)[None, None]
+  return History(obs=lead(obs), action=lead(action), reward=lead(reward).astype(np.float32),
+                 terminated=lead(np.zeros((streams, t_len), bool)), truncated=lead(np.stack([done] * streams)),
+                 episode=lead(np.stack([ep] * streams)), update=lead(np.zeros((streams, t_len), np.int32)))
+
+
+def episodes_of(fd):
+  """Per-history list of kept episode rewards (the reward at each kept episode's last step)."""
+  out, i = [], 0
+  for n in fd.lengths:
+    r, d = fd.reward[i:i + n], fd.done[i:i + n]
+    out.append(r[d].tolist())
+    i += n
+  return out
+
+
+def test_all_portion_keeps_everything():
+  fd = datasets.select(toy_history())
+  assert fd.lengths.tolist() == [20, 20]
+  assert episodes_of(fd) == [[0, 1, 2, 3, 4], [10, 11, 12, 13, 14]]
+  assert fd.episodes == 10
+
+
+def test_first_and_last_portions_cut_at_episode_boundaries():
+  h = toy_history()
+  first = datasets.select(h, portion="first", fraction=0.5)       # cut at step 10: episodes 0, 1 end < 10
+  assert episodes_of(first) == [[0, 1], [10, 11]]
+  last = datasets.select(h, portion="last", fraction=0.3)          # from step 14: episode 4 starts at 16
+  assert episodes_of(last) == [[4], [14]]
+  assert last.lengths.tolist() == [4, 4]
+
+
+def test_gap_keeps_every_kth_episode_and_streams_limit():
+  fd = datasets.select(toy_history(streams=3), gap=2, streams=2)
+  assert episodes_of(fd) == [[0, 2, 4], [10, 12, 14]]
+  with pytest.raises(ValueError, match="only 3 streams"):
+    datasets.select(toy_history(streams=3), streams=4)
+
+
+def test_windows_over_selected_data_stay_in_one_history():
+  fd = datasets.select(toy_history(streams=3), gap=2)
+  index = windows.build_index(fd.lengths, 8)
+  idx = np.asarray(windows.sample(index, jax.random.key(0), 500))
+  hid = np.asarray(index.history_id)[idx]
+  assert (hid == hid[:, :1]).all()
+
+
+def test_gather_marks_history_starts_as_fresh():
+  fd = datasets.select(toy_history(streams=2, episodes=2, ep_len=3))
+  data = datasets.to_device(fd)
+  tok, label = learner.gather(data, jnp.arange(12), num_actions=3)
+  prev_action = np.asarray(tok.prev_action)
+  # Step 0 and step 6 start histories: no previous action (index num_actions), done=True, reward 0.
+  assert prev_action[0] == 3 and prev_action[6] == 3
+  assert np.asarray(tok.prev_done)[[0, 6]].all()
+  assert prev_action[1:6].tolist() == fd.action[0:5].tolist()
+  assert np.asarray(tok.prev_done)[3] and not np.asarray(tok.prev_done)[4]   # step 2 ended an episode
+  assert np.asarray(label).tolist() == fd.action[:12].tolist()
+
+
+def test_oracle_labels_are_optimal_actions():
+  env = envs.make("DarkRoom", size=5, episode_len=8)
+  tasks = envs.select_tasks(env.all_tasks(), [6])               # goal (1, 1)
+  obs = np.array([[1, 1], [3, 1], [1, 4], [0, 0]], np.int8)
+  h = History(obs=obs[None, None, None], action=np.zeros((1, 1, 1, 4), np.int32),
+              reward=np.zeros((1, 1, 1, 4), np.float32), terminated=np.zeros((1, 1, 1, 4), bool),
+              truncated=np.zeros((1, 1, 1, 4), bool), episode=np.zeros((1, 1, 1, 4), np.int32),
+              update=np.zeros((1, 1, 1, 4), np.int32))
+  labels = datasets.oracle_labels(env, h, tasks)
+  assert labels[0, 0, 0].tolist() == [0, 4, 2, 3]                # stay, left, down, right
+
+
+def test_ad_epsilon_histories_anneal_from_random_to_oracle():
+  env = envs.make("DarkRoom", size=9, episode_len=20)
+  tasks = env.all_tasks()
+  gen = jax.jit(jax.vmap(adeps.make_generate(env, steps=4000, streams=2, eps_floor=0.0, decay_fraction=0.5)))
+  hist = jax.device_get(gen(jax.random.split(jax.random.key(0), 81), tasks))
+  assert hist.action.shape == (81, 2, 4000)
+  reward = np.asarray(hist.reward).reshape(81, 2, 200, 20).sum(-1)     # [tasks, streams, episodes]
+  optimal = np.asarray(jax.vmap(env.optimal_return)(tasks))
+  early, late = reward[..., :5].mean(), reward[..., -20:].mean(-1)
+  # epsilon 0 from half-way on: every late episode is the oracle's, exactly.
+  np.testing.assert_allclose(late, np.broadcast_to(optimal[:, None], late.shape))
+  assert early < 0.2 * optimal.mean()
+  eps = adeps.epsilon_at(np.array([0, 1000, 2000, 3999]), 4000, 0.1, 0.5)
+  np.testing.assert_allclose(eps, [1.0, 0.55, 0.1, 0.1], atol=1e-6)
+
+
+def test_arm_validation_names_the_field():
+  with pytest.raises(ValueError, match=r"imitation.arms.x.portion"):
+    datasets.validate_arm("x", {"portion": "middle"})
+  with pytest.raises(ValueError, match=r"imitation.arms.x.gap"):
+    datasets.validate_arm("x", {"gap": 0})
+  with pytest.raises(ValueError, match=r"imitation.arms.x.fraction"):
+    datasets.validate_arm("x", {"fraction": 0.0})

@@ -1,0 +1,161 @@
+"""The imitation and evaluation stages on the :smoke config: outputs, resume, and errors before compiling."""
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from cl_limits.histories import store
+from cl_limits.imitation import runner as imitation_runner
+from cl_limits.rollouts import evaluation
+from cl_limits.teachers.runner import run_teachers
+from experiments.configs import darkroom
+
+
+def smoke_config(**imitation_overrides):
+  config = darkroom.get_config("smoke")
+  with config.unlocked():
+    for k, v in imitation_overrides.items():
+      node = config.imitation
+      *path, last = k.split(".")
+      for p in path:
+        node = node[p]
+      node[last] = v
+  return config
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("teachers_smoke"))
+  run_teachers(darkroom.get_config("smoke"), workdir, log=lambda *_: None)
+  return workdir
+
+
+def workdir_with_teachers(teacher_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(os.path.join(teacher_dir, "teachers"), os.path.join(workdir, "teachers"))
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def finished(teacher_dir, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("imitation_smoke"))
+  shutil.copytree(os.path.join(teacher_dir, "teachers"), os.path.join(workdir, "teachers"))
+  config = darkroom.get_config("smoke")
+  lines = []
+  imitation_runner.run_imitation(config, workdir, log=lines.append)
+  evaluation.run_evaluation(config, workdir, log=lines.append)
+  return config, workdir, lines
+
+
+class CompileCounter:
+  """Counts XLA backend compilations while active."""
+
+  def __init__(self):
+    self.count = 0
+    self.active = False
+    jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+  def _on_event(self, name, *_, **__):
+    if self.active and name == "/jax/core/compile/backend_compile_duration":
+      self.count += 1
+
+
+COUNTER = CompileCounter()
+
+
+def fails_before_compiling(fn, *args, match, exc=ValueError):
+  COUNTER.count, COUNTER.active = 0, True
+  try:
+    with pytest.raises(exc, match=match):
+      fn(*args)
+  finally:
+    COUNTER.active = False
+  assert COUNTER.count == 0, f"{COUNTER.count} XLA compilations happened before the error"
+
+
+def test_outputs(finished):
+  config, workdir, lines = finished
+  im = os.path.join(workdir, "imitators")
+  summary = json.load(open(os.path.join(im, "summary.json")))
+  assert summary["arms"] == ["ad", "bc"] and summary["num_models"] == 4
+  data = json.load(open(os.path.join(im, "data.json")))
+  ad, bc = data["arms"]["ad"], data["arms"]["bc"]
+  assert ad["gap"] == 1 and ad["streams"] == 0 and ad["source_streams_per_learner"] == 2
+  assert bc["portion"] == "last" and 0 < bc["steps"] < ad["steps"]
+  assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
+  assert any("held-out early->late" in line for line in lines)
+  ret = np.load(os.path.join(workdir, "eval", "returns.npz"))
+  assert ret["episode_return"].shape == (2, 2, 3, 6)               # arms, seeds, tasks, episodes
+  assert np.isfinite(ret["episode_return"]).all()
+  assert (ret["episode_end"][..., -1] == 6 * 20).all()
+  ev = evaluation.load_summary(workdir)
+  assert ev["protocol"]["actions"] == "greedy"
+  assert ev["comparisons"][0]["a"] == "ad" and len(ev["comparisons"][0]["diff"]) == 3
+  assert os.path.getsize(os.path.join(workdir, "eval", "curves.png")) > 1000
+  # Every held-out task is outside the teachers' training tasks.
+  teacher_tasks = json.load(open(os.path.join(workdir, "teachers", "summary.json")))["task_ids"]
+  assert not set(ev["task_ids"]) & set(teacher_tasks)
+
+
+def test_rerun_skips(finished):
+  config, workdir, _ = finished
+  lines = []
+  imitation_runner.run_imitation(config, workdir, log=lines.append)
+  evaluation.run_evaluation(config, workdir, log=lines.append)
+  assert any("already complete" in line for line in lines) and len(lines) == 2
+
+
+class Killed(Exception):
+  pass
+
+
+def test_killed_run_resumes_to_the_same_weights(finished, teacher_dir, tmp_path):
+  config, workdir_full, _ = finished
+  workdir = workdir_with_teachers(teacher_dir, tmp_path)
+
+  def die_in_segment_2(line):
+    if "segment 2/" in line:
+      raise Killed()   # segment 2 computed but never checkpointed
+  with pytest.raises(Killed):
+    imitation_runner.run_imitation(config, workdir, log=die_in_segment_2)
+  assert not os.path.exists(os.path.join(workdir, "imitators", "summary.json"))
+  lines = []
+  imitation_runner.run_imitation(config, workdir, log=lines.append)
+  assert any("resuming from segment 1/2" in line for line in lines)
+  _, resumed, _, _ = imitation_runner.load_final(config, workdir)
+  _, full, _, _ = imitation_runner.load_final(config, workdir_full)
+  jax.tree.map(np.testing.assert_array_equal, resumed, full)
+
+
+def test_context_shorter_than_an_episode_fails_before_compiling(teacher_dir, tmp_path):
+  config = smoke_config(**{"model.context_len": 10, "train.seq_len": 20})
+  fails_before_compiling(imitation_runner.run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
+                         match=r"context_len=10 is shorter than one episode of DarkRoom \(20 steps\)")
+
+
+def test_missing_store_fails_before_compiling(tmp_path):
+  fails_before_compiling(imitation_runner.run_imitation, darkroom.get_config("smoke"), str(tmp_path),
+                         match="does not exist .run experiments/teachers.py first",
+                         exc=store.HistoryStoreError)
+
+
+def test_corrupt_store_fails_before_compiling(teacher_dir, tmp_path):
+  workdir = workdir_with_teachers(teacher_dir, tmp_path)
+  chunk = os.path.join(workdir, "teachers", "histories", "chunk_00001.npz")
+  assert os.path.exists(chunk), os.listdir(os.path.dirname(chunk))
+  raw = bytearray(open(chunk, "rb").read())
+  raw[len(raw) // 2] ^= 0xFF
+  open(chunk, "wb").write(bytes(raw))
+  fails_before_compiling(imitation_runner.run_imitation, darkroom.get_config("smoke"), workdir,
+                         match="chunk_00001.npz is corrupt", exc=store.HistoryStoreError)
+
+
+def test_bad_arm_and_seq_len_name_their_fields(teacher_dir, tmp_path):
+  workdir = workdir_with_teachers(teacher_dir, tmp_path)
+  fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"arms.bc.portion": "middle"}),
+                         workdir, match=r"imitation.arms.bc.portion")
+  fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"train.seq_len": 10}),
+                         workdir, match=r"imitation.train.seq_len")

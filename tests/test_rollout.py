@@ -1,0 +1,93 @@
+"""Frozen rollouts: the cached scan computes what training computes, and equals the naive rollout."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cl_limits import envs
+from cl_limits.histories import datasets
+from cl_limits.imitation import learner
+from cl_limits.models.transformer import Tokens, TransitionTransformer
+from cl_limits.rollouts import rollout as rollout_lib
+
+HORIZON = 50     # 5 episodes of 10 steps: the context of 12 slides many times, across episodes
+
+
+def make(layers, ctx=12):
+  env = envs.make("DarkRoom", size=5, episode_len=10)
+  model = TransitionTransformer(num_actions=5, context_len=ctx, layers=layers, width=16, heads=2,
+                                obs_nvec=env.obs_nvec)
+  tok = Tokens(obs=jnp.zeros((4, 2), jnp.int8), prev_action=jnp.zeros(4, jnp.int32),
+               prev_reward=jnp.zeros(4), prev_done=jnp.zeros(4, bool))
+  params = model.init(jax.random.key(3), tok)
+  # Scale the weights up so the policy is far from uniform and its actions depend on the context.
+  params = jax.tree.map(lambda x: 3.0 * x, params)
+  return env, model, params, envs.select_tasks(env.all_tasks(), [0, 7, 24])
+
+
+@pytest.fixture(scope="module")
+def two_layer():
+  return make(layers=2)
+
+
+def test_rollout_actions_are_the_training_forward_pass_argmax(two_layer):
+  """Recorded transitions, read back as one history by the training gather, give logits whose argmax is
+  the action the rollout took at every step: rollout and training see the same tokens and mask."""
+  env, model, params, tasks = two_layer
+  fn = jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, record=True))
+  res = fn(params, jax.tree.map(lambda x: x[1], tasks), jax.random.key(0))
+  rec = jax.device_get(res.transitions)
+  lead = lambda x: np.asarray(x)[None, None, None]
+  fd = datasets.select(jax.tree.map(lead, rec))
+  data = datasets.to_device(fd)
+  tokens, _ = learner.gather(data, jnp.arange(HORIZON), model.num_actions)
+  logits = model.apply(params, tokens)
+  np.testing.assert_array_equal(np.argmax(np.asarray(logits), -1), np.asarray(rec.action))
+  assert len(set(np.asarray(rec.action).tolist())) > 1
+  # Episode bookkeeping: 5 episodes of 10 steps, returns = rewards summed per episode.
+  assert int(res.num_episodes) == 5
+  np.testing.assert_array_equal(np.asarray(res.episode_end)[:5], [10, 20, 30, 40, 50])
+  np.testing.assert_allclose(np.asarray(res.episode_return)[:5],
+                             np.asarray(rec.reward).reshape(5, 10).sum(-1))
+
+
+def test_cached_equals_naive_with_one_layer():
+  """With one layer the sliding cache is exactly a fresh pass over the last context_len steps."""
+  env, model, params, tasks = make(layers=1)
+  outs = {}
+  for mode in ("cached", "naive"):
+    fn = jax.jit(jax.vmap(rollout_lib.make_rollout(model, env, HORIZON, 10, mode=mode, record=True),
+                          in_axes=(None, 0, 0)))
+    outs[mode] = jax.device_get(fn(params, tasks, jax.random.split(jax.random.key(1), 3)))
+  np.testing.assert_array_equal(outs["cached"].transitions.action, outs["naive"].transitions.action)
+  np.testing.assert_array_equal(outs["cached"].episode_return, outs["naive"].episode_return)
+
+
+def test_sampled_actions_vary_with_the_key(two_layer):
+  env, model, params, tasks = two_layer
+  fn = jax.jit(jax.vmap(rollout_lib.make_rollout(model, env, HORIZON, 10, greedy=False, record=True),
+                        in_axes=(None, None, 0)))
+  res = jax.device_get(fn(params, jax.tree.map(lambda x: x[0], tasks), jax.random.split(jax.random.key(2), 2)))
+  assert (np.asarray(res.transitions.action[0]) != np.asarray(res.transitions.action[1])).any()
+
+
+def test_rollout_memory_does_not_grow_with_horizon(two_layer):
+  """The carried state of the scan has the same size at any horizon (only the outputs grow)."""
+  env, model, params, tasks = two_layer
+  task = jax.tree.map(lambda x: x[0], tasks)
+  sizes = []
+  for horizon in (100, 10_000):
+    fn = rollout_lib.make_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon))
+    out = jax.eval_shape(fn, params, task, jax.random.key(0))
+    sizes.append(out.episode_return.shape[0])
+  assert sizes == [10, 1000]
+  cache = model.init_cache()
+  assert cache.k.shape == (2, 12, 2, 8)
+
+
+def test_bad_rollout_settings():
+  env, model, params, _ = make(layers=1)
+  with pytest.raises(ValueError, match="mode"):
+    rollout_lib.make_rollout(model, env, 10, 1, mode="fast")
+  with pytest.raises(ValueError, match="horizon"):
+    rollout_lib.make_rollout(model, env, 0, 1)
