@@ -1,7 +1,8 @@
 """The pipeline: every stage in order, each skipped when its outputs already exist and validate.
 
-Stages so far: teachers (DQN learning histories). `run_pipeline` ends by writing `report.md` in the run
-directory, which states what was run and measured.
+Stages so far: teachers (DQN learning histories) -> imitation (AD / BC / ... arms x seeds) -> evaluation
+(frozen rollouts on held-out tasks). `run_pipeline` ends by writing `report.md` in the run directory,
+which states what was run and measured.
 """
 from __future__ import annotations
 
@@ -11,17 +12,22 @@ import os
 import numpy as np
 
 from cl_limits.histories import store
+from cl_limits.imitation.runner import run_imitation
+from cl_limits.rollouts import evaluation
 from cl_limits.teachers.runner import run_teachers
 
-STAGES = ("teachers",)
+STAGES = ("teachers", "imitation", "evaluation")
 
 
 def run_pipeline(config, workdir: str, log=print) -> str:
   """Runs (or resumes, or skips) every stage; returns the path of report.md."""
   os.makedirs(workdir, exist_ok=True)
   teachers = run_teachers(config, workdir, log=log)
+  run_imitation(config, workdir, log=log)
+  evaluation.run_evaluation(config, workdir, log=log)
   report = os.path.join(os.path.abspath(workdir), "report.md")
-  store.atomic_write_bytes(report, _report(config, teachers).encode())
+  text = _report(config, teachers) + _imitation_report(config, workdir)
+  store.atomic_write_bytes(report, text.encode())
   log(f"[pipeline] report: {report}")
   return report
 
@@ -55,4 +61,34 @@ def _report(config, teachers) -> str:
             "![teacher learning curves](teachers/teacher_curves.png)", "",
             f"Histories: `{os.path.relpath(teachers['histories'], os.path.dirname(teachers['dir']))}`; "
             "TensorBoard: `teachers/tb`.", ""]
+  return "\n".join(lines)
+
+
+def _imitation_report(config, workdir) -> str:
+  ev = evaluation.load_summary(workdir)
+  data = json.load(open(os.path.join(os.path.abspath(workdir), "imitators", "data.json")))
+  p = ev["protocol"]
+  lines = ["## Frozen imitators on held-out tasks", "",
+           f"Protocol: {p['actions']} actions, {p['episodes']} episodes ({ev['horizon_steps']} environment "
+           f"steps) per rollout, context {p['context']}, {len(ev['task_ids'])} held-out tasks; "
+           f"{config.imitation.num_seeds} model seeds per arm. Intervals: {p['ci']}.", "",
+           f"| arm | data | episodes 1-{p['early_episodes']} | last {p['late_episodes']} episodes "
+           "| last / teachers' final |", "|---|---|---|---|---|"]
+  for arm, s in ev["arms"].items():
+    d = data["arms"][arm]
+    desc = (f"{d['data']}, portion {d['portion']} {d['fraction']:g}, gap {d['gap']}, labels {d['labels']}, "
+            f"{d['steps']:,} steps")
+    ratio = f"{s['late_over_teacher']:.2f}" if "late_over_teacher" in s else "n/a"
+    lines.append(f"| {arm} | {desc} | {s['early'][0]:.2f} [{s['early'][1]:.2f}, {s['early'][2]:.2f}] | "
+                 f"{s['late'][0]:.2f} [{s['late'][1]:.2f}, {s['late'][2]:.2f}] | {ratio} |")
+  lines.append("")
+  if ev.get("teacher_final_return") is not None:
+    lines.append(f"Teachers' final return (training return in their last logging window, on their own "
+                 f"tasks): {ev['teacher_final_return']:.2f}.")
+  for c in ev["comparisons"]:
+    lines.append(f"{c['a']} minus {c['b']}, {c['measure']}: {c['diff'][0]:.2f} "
+                 f"[{c['diff'][1]:.2f}, {c['diff'][2]:.2f}].")
+  lines += ["", "![imitator curves](eval/curves.png)", "",
+            "TensorBoard: `imitators/tb` (loss, accuracy, tokens/s, held-out early/late return during "
+            "training).", ""]
   return "\n".join(lines)

@@ -83,7 +83,7 @@ def test_outputs(finished):
   assert summary["arms"] == ["ad", "bc"] and summary["num_models"] == 4
   data = json.load(open(os.path.join(im, "data.json")))
   ad, bc = data["arms"]["ad"], data["arms"]["bc"]
-  assert ad["gap"] == 1 and ad["streams"] == 0 and ad["source_streams_per_learner"] == 2
+  assert ad["gap"] == 10 and ad["streams"] == 0 and ad["source_streams_per_learner"] == 2
   assert bc["portion"] == "last" and 0 < bc["steps"] < ad["steps"]
   assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
   assert any("held-out early->late" in line for line in lines)
@@ -92,7 +92,7 @@ def test_outputs(finished):
   assert np.isfinite(ret["episode_return"]).all()
   assert (ret["episode_end"][..., -1] == 6 * 20).all()
   ev = evaluation.load_summary(workdir)
-  assert ev["protocol"]["actions"] == "greedy"
+  assert ev["protocol"]["actions"] == "sampled"
   assert ev["comparisons"][0]["a"] == "ad" and len(ev["comparisons"][0]["diff"]) == 3
   assert os.path.getsize(os.path.join(workdir, "eval", "curves.png")) > 1000
   # Every held-out task is outside the teachers' training tasks.

@@ -128,6 +128,8 @@ def test_pipeline_writes_report_and_skips_finished_stages(tmp_path):
   assert text.startswith("# cl_limits report: DarkRoom")
   assert "| optimal return (oracle), mean over tasks |" in text
   assert "teachers/teacher_curves.png" in text
+  assert "## Frozen imitators on held-out tasks" in text and "| ad | teacher, portion all 1, gap 10" in text
+  assert "eval/curves.png" in text
   logs.clear()
   run_pipeline(config, str(tmp_path), log=logs.append)
   assert any("already complete" in line for line in logs)

@@ -33,12 +33,14 @@ def arm(**overrides):
 def imitation(**overrides):
   im = ml_collections.ConfigDict()
   im.num_seeds = 3
-  # AD: whole learning histories. BC: the last 10% of each (the teacher at its final skill; the AD
-  # paper's "expert distillation" control).
-  im.arms = ml_collections.ConfigDict(dict(ad=arm(), bc=arm(portion="last", fraction=0.1)))
+  # AD: whole learning histories, every 10th episode of each stream (gap=10: with every episode the
+  # context shows almost no improvement and AD learned nothing in context; see BUILD_NOTES). BC: the last
+  # 10% of each history (the teacher at its final skill; the AD paper's "expert distillation" control).
+  im.arms = ml_collections.ConfigDict(dict(ad=arm(gap=10), bc=arm(portion="last", fraction=0.1)))
   im.ad_eps = ml_collections.ConfigDict(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=0.5))
   im.model = learner.default_model_config()
   im.train = learner.default_config()
+  im.train.update(dict(batch_size=32, num_updates=600))
   im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=8, episodes=20))
   im.update(overrides)
   return im
@@ -48,7 +50,8 @@ def evaluation(**overrides):
   ev = ml_collections.ConfigDict(dict(
       episodes=100,          # per rollout, from an empty context that then carries across episodes
       num_tasks=0,           # held-out tasks (0: all of them)
-      greedy=True,           # argmax actions (False: sample from the policy)
+      greedy=False,          # sample from the policy (True: argmax; greedy imitators of epsilon-greedy
+                             # teachers repeat one path forever when it misses the goal, see BUILD_NOTES)
       early_episodes=3, late_episodes=10,
       compare="ad:bc",       # "a:b" pairs, comma-separated: bootstrap CI of a's late return minus b's
       bootstrap_reps=2000))
