@@ -84,7 +84,10 @@ def test_outputs(finished):
   data = json.load(open(os.path.join(im, "data.json")))
   ad, bc = data["arms"]["ad"], data["arms"]["bc"]
   assert ad["gap"] == 10 and ad["streams"] == 0 and ad["source_streams_per_learner"] == 2
-  assert bc["portion"] == "last" and 0 < bc["steps"] < ad["steps"]
+  # 2 seeds x 4 tasks x 2 streams, 600 steps (30 episodes of 20) per stream: gap 10 keeps episodes 0, 10,
+  # 20 of each stream; the last 10% is episodes 27-29. Both: 16 histories x 60 steps.
+  assert (ad["histories"], ad["steps"], ad["episodes"]) == (16, 960, 48)
+  assert bc["portion"] == "last" and (bc["histories"], bc["steps"]) == (16, 960)
   assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
   assert any("held-out early->late" in line for line in lines)
   ret = np.load(os.path.join(workdir, "eval", "returns.npz"))
