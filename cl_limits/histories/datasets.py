@@ -57,22 +57,30 @@ class DeviceData:
   history_start: jax.Array
 
 
+ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action")
+
+
+def resolve_arm(arm) -> dict:
+  """An arm's fields with ARM_DEFAULTS filled in for the ones it leaves out (a plain dict)."""
+  return {k: arm.get(k, d) for k, d in ARM_DEFAULTS.items()}
+
+
 def validate_arm(name: str, arm) -> None:
   """ValueError naming the field `imitation.arms.<name>.<field>` for a malformed arm."""
   where = f"imitation.arms.{name}"
-  if arm.get("data", "teacher") not in ("teacher", "ad_eps"):
-    raise ValueError(f"{where}.data: must be 'teacher' or 'ad_eps' (got {arm.get('data')!r})")
-  if arm.get("portion", "all") not in PORTIONS:
-    raise ValueError(f"{where}.portion: must be one of {PORTIONS} (got {arm.get('portion')!r})")
-  frac = float(arm.get("fraction", 1.0))
-  if not 0.0 < frac <= 1.0:
-    raise ValueError(f"{where}.fraction: must be in (0, 1] (got {frac})")
-  if int(arm.get("gap", 1)) < 1:
-    raise ValueError(f"{where}.gap: must be >= 1 (got {arm.get('gap')})")
-  if int(arm.get("streams", 0)) < 0:
-    raise ValueError(f"{where}.streams: must be >= 0, 0 meaning all (got {arm.get('streams')})")
-  if arm.get("labels", "action") not in LABELS:
-    raise ValueError(f"{where}.labels: must be one of {LABELS} (got {arm.get('labels')!r})")
+  a = resolve_arm(arm)
+  if a["data"] not in ("teacher", "ad_eps"):
+    raise ValueError(f"{where}.data: must be 'teacher' or 'ad_eps' (got {a['data']!r})")
+  if a["portion"] not in PORTIONS:
+    raise ValueError(f"{where}.portion: must be one of {PORTIONS} (got {a['portion']!r})")
+  if not 0.0 < float(a["fraction"]) <= 1.0:
+    raise ValueError(f"{where}.fraction: must be in (0, 1] (got {float(a['fraction'])})")
+  if int(a["gap"]) < 1:
+    raise ValueError(f"{where}.gap: must be >= 1 (got {a['gap']})")
+  if int(a["streams"]) < 0:
+    raise ValueError(f"{where}.streams: must be >= 0, 0 meaning all (got {a['streams']})")
+  if a["labels"] not in LABELS:
+    raise ValueError(f"{where}.labels: must be one of {LABELS} (got {a['labels']!r})")
 
 
 def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,

@@ -64,11 +64,12 @@ def validate_config(config, env=None) -> None:
         f"imitation.model.context_len={ctx} is shorter than one episode of {config.env.name} ({ep} "
         "steps): the model could never see what happened in an earlier episode, so it cannot learn "
         "across episodes in context")
-  if any(im.arms[n].get("labels", "action") == "oracle" for n in names) and not hasattr(
+  arms = [datasets.resolve_arm(im.arms[n]) for n in names]
+  if any(a["labels"] == "oracle" for a in arms) and not hasattr(
       env, "optimal_action_from_obs"):
     raise ValueError(f"imitation.arms: labels='oracle' needs an env with an oracle; {config.env.name} "
                      "has none (use labels='teacher')")
-  if any(im.arms[n].get("data", "teacher") == "ad_eps" for n in names):
+  if any(a["data"] == "ad_eps" for a in arms):
     if not hasattr(env, "optimal_action"):
       raise ValueError(f"imitation.arms: data='ad_eps' needs an env with an oracle; {config.env.name} "
                        "has none")
@@ -101,7 +102,8 @@ def ad_eps_histories(config, workdir, env, log=print):
   a = config.imitation.ad_eps
   directory = os.path.join(os.path.abspath(workdir), "histories", "ad_eps")
   meta = {"env": config.env.name, "env_kwargs": config.env.kwargs.to_dict(), "source": "ad_eps",
-          "steps": int(a.steps), "streams_per_learner": int(a.streams), "eps_floor": float(a.eps_floor),
+          "steps": int(a.steps), "streams_per_learner": int(a.streams),
+          "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
           "decay_fraction": float(a.decay_fraction), "seed": int(config.seed)}
   if store.is_complete(directory):
     history, manifest = store.load(directory)
@@ -131,13 +133,13 @@ def build_data(config, workdir, env, log=print):
   sources, parts, per_arm, arms_meta = {}, [], [], {}
   offset = 0
   for name in arm_names(config):
-    arm = im.arms[name]
-    src = arm.get("data", "teacher")
+    arm = datasets.resolve_arm(im.arms[name])
+    src = arm["data"]
     if src not in sources:
       sources[src] = (load_teacher_histories(config, workdir) if src == "teacher"
                       else ad_eps_histories(config, workdir, env, log))
     history, manifest = sources[src]
-    labels = arm.get("labels", "action")
+    labels = arm["labels"]
     label = None
     if labels == "oracle":
       tasks = envs_lib.tasks_at(env, np.asarray(manifest["task_ids"]))
@@ -146,8 +148,8 @@ def build_data(config, workdir, env, log=print):
       if src != "teacher":
         raise ValueError(f"imitation.arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
       label = _teacher_greedy_labels(config, workdir, env, history)
-    fd = datasets.select(history, portion=arm.get("portion", "all"), fraction=float(arm.get("fraction", 1.0)),
-                         gap=int(arm.get("gap", 1)), streams=int(arm.get("streams", 0)), label=label)
+    fd = datasets.select(history, portion=arm["portion"], fraction=float(arm["fraction"]),
+                         gap=int(arm["gap"]), streams=int(arm["streams"]), label=label)
     try:
       index = windows.build_index(fd.lengths, seq_len)
     except ValueError as e:
@@ -156,14 +158,8 @@ def build_data(config, workdir, env, log=print):
     per_arm.append(np.asarray(index.starts) + offset)
     offset += fd.num_steps
     parts.append(fd)
-    arms_meta[name] = {**{k: arm.get(k, d) for k, d in (("data", "teacher"), ("portion", "all"),
-                                                        ("fraction", 1.0), ("gap", 1), ("streams", 0),
-                                                        ("labels", "action"))},
-                       "source_streams_per_learner": int(manifest["streams_per_learner"]),
-                       "source_env_steps_per_learner": int(manifest.get("env_steps_per_learner",
-                                                                        manifest.get("steps", 0))
-                                                           * (1 if src == "teacher" else
-                                                              manifest["streams_per_learner"])),
+    arms_meta[name] = {**arm, "source_streams_per_learner": int(manifest["streams_per_learner"]),
+                       "source_env_steps_per_learner": int(manifest["env_steps_per_learner"]),
                        "histories": int(len(fd.lengths)), "steps": fd.num_steps,
                        "episodes": fd.episodes, "windows": int(len(index.starts)),
                        "mean_return_per_episode": float(fd.reward.sum() / max(fd.episodes, 1))}
@@ -178,6 +174,13 @@ def _teacher_greedy_labels(config, workdir, env, history):
   state = teacher_runner.load_final_state(config, workdir)
   teacher = dqn.make_teacher(config.teacher.dqn, env)
   return datasets.teacher_labels(teacher.greedy_action, state.params, history)
+
+
+def build_model(config, env):
+  """The config's transformer for this env (its action count, and per-entry embeddings where the env
+  has integer observations)."""
+  return learner_lib.make_model(config.imitation.model, env.action_space(env.default_params).n,
+                                getattr(env, "obs_nvec", None))
 
 
 def heldout_tasks(config, env, num: int = 0):
@@ -259,9 +262,8 @@ def run_imitation(config, workdir: str, log=print) -> dict:
   store.atomic_write_json(os.path.join(out_dir, "config.json"), json.loads(config.to_json_best_effort()))
   store.atomic_write_json(paths["data"], data_meta)
 
-  obs_nvec = getattr(env, "obs_nvec", None)
-  num_actions = env.action_space(env.default_params).n
-  model = learner_lib.make_model(im.model, num_actions, obs_nvec)
+  model = build_model(config, env)
+  num_actions = model.num_actions
   learner = learner_lib.make_learner(im.train, model)
   mesh = sharding.seed_mesh(num_models)
   keys = sharding.shard_seeds(model_keys(int(config.seed), len(arms), num_seeds), mesh)
@@ -341,8 +343,7 @@ def load_final(config, workdir: str):
     raise FileNotFoundError(f"no finished imitation stage in {out_dir} (run experiments/imitate.py first)")
   im = config.imitation
   arms, num_seeds = arm_names(config), int(im.num_seeds)
-  num_actions = env.action_space(env.default_params).n
-  model = learner_lib.make_model(im.model, num_actions, getattr(env, "obs_nvec", None))
+  model = build_model(config, env)
   learner = learner_lib.make_learner(im.train, model)
   obs_shape, obs_dtype = envs_lib.obs_spec(env)
   tokens = jax.tree.map(

@@ -8,6 +8,7 @@ Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and s
 """
 import ml_collections
 
+from cl_limits.histories import datasets
 from cl_limits.imitation import learner
 from cl_limits.teachers import dqn
 
@@ -24,8 +25,7 @@ def teacher_dqn(**overrides):
 
 def arm(**overrides):
   """One imitation arm (see cl_limits/histories/datasets.py): every field present so flags can set it."""
-  a = ml_collections.ConfigDict(dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0,
-                                     labels="action"))
+  a = ml_collections.ConfigDict(dict(datasets.ARM_DEFAULTS))
   a.update(overrides)
   return a
 
