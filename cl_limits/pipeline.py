@@ -1,8 +1,9 @@
 """The pipeline: every stage in order, each skipped when its outputs already exist and validate.
 
-Stages so far: teachers (DQN learning histories) -> imitation (AD / BC / ... arms x seeds) -> evaluation
-(frozen rollouts on held-out tasks). `run_pipeline` ends by writing `report.md` in the run directory,
-which states what was run and measured.
+Stages: teachers (DQN learning histories) -> imitation (AD / BC / ... arms x seeds, trained together) ->
+evaluation (frozen rollouts on held-out tasks; P1) -> p2 (imitators of truncated histories rolled out far
+past their data, against the data's ceiling) -> report.md (verdict table first). A killed pipeline resumes
+where it stopped; a finished one only prints where its report is.
 """
 from __future__ import annotations
 
@@ -11,23 +12,39 @@ import os
 
 import numpy as np
 
+from cl_limits.analysis import p2 as p2_lib
+from cl_limits.analysis import report as report_lib
 from cl_limits.histories import store
 from cl_limits.imitation.runner import run_imitation
 from cl_limits.rollouts import evaluation
 from cl_limits.teachers.runner import run_teachers
 
-STAGES = ("teachers", "imitation", "evaluation")
+STAGES = ("teachers", "imitation", "evaluation", "p2")
+_MARKERS = {"teachers": "teachers/summary.json", "imitation": "imitators/summary.json",
+            "evaluation": "eval/summary.json", "p2": "p2/summary.json"}
+
+
+def stages_done(config, workdir: str) -> dict:
+  """Which stages have finished in workdir (p2 counts as done when the config names no P2 arms)."""
+  root = os.path.abspath(workdir)
+  done = {k: os.path.exists(os.path.join(root, v)) for k, v in _MARKERS.items()}
+  if not p2_lib.p2_arms(config):
+    done["p2"] = True
+  return done
 
 
 def run_pipeline(config, workdir: str, log=print) -> str:
   """Runs (or resumes, or skips) every stage; returns the path of report.md."""
+  report = os.path.join(os.path.abspath(workdir), "report.md")
+  if all(stages_done(config, workdir).values()) and os.path.exists(report):
+    log(f"[pipeline] finished run; report: {report}")
+    return report
   os.makedirs(workdir, exist_ok=True)
   teachers = run_teachers(config, workdir, log=log)
   run_imitation(config, workdir, log=log)
   evaluation.run_evaluation(config, workdir, log=log)
-  report = os.path.join(os.path.abspath(workdir), "report.md")
-  text = _report(config, teachers) + _imitation_report(config, workdir)
-  store.atomic_write_bytes(report, text.encode())
+  p2_lib.run_p2(config, workdir, log=log)
+  report = report_lib.write_report(config, workdir, _report(config, teachers) + _imitation_report(config, workdir))
   log(f"[pipeline] report: {report}")
   return report
 
@@ -36,8 +53,7 @@ def _report(config, teachers) -> str:
   summary = json.load(open(teachers["summary"]))
   manifest = store.read_manifest(teachers["histories"])
   curves = np.load(os.path.join(teachers["dir"], "curves.npz"))
-  lines = [f"# cl_limits report: {config.env.name}", "",
-           "## Teachers", "",
+  lines = ["## Teachers", "",
            f"DQN teachers on {config.env.name} {dict(config.env.kwargs)}: {manifest['num_seeds']} seeds x "
            f"{len(manifest['task_ids'])} tasks, {manifest['env_steps_per_learner']} environment steps per "
            f"learner over {manifest['streams_per_learner']} streams.", ""]
@@ -68,7 +84,7 @@ def _imitation_report(config, workdir) -> str:
   ev = evaluation.load_summary(workdir)
   data = json.load(open(os.path.join(os.path.abspath(workdir), "imitators", "data.json")))
   p = ev["protocol"]
-  lines = ["## Frozen imitators on held-out tasks", "",
+  lines = ["## Frozen imitators on held-out tasks (P1 protocol)", "",
            f"Protocol: {p['actions']} actions, {p['episodes']} episodes ({ev['horizon_steps']} environment "
            f"steps) per rollout, context {p['context']}, {len(ev['task_ids'])} held-out tasks; "
            f"{config.imitation.num_seeds} model seeds per arm. Intervals: {p['ci']}.", "",

@@ -15,8 +15,13 @@ from experiments.configs import darkroom
 
 
 def smoke_config(**imitation_overrides):
+  """The :smoke config with AD on whole histories and snapshot BC as its arms (issue 3's comparison)."""
   config = darkroom.get_config("smoke")
   with config.unlocked():
+    config.imitation.arms = darkroom.ml_collections.ConfigDict(dict(
+        ad=darkroom.ad_arm(), bc=darkroom.arm(portion="last", fraction=0.1)))
+    config.evaluation.compare = "ad:bc"
+    config.experiments.p2.arms = ""
     for k, v in imitation_overrides.items():
       node = config.imitation
       *path, last = k.split(".")
@@ -43,7 +48,7 @@ def workdir_with_teachers(teacher_dir, tmp_path):
 def finished(teacher_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("imitation_smoke"))
   shutil.copytree(os.path.join(teacher_dir, "teachers"), os.path.join(workdir, "teachers"))
-  config = darkroom.get_config("smoke")
+  config = smoke_config()
   lines = []
   imitation_runner.run_imitation(config, workdir, log=lines.append)
   evaluation.run_evaluation(config, workdir, log=lines.append)
@@ -140,7 +145,7 @@ def test_context_shorter_than_an_episode_fails_before_compiling(teacher_dir, tmp
 
 
 def test_missing_store_fails_before_compiling(tmp_path):
-  fails_before_compiling(imitation_runner.run_imitation, darkroom.get_config("smoke"), str(tmp_path),
+  fails_before_compiling(imitation_runner.run_imitation, smoke_config(), str(tmp_path),
                          match="does not exist .run experiments/teachers.py first",
                          exc=store.HistoryStoreError)
 
@@ -152,7 +157,7 @@ def test_corrupt_store_fails_before_compiling(teacher_dir, tmp_path):
   raw = bytearray(open(chunk, "rb").read())
   raw[len(raw) // 2] ^= 0xFF
   open(chunk, "wb").write(bytes(raw))
-  fails_before_compiling(imitation_runner.run_imitation, darkroom.get_config("smoke"), workdir,
+  fails_before_compiling(imitation_runner.run_imitation, smoke_config(), workdir,
                          match="chunk_00001.npz is corrupt", exc=store.HistoryStoreError)
 
 

@@ -117,20 +117,3 @@ def test_sharded_seeds_equal_unsharded():
   assert len(jax.tree.leaves(sharded)[0].sharding.device_set) == 4
   chex.assert_trees_all_close(jax.device_get(plain), jax.device_get(sharded), rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(plain[1].action, sharded[1].action)
-
-
-def test_pipeline_writes_report_and_skips_finished_stages(tmp_path):
-  from cl_limits.pipeline import run_pipeline
-  config = darkroom.get_config("smoke")
-  logs = []
-  report = run_pipeline(config, str(tmp_path), log=logs.append)
-  text = open(report).read()
-  assert text.startswith("# cl_limits report: DarkRoom")
-  assert "| optimal return (oracle), mean over tasks |" in text
-  assert "teachers/teacher_curves.png" in text
-  assert "## Frozen imitators on held-out tasks" in text and "| ad | teacher, portion all 1, gap 10" in text
-  assert "eval/curves.png" in text
-  logs.clear()
-  run_pipeline(config, str(tmp_path), log=logs.append)
-  assert any("already complete" in line for line in logs)
-  assert not any("segment" in line for line in logs)

@@ -30,13 +30,23 @@ def arm(**overrides):
   return a
 
 
+def ad_arm(**overrides):
+  """AD on whole learning histories (Laskin et al. 2022's setting)."""
+  return arm(gap=10, **overrides)
+
+
 def imitation(**overrides):
   im = ml_collections.ConfigDict()
   im.num_seeds = 3
-  # AD: whole learning histories, every 10th episode of each stream (gap=10: with every episode the
-  # context shows almost no improvement and AD learned nothing in context; see BUILD_NOTES). BC: the last
-  # 10% of each history (the teacher at its final skill; the AD paper's "expert distillation" control).
-  im.arms = ml_collections.ConfigDict(dict(ad=arm(gap=10), bc=arm(portion="last", fraction=0.1)))
+  # BC (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
+  # distillation" control). ad_p25 / ad_p50 (P2): AD on the histories cut at 25% / 50% of training, before
+  # the teachers converge, every 10th episode of each stream (gap=10: with every episode the context shows
+  # almost no improvement and AD learned nothing in context; see BUILD_NOTES). AD on whole histories
+  # (`ad_arm()`) is issue 3's reproduction check, added by tests/test_ad_darkroom_slow.py.
+  im.arms = ml_collections.ConfigDict(dict(
+      bc=arm(portion="last", fraction=0.1),
+      ad_p25=arm(portion="first", fraction=0.25, gap=10),
+      ad_p50=arm(portion="first", fraction=0.5, gap=10)))
   im.ad_eps = ml_collections.ConfigDict(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=0.5))
   im.model = learner.default_model_config()
   im.train = learner.default_config()
@@ -53,10 +63,24 @@ def evaluation(**overrides):
       greedy=False,          # sample from the policy (True: argmax; greedy imitators of epsilon-greedy
                              # teachers repeat one path forever when it misses the goal, see BUILD_NOTES)
       early_episodes=3, late_episodes=10,
-      compare="ad:bc",       # "a:b" pairs, comma-separated: bootstrap CI of a's late return minus b's
+      compare="",            # "a:b" pairs, comma-separated: bootstrap CI of a's late return minus b's
       bootstrap_reps=2000))
   ev.update(overrides)
   return ev
+
+
+def experiments(**overrides):
+  """The named experiments the pipeline measures and the report decides (cl_limits/analysis/verdicts.py)."""
+  ex = ml_collections.ConfigDict()
+  # P1 snapshot: the BC arm's late return against the teachers' final return (rolled out under the
+  # `evaluation` protocol); supported when the CI's lower end keeps `threshold` of it.
+  ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8))
+  # P2 beyond the ceiling: AD arms on truncated histories, rolled out for horizon_factor x the
+  # environment steps of one truncated history (per learner), late = the last late_fraction of episodes.
+  ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p25,ad_p50", horizon_factor=10.0, num_tasks=10,
+                                         late_fraction=0.1, ceiling_window=10, bootstrap_reps=2000))
+  ex.update(overrides)
+  return ex
 
 
 def get_config(preset: str = ""):
@@ -69,6 +93,7 @@ def get_config(preset: str = ""):
                                                   dqn=teacher_dqn()))
   config.imitation = imitation()
   config.evaluation = evaluation()
+  config.experiments = experiments()
   if preset == "smoke":
     config.tasks.max_tasks = 4
     config.teacher.num_seeds = 2
@@ -81,9 +106,13 @@ def get_config(preset: str = ""):
     config.imitation.train.update(dict(seq_len=40, batch_size=4, num_updates=20, updates_per_segment=10,
                                        warmup_updates=2))
     config.imitation.ad_eps.update(dict(streams=2, steps=400))
+    for name in ("ad_p25", "ad_p50"):    # 30-episode streams: keep every episode
+      config.imitation.arms[name].gap = 1
     config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
     config.evaluation.update(dict(episodes=6, num_tasks=3, early_episodes=2, late_episodes=2,
                                   bootstrap_reps=200))
+    config.experiments.p2.update(dict(arms="ad_p50", horizon_factor=2.0, num_tasks=2, ceiling_window=3,
+                                      bootstrap_reps=200))
   elif preset == "gpu":
     config.teacher.num_seeds = 8
     config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=10_000, eps_anneal_steps=50_000)

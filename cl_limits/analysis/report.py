@@ -1,0 +1,150 @@
+"""report.md: the verdict table first, then the figures and the detail of every stage that has run.
+
+`write_report(config, workdir)` reads only what the stages wrote (teachers/, eval/, p2/, capacity/) and
+rewrites `workdir/report.md`; the capacity sweep's aggregation calls it again to add its rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from cl_limits.analysis import p2 as p2_lib
+from cl_limits.analysis import stats, verdicts
+from cl_limits.histories import store
+from cl_limits.rollouts import evaluation
+
+CAPACITY = os.path.join("capacity", "summary.json")
+
+
+def _ci(t, fmt="{:.2f}"):
+  return f"{fmt.format(t[0])} [{fmt.format(t[1])}, {fmt.format(t[2])}]"
+
+
+def p1_row(config, workdir) -> dict | None:
+  """The P1 measurement from the evaluation stage: snapshot imitator's late return / teachers' final."""
+  arm = str(config.experiments.p1.arm or "")
+  path = os.path.join(os.path.abspath(workdir), "eval", "returns.npz")
+  teacher = evaluation.teacher_final_return(workdir)
+  if not arm or not os.path.exists(path) or not teacher:
+    return None
+  with np.load(path) as z:
+    arms = [str(a) for a in z["arms"]]
+    if arm not in arms:
+      return None
+    rets = z["episode_return"][arms.index(arm)]                          # [S, K, E]
+  n_late = int(config.evaluation.late_episodes)
+  late = stats.episode_window_mean(rets, rets.shape[-1] - n_late, rets.shape[-1])
+  reps = int(config.evaluation.bootstrap_reps)
+  ratio = stats.interval(late / teacher, reps)
+  verdict, rule = verdicts.p1(ratio, float(config.experiments.p1.threshold))
+  return {"prediction": "P1 snapshot: imitating the teachers' final segment plays as well as they did "
+                        "(predicted: yes)",
+          "measured": f"{arm}: late return (last {n_late} of {rets.shape[-1]} episodes) / teachers' final "
+                      f"return {teacher:.2f}, IQM over {rets.shape[0]} seeds x {rets.shape[1]} held-out tasks",
+          "estimate": ratio, "verdict": verdict, "rule": rule, "late": stats.interval(late, reps)}
+
+
+def p2_rows(workdir) -> list[dict]:
+  s = p2_lib.load_summary(workdir)
+  if not s:
+    return []
+  rows = []
+  for name, e in s["arms"].items():
+    verdict, rule = verdicts.p2(e["late_minus_ceiling"], e["teacher_final_minus_ceiling"])
+    rows.append({"prediction": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training "
+                               "(predicted: no improvement past the ceiling)",
+                 "measured": f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
+                             f"{e['horizon_steps']:,} steps) minus the data's ceiling {e['ceiling']:.2f}; "
+                             f"P(run > ceiling) {_ci(e['prob_exceed'])}; teachers went on to "
+                             f"{e['teacher_final']:.2f}",
+                 "estimate": e["late_minus_ceiling"], "verdict": verdict, "rule": rule})
+  return rows
+
+
+def capacity_rows(workdir) -> list[dict]:
+  path = os.path.join(os.path.abspath(workdir), CAPACITY)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    s = json.load(f)
+  rows = []
+  for c in s.get("comparisons", []):
+    verdict, rule = verdicts.capacity(c["gain"])
+    rows.append({"prediction": f"capacity ({c['axis']}): in-context learning plateaus",
+                 "measured": f"late return at {c['larger']} minus at {c['smaller']} (IQM over seeds x tasks)",
+                 "estimate": c["gain"], "verdict": verdict, "rule": rule})
+  return rows
+
+
+def write_report(config, workdir: str, sections: str = "") -> str:
+  """Writes workdir/report.md: verdict table, figures, then `sections` (stage detail). Returns its path."""
+  workdir = os.path.abspath(workdir)
+  rows = [r for r in [p1_row(config, workdir)] if r] + p2_rows(workdir) + capacity_rows(workdir)
+  lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
+  if rows:
+    lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
+    lines += [f"| {r['prediction']} | {r['measured']} | {_ci(r['estimate'])} | **{r['verdict']}** | "
+              f"{r['rule']} |" for r in rows]
+  else:
+    lines.append("No prediction has been measured in this run directory yet.")
+  ev = config.evaluation
+  lines += ["", f"Evaluation protocol: {'greedy' if ev.greedy else 'sampled'} actions; every rollout starts "
+            "from an empty context, which then carries across episodes (a sliding window of "
+            f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
+            f"on. P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "
+            "environment steps of one truncated history. Intervals: interquartile mean (IQM) over seeds x "
+            "tasks, 95% stratified bootstrap CI over seeds (rliable).", ""]
+  figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
+          ("frozen imitators on held-out tasks", "eval/curves.png"),
+          ("capacity: return vs context length", "capacity/capacity.png")]
+  for title, rel in figs:
+    if os.path.exists(os.path.join(workdir, rel)):
+      lines += [f"![{title}]({rel})", ""]
+  lines.append(sections)
+  lines += _p2_section(workdir) + _capacity_section(workdir)
+  path = os.path.join(workdir, "report.md")
+  store.atomic_write_bytes(path, "\n".join(lines).encode())
+  return path
+
+
+def _p2_section(workdir) -> list[str]:
+  s = p2_lib.load_summary(workdir)
+  if not s:
+    return []
+  p = s["protocol"]
+  lines = ["## P2: beyond the ceiling", "",
+           f"Protocol: {p['actions']} actions, {p['horizon']}, context {p['context']}, "
+           f"{len(s['task_ids'])} held-out tasks; late = {p['late']}; ceiling = best "
+           f"{p['ceiling_window_episodes']}-episode moving average of the data's population curve. "
+           f"Intervals: {p['ci']}.", "",
+           "| arm | data cut (learner steps) | ceiling | rollout steps | early (episodes 1-3) | late | "
+           "late - ceiling | P(run > ceiling) | teachers' final |", "|---|---|---|---|---|---|---|---|---|"]
+  for name, e in s["arms"].items():
+    lines.append(f"| {name} | {e['cut_learner_steps']:,} ({e['fraction']:.0%}, gap {e['gap']}) | "
+                 f"{e['ceiling']:.2f} | {e['horizon_steps']:,} | {_ci(e['early'])} | {_ci(e['late'])} | "
+                 f"{_ci(e['late_minus_ceiling'])} | {_ci(e['prob_exceed'])} | {e['teacher_final']:.2f} |")
+  lines += ["", "TensorBoard: `tb/p2` (teacher, imitator and ceiling per arm on the environment-step axis).",
+            ""]
+  return lines
+
+
+def _capacity_section(workdir) -> list[str]:
+  path = os.path.join(os.path.abspath(workdir), CAPACITY)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    s = json.load(f)
+  lines = ["## Capacity sweep", "", s.get("protocol", ""), "",
+           "| run | context (episodes) | model | early (episodes 1-3) | late | late - early | failed |",
+           "|---|---|---|---|---|---|---|"]
+  for r in s["runs"]:
+    if r.get("error"):
+      lines.append(f"| {r['name']} | {r.get('context_episodes', '')} | {r.get('model', '')} | | | | "
+                   f"{r['error']} |")
+      continue
+    lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {_ci(r['early'])} | "
+                 f"{_ci(r['late'])} | {_ci(r['improvement'])} | |")
+  lines.append("")
+  return lines

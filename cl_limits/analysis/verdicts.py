@@ -1,0 +1,55 @@
+"""Verdict rules: each prediction is decided from an interval estimate by a rule stated in the report.
+
+Every rule returns (verdict, rule text) with verdict one of "supported", "refuted", "inconclusive" for
+the prediction as DESIGN.md states it:
+
+  P1  a snapshot imitator plays about as well as the teacher at the end of its data   (predicted: yes)
+  P2  an imitator of a truncated history keeps improving past its data's ceiling        (predicted: no)
+  capacity  in-context learning plateaus: more context / a bigger model does not raise the late return
+"""
+from __future__ import annotations
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+
+
+def p1(ratio_ci, threshold: float) -> tuple[str, str]:
+  """ratio_ci: (estimate, low, high) of the snapshot imitator's late return / teachers' final return."""
+  _, lo, hi = ratio_ci
+  rule = (f"supported if the CI's lower end >= {threshold:g} (the imitator keeps at least {threshold:.0%} of "
+          f"the teachers' final return); refuted if its upper end < {threshold:g}; else inconclusive")
+  if lo >= threshold:
+    return SUPPORTED, rule
+  if hi < threshold:
+    return REFUTED, rule
+  return INCONCLUSIVE, rule
+
+
+def p2(diff_ci, teacher_gain: float) -> tuple[str, str]:
+  """diff_ci: (estimate, low, high) of the imitator's late return minus the ceiling of its data.
+
+  teacher_gain: the teachers' final return minus the same ceiling. The prediction ("it does not keep
+  improving past the ceiling") can only be tested where the teachers themselves did.
+  """
+  _, lo, hi = diff_ci
+  rule = ("prediction (no improvement past the ceiling) supported if the CI of late - ceiling lies at or "
+          "below 0; refuted if it lies above 0; inconclusive if it contains 0 or if the teachers did not "
+          "improve past the ceiling after the cut either")
+  if teacher_gain <= 0:
+    return INCONCLUSIVE, rule
+  if lo > 0:
+    return REFUTED, rule
+  if hi <= 0:
+    return SUPPORTED, rule
+  return INCONCLUSIVE, rule
+
+
+def capacity(gain_ci) -> tuple[str, str]:
+  """gain_ci: (estimate, low, high) of the late return at the larger setting minus the smaller one."""
+  _, lo, hi = gain_ci
+  rule = ("plateau supported if the CI of (larger - smaller) lies at or below 0; refuted if above 0; "
+          "else inconclusive")
+  if lo > 0:
+    return REFUTED, rule
+  if hi <= 0:
+    return SUPPORTED, rule
+  return INCONCLUSIVE, rule

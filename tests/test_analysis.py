@@ -1,0 +1,90 @@
+"""Ceiling, exceed and verdict computations on hand-made curves with known answers."""
+import numpy as np
+import pytest
+
+from cl_limits.analysis import ceiling, stats, verdicts
+
+
+def test_episode_matrix_keeps_whole_episodes_in_time_order():
+  # One history of 3 episodes of 4 steps; rewards make returns 1, 2, 3; keep the episodes 0 and 2.
+  reward = np.array([[0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0]], float)
+  done = np.zeros_like(reward, bool)
+  done[0, [3, 7, 11]] = True
+  keep = np.ones_like(done)
+  keep[0, 4:8] = False
+  rets, ends = ceiling.episode_matrix(reward, done, keep)
+  np.testing.assert_array_equal(rets, [[1.0, 3.0]])
+  np.testing.assert_array_equal(ends, [[4, 12]])
+  rets, _ = ceiling.episode_matrix(reward, done)
+  np.testing.assert_array_equal(rets, [[1.0, 2.0, 3.0]])
+
+
+def test_ceiling_is_the_best_full_window_of_the_population_curve():
+  # Two histories; population curve = 0, 1, 2, 10, 2, 1 (one spike) -> window 1: 10 at episode 3;
+  # window 3: best mean of 3 consecutive = (2 + 10 + 2) / 3 at the window ending at episode 4.
+  a = np.array([0, 1, 2, 12, 2, 1], float)
+  b = np.array([0, 1, 2, 8, 2, 1], float)
+  r = np.stack([a, b])
+  assert ceiling.ceiling(r, 1) == (10.0, 3)
+  value, idx = ceiling.ceiling(r, 3)
+  assert value == pytest.approx(14 / 3) and idx == 4
+  # A window longer than the data averages all of it.
+  assert ceiling.ceiling(r, 100)[0] == pytest.approx(16 / 6)
+
+
+def test_ceiling_ignores_padding_of_shorter_histories():
+  r = np.array([[1.0, 2.0, 3.0], [3.0, np.nan, np.nan]])
+  # population curve 2, 2, 3 -> window 2: max(2, 2.5) = 2.5 ending at episode 2.
+  assert ceiling.ceiling(r, 2) == (2.5, 2)
+  with pytest.raises(ValueError, match="window must be >= 1"):
+    ceiling.ceiling(r, 0)
+  with pytest.raises(ValueError, match="some episodes"):
+    ceiling.ceiling(np.full((2, 3), np.nan), 2)
+
+
+def test_rising_learning_curve_cut_early_has_its_cut_value_as_ceiling():
+  # Linear learning 0 -> 10 over 100 episodes, data cut at 25: ceiling = mean of the last 5 kept.
+  curve = np.linspace(0, 10, 100)
+  r = np.stack([curve[:25]] * 3)
+  assert ceiling.ceiling(r, 5)[0] == pytest.approx(curve[20:25].mean())
+
+
+def test_exceed_known_answers():
+  late = np.array([[5.0, 7.0], [5.0, 7.0], [5.0, 7.0]])      # [seeds, tasks]
+  out = ceiling.exceed(late, 6.0, reps=500)
+  assert out["diff"][0] == pytest.approx(0.0)
+  assert out["diff"][1] < 0 < out["diff"][2]                   # resampling tasks spreads it
+  assert out["prob"][0] == pytest.approx(0.5)
+  out = ceiling.exceed(late, 4.0, reps=500)
+  assert out["diff"] == pytest.approx([2.0, 1.0, 3.0]) and out["prob"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_rliable_interval_iqm_and_reproducible():
+  x = np.tile(np.arange(8.0), (3, 1))        # every seed scores 0..7 over 8 tasks
+  est, lo, hi = stats.interval(x, reps=300)
+  assert est == pytest.approx(3.5) and lo == hi == pytest.approx(3.5)   # seeds agree: no spread
+  y = np.array([[0.0], [10.0], [20.0], [30.0]])
+  assert stats.interval(y, 300) == stats.interval(y, 300)
+  e, lo, hi = stats.interval(y, 300)
+  assert e == pytest.approx(15.0) and lo < 15 < hi
+  with pytest.raises(ValueError, match="non-finite"):
+    stats.interval([np.nan, 1.0])
+
+
+@pytest.mark.parametrize("ci,verdict", [((0.9, 0.85, 0.95), "supported"), ((0.5, 0.4, 0.6), "refuted"),
+                                        ((0.8, 0.7, 0.9), "inconclusive")])
+def test_p1_verdicts(ci, verdict):
+  assert verdicts.p1(ci, 0.8)[0] == verdict
+
+
+@pytest.mark.parametrize("ci,gain,verdict", [((-2, -3, -1), 5.0, "supported"), ((2, 1, 3), 5.0, "refuted"),
+                                             ((0, -1, 1), 5.0, "inconclusive"),
+                                             ((-2, -3, -1), 0.0, "inconclusive")])
+def test_p2_verdicts(ci, gain, verdict):
+  assert verdicts.p2(ci, gain)[0] == verdict
+
+
+def test_capacity_verdicts():
+  assert verdicts.capacity((1.0, 0.5, 1.5))[0] == "refuted"
+  assert verdicts.capacity((-1.0, -1.5, -0.1))[0] == "supported"
+  assert verdicts.capacity((0.1, -0.5, 0.6))[0] == "inconclusive"

@@ -1,0 +1,67 @@
+"""The main job on the :smoke config: report with verdicts, figures, TensorBoard, skip and resume."""
+import json
+import os
+
+import pytest
+
+from cl_limits.pipeline import run_pipeline
+from experiments.configs import darkroom
+
+
+class Killed(Exception):
+  pass
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("pipeline_smoke"))
+  logs = []
+  report = run_pipeline(darkroom.get_config("smoke"), workdir, log=logs.append)
+  return workdir, report, logs
+
+
+def test_report_opens_with_verdicts_and_figures(finished):
+  workdir, report, logs = finished
+  text = open(report).read()
+  assert text.startswith("# cl_limits report: DarkRoom")
+  verdicts = text[text.index("## Verdicts"):text.index("Evaluation protocol")]
+  rows = [line for line in verdicts.splitlines() if line.startswith("| P")]
+  assert [r.split("|")[1].strip()[:2] for r in rows] == ["P1", "P2"]
+  for r in rows:
+    assert any(f"**{v}**" in r for v in ("supported", "refuted", "inconclusive")), r
+  assert "data cut at 50% of training" in rows[1]
+  assert "sampled actions; every rollout starts from an empty context" in text
+  for rel in ("p2/curves.png", "eval/curves.png", "teachers/teacher_curves.png"):
+    assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000
+  assert "## P2: beyond the ceiling" in text and "| optimal return (oracle), mean over tasks |" in text
+  p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
+  # 2 streams x 600 steps per learner, cut at 50%: 300 stream steps = 600 learner steps; horizon 2x that.
+  assert p2["cut_learner_steps"] == 600 and p2["horizon_steps"] == 1200 and p2["episodes"] == 60
+  assert os.listdir(os.path.join(workdir, "tb", "p2", "all"))
+
+
+def test_finished_run_only_prints_its_report(finished):
+  workdir, report, _ = finished
+  logs = []
+  assert run_pipeline(darkroom.get_config("smoke"), workdir, log=logs.append) == report
+  assert logs == [f"[pipeline] finished run; report: {report}"]
+
+
+def test_killed_during_imitation_resumes_without_redoing_teachers(tmp_path):
+  config = darkroom.get_config("smoke")
+  workdir = str(tmp_path)
+
+  def die_in_imitation(line):
+    if line.startswith("[imitation] segment 2/"):
+      raise Killed()
+  with pytest.raises(Killed):
+    run_pipeline(config, workdir, log=die_in_imitation)
+  hist = os.path.join(workdir, "teachers", "histories")
+  stamps = {f: os.stat(os.path.join(hist, f)).st_mtime_ns for f in os.listdir(hist)}
+  logs = []
+  report = run_pipeline(config, workdir, log=logs.append)
+  assert any(line.startswith("[teachers] already complete") for line in logs)
+  assert not any(line.startswith("[teachers] segment") for line in logs)
+  assert any("resuming from segment 1/2" in line for line in logs)
+  assert {f: os.stat(os.path.join(hist, f)).st_mtime_ns for f in os.listdir(hist)} == stamps
+  assert "| P2 beyond the ceiling" in open(report).read()
