@@ -17,7 +17,7 @@ from cl_limits.analysis import report as report_lib
 from cl_limits.histories import store
 from cl_limits.imitation.runner import run_imitation
 from cl_limits.rollouts import evaluation
-from cl_limits.teachers.runner import run_teachers
+from cl_limits.teachers.runner import run_teachers, teachers_dir
 
 STAGES = ("teachers", "imitation", "evaluation", "p2")
 _MARKERS = {"teachers": "teachers/summary.json", "imitation": "imitators/summary.json",
@@ -28,6 +28,7 @@ def stages_done(config, workdir: str) -> dict:
   """Which stages have finished in workdir (p2 counts as done when the config names no P2 arms)."""
   root = os.path.abspath(workdir)
   done = {k: os.path.exists(os.path.join(root, v)) for k, v in _MARKERS.items()}
+  done["teachers"] = os.path.exists(os.path.join(teachers_dir(config, workdir), "summary.json"))
   if not p2_lib.p2_arms(config):
     done["p2"] = True
   return done
@@ -44,12 +45,21 @@ def run_pipeline(config, workdir: str, log=print) -> str:
   run_imitation(config, workdir, log=log)
   evaluation.run_evaluation(config, workdir, log=log)
   p2_lib.run_p2(config, workdir, log=log)
-  report = report_lib.write_report(config, workdir, _report(config, teachers) + _imitation_report(config, workdir))
+  report = write_report(config, workdir)
   log(f"[pipeline] report: {report}")
   return report
 
 
-def _report(config, teachers) -> str:
+def write_report(config, workdir: str) -> str:
+  """(Re)writes workdir/report.md from what the finished stages left (and a capacity sweep, if any)."""
+  tdir = teachers_dir(config, workdir)
+  teachers = {"dir": tdir, "histories": os.path.join(tdir, "histories"),
+              "summary": os.path.join(tdir, "summary.json")}
+  return report_lib.write_report(config, workdir,
+                                 _report(config, teachers, workdir) + _imitation_report(config, workdir))
+
+
+def _report(config, teachers, workdir) -> str:
   summary = json.load(open(teachers["summary"]))
   manifest = store.read_manifest(teachers["histories"])
   curves = np.load(os.path.join(teachers["dir"], "curves.npz"))
@@ -74,7 +84,8 @@ def _report(config, teachers) -> str:
               f"| training return, last {curves['env_steps'][0]} steps | {last:.2f} |", ""]
   lines += ["Greedy return: one episode per (seed, task) with the final Q-network, argmax actions.",
             "Training return: episodes completed in each window, epsilon-greedy as trained.", "",
-            "![teacher learning curves](teachers/teacher_curves.png)", "",
+            f"![teacher learning curves]({os.path.relpath(teachers['dir'], os.path.abspath(workdir))}"
+            "/teacher_curves.png)", "",
             f"Histories: `{os.path.relpath(teachers['histories'], os.path.dirname(teachers['dir']))}`; "
             "TensorBoard: `teachers/tb`.", ""]
   return "\n".join(lines)

@@ -29,6 +29,16 @@ def darkroom_all_goals():
               metrics=jax.device_get(metrics), keys=keys)
 
 
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory):
+  """The main job on the :smoke config, finished: (workdir, report path, log lines)."""
+  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
+  workdir = str(tmp_path_factory.mktemp("pipeline_smoke"))
+  logs = []
+  report = run_pipeline(darkroom.get_config("smoke"), workdir, log=logs.append)
+  return workdir, report, logs
+
+
 def tiny_dqn(**kw):
   cfg = dqn.default_config()
   cfg.update(dict(num_envs=4, total_steps=8_000, segment_steps=8_000, buffer_size=1_000, batch_size=32,

@@ -13,11 +13,8 @@ class Killed(Exception):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("pipeline_smoke"))
-  logs = []
-  report = run_pipeline(darkroom.get_config("smoke"), workdir, log=logs.append)
-  return workdir, report, logs
+def finished(smoke_pipeline):
+  return smoke_pipeline
 
 
 def test_report_opens_with_verdicts_and_figures(finished):

@@ -116,6 +116,8 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
   os.makedirs(out_dir, exist_ok=True)
   from tensorboardX import SummaryWriter  # noqa: PLC0415
   tb_dir = os.path.join(os.path.abspath(workdir), "tb", "p2")
+  with SummaryWriter(os.path.join(tb_dir, "all")) as w:
+    w.add_text("config", "```\n" + str(config) + "\n```", 0)
   for name in arms_p2:
     arm = datasets.resolve_arm(config.imitation.arms[name])
     d = arm_data_curves(history, manifest, arm, int(p2.ceiling_window))

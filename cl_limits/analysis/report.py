@@ -26,7 +26,7 @@ def p1_row(config, workdir) -> dict | None:
   """The P1 measurement from the evaluation stage: snapshot imitator's late return / teachers' final."""
   arm = str(config.experiments.p1.arm or "")
   path = os.path.join(os.path.abspath(workdir), "eval", "returns.npz")
-  teacher = evaluation.teacher_final_return(workdir)
+  teacher = evaluation.teacher_final_return(config, workdir)
   if not arm or not os.path.exists(path) or not teacher:
     return None
   with np.load(path) as z:
@@ -141,8 +141,7 @@ def _capacity_section(workdir) -> list[str]:
            "|---|---|---|---|---|---|---|"]
   for r in s["runs"]:
     if r.get("error"):
-      lines.append(f"| {r['name']} | {r.get('context_episodes', '')} | {r.get('model', '')} | | | | "
-                   f"{r['error']} |")
+      lines.append(f"| {r['name']} | | | | | | {r['error']} |")
       continue
     lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {_ci(r['early'])} | "
                  f"{_ci(r['late'])} | {_ci(r['improvement'])} | |")

@@ -86,13 +86,10 @@ def validate_config(config, env=None) -> None:
                      f"(got {ev.every_segments}, {ev.num_tasks}, {ev.episodes})")
 
 
-def _teacher_dir(workdir):
-  return os.path.join(os.path.abspath(workdir), "teachers")
-
-
 def load_teacher_histories(config, workdir):
   """The sealed teacher store (validated chunk by chunk); HistoryStoreError says what is wrong."""
-  hist_dir = os.path.join(_teacher_dir(workdir), "histories")
+  from cl_limits.teachers.runner import teachers_dir  # noqa: PLC0415
+  hist_dir = os.path.join(teachers_dir(config, workdir), "histories")
   return store.load(hist_dir, expect={"env": config.env.name})
 
 

@@ -58,9 +58,10 @@ def parse_compare(spec: str) -> list[tuple[str, str]]:
   return pairs
 
 
-def teacher_final_return(workdir: str) -> float | None:
+def teacher_final_return(config, workdir: str) -> float | None:
   """Mean training return of the teachers in their last logging window (over seeds and tasks)."""
-  path = os.path.join(os.path.abspath(workdir), "teachers", "curves.npz")
+  from cl_limits.teachers.runner import teachers_dir  # noqa: PLC0415
+  path = os.path.join(teachers_dir(config, workdir), "curves.npz")
   if not os.path.exists(path):
     return None
   with np.load(path) as z, np.errstate(all="ignore"):
@@ -123,7 +124,7 @@ def summarize(config, rets, arms, workdir) -> dict:
   n_early, n_late, reps = int(ev.early_episodes), int(ev.late_episodes), int(ev.bootstrap_reps)
   early = stats.episode_window_mean(rets, 0, n_early)              # [A, S, K]
   late = stats.episode_window_mean(rets, episodes - n_late, episodes)
-  teacher = teacher_final_return(workdir)
+  teacher = teacher_final_return(config, workdir)
   out = {"protocol": {"actions": "greedy" if ev.greedy else "sampled", "episodes": episodes,
                       "context": "carried across episodes, empty at the start",
                       "early_episodes": n_early, "late_episodes": n_late,

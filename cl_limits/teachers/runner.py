@@ -115,6 +115,31 @@ class _Board:
       w.close()
 
 
+_SHARED_SECTIONS = ("seed", "env", "tasks", "teacher")
+
+
+def teachers_dir(config, workdir: str) -> str:
+  """The teacher stage's directory: workdir/teachers, or <teachers_from>/teachers when the config reuses
+  the teachers of another run (the capacity sweep's jobs share the main job's)."""
+  src = config.get("teachers_from") or workdir
+  return os.path.join(os.path.abspath(src), "teachers")
+
+
+def _check_reused(config, out_dir: str) -> None:
+  """The reused teachers must have been trained with this config's seed, env, tasks and teacher."""
+  path = os.path.join(out_dir, "config.json")
+  if not os.path.exists(os.path.join(out_dir, "summary.json")) or not os.path.exists(path):
+    raise FileNotFoundError(f"teachers_from={config.teachers_from!r}: no finished teacher stage in {out_dir} "
+                            "(run the main job there first)")
+  with open(path) as f:
+    stored = json.load(f)
+  mine = json.loads(config.to_json_best_effort())
+  for k in _SHARED_SECTIONS:
+    if stored.get(k) != mine.get(k):
+      raise ValueError(f"teachers_from={config.teachers_from!r}: its teachers were trained with a different "
+                       f"`{k}` section than this config's; point it at a run of the same base config")
+
+
 def run_teachers(config, workdir: str, log=print) -> dict:
   """Trains (or resumes, or skips) the teacher stage. Returns the paths it wrote."""
   import orbax.checkpoint as ocp  # noqa: PLC0415
@@ -124,7 +149,9 @@ def run_teachers(config, workdir: str, log=print) -> dict:
   tasks, task_ids = teacher_tasks(config, env)
   cfg = config.teacher.dqn
   num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
-  out_dir = os.path.abspath(os.path.join(workdir, "teachers"))
+  out_dir = teachers_dir(config, workdir)
+  if config.get("teachers_from"):
+    _check_reused(config, out_dir)
   hist_dir = os.path.join(out_dir, "histories")
   paths = {"dir": out_dir, "histories": hist_dir, "summary": os.path.join(out_dir, "summary.json")}
   if store.is_complete(hist_dir) and os.path.exists(paths["summary"]):
@@ -266,7 +293,7 @@ def load_final_state(config, workdir: str):
   keys = seed_task_keys(config.seed, int(config.teacher.num_seeds), len(task_ids))
   per_task = lambda f: jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
   abstract = jax.eval_shape(per_task(teacher.init), keys, tasks)
-  directory = os.path.join(os.path.abspath(workdir), "teachers", "checkpoints")
+  directory = os.path.join(teachers_dir(config, workdir), "checkpoints")
   mngr = ocp.CheckpointManager(directory)
   step = mngr.latest_step()
   if step != teacher.num_segments:

@@ -32,7 +32,7 @@ def arm(**overrides):
 
 def ad_arm(**overrides):
   """AD on whole learning histories (Laskin et al. 2022's setting)."""
-  return arm(gap=10, **overrides)
+  return arm(**{"gap": 10, **overrides})
 
 
 def imitation(**overrides):

@@ -1,0 +1,82 @@
+"""Sweeps: the capacity sweep through launch/local.py and submitit's debug executor, then aggregation."""
+import json
+import os
+import shutil
+
+import pytest
+
+from launch import aggregate, local, slurm, sweep
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROKEN = os.path.join(HERE, "sweep_with_broken_job.py")
+CAPACITY = "experiments/configs/capacity.py:smoke"
+
+
+def test_sweep_needs_a_finished_main_job(tmp_path):
+  with pytest.raises(FileNotFoundError, match="run the main job there first"):
+    local.run_local(CAPACITY, str(tmp_path))
+  with pytest.raises(ValueError, match="not a sweep file"):
+    sweep.jobs("experiments/configs/darkroom.py", str(tmp_path))
+
+
+def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
+  root, report, _ = smoke_pipeline
+  logs = []
+  assert local.run_local(BROKEN, root, processes=2, log=logs.append) == 1
+  assert any("1 of 3 jobs failed" in line for line in logs)
+  assert any(line.startswith("[sweep]   broken: job broken exited with") for line in logs)
+  cap = os.path.join(root, "capacity")
+  summary = json.load(open(os.path.join(cap, "summary.json")))
+  runs = {r["name"]: r for r in summary["runs"]}
+  assert runs["broken"]["error"].startswith("not finished")
+  assert (runs["ctx1-small"]["context_episodes"], runs["ctx2-small"]["context_episodes"]) == (1, 2)
+  for name in ("ctx1-small", "ctx2-small"):
+    lo, hi = runs[name]["late"][1], runs[name]["late"][2]
+    assert lo <= runs[name]["late"][0] <= hi
+  (c,) = summary["comparisons"]
+  assert (c["larger"], c["smaller"]) == ("ctx2-small", "ctx1-small") and len(c["gain"]) == 3
+  assert os.path.getsize(os.path.join(cap, "capacity.png")) > 1000
+  assert os.listdir(os.path.join(root, "tb", "capacity", "ctx2-small"))
+  # The capacity rows reach the main job's report, verdict table included.
+  text = open(report).read()
+  verdicts = text[text.index("## Verdicts"):text.index("Evaluation protocol")]
+  assert "| capacity (context, small model): in-context learning plateaus" in verdicts
+  assert "## Capacity sweep" in text and "(capacity/capacity.png)" in text
+  assert "| broken |" in text and "not finished" in text
+  # Both runs reused the main job's teachers instead of training their own.
+  for name in ("ctx1-small", "ctx2-small"):
+    assert not os.path.exists(os.path.join(cap, name, "teachers"))
+    assert "[teachers] already complete" in open(os.path.join(cap, name, "log.txt")).read()
+  # A second launch skips the finished jobs (and fails the broken one again).
+  logs.clear()
+  assert local.run_local(BROKEN, root, log=logs.append) == 1
+  assert "[sweep] ctx1-small: skipped" in logs and "[sweep] ctx2-small: skipped" in logs
+
+
+def test_slurm_path_with_submitit_debug_executor(smoke_pipeline, tmp_path):
+  src, _, _ = smoke_pipeline
+  root = str(tmp_path / "root")
+  shutil.copytree(os.path.join(src, "teachers"), os.path.join(root, "teachers"))
+  jobs = sweep.jobs(CAPACITY, root)
+  assert [j.name for j in jobs] == ["ctx1-small", "ctx2-small"]
+  logs = []
+  assert slurm.run_slurm(CAPACITY, root, cluster="debug", log=logs.append) == 0
+  assert any(line.startswith("[sweep] submitted 2 jobs (debug)") for line in logs)
+  assert all(j.done() for j in jobs)
+  summary = json.load(open(os.path.join(root, "capacity", "summary.json")))
+  assert [r["name"] for r in summary["runs"]] == ["ctx1-small", "ctx2-small"]
+  assert os.path.getsize(os.path.join(root, "capacity", "capacity.png")) > 1000
+  # The root has no finished main job here: aggregation says so instead of writing a partial report.
+  assert any("has not finished" in line for line in logs)
+  # Resubmitting submits nothing: both are finished.
+  logs.clear()
+  assert slurm.run_slurm(CAPACITY, root, cluster="debug", log=logs.append) == 0
+  assert not any("submitted" in line for line in logs)
+
+
+def test_episodes_to_fraction_known_answers():
+  curve = [0, 0, 0, 0, 0, 10, 10, 10, 10, 10]
+  # 5-episode trailing mean reaches 5 (half of 0 -> 10) at the window ending on episode 8 (1-based).
+  assert aggregate.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 5) == 8
+  assert aggregate.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 1) == 6
+  assert aggregate.episodes_to_fraction(curve, 5.0, 5.0) is None
