@@ -1,7 +1,8 @@
 """The pipeline: every stage in order, each skipped when its outputs already exist and validate.
 
 Stages: teachers (DQN learning histories) -> imitation (AD / BC / ... arms x seeds, trained together) ->
-evaluation (frozen rollouts on held-out tasks; P1) -> p2 (imitators of truncated histories rolled out far
+evaluation (frozen rollouts on held-out tasks) -> p1 (the snapshot imitator on the teachers' own tasks)
+-> p2 (imitators of truncated histories rolled out far
 past their data, against the data's ceiling) -> report.md (verdict table first). A killed pipeline resumes
 where it stopped; a finished one only prints where its report is.
 """
@@ -12,6 +13,7 @@ import os
 
 import numpy as np
 
+from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
 from cl_limits.analysis import report as report_lib
 from cl_limits.histories import store
@@ -19,9 +21,9 @@ from cl_limits.imitation.runner import run_imitation
 from cl_limits.rollouts import evaluation
 from cl_limits.teachers.runner import run_teachers, teachers_dir
 
-STAGES = ("teachers", "imitation", "evaluation", "p2")
+STAGES = ("teachers", "imitation", "evaluation", "p1", "p2")
 _MARKERS = {"teachers": "teachers/summary.json", "imitation": "imitators/summary.json",
-            "evaluation": "eval/summary.json", "p2": "p2/summary.json"}
+            "evaluation": "eval/summary.json", "p1": "p1/summary.json", "p2": "p2/summary.json"}
 
 
 def stages_done(config, workdir: str) -> dict:
@@ -31,6 +33,8 @@ def stages_done(config, workdir: str) -> dict:
   done["teachers"] = os.path.exists(os.path.join(teachers_dir(config, workdir), "summary.json"))
   if not p2_lib.p2_arms(config):
     done["p2"] = True
+  if not str(config.experiments.p1.arm or ""):
+    done["p1"] = True
   return done
 
 
@@ -44,6 +48,7 @@ def run_pipeline(config, workdir: str, log=print) -> str:
   teachers = run_teachers(config, workdir, log=log)
   run_imitation(config, workdir, log=log)
   evaluation.run_evaluation(config, workdir, log=log)
+  p1_lib.run_p1(config, workdir, log=log)
   p2_lib.run_p2(config, workdir, log=log)
   report = write_report(config, workdir)
   log(f"[pipeline] report: {report}")

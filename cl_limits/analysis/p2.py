@@ -4,7 +4,8 @@ For every arm named in `experiments.p2.arms` (AD on the teacher histories cut at
 `portion="first"`), `run_p2(config, workdir)`:
 
   1. computes the arm's *ceiling*: the best moving-average return anywhere in the data it was trained on
-     (cl_limits/analysis/ceiling.py, window `experiments.p2.ceiling_window` kept episodes);
+     (cl_limits/analysis/ceiling.py, over `experiments.p2.ceiling_window` of the teacher's episodes,
+     i.e. ceil(window / gap) kept episodes);
   2. rolls its frozen imitators (every seed) out on held-out tasks from an empty context, the context
      carried across episodes, for `horizon_factor` x the environment steps of one truncated history
      (the teacher's experience up to the cut, per learner);
@@ -67,7 +68,9 @@ def arm_data_curves(history, manifest, arm: dict, window: int) -> dict:
   keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), int(arm["gap"]),
                             int(arm["streams"]))
   rets, _ = ceiling_lib.episode_matrix(reward, done, keep)
-  ceil, ceil_idx = ceiling_lib.ceiling(rets, window)
+  # `window` counts the teacher's episodes; with gap g the data keeps one episode in g of a stream.
+  kept_window = max(1, -(-int(window) // int(arm["gap"])))
+  ceil, ceil_idx = ceiling_lib.ceiling(rets, kept_window)
   # The teacher's experience up to the cut (gap does not shorten it): last kept episode end per stream.
   cut_keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), 1, int(arm["streams"]))
   t = np.arange(done.shape[-1]) + 1
@@ -79,7 +82,7 @@ def arm_data_curves(history, manifest, arm: dict, window: int) -> dict:
   # `streams` times as many environment steps (every stream steps in lockstep).
   teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
   final_window = min(window, teacher_curve.size)
-  return {"ceiling": ceil, "ceiling_episode": ceil_idx, "cut_stream_steps": cut_stream_steps,
+  return {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
           "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
           "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
           "data_curve": ceiling_lib.population_curve(rets)}
@@ -145,6 +148,7 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
     ex = ceiling_lib.exceed(late, d["ceiling"], reps=reps)
     entry = {"fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "streams_per_learner": streams,
              "ceiling": d["ceiling"], "ceiling_episode": d["ceiling_episode"],
+             "ceiling_kept_window": d["ceiling_kept_window"],
              "cut_learner_steps": d["cut_learner_steps"], "horizon_steps": horizon, "episodes": n_ep,
              "late_episodes": n_late, "early": list(stats.interval(early, reps)),
              "late": list(stats.interval(late, reps)),

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
 from cl_limits.analysis import stats, verdicts
 from cl_limits.histories import store
@@ -23,27 +24,18 @@ def _ci(t, fmt="{:.2f}"):
 
 
 def p1_row(config, workdir) -> dict | None:
-  """The P1 measurement from the evaluation stage: snapshot imitator's late return / teachers' final."""
-  arm = str(config.experiments.p1.arm or "")
-  path = os.path.join(os.path.abspath(workdir), "eval", "returns.npz")
-  teacher = evaluation.teacher_final_return(config, workdir)
-  if not arm or not os.path.exists(path) or not teacher:
+  """P1 from the p1 stage: the snapshot imitator's late return on the teachers' own tasks / their final."""
+  s = p1_lib.load_summary(workdir)
+  if not s or not s.get("late_over_teacher"):
     return None
-  with np.load(path) as z:
-    arms = [str(a) for a in z["arms"]]
-    if arm not in arms:
-      return None
-    rets = z["episode_return"][arms.index(arm)]                          # [S, K, E]
-  n_late = int(config.evaluation.late_episodes)
-  late = stats.episode_window_mean(rets, rets.shape[-1] - n_late, rets.shape[-1])
-  reps = int(config.evaluation.bootstrap_reps)
-  ratio = stats.interval(late / teacher, reps)
+  ratio = s["late_over_teacher"]
   verdict, rule = verdicts.p1(ratio, float(config.experiments.p1.threshold))
   return {"prediction": "P1 snapshot: imitating the teachers' final segment plays as well as they did "
                         "(predicted: yes)",
-          "measured": f"{arm}: late return (last {n_late} of {rets.shape[-1]} episodes) / teachers' final "
-                      f"return {teacher:.2f}, IQM over {rets.shape[0]} seeds x {rets.shape[1]} held-out tasks",
-          "estimate": ratio, "verdict": verdict, "rule": rule, "late": stats.interval(late, reps)}
+          "measured": f"{s['arm']}: late return (last {s['late_episodes']} of {s['episodes']} episodes) on "
+                      f"{len(s['task_ids'])} of the teachers' own tasks, {_ci(s['late'])}, / teachers' final "
+                      f"return {s['teacher_final']:.2f}",
+          "estimate": ratio, "verdict": verdict, "rule": rule}
 
 
 def p2_rows(workdir) -> list[dict]:
@@ -93,7 +85,7 @@ def write_report(config, workdir: str, sections: str = "") -> str:
   lines += ["", f"Evaluation protocol: {'greedy' if ev.greedy else 'sampled'} actions; every rollout starts "
             "from an empty context, which then carries across episodes (a sliding window of "
             f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
-            f"on. P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "
+            f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "
             "environment steps of one truncated history. Intervals: interquartile mean (IQM) over seeds x "
             "tasks, 95% stratified bootstrap CI over seeds (rliable).", ""]
   figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
@@ -117,14 +109,17 @@ def _p2_section(workdir) -> list[str]:
   lines = ["## P2: beyond the ceiling", "",
            f"Protocol: {p['actions']} actions, {p['horizon']}, context {p['context']}, "
            f"{len(s['task_ids'])} held-out tasks; late = {p['late']}; ceiling = best "
-           f"{p['ceiling_window_episodes']}-episode moving average of the data's population curve. "
+           f"{p['ceiling_window_episodes']}-episode (teacher episodes; ceil(window / gap) kept episodes) moving "
+           "average of the data's population curve. "
            f"Intervals: {p['ci']}.", "",
            "| arm | data cut (learner steps) | ceiling | rollout steps | early (episodes 1-3) | late | "
-           "late - ceiling | P(run > ceiling) | teachers' final |", "|---|---|---|---|---|---|---|---|---|"]
+           "late - ceiling | P(run > ceiling) | teachers' final | late - teachers' final |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for name, e in s["arms"].items():
     lines.append(f"| {name} | {e['cut_learner_steps']:,} ({e['fraction']:.0%}, gap {e['gap']}) | "
                  f"{e['ceiling']:.2f} | {e['horizon_steps']:,} | {_ci(e['early'])} | {_ci(e['late'])} | "
-                 f"{_ci(e['late_minus_ceiling'])} | {_ci(e['prob_exceed'])} | {e['teacher_final']:.2f} |")
+                 f"{_ci(e['late_minus_ceiling'])} | {_ci(e['prob_exceed'])} | {e['teacher_final']:.2f} | "
+                 f"{_ci(e['late_minus_teacher_final'])} |")
   lines += ["", "TensorBoard: `tb/p2` (teacher, imitator and ceiling per arm on the environment-step axis).",
             ""]
   return lines

@@ -72,5 +72,10 @@ def get_config(preset: str = ""):
     config.imitation.train.seq_len = 2 * ctx * ep_len
     config.experiments.p1.arm = ""
     config.experiments.p2.arms = ""
+    if base == "":
+      # CPU: half the main job's updates and no during-training rollouts, so that the 8 runs take about
+      # 20 minutes on 2 cores (the context-8 runs train on 2x longer windows).
+      config.imitation.train.num_updates = 300
+      config.imitation.eval.every_segments = 0
   config.lock()
   return config

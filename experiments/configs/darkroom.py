@@ -3,6 +3,7 @@ r"""DarkRoom 9x9, CPU-sized: DQN teachers on the training goals (AD's setting).
   python -m experiments.teachers --config=experiments/configs/darkroom.py --workdir=runs/darkroom
   python -m experiments.teachers --config=experiments/configs/darkroom.py:smoke --workdir=runs/smoke
   python -m experiments.pipeline --config=experiments/configs/darkroom.py --workdir=runs/darkroom
+  python -m launch.local --sweep=experiments/configs/capacity.py --root=runs/darkroom   (capacity rows)
 
 Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and steps).
 """
@@ -74,7 +75,7 @@ def experiments(**overrides):
   ex = ml_collections.ConfigDict()
   # P1 snapshot: the BC arm's late return against the teachers' final return (rolled out under the
   # `evaluation` protocol); supported when the CI's lower end keeps `threshold` of it.
-  ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8))
+  ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8, num_tasks=20))   # teachers' own tasks
   # P2 beyond the ceiling: AD arms on truncated histories, rolled out for horizon_factor x the
   # environment steps of one truncated history (per learner), late = the last late_fraction of episodes.
   ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p25,ad_p50", horizon_factor=10.0, num_tasks=10,
@@ -111,6 +112,7 @@ def get_config(preset: str = ""):
     config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
     config.evaluation.update(dict(episodes=6, num_tasks=3, early_episodes=2, late_episodes=2,
                                   bootstrap_reps=200))
+    config.experiments.p1.num_tasks = 2
     config.experiments.p2.update(dict(arms="ad_p50", horizon_factor=2.0, num_tasks=2, ceiling_window=3,
                                       bootstrap_reps=200))
   elif preset == "gpu":
