@@ -7,7 +7,6 @@ return. Writes `workdir/p1/{returns.npz, summary.json}`; held-out tasks stay in 
 """
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -46,8 +45,7 @@ def run_p1(config, workdir: str, log=print) -> dict | None:
   horizon = episodes * imitation_runner.episode_length(env)
   fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
                                         greedy=bool(ev.greedy))
-  i = arms.index(arm)
-  arm_params = jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], params)
+  arm_params = imitation_runner.arm_params(params, arms, arm, num_seeds)
   keys = jax.random.split(jax.random.key(int(config.seed) + 17), num_seeds * n).reshape(num_seeds, n)
   res = jax.device_get(fn(arm_params, tasks, keys))
   rets = np.asarray(res.episode_return)[..., :episodes]                 # [S, K, E]
@@ -67,8 +65,4 @@ def run_p1(config, workdir: str, log=print) -> dict | None:
 
 
 def load_summary(workdir: str) -> dict | None:
-  path = os.path.join(os.path.abspath(workdir), "p1", SUMMARY)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return store.read_json(os.path.join(os.path.abspath(workdir), "p1", SUMMARY))

@@ -129,7 +129,7 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
     if ep_len:
       horizon = max(ep_len, horizon // ep_len * ep_len)
     i = arms.index(name)
-    arm_params = jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], params)
+    arm_params = imitation_runner.arm_params(params, arms, name, num_seeds)
     fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
                                           greedy=bool(config.evaluation.greedy))
     keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 13), i),
@@ -229,9 +229,4 @@ def plot(summary, arrays, path, title=""):
 
 
 def load_summary(workdir: str) -> dict | None:
-  path = os.path.join(os.path.abspath(workdir), "p2", SUMMARY)
-  if not os.path.exists(path):
-    return None
-  import json  # noqa: PLC0415
-  with open(path) as f:
-    return json.load(f)
+  return store.read_json(os.path.join(os.path.abspath(workdir), "p2", SUMMARY))

@@ -5,7 +5,6 @@ rewrites `workdir/report.md`; the capacity sweep's aggregation calls it again to
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -55,12 +54,14 @@ def p2_rows(workdir) -> list[dict]:
   return rows
 
 
+def _capacity_summary(workdir) -> dict | None:
+  return store.read_json(os.path.join(os.path.abspath(workdir), CAPACITY))
+
+
 def capacity_rows(workdir) -> list[dict]:
-  path = os.path.join(os.path.abspath(workdir), CAPACITY)
-  if not os.path.exists(path):
+  s = _capacity_summary(workdir)
+  if not s:
     return []
-  with open(path) as f:
-    s = json.load(f)
   rows = []
   for c in s.get("comparisons", []):
     verdict, rule = verdicts.capacity(c["gain"])
@@ -126,11 +127,9 @@ def _p2_section(workdir) -> list[str]:
 
 
 def _capacity_section(workdir) -> list[str]:
-  path = os.path.join(os.path.abspath(workdir), CAPACITY)
-  if not os.path.exists(path):
+  s = _capacity_summary(workdir)
+  if not s:
     return []
-  with open(path) as f:
-    s = json.load(f)
   lines = ["## Capacity sweep", "", s.get("protocol", ""), "",
            "| run | context (episodes) | model | early (episodes 1-3) | late | late - early | failed |",
            "|---|---|---|---|---|---|---|"]

@@ -47,6 +47,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     pass
 
 
+def read_json(path: str) -> Any | None:
+  """The JSON object at path, or None when there is no such file (a stage that has not finished)."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
   atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 

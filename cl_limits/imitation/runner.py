@@ -331,6 +331,12 @@ def run_imitation(config, workdir: str, log=print) -> dict:
   return paths
 
 
+def arm_params(params, arms, name: str, num_seeds: int):
+  """The seeds of one arm from params stacked arm-major over models [A * S, ...] -> [S, ...]."""
+  i = arms.index(name)
+  return jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], params)
+
+
 def load_final(config, workdir: str):
   """(model, params with a leading model axis [A * S], arms, num_seeds) of a finished imitation stage."""
   import orbax.checkpoint as ocp  # noqa: PLC0415
