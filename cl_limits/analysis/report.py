@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
-from cl_limits.analysis import stats, verdicts
+from cl_limits.analysis import verdicts
 from cl_limits.histories import store
-from cl_limits.rollouts import evaluation
 
 CAPACITY = os.path.join("capacity", "summary.json")
 
