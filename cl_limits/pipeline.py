@@ -3,7 +3,8 @@
 Stages: teachers (DQN learning histories) -> imitation (AD / BC / ... arms x seeds, trained together) ->
 evaluation (frozen rollouts on held-out tasks) -> p1 (the snapshot imitator on the teachers' own tasks)
 -> p2 (imitators of truncated histories rolled out far
-past their data, against the data's ceiling) -> report.md (verdict table first). A killed pipeline resumes
+past their data, against the data's ceiling) -> p3 (the same imitators in grid worlds they never saw,
+against a DQN learning them from scratch) -> hybrid (test-time SGD on own experience, P2 protocol) -> report.md (verdict table first). A killed pipeline resumes
 where it stopped; a finished one only prints where its report is.
 """
 from __future__ import annotations
@@ -13,17 +14,20 @@ import os
 
 import numpy as np
 
+from cl_limits.analysis import hybrid_stage
 from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
+from cl_limits.analysis import p3 as p3_lib
 from cl_limits.analysis import report as report_lib
 from cl_limits.histories import store
 from cl_limits.imitation.runner import run_imitation
 from cl_limits.rollouts import evaluation
 from cl_limits.teachers.runner import run_teachers, teachers_dir
 
-STAGES = ("teachers", "imitation", "evaluation", "p1", "p2")
+STAGES = ("teachers", "imitation", "evaluation", "p1", "p2", "p3", "hybrid")
 _MARKERS = {"teachers": "teachers/summary.json", "imitation": "imitators/summary.json",
-            "evaluation": "eval/summary.json", "p1": "p1/summary.json", "p2": "p2/summary.json"}
+            "evaluation": "eval/summary.json", "p1": "p1/summary.json", "p2": "p2/summary.json",
+            "p3": "p3/summary.json", "hybrid": "hybrid/summary.json"}
 
 
 def stages_done(config, workdir: str) -> dict:
@@ -35,6 +39,10 @@ def stages_done(config, workdir: str) -> dict:
     done["p2"] = True
   if not str(config.experiments.p1.arm or ""):
     done["p1"] = True
+  if not p3_lib.enabled(config):
+    done["p3"] = True
+  if not hybrid_stage.enabled(config):
+    done["hybrid"] = True
   return done
 
 
@@ -50,6 +58,8 @@ def run_pipeline(config, workdir: str, log=print) -> str:
   evaluation.run_evaluation(config, workdir, log=log)
   p1_lib.run_p1(config, workdir, log=log)
   p2_lib.run_p2(config, workdir, log=log)
+  p3_lib.run_p3(config, workdir, log=log)
+  hybrid_stage.run_hybrid(config, workdir, log=log)
   report = write_report(config, workdir)
   log(f"[pipeline] report: {report}")
   return report

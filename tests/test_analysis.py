@@ -88,3 +88,29 @@ def test_capacity_verdicts():
   assert verdicts.capacity((1.0, 0.5, 1.5))[0] == "refuted"
   assert verdicts.capacity((-1.0, -1.5, -0.1))[0] == "supported"
   assert verdicts.capacity((0.1, -0.5, 0.6))[0] == "inconclusive"
+
+
+def test_step_weighted_means_weight_episodes_by_their_steps():
+  from cl_limits.analysis import learners
+  # Episodes of 10, 30 and 60 steps (horizon 100) with returns 1, 2, 4; the last slot never finished.
+  rets = np.array([[[1.0, 2.0, 4.0, np.nan]]])
+  ends = np.array([[[10, 40, 100, -1]]])
+  assert learners.step_mean(rets, ends)[0, 0] == pytest.approx((10 * 1 + 30 * 2 + 60 * 4) / 100)
+  # Late = episodes ending in the last 50% of the steps: only the 60-step episode ends after step 50.
+  assert learners.late_mean(rets, ends, 100, 0.5)[0, 0] == pytest.approx(4.0)
+  assert learners.late_mean(rets, ends, 100, 0.7)[0, 0] == pytest.approx((30 * 2 + 60 * 4) / 90)
+  x, y = learners.mean_curve(rets, ends, bins=2, horizon=100)
+  np.testing.assert_allclose(x, [50, 100])
+  np.testing.assert_allclose(y, [[1.5, 4.0]])
+
+
+def test_p3_normalisation_and_verdicts():
+  from cl_limits.analysis import p3
+  np.testing.assert_allclose(p3.normalise(np.array([[1.0, 3.0]]), np.array([1.0, 1.0]), np.array([3.0, 5.0])),
+                             [[0.0, 0.5]])
+  assert verdicts.p3((0.1, 0.0, 0.3), 0.8)[0] == "supported"
+  assert verdicts.p3((0.9, 0.85, 1.0), 0.8)[0] == "refuted"
+  assert verdicts.p3((0.7, 0.5, 0.9), 0.8)[0] == "inconclusive"
+  assert verdicts.hybrid((0.5, 0.1, 0.9))[0] == "helps"
+  assert verdicts.hybrid((-0.5, -0.9, -0.1))[0] == "hurts"
+  assert verdicts.hybrid((0.0, -0.1, 0.1))[0] == "inconclusive"

@@ -23,18 +23,30 @@ def test_report_opens_with_verdicts_and_figures(finished):
   assert text.startswith("# cl_limits report: DarkRoom")
   verdicts = text[text.index("## Verdicts"):text.index("Evaluation protocol")]
   rows = [line for line in verdicts.splitlines() if line.startswith("| P")]
-  assert [r.split("|")[1].strip()[:2] for r in rows] == ["P1", "P2"]
+  assert [r.split("|")[1].strip()[:2] for r in rows] == ["P1", "P2", "P3", "P3", "P3", "P3", "P3", "P3"][:len(rows)]
+  assert len(rows) >= 4      # P1, P2, and P3 for each target that its DQN learned (at least keytodoor)
+  p3_rows = [r for r in rows if r.startswith("| P3")]
+  assert any("keytodoor" in r and "frozen imitator" in r for r in p3_rows)
+  assert any("hybrid_lora" in r for r in p3_rows) and any("hybrid_full" in r for r in p3_rows)
+  hybrid_rows = [line for line in verdicts.splitlines() if line.startswith("| hybrid")]
+  assert len(hybrid_rows) == 2 and "P2 protocol" in hybrid_rows[0]
   for r in rows:
     assert any(f"**{v}**" in r for v in ("supported", "refuted", "inconclusive")), r
   assert "data cut at 50% of training" in rows[1]
   assert "sampled actions; every rollout starts from an empty context" in text
-  for rel in ("p2/curves.png", "eval/curves.png", "teachers/teacher_curves.png"):
+  for rel in ("p2/curves.png", "eval/curves.png", "teachers/teacher_curves.png", "hybrid/curves.png",
+              "p3/keytodoor/curves.png", "p3/room13/curves.png"):
     assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000
   assert "## P2: beyond the ceiling" in text and "| optimal return (oracle), mean over tasks |" in text
   p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
   # 2 streams x 600 steps per learner, cut at 50%: 300 stream steps = 600 learner steps; horizon 2x that.
   assert p2["cut_learner_steps"] == 600 and p2["horizon_steps"] == 1200 and p2["episodes"] == 60
   assert os.listdir(os.path.join(workdir, "tb", "p2", "all"))
+  for sub in ("hybrid", os.path.join("p3", "keytodoor")):
+    assert os.listdir(os.path.join(workdir, "tb", sub, "all")) and os.listdir(os.path.join(workdir, "tb", sub, "seed_0"))
+  p3 = json.load(open(os.path.join(workdir, "p3", "summary.json")))["targets"]["keytodoor"]
+  assert p3["horizon_steps"] == 1200 and p3["task_ids"] == json.load(
+      open(os.path.join(workdir, "p3", "keytodoor", "teachers", "summary.json")))["task_ids"]
 
 
 def test_finished_run_only_prints_its_report(finished):
@@ -46,6 +58,9 @@ def test_finished_run_only_prints_its_report(finished):
 
 def test_killed_during_imitation_resumes_without_redoing_teachers(tmp_path):
   config = darkroom.get_config("smoke")
+  with config.unlocked():                 # the stages after evaluation are not what this test is about
+    config.experiments.p3.arm = ""
+    config.experiments.hybrid.arm = ""
   workdir = str(tmp_path)
 
   def die_in_imitation(line):

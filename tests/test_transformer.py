@@ -84,3 +84,14 @@ def test_width_not_divisible_by_heads_is_refused():
   model = TransitionTransformer(num_actions=5, context_len=4, width=10, heads=4, obs_nvec=(9, 9))
   with pytest.raises(ValueError, match="width 10 is not divisible by heads 4"):
     model.init(jax.random.key(0), random_tokens(jax.random.key(0), 4, (9, 9)))
+
+
+def test_family_embedding_reads_missing_observation_entries_as_zero():
+  """A DarkRoom (x, y) observation under a DarkKeyToDoor-wide embedding (x, y, has_key) is (x, y, 0)."""
+  model = TransitionTransformer(num_actions=5, context_len=8, layers=1, width=16, heads=2, obs_nvec=(13, 13, 2))
+  xy = jnp.array([[1, 2], [3, 4], [8, 8]], jnp.int8)
+  tok = lambda obs: Tokens(obs=obs, prev_action=jnp.array([5, 0, 1]), prev_reward=jnp.zeros(3),
+                           prev_done=jnp.array([True, False, False]))
+  params = model.init(jax.random.key(0), tok(xy))
+  padded = jnp.concatenate([xy, jnp.zeros((3, 1), jnp.int8)], axis=-1)
+  np.testing.assert_array_equal(np.asarray(model.apply(params, tok(xy))), np.asarray(model.apply(params, tok(padded))))

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 
 
+from cl_limits.analysis import hybrid_stage
 from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
+from cl_limits.analysis import p3 as p3_lib
 from cl_limits.analysis import verdicts
 from cl_limits.histories import store
 
@@ -52,6 +54,47 @@ def p2_rows(workdir) -> list[dict]:
   return rows
 
 
+def hybrid_rows(workdir) -> list[dict]:
+  """One row per hybrid variant under the P2 protocol: late return minus the frozen imitator's."""
+  s = hybrid_stage.load_summary(workdir)
+  if not s:
+    return []
+  rows = []
+  for k, e in s["learners"].items():
+    if k == "frozen":
+      continue
+    verdict, rule = verdicts.hybrid(e["late_minus_frozen"])
+    rows.append({"prediction": f"hybrid ({k}: act in context, SGD on own experience every "
+                               f"{s['learner']['act_steps']:,} steps), P2 protocol",
+                 "measured": f"{s['arm']}: late return {_ci(e['late'])} minus the frozen imitator's "
+                             f"{_ci(s['learners']['frozen']['late'])} over {s['horizon_steps']:,} steps; late - "
+                             f"ceiling ({s['ceiling']:.2f}) {_ci(e['late_minus_ceiling'])}",
+                 "estimate": e["late_minus_frozen"], "verdict": verdict, "rule": rule})
+  return rows
+
+
+def p3_rows(config, workdir) -> list[dict]:
+  """One row per P3 target for the frozen imitator (and one per hybrid variant)."""
+  s = p3_lib.load_summary(workdir)
+  if not s:
+    return []
+  rows = []
+  for name, t in s["targets"].items():
+    dqn = t["learners"].get("dqn", {})
+    for k, e in t["learners"].items():
+      if k == "dqn" or "final" not in e:
+        continue
+      verdict, rule = verdicts.p3(e["final"], s["threshold"])
+      what = "frozen imitator" if k == "frozen" else f"imitator + test-time SGD ({k})"
+      rows.append({"prediction": f"P3 transplant to {name} ({t['env']} {t['env_kwargs']}), {what} "
+                                 "(predicted: it does not learn it as a DQN does)",
+                   "measured": f"{s['arm']}: final return, normalised per task (0 random, 1 DQN final), "
+                               f"{e['tasks']} tasks, {t['horizon_steps']:,} steps; AUC {_ci(e['auc'])} vs the "
+                               f"DQN's {_ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
+                   "estimate": e["final"], "verdict": verdict, "rule": rule})
+  return rows
+
+
 def _capacity_summary(workdir) -> dict | None:
   return store.read_json(os.path.join(os.path.abspath(workdir), CAPACITY))
 
@@ -72,7 +115,8 @@ def capacity_rows(workdir) -> list[dict]:
 def write_report(config, workdir: str, sections: str = "") -> str:
   """Writes workdir/report.md: verdict table, figures, then `sections` (stage detail). Returns its path."""
   workdir = os.path.abspath(workdir)
-  rows = [r for r in [p1_row(config, workdir)] if r] + p2_rows(workdir) + capacity_rows(workdir)
+  rows = ([r for r in [p1_row(config, workdir)] if r] + p2_rows(workdir) + p3_rows(config, workdir)
+          + hybrid_rows(workdir) + capacity_rows(workdir))
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
@@ -89,12 +133,16 @@ def write_report(config, workdir: str, sections: str = "") -> str:
             "tasks, 95% stratified bootstrap CI over seeds (rliable).", ""]
   figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
           ("frozen imitators on held-out tasks", "eval/curves.png"),
+          ("hybrid vs frozen imitator, P2 protocol", "hybrid/curves.png")]
+  p3s = p3_lib.load_summary(workdir)
+  figs += [(f"P3: transplant to {name}", f"p3/{name}/curves.png") for name in (p3s or {}).get("targets", {})]
+  figs += [
           ("capacity: return vs context length", "capacity/capacity.png")]
   for title, rel in figs:
     if os.path.exists(os.path.join(workdir, rel)):
       lines += [f"![{title}]({rel})", ""]
   lines.append(sections)
-  lines += _p2_section(workdir) + _capacity_section(workdir)
+  lines += _p2_section(workdir) + _p3_section(workdir) + _hybrid_section(workdir) + _capacity_section(workdir)
   path = os.path.join(workdir, "report.md")
   store.atomic_write_bytes(path, "\n".join(lines).encode())
   return path
@@ -121,6 +169,56 @@ def _p2_section(workdir) -> list[str]:
                  f"{_ci(e['late_minus_teacher_final'])} |")
   lines += ["", "TensorBoard: `tb/p2` (teacher, imitator and ceiling per arm on the environment-step axis).",
             ""]
+  return lines
+
+
+def _p3_section(workdir) -> list[str]:
+  s = p3_lib.load_summary(workdir)
+  if not s:
+    return []
+  p = s["protocol"]
+  lines = ["## P3 within family: transplant to grid worlds the imitator never saw", "",
+           f"Protocol: {p['actions']} actions, context {p['context']}; horizon = {p['horizon']}; "
+           f"normalisation {p['normalisation']}; AUC = {p['auc']}; final = {p['final']}. The DQN's own AUC "
+           f"and final use its epsilon-greedy training returns (its final is 1 by construction, up to the "
+           f"spread over its seeds). Intervals: {p['ci']}.", "",
+           "| target | learner | tasks | normalised AUC | normalised final | final return (raw mean) |",
+           "|---|---|---|---|---|---|"]
+  for name, t in s["targets"].items():
+    if t.get("note"):
+      lines.append(f"| {name} | | | | | {t['note']} |")
+    for k, e in t["learners"].items():
+      if "final" not in e:
+        lines.append(f"| {name} | {k} | | | | {e.get('note', '')} |")
+        continue
+      lines.append(f"| {name} | {k} | {e['tasks']} | {_ci(e['auc'])} | {_ci(e['final'])} | {e['final_raw']:.2f} |")
+  lines += ["", f"Random policy mean return per target: " + "; ".join(
+      f"{n} {sum(t['random_return']) / len(t['random_return']):.2f}" for n, t in s["targets"].items())
+      + ". DQN final return: " + "; ".join(
+      f"{n} {sum(t['dqn_final_return']) / len(t['dqn_final_return']):.2f}" for n, t in s["targets"].items())
+      + ".", "", "TensorBoard: `tb/p3/<target>` (DQN, imitators and the random level on one step axis); "
+      "the DQNs' own runs under `p3/<target>/teachers/tb`.", ""]
+  return lines
+
+
+def _hybrid_section(workdir) -> list[str]:
+  s = hybrid_stage.load_summary(workdir)
+  if not s:
+    return []
+  p, c = s["protocol"], s["learner"]
+  lines = ["## The hybrid: test-time SGD on its own experience (P2 protocol)", "",
+           f"{s['arm']} imitators on {len(s['task_ids'])} held-out tasks for {s['horizon_steps']:,} steps "
+           f"({p['actions']} actions, context {p['context']}). Every {c['act_steps']:,} steps: {c['sgd_steps']} "
+           f"AdamW steps (lr {c['lr']:g}, batch {c['batch_size']} x {c['seq_len']} steps) of the AD loss on its "
+           f"own last {c['buffer_steps']:,} transitions, weighting '{c['weighting']}' (top fraction "
+           f"{c['top_fraction']:g}); 'full' updates every weight, 'lora' a rank-{c['lora_rank']} adapter only. "
+           f"Late = {p['late']}. Intervals: {p['ci']}.", "",
+           "| learner | late | late - frozen | late - ceiling |", "|---|---|---|---|"]
+  for k, e in s["learners"].items():
+    lines.append(f"| {k} | {_ci(e['late'])} | {_ci(e['late_minus_frozen']) if 'late_minus_frozen' in e else ''} "
+                 f"| {_ci(e['late_minus_ceiling'])} |")
+  lines += ["", f"Ceiling of the data {s['ceiling']:.2f}; teachers' final {s['teacher_final']:.2f}. "
+            "TensorBoard: `tb/hybrid`.", ""]
   return lines
 
 

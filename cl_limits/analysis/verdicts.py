@@ -53,3 +53,29 @@ def capacity(gain_ci) -> tuple[str, str]:
   if hi <= 0:
     return SUPPORTED, rule
   return INCONCLUSIVE, rule
+
+
+def p3(final_ci, threshold: float) -> tuple[str, str]:
+  """final_ci: (estimate, low, high) of the frozen imitator's final return in an env it never saw,
+  normalised per task (0 = random policy, 1 = a DQN's final return after learning it from scratch)."""
+  _, lo, hi = final_ci
+  rule = (f"prediction (it does not learn the unseen env as the DQN does) supported if the CI's upper end < "
+          f"{threshold:g} (it ends below {threshold:.0%} of the DQN's gain over random); refuted if the lower "
+          "end >= it; else inconclusive")
+  if hi < threshold:
+    return SUPPORTED, rule
+  if lo >= threshold:
+    return REFUTED, rule
+  return INCONCLUSIVE, rule
+
+
+def hybrid(gain_ci) -> tuple[str, str]:
+  """gain_ci: (estimate, low, high) of the hybrid's late return minus the frozen imitator's (paired)."""
+  _, lo, hi = gain_ci
+  rule = ("test-time SGD helps if the CI of (hybrid - frozen) lies above 0; hurts if below 0; else "
+          "inconclusive")
+  if lo > 0:
+    return "helps", rule
+  if hi < 0:
+    return "hurts", rule
+  return INCONCLUSIVE, rule

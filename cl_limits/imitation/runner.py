@@ -173,11 +173,35 @@ def _teacher_greedy_labels(config, workdir, env, history):
   return datasets.teacher_labels(teacher.greedy_action, state.params, history)
 
 
+def transplant_targets(config) -> dict:
+  """{name: env} of the P3 within-family transplant targets the config names (none without them)."""
+  ex = config.get("experiments")
+  targets = ex.get("p3", {}).get("targets", {}) if ex is not None else {}
+  return {name: envs_lib.make(t.name, **t.kwargs.to_dict()) for name, t in targets.items()}
+
+
+def model_obs_nvec(config, env):
+  """Per-entry cardinalities the model embeds: the env's, widened to every transplant target's, so one
+  imitator can be rolled out in them (entries a source observation lacks read as 0)."""
+  nvec = getattr(env, "obs_nvec", None)
+  if nvec is None:
+    return None
+  nvec = list(nvec)
+  for name, target in transplant_targets(config).items():
+    other = getattr(target, "obs_nvec", None)
+    if other is None:
+      raise ValueError(f"experiments.p3.targets.{name}: {target.name} has no integer observation entries "
+                       f"(obs_nvec) to share an embedding with {config.env.name}")
+    nvec += [0] * (len(other) - len(nvec))
+    nvec = [max(a, b) for a, b in zip(nvec, list(other) + [0] * (len(nvec) - len(other)))]
+  return tuple(nvec)
+
+
 def build_model(config, env):
   """The config's transformer for this env (its action count, and per-entry embeddings where the env
-  has integer observations)."""
+  has integer observations, wide enough for the transplant targets)."""
   return learner_lib.make_model(config.imitation.model, env.action_space(env.default_params).n,
-                                getattr(env, "obs_nvec", None))
+                                model_obs_nvec(config, env))
 
 
 def heldout_tasks(config, env, num: int = 0):

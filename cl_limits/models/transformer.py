@@ -96,7 +96,8 @@ class TransitionTransformer(nn.Module):
     context_len: attention window in transitions (the KV cache size).
     obs_nvec: cardinalities of integer observation entries (grid worlds: each entry gets its own
       embedding table, summed, e.g. separate x and y embeddings); None for float/bool observations,
-      which are flattened and projected by a dense layer.
+      which are flattened and projected by a dense layer. Observations may have fewer entries than
+      obs_nvec (the missing ones read as 0), so one model serves a family of grid worlds.
   """
 
   num_actions: int
@@ -125,7 +126,10 @@ class TransitionTransformer(nn.Module):
     """Token embeddings [..., width] for inputs with any leading shape."""
     if self.obs_nvec is not None:
       obs = t.obs.astype(jnp.int32)
-      x = sum(emb(obs[..., i]) for i, emb in enumerate(self.obs_embed))
+      # An observation with fewer entries than obs_nvec (a smaller env of the same family, e.g. DarkRoom's
+      # (x, y) under DarkKeyToDoor's (x, y, has_key)) reads its missing trailing entries as 0.
+      zero = jnp.zeros(obs.shape[:-1], jnp.int32)
+      x = sum(emb(obs[..., i] if i < obs.shape[-1] else zero) for i, emb in enumerate(self.obs_embed))
     else:
       lead = t.prev_action.ndim
       x = self.obs_proj(t.obs.reshape(t.obs.shape[:lead] + (-1,)).astype(jnp.float32))

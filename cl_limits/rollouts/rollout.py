@@ -118,3 +118,35 @@ def episodes_for(env, horizon: int) -> int:
   else one slot per 2 steps (no episode of the project's envs is shorter)."""
   fixed = getattr(env, "fixed_episode_len", None)
   return int(np.ceil(horizon / fixed)) if fixed else max(1, int(np.ceil(horizon / 2)))
+
+
+def make_random_rollout(env, horizon: int, max_episodes: int):
+  """`fn(env_params [K], keys [R, K]) -> RolloutResult [R, K, ...]`, jitted: a uniform random policy, the
+  zero of P3's normalised scores."""
+  num_actions = env.action_space(env.default_params).n
+
+  def one(env_params, key):
+    k_reset, k_steps = jax.random.split(key)
+    _, env_state = env.reset(k_reset, env_params)
+
+    def step(carry, inp):
+      env_state, ep_ret, n_ep, rets, ends = carry
+      t, k = inp
+      k_act, k_env = jax.random.split(k)
+      action = jax.random.randint(k_act, (), 0, num_actions)
+      _, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
+      done = jnp.logical_or(term, trunc)
+      ep_ret = ep_ret + reward
+      write = done & (n_ep < max_episodes)
+      slot = jnp.minimum(n_ep, max_episodes - 1)
+      rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
+      ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
+      return (env_state, jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends), None
+
+    init = (env_state, jnp.float32(0.0), jnp.int32(0), jnp.full((max_episodes,), jnp.nan, jnp.float32),
+            jnp.full((max_episodes,), -1, jnp.int32))
+    steps = (jnp.arange(horizon, dtype=jnp.int32), jax.random.split(k_steps, horizon))
+    (_, _, n_ep, rets, ends), _ = jax.lax.scan(step, init, steps)
+    return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep)
+
+  return jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(None, 0)))

@@ -72,6 +72,9 @@ def get_config(preset: str = ""):
     config.imitation.train.seq_len = 2 * ctx * ep_len
     config.experiments.p1.arm = ""
     config.experiments.p2.arms = ""
+    config.experiments.hybrid.arm = ""
+    config.experiments.p3.arm = ""
+    config.experiments.p3.targets = ml_collections.ConfigDict()   # no transplant: model embeds 9x9 only
     if base == "":
       # CPU: half the main job's updates and no during-training rollouts, so that the 8 runs take about
       # 20 minutes on 2 cores (the context-8 runs train on 2x longer windows).

@@ -11,6 +11,7 @@ import ml_collections
 
 from cl_limits.histories import datasets
 from cl_limits.imitation import learner
+from cl_limits.rollouts import hybrid
 from cl_limits.teachers import dqn
 
 
@@ -80,6 +81,27 @@ def experiments(**overrides):
   # environment steps of one truncated history (per learner), late = the last late_fraction of episodes.
   ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p25,ad_p50", horizon_factor=10.0, num_tasks=10,
                                          late_fraction=0.1, ceiling_window=10, bootstrap_reps=2000))
+  # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
+  # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
+  # `learner.buffer_steps` transitions, on all weights ("full") or a LoRA adapter ("lora"); compared with
+  # the same imitators frozen, the data's ceiling and the teachers, over horizon_factor x one truncated
+  # history (1x on the CPU: SGD in the loop costs ~100x a frozen step).
+  ex.hybrid = ml_collections.ConfigDict(dict(
+      arm="ad_p50", variants="full,lora", horizon_factor=1.0, num_tasks=4, late_fraction=0.1,
+      bootstrap_reps=2000,
+      learner=hybrid.default_config()))
+  ex.hybrid.learner.update(dict(act_steps=2_000, sgd_steps=16, batch_size=4, seq_len=80, buffer_steps=2_000))
+  # P3 within family: the same imitators, frozen (and as hybrids, on `hybrid_tasks` of the tasks), put
+  # into grid worlds they never saw, for as many environment steps as a DQN needs there (the teachers'
+  # total_steps), against that DQN learning from scratch and a random policy. Returns are normalised per
+  # task: 0 = random policy, 1 = the DQN's final return.
+  ex.p3 = ml_collections.ConfigDict(dict(
+      arm="ad_p50", num_tasks=10, hybrid_tasks=3, late_fraction=0.1, threshold=0.8, bootstrap_reps=2000,
+      targets=ml_collections.ConfigDict(dict(
+          keytodoor=ml_collections.ConfigDict(dict(name="DarkKeyToDoor",
+                                                   kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=50)))),
+          room13=ml_collections.ConfigDict(dict(name="DarkRoom",
+                                                kwargs=ml_collections.ConfigDict(dict(size=13, episode_len=20))))))))
   ex.update(overrides)
   return ex
 
@@ -115,6 +137,12 @@ def get_config(preset: str = ""):
     config.experiments.p1.num_tasks = 2
     config.experiments.p2.update(dict(arms="ad_p50", horizon_factor=2.0, num_tasks=2, ceiling_window=3,
                                       bootstrap_reps=200))
+    config.experiments.hybrid.update(dict(num_tasks=2, bootstrap_reps=200))
+    config.experiments.hybrid.learner.update(dict(act_steps=100, sgd_steps=2, batch_size=2, seq_len=20,
+                                                  buffer_steps=100))
+    config.experiments.p3.update(dict(num_tasks=2, hybrid_tasks=1, bootstrap_reps=200))
+    config.experiments.p3.targets.keytodoor.kwargs.update(dict(size=5, episode_len=20))
+    config.experiments.p3.targets.room13.kwargs.size = 11
   elif preset == "gpu":
     config.teacher.num_seeds = 8
     config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=10_000, eps_anneal_steps=50_000)

@@ -1,0 +1,111 @@
+"""The hybrid learner: frozen when it takes no SGD steps, weights move when it does, LoRA leaves the base."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cl_limits import envs
+from cl_limits.models.transformer import Tokens, TransitionTransformer
+from cl_limits.rollouts import hybrid as hybrid_lib
+from cl_limits.rollouts import rollout as rollout_lib
+
+SEGMENTS, ACT = 3, 20          # 3 segments of 2 episodes of 10 steps
+
+
+@pytest.fixture(scope="module")
+def setup():
+  env = envs.make("DarkRoom", size=5, episode_len=10)
+  model = TransitionTransformer(num_actions=5, context_len=12, layers=2, width=16, heads=2,
+                                obs_nvec=env.obs_nvec)
+  tok = Tokens(obs=jnp.zeros((4, 2), jnp.int8), prev_action=jnp.zeros(4, jnp.int32),
+               prev_reward=jnp.zeros(4), prev_done=jnp.zeros(4, bool))
+  params = jax.tree.map(lambda x: 3.0 * x, model.init(jax.random.key(3), tok))
+  task = jax.tree.map(lambda x: x[7], env.all_tasks())
+  return env, model, params, task
+
+
+def cfg(**kw):
+  c = hybrid_lib.default_config()
+  c.update(dict(act_steps=ACT, sgd_steps=3, batch_size=2, seq_len=12, buffer_steps=40, lr=1e-2,
+                weighting="all"))
+  c.update(kw)
+  return c
+
+
+def leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def runs(setup):
+  env, model, params, task = setup
+  before = leaves(params)
+  out = {}
+  for name, c in {"frozen": cfg(sgd_steps=0), "full": cfg(), "lora": cfg(adapter="lora")}.items():
+    fn = jax.jit(hybrid_lib.make_hybrid(model, env, c, SEGMENTS, 10))
+    out[name] = jax.device_get(fn(params, task, jax.random.key(5)))
+  return out, before
+
+
+def test_without_sgd_the_hybrid_is_the_frozen_rollout(setup, runs):
+  env, model, params, task = setup
+  out, _ = runs
+  frozen = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, SEGMENTS * ACT, 10, greedy=False))(
+      params, task, jax.random.key(5)))
+  np.testing.assert_array_equal(out["frozen"].episode_return, frozen.episode_return)
+  np.testing.assert_array_equal(out["frozen"].episode_end, frozen.episode_end)
+  for a, b in zip(leaves(out["frozen"].params), leaves(params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_full_hybrid_changes_every_weight_matrix_and_leaves_the_input_alone(setup, runs):
+  _, _, params, _ = setup
+  out, before = runs
+  paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  still = [p for p, a, b in zip(paths, leaves(out["full"].params), before) if np.array_equal(a, b)]
+  # Only the reward projection's kernel may stay: its input is 0 unless a reward was seen in a window.
+  assert set(still) <= {"['params']['reward_proj']['kernel']"}, still
+  for a, b in zip(leaves(params), before):          # the caller's frozen imitator is untouched
+    np.testing.assert_array_equal(a, b)
+  assert np.isfinite(out["full"].loss).all()
+  # Its later episodes are played by the updated weights, so they differ from the frozen run's.
+  assert not np.array_equal(out["full"].episode_return, out["frozen"].episode_return) or \
+      not np.allclose(out["full"].loss, out["full"].loss[0])
+
+
+def test_lora_hybrid_trains_the_adapter_only(setup, runs):
+  _, model, params, _ = setup
+  out, before = runs
+  lora = out["lora"]
+  for a, b in zip(leaves(lora.params), before):
+    np.testing.assert_array_equal(a, b)              # base weights bit-identical
+  kernels = [x for x in jax.tree_util.tree_flatten_with_path(params)[0] if hybrid_lib._adapted(*x)]
+  assert len(lora.adapter) == len(kernels) > 0
+  still = [k for k, ab in lora.adapter.items() if not np.abs(np.asarray(ab["b"])).max() > 0]
+  assert set(still) <= {"['params']['reward_proj']['kernel']"}, still   # as in the full-weights test
+  merged = hybrid_lib.lora_merge(params, lora.adapter, 2.0)
+  assert any(not np.array_equal(a, b) for a, b in zip(leaves(merged), before))
+
+
+def test_lora_starts_as_the_base_model(setup):
+  _, _, params, _ = setup
+  adapter = hybrid_lib.lora_init(params, 4, jax.random.key(0))
+  for a, b in zip(leaves(hybrid_lib.lora_merge(params, adapter, 2.0)), leaves(params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_weighting_keeps_finished_episodes_and_filters_by_return():
+  ring = jnp.full(11, jnp.nan).at[:3].set(jnp.array([1.0, 5.0, 3.0]))   # episodes 0-2 done, 3 running
+  episode = jnp.array([-1, 0, 0, 1, 1, 2, 2, 3, 3, 3], jnp.int32)
+  top = hybrid_lib.episode_weights(episode, ring, "top", 0.5)
+  np.testing.assert_array_equal(np.asarray(top), [0, 0, 0, 1, 1, 1, 1, 0, 0, 0])   # returns 5 and 3
+  every = hybrid_lib.episode_weights(episode, ring, "all", 0.5)
+  np.testing.assert_array_equal(np.asarray(every), [0, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+
+
+def test_bad_config_names_the_field(setup):
+  env, model, _, _ = setup
+  with pytest.raises(ValueError, match="hybrid.buffer_steps"):
+    hybrid_lib.make_hybrid(model, env, cfg(buffer_steps=5), 2, 10)
+  with pytest.raises(ValueError, match="hybrid.adapter"):
+    hybrid_lib.make_hybrid(model, env, cfg(adapter="ia3"), 2, 10)
