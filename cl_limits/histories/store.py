@@ -103,7 +103,7 @@ class HistoryWriter:
       fields[name] = {"dtype": x.dtype.str, "shape": list(x.shape)}
       arrays[name], packed[name] = _pack(name, x, self.time_axis)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez_compressed(buf, **arrays)   # zero-heavy bit-packed frames and small ints compress well
     data = buf.getvalue()
     path = os.path.join(self.directory, _chunk_name(index) + ".npz")
     atomic_write_bytes(path, data)

@@ -58,6 +58,9 @@ def default_config() -> ml_collections.ConfigDict:
       hidden=(120, 84),
       torso="mlp",
       double=True,
+      optimizer="adam",       # or "rmsprop": centered RMSProp (decay rms_decay, eps rms_eps), MinAtar's baseline
+      rms_decay=0.95,
+      rms_eps=0.01,
   ))
 
 
@@ -84,6 +87,7 @@ def validate(cfg, env=None) -> None:
   need(cfg.buffer_size >= cfg.num_envs, "buffer_size", f"must hold at least num_envs={cfg.num_envs} steps")
   need(cfg.torso in ("mlp", "conv"), "torso", "must be 'mlp' or 'conv'")
   need(cfg.loss in ("mse", "huber"), "loss", "must be 'mse' or 'huber'")
+  need(cfg.get("optimizer", "adam") in ("adam", "rmsprop"), "optimizer", "must be 'adam' or 'rmsprop'")
   need(cfg.huber_delta > 0, "huber_delta", "must be > 0")
   need(all(int(h) >= 1 for h in cfg.hidden), "hidden", "layer widths must be positive")
   if env is not None and cfg.torso == "conv":
@@ -145,7 +149,11 @@ def make_teacher(config, env):
   feats = lambda obs: envs_lib.features(env, obs)
   q_fn = lambda params, obs: net.apply(params, feats(obs))
   tx_parts = [optax.clip_by_global_norm(cfg.max_grad_norm)] if cfg.max_grad_norm > 0 else []
-  tx = optax.chain(*tx_parts, optax.adam(cfg.lr))
+  if cfg.get("optimizer", "adam") == "rmsprop":
+    opt = optax.rmsprop(cfg.lr, decay=float(cfg.rms_decay), eps=float(cfg.rms_eps), centered=True)
+  else:
+    opt = optax.adam(cfg.lr)
+  tx = optax.chain(*tx_parts, opt)
   env_reset = jax.vmap(env.reset, in_axes=(0, None))
   env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 

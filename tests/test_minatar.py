@@ -1,0 +1,52 @@
+"""MinAtar teachers: the :smoke preset runs through the teacher stage; a CPU Breakout DQN learns (slow)."""
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from cl_limits import envs
+from cl_limits.histories import store
+from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.teachers import dqn
+from cl_limits.teachers.runner import run_teachers
+from experiments.configs import minatar as minatar_config
+
+
+def test_smoke_preset_records_bit_packed_compressed_histories(tmp_path):
+  config = minatar_config.get_config("smoke-SpaceInvaders")
+  paths = run_teachers(config, str(tmp_path), log=lambda _: None)
+  history, manifest = store.load(paths["histories"])
+  assert manifest["env"] == "MinAtar-SpaceInvaders"
+  assert history.obs.shape == (2, 1, 2, 1_000, 10, 10, 7) and history.obs.dtype == np.bool_
+  assert history.obs.any()
+  on_disk = sum(os.path.getsize(os.path.join(paths["histories"], f)) for f in os.listdir(paths["histories"]))
+  steps = 2 * 2_000                      # seeds x env steps per learner
+  assert on_disk / steps < 700 / 4       # far below one byte per observation cell
+
+
+def last_episodes(episode_return, n):
+  """Mean of the last n finished episodes of a learner, ordered by the step they ended at
+  (episode_return [streams, T], nan where no episode ended)."""
+  t = np.broadcast_to(np.arange(episode_return.shape[-1]), episode_return.shape)
+  done = np.isfinite(episode_return)
+  order = np.argsort(t[done], kind="stable")
+  return float(episode_return[done][order][-n:].mean())
+
+
+@pytest.mark.slow
+def test_cpu_breakout_dqn_beats_random_threefold():
+  """The CPU preset's DQN (100k steps, about 2 minutes on 2 cores): mean return over its last 50 training
+  episodes at least 3x a random policy's mean over 200 episodes."""
+  env = envs.make("MinAtar-Breakout")
+  cfg = minatar_config.get_config("").teacher.dqn
+  teacher = dqn.make_teacher(cfg, env)
+  _, _, metrics = jax.jit(teacher.train)(jax.random.key(0), env.default_params)
+  learned = last_episodes(np.asarray(metrics["episode_return"]), 50)
+  rnd = jax.device_get(rollout_lib.make_random_rollout(env, 20_000, 2_000)(
+      jax.tree.map(lambda x: np.asarray(x)[None], env.default_params), jax.random.split(jax.random.key(1), 4)[:, None]))
+  r = np.asarray(rnd.episode_return)
+  random_mean = float(np.nanmean(r[np.isfinite(r)][:200]))
+  print(f"Breakout DQN last-50 {learned:.2f}, random {random_mean:.2f}")
+  assert random_mean > 0
+  assert learned >= 3 * random_mean, (learned, random_mean)
