@@ -381,6 +381,12 @@ def load_final(config, workdir: str):
                             model_keys(int(config.seed), len(arms), num_seeds), tokens)
   mngr = ocp.CheckpointManager(os.path.join(out_dir, "checkpoints"))
   step = mngr.latest_step()
-  state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-  mngr.close()
+  try:
+    state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+  except (ValueError, TypeError) as e:
+    raise ValueError(f"the imitators in {out_dir} do not fit this config's model (imitation.model, the "
+                     f"arms, the seeds, or the observation entries widened for experiments.p3.targets "
+                     f"changed since they were trained): {str(e)[:300]}") from None
+  finally:
+    mngr.close()
   return model, state.params, arms, num_seeds
