@@ -104,7 +104,7 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
            **arrays)
   plot(summary, runs, d, os.path.join(out_dir, "curves.png"), horizon,
        title=f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks")
-  _tensorboard(os.path.join(os.path.abspath(workdir), "tb", "hybrid"), "hybrid", runs, horizon,
+  learners.tensorboard_curves(os.path.join(os.path.abspath(workdir), "tb", "hybrid"), "hybrid", runs, horizon,
                {"ceiling": d["ceiling"]})
   store.atomic_write_json(paths["summary"], summary)
   return paths
@@ -130,27 +130,6 @@ def plot(summary, runs, d, path, horizon, title=""):
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
-
-
-def _tensorboard(tb_dir, group, runs, horizon, lines: dict, bins: int = 100):
-  """<group>/<learner> per seed and mean against environment steps, plus constant reference lines."""
-  from tensorboardX import SummaryWriter  # noqa: PLC0415
-  curves = {k: learners.mean_curve(r, e, bins=bins, horizon=horizon) for k, (r, e) in runs.items()}
-  with SummaryWriter(os.path.join(tb_dir, "all")) as w:
-    for k, (x, y) in curves.items():
-      m = learners.nanmean(y, 0)
-      for j in np.flatnonzero(np.isfinite(m)):
-        w.add_scalar(f"{group}/{k}", float(m[j]), int(x[j]))
-    x = curves[next(iter(curves))][0]
-    for name, value in lines.items():
-      for j in range(len(x)):
-        w.add_scalar(f"{group}/{name}", float(value), int(x[j]))
-  num_seeds = next(iter(curves.values()))[1].shape[0]
-  for s in range(num_seeds):
-    with SummaryWriter(os.path.join(tb_dir, f"seed_{s}")) as w:
-      for k, (x, y) in curves.items():
-        for j in np.flatnonzero(np.isfinite(y[s])):
-          w.add_scalar(f"{group}/{k}", float(y[s, j]), int(x[j]))
 
 
 def load_summary(workdir: str) -> dict | None:

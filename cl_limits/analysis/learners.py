@@ -7,6 +7,7 @@ are weighted by the time spent in each episode, as a learning curve over steps i
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -28,8 +29,9 @@ def parse_variants(spec: str) -> list[str]:
 
 
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
-                 greedy=False, log=print, tag=""):
-  """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" and every hybrid variant.
+                 greedy=False, frozen=True, log=print, tag=""):
+  """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
+  every hybrid variant.
 
   params: one arm's imitators [S, ...]; tasks: env params [K]. Every learner gets the same keys, so the
   frozen run and a hybrid act identically until the hybrid's first update.
@@ -39,11 +41,12 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   keys = jax.random.split(key, num_seeds * num_tasks).reshape(num_seeds, num_tasks)
   max_ep = rollout_lib.episodes_for(env, horizon)
   out = {}
-  t0 = time.time()
-  fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy)
-  res = jax.device_get(fn(params, tasks, keys))
-  out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
-  log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
+  if frozen:
+    t0 = time.time()
+    fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy)
+    res = jax.device_get(fn(params, tasks, keys))
+    out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
+    log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
   for v in variants:
     cfg = learner_cfg.copy_and_resolve_references()
     cfg.adapter = VARIANTS[v]
@@ -101,3 +104,24 @@ def nanmean(x, axis=None):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)
     return np.nanmean(x, axis=axis)
+
+
+def tensorboard_curves(tb_dir, group, runs, horizon, lines: dict, bins: int = 100):
+  """<group>/<learner> per seed and mean against environment steps, plus constant reference lines."""
+  from tensorboardX import SummaryWriter  # noqa: PLC0415
+  curves = {k: mean_curve(r, e, bins=bins, horizon=horizon) for k, (r, e) in runs.items()}
+  with SummaryWriter(os.path.join(tb_dir, "all")) as w:
+    for k, (x, y) in curves.items():
+      m = nanmean(y, 0)
+      for j in np.flatnonzero(np.isfinite(m)):
+        w.add_scalar(f"{group}/{k}", float(m[j]), int(x[j]))
+    x = curves[next(iter(curves))][0]
+    for name, value in lines.items():
+      for j in range(len(x)):
+        w.add_scalar(f"{group}/{name}", float(value), int(x[j]))
+  num_seeds = next(iter(curves.values()))[1].shape[0]
+  for s in range(num_seeds):
+    with SummaryWriter(os.path.join(tb_dir, f"seed_{s}")) as w:
+      for k, (x, y) in curves.items():
+        for j in np.flatnonzero(np.isfinite(y[s])):
+          w.add_scalar(f"{group}/{k}", float(y[s, j]), int(x[j]))

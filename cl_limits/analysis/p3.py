@@ -25,7 +25,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from cl_limits import envs as envs_lib
 from cl_limits.analysis import hybrid_stage, learners, stats
 from cl_limits.histories import store
 from cl_limits.imitation import runner as imitation_runner
@@ -125,7 +124,8 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
       n_h = int(p3.hybrid_tasks)
       sub = jax.tree.map(lambda x: x[:n_h], tasks)
       hy = learners.run_learners(model, arm_params, env, sub, horizon, key, variants=variants,
-                                 learner_cfg=h.learner, greedy=bool(config.evaluation.greedy), log=log, tag=tag)
+                                 learner_cfg=h.learner, greedy=bool(config.evaluation.greedy), frozen=False,
+                                 log=log, tag=tag)
       runs.update({f"hybrid_{v}": hy[v] for v in variants})
     rnd = rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
@@ -167,7 +167,7 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
     np.savez(os.path.join(tdir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x, random_auc=random_auc,
              **{f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))})
     plot(name, entry, runs, dqn_curves, dqn_x, lo, os.path.join(tdir, "curves.png"), horizon)
-    hybrid_stage._tensorboard(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", runs,
+    learners.tensorboard_curves(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", runs,
                               horizon, {"random": float(np.mean(lo))})
     _dqn_tensorboard(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", dqn_curves, dqn_x)
   store.atomic_write_json(paths["summary"], summary)

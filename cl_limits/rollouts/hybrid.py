@@ -35,7 +35,7 @@ import ml_collections
 import optax
 
 from cl_limits.models.transformer import Tokens, TransitionTransformer
-from cl_limits.rollouts.rollout import _first_tokens
+from cl_limits.rollouts.rollout import _first_tokens, action_fn, record_episode_end
 
 ADAPTERS = ("none", "lora")
 WEIGHTINGS = ("top", "all")
@@ -155,10 +155,7 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
   def effective(base, trainable):
     return lora_merge(base, trainable, scale) if use_lora else trainable
 
-  def act(logits, key):
-    if greedy:
-      return jnp.argmax(logits).astype(jnp.int32)
-    return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+  act = action_fn(greedy, temperature)
 
   def loss_fn(trainable, base, buf, weight, key):
     starts = jax.random.randint(key, (batch,), 0, buf_len - seq_len + 1)
@@ -207,14 +204,11 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
       obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
       ep_ret = ep_ret + reward
-      slot = jnp.minimum(n_ep, max_episodes - 1)
-      write = done & (n_ep < max_episodes)
-      rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
-      ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
       ring_ret = jnp.where(done, ring_ret.at[n_ep % ring].set(ep_ret), ring_ret)
       rec = (tok, action, n_ep)
+      ep_ret, n_next, rets, ends = record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes)
       tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done)
-      carry = (eff, cache, tok, env_state, jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends, ring_ret)
+      carry = (eff, cache, tok, env_state, ep_ret, n_next, rets, ends, ring_ret)
       return carry, rec
 
     def segment(carry, inp):

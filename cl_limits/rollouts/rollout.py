@@ -43,6 +43,26 @@ def _first_tokens(obs, num_actions):
                 prev_done=jnp.bool_(True))
 
 
+def action_fn(greedy: bool, temperature: float = 1.0):
+  """`act(logits, key) -> int32 action`: argmax, or a sample at `temperature`."""
+  def act(logits, key):
+    if greedy:
+      return jnp.argmax(logits).astype(jnp.int32)
+    return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+  return act
+
+
+def record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes: int):
+  """Per-step episode bookkeeping shared by every rollout scan. ep_ret already includes this step's
+  reward; when the episode ends at step t (0-based) its return and end step (t + 1) go to slot n_ep
+  (while n_ep < max_episodes). Returns (running return, reset on done; episodes finished; rets; ends)."""
+  slot = jnp.minimum(n_ep, max_episodes - 1)
+  write = done & (n_ep < max_episodes)
+  rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
+  ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
+  return jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends
+
+
 def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: int,
                  greedy: bool = True, mode: str = "cached", temperature: float = 1.0,
                  record: bool = False):
@@ -52,11 +72,7 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
   if horizon < 1 or max_episodes < 1:
     raise ValueError(f"horizon and max_episodes must be >= 1 (got {horizon}, {max_episodes})")
   num_actions, ctx = model.num_actions, model.context_len
-
-  def act(logits, key):
-    if greedy:
-      return jnp.argmax(logits).astype(jnp.int32)
-    return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+  act = action_fn(greedy, temperature)
 
   def rollout(params, env_params, key):
     k_reset, k_steps = jax.random.split(key)
@@ -84,17 +100,14 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
       action = act(logits, k_act)
       obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
-      ep_ret = ep_ret + reward
-      slot = jnp.minimum(n_ep, max_episodes - 1)
-      write = done & (n_ep < max_episodes)
-      rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
-      ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
+      ep_ret_next, n_next, rets, ends = record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends,
+                                                           max_episodes)
       rec = None
       if record:
         rec = History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
                       truncated=trunc, episode=n_ep, update=t)
       tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done)
-      return (memory, tok, env_state, jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends), rec
+      return (memory, tok, env_state, ep_ret_next, n_next, rets, ends), rec
 
     init = (memory, tok, env_state, jnp.float32(0.0), jnp.int32(0),
             jnp.full((max_episodes,), jnp.nan, jnp.float32), jnp.full((max_episodes,), -1, jnp.int32))
@@ -136,12 +149,7 @@ def make_random_rollout(env, horizon: int, max_episodes: int):
       action = jax.random.randint(k_act, (), 0, num_actions)
       _, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
-      ep_ret = ep_ret + reward
-      write = done & (n_ep < max_episodes)
-      slot = jnp.minimum(n_ep, max_episodes - 1)
-      rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
-      ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
-      return (env_state, jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends), None
+      return (env_state,) + record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends, max_episodes), None
 
     init = (env_state, jnp.float32(0.0), jnp.int32(0), jnp.full((max_episodes,), jnp.nan, jnp.float32),
             jnp.full((max_episodes,), -1, jnp.int32))
