@@ -114,3 +114,32 @@ def test_arm_validation_names_the_field():
     datasets.validate_arm("x", {"gap": 0})
   with pytest.raises(ValueError, match=r"imitation.arms.x.fraction"):
     datasets.validate_arm("x", {"fraction": 0.0})
+
+
+def ragged_history():
+  """[1, 1, 2, 30]: stream 0 has episodes of 3 steps, stream 1 of 7, its last unfinished (so a record-time gap leaves the
+  streams different lengths and pads the shorter)."""
+  t = np.arange(30)
+  eps = [t // 3, t // 7]
+  done = np.stack([(t % 3) == 2, (t % 7) == 6])
+  reward = np.where(done, np.stack(eps) + 1.0, 0.0).astype(np.float32)
+  lead = lambda x: np.asarray(x)[None, None]
+  return History(obs=lead(np.stack([t, t + 100])[..., None].astype(np.int16)),
+                 action=lead(np.stack([t % 4, t % 3])), reward=lead(reward),
+                 terminated=lead(done), truncated=lead(np.zeros_like(done)),
+                 episode=lead(np.stack(eps).astype(np.int32)), update=lead(np.stack([t, t]).astype(np.int32)))
+
+
+@pytest.mark.parametrize("record_gap,arm_gap", [(2, 1), (2, 2), (2, 4), (3, 3), (3, 6)])
+def test_record_time_gap_equals_selection_time_gap(record_gap, arm_gap):
+  from cl_limits.histories.history import keep_every
+  h = ragged_history()
+  stored = keep_every(h, record_gap)
+  assert (np.asarray(stored.episode) == -1).any()       # one stream keeps fewer steps and is padded
+  assert stored.action.shape[-1] < h.action.shape[-1]
+  want = datasets.select(h, gap=int(np.lcm(record_gap, arm_gap)))
+  got = datasets.select(stored, gap=arm_gap)
+  assert got.lengths.tolist() == want.lengths.tolist()
+  for f in ("obs", "action", "reward", "done"):
+    np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
+  assert got.episodes == want.episodes

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from cl_limits.pipeline import run_pipeline
@@ -77,3 +78,36 @@ def test_killed_during_imitation_resumes_without_redoing_teachers(tmp_path):
   assert any("resuming from segment 1/2" in line for line in logs)
   assert {f: os.stat(os.path.join(hist, f)).st_mtime_ns for f in os.listdir(hist)} == stamps
   assert "| P2 beyond the ceiling" in open(report).read()
+
+
+def test_record_time_gap_keeps_every_kth_episode_and_the_full_learning_curve(finished, tmp_path):
+  """A teacher run with teacher.record_gap=3 stores only every 3rd episode (about a third of the bytes)
+  but the same learning curves as the full run, which equal the curves recomputed from the full store."""
+  import jax  # noqa: PLC0415
+  import ml_collections  # noqa: PLC0415
+  from cl_limits.histories import history as history_lib, store  # noqa: PLC0415
+  from cl_limits.teachers.runner import run_teachers  # noqa: PLC0415
+  workdir, _, _ = finished
+  full_dir = os.path.join(workdir, "teachers")
+  cfg = ml_collections.ConfigDict(darkroom.get_config("smoke").to_dict())
+  cfg.teacher.record_gap = 3
+  run_teachers(cfg, str(tmp_path), log=lambda *_: None)
+  gapped_dir = os.path.join(str(tmp_path), "teachers")
+  full, _ = store.load(os.path.join(full_dir, "histories"))
+  gapped, manifest = store.load(os.path.join(gapped_dir, "histories"))
+  assert manifest["record_gap"] == 3
+  want = history_lib.keep_every(full, 3)
+  for f in history_lib.FIELDS:     # chunk by chunk vs all at once: same kept steps, per-chunk padding
+    a, b = np.asarray(getattr(gapped, f)), np.asarray(getattr(want, f))
+    ka, kb = np.asarray(gapped.episode) >= 0, np.asarray(want.episode) >= 0
+    assert [a[i, j, e][ka[i, j, e]].tolist() for i, j, e in np.ndindex(ka.shape[:3])] == \
+           [b[i, j, e][kb[i, j, e]].tolist() for i, j, e in np.ndindex(kb.shape[:3])], f
+  assert 0.2 < gapped.action.shape[-1] / full.action.shape[-1] < 0.5
+  c_full, c_gap = np.load(os.path.join(full_dir, "curves.npz")), np.load(os.path.join(gapped_dir, "curves.npz"))
+  np.testing.assert_allclose(c_gap["returns"], c_full["returns"])
+  log_every = int(cfg.teacher.log_every)
+  for s, k in np.ndindex(c_full["returns"].shape[:2]):    # the curves the store itself gives
+    x, y = history_lib.learner_curve(jax.tree.map(lambda a: a[s, k], full))
+    b = (x - 1) // log_every
+    for j in np.unique(b):
+      np.testing.assert_allclose(c_full["returns"][s, k, j], y[b == j].mean(), rtol=1e-6)

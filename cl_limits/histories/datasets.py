@@ -89,7 +89,7 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
   done = np.asarray(done, bool)
   t_len = done.shape[-1]
   t = np.arange(t_len)
-  keep = np.ones(done.shape, bool)
+  keep = np.asarray(episode) >= 0      # episode -1: padding of a store recorded with a record-time gap
   if portion == "first":
     # Whole episodes that end within the first `fraction` of the stream's steps.
     cut = int(np.floor(fraction * t_len))
@@ -103,7 +103,7 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
     first = np.where(starts & (t >= cut), t, t_len).min(-1, keepdims=True)
     keep &= t >= first
   if gap > 1:
-    keep &= (np.asarray(episode) % gap) == 0
+    keep &= (np.asarray(episode) % gap) == 0   # composes with a record-time gap: episode ids are kept
   if streams:
     keep[:, :, streams:] = False
   return keep

@@ -81,3 +81,31 @@ def moving_average(x, window: int):
   idx = np.arange(1, x.size + 1)
   lo = np.maximum(idx - window, 0)
   return (c[idx] - c[lo]) / (idx - lo)
+
+
+def keep_every(history: History, gap: int, time_axis: int = 3) -> History:
+  """The steps of every `gap`-th episode of each stream (episode index % gap == 0), packed to the front
+  of the time axis in order; streams that keep fewer steps are padded at the end with `episode = -1`
+  (zero obs, action, reward; `update = -1`), which every reader skips. Applied at record time, it bounds
+  the store at about 1 / gap of the steps. Host arrays [..., T, ...] -> [..., T', ...], T' = the longest
+  kept stream."""
+  if gap <= 1:
+    return history
+  episode = np.asarray(history.episode)
+  keep = (episode % gap == 0) & (episode >= 0)
+  length = max(int(keep.sum(axis=time_axis).max()), 1)
+  order = np.argsort(~keep, axis=time_axis, kind="stable")
+  order = np.take(order, np.arange(length), axis=time_axis)
+  valid = np.take_along_axis(keep, order, axis=time_axis)
+
+  def pick(name, x, pad):
+    x = np.asarray(x)
+    idx = order.reshape(order.shape + (1,) * (x.ndim - order.ndim))
+    out = np.take_along_axis(x, idx, axis=time_axis)
+    v = valid.reshape(valid.shape + (1,) * (x.ndim - valid.ndim))
+    return np.where(v, out, np.asarray(pad, out.dtype))
+
+  return History(obs=pick("obs", history.obs, 0), action=pick("action", history.action, 0),
+                 reward=pick("reward", history.reward, 0), terminated=pick("t", history.terminated, False),
+                 truncated=pick("u", history.truncated, False), episode=pick("e", history.episode, -1),
+                 update=pick("n", history.update, -1))

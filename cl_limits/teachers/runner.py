@@ -27,7 +27,7 @@ import numpy as np
 from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import store
-from cl_limits.histories.history import learner_curve
+from cl_limits.histories.history import keep_every
 from cl_limits.teachers import dqn
 
 
@@ -45,6 +45,8 @@ def validate_config(config) -> None:
     raise ValueError(f"tasks.max_tasks: must be >= 0, 0 meaning all (got {config.tasks.max_tasks})")
   if int(t.log_every) < 1:
     raise ValueError(f"teacher.log_every: must be >= 1 (got {t.log_every})")
+  if int(t.get("record_gap", 1)) < 1:
+    raise ValueError(f"teacher.record_gap: must be >= 1, 1 recording every episode (got {t.record_gap})")
   if int(t.eval_episodes) < 0:
     raise ValueError(f"teacher.eval_episodes: must be >= 0 (got {t.eval_episodes})")
   dqn.validate(t.dqn)
@@ -149,6 +151,7 @@ def run_teachers(config, workdir: str, log=print) -> dict:
   tasks, task_ids = teacher_tasks(config, env)
   cfg = config.teacher.dqn
   num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
+  record_gap = int(config.teacher.get("record_gap", 1))
   out_dir = teachers_dir(config, workdir)
   if config.get("teachers_from"):
     _check_reused(config, out_dir)
@@ -187,8 +190,11 @@ def run_teachers(config, workdir: str, log=print) -> dict:
                     for p, v in jax.tree_util.tree_flatten_with_path(jax.device_get(tasks))[0]},
           "num_seeds": num_seeds, "seed": int(config.seed), "streams_per_learner": int(cfg.num_envs),
           "env_steps_per_learner": int(cfg.total_steps), "axes": ["seed", "task", "stream", "time"],
-          "teacher_config": cfg.to_dict(), "obs_dtype": str(envs_lib.obs_spec(env)[1])}
+          "teacher_config": cfg.to_dict(), "obs_dtype": str(envs_lib.obs_spec(env)[1]),
+          "record_gap": record_gap}
   writer = store.HistoryWriter(hist_dir, meta, time_axis=3)
+  curve_dir = os.path.join(out_dir, "curve_chunks")
+  os.makedirs(curve_dir, exist_ok=True)
   board = _Board(os.path.join(out_dir, "tb"), num_seeds, config)
   log(f"[teachers] {config.env.name}: {num_seeds} seeds x {num_tasks} tasks x {cfg.num_envs} streams, "
       f"{cfg.total_steps} env steps each, {n_seg} segments"
@@ -198,8 +204,10 @@ def run_teachers(config, workdir: str, log=print) -> dict:
     t0 = time.time()
     state, out = seg_fn(state, tasks)
     out = jax.device_get(out)
-    writer.write_chunk(seg, out.history)
+    writer.write_chunk(seg, keep_every(out.history, record_gap))
     step0 = seg * int(cfg.segment_steps)
+    _write_curve_chunk(curve_dir, seg, np.asarray(out.episode_return), step0, int(cfg.num_envs),
+                       int(config.teacher.log_every), int(cfg.total_steps))
     eps = float(teacher.epsilon((seg + 1) * int(cfg.segment_steps)))
     per_seed = board.segment(np.asarray(out.episode_return), step0, int(cfg.num_envs),
                              int(config.teacher.log_every), np.asarray(out.loss), np.asarray(out.q_mean), eps)
@@ -224,22 +232,49 @@ def run_teachers(config, workdir: str, log=print) -> dict:
   return paths
 
 
+def _curve_bins(ep_ret, step0, num_envs, log_every, total):
+  """(sums, counts) [S, K, bins] of the episodes that ended in one segment, binned by learner env step:
+  stream step t of the segment is learner step step0 + (t + 1) * num_envs."""
+  s_, k_, e_, t_ = ep_ret.shape
+  n_bins = total // log_every
+  steps = step0 + (np.arange(t_) + 1) * num_envs
+  b = np.minimum((steps - 1) // log_every, n_bins - 1)
+  done = np.isfinite(ep_ret)
+  idx = np.arange(s_ * k_)[:, None, None] * n_bins + np.broadcast_to(b, (e_, t_))[None]   # [SK, E, T]
+  flat = lambda w: np.bincount(idx.reshape(-1), weights=w.reshape(-1), minlength=s_ * k_ * n_bins)
+  sums = flat(np.where(done, ep_ret, 0.0)).reshape(s_, k_, n_bins)
+  counts = flat(done.astype(np.float64)).reshape(s_, k_, n_bins)
+  return sums, counts
+
+
+def _write_curve_chunk(directory, seg, ep_ret, step0, num_envs, log_every, total):
+  """The segment's learning-curve bins, written before its checkpoint so a resumed run has them all (the
+  curves cannot come from the history store when it keeps only every record_gap-th episode)."""
+  import io  # noqa: PLC0415
+  sums, counts = _curve_bins(ep_ret, step0, num_envs, log_every, total)
+  buf = io.BytesIO()
+  np.savez(buf, sums=sums, counts=counts)
+  store.atomic_write_bytes(os.path.join(directory, f"curve_{seg:05d}.npz"), buf.getvalue())
+
+
 def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths):
-  """Learning curves from the sealed store, final greedy returns, a figure."""
-  history, manifest = store.load(paths["histories"])
-  num_seeds, num_tasks = history.action.shape[:2]
+  """Learning curves from the per-segment curve chunks, final greedy returns, a figure."""
   log_every = int(config.teacher.log_every)
   total = int(config.teacher.dqn.total_steps)
   n_bins = total // log_every
-  curves = np.full((num_seeds, num_tasks, n_bins), np.nan)
-  for s in range(num_seeds):
-    for k in range(num_tasks):
-      x, y = learner_curve(jax.tree.map(lambda a: a[s, k], history))
-      b = np.minimum((x - 1) // log_every, n_bins - 1)
-      sums = np.bincount(b, weights=y, minlength=n_bins)
-      counts = np.bincount(b, minlength=n_bins)
-      with np.errstate(invalid="ignore"):
-        curves[s, k] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+  n_seg = total // int(config.teacher.dqn.segment_steps)
+  num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
+  sums, counts = np.zeros((num_seeds, num_tasks, n_bins)), np.zeros((num_seeds, num_tasks, n_bins))
+  for seg in range(n_seg):
+    path = os.path.join(out_dir, "curve_chunks", f"curve_{seg:05d}.npz")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} is missing: this teacher run was started by an older version that "
+                              "did not write curve chunks; run it again in a new workdir")
+    with np.load(path) as z:
+      sums += z["sums"]
+      counts += z["counts"]
+  with np.errstate(invalid="ignore"):
+    curves = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
   bin_steps = (np.arange(n_bins) + 1) * log_every
   summary = {"env": config.env.name, "task_ids": _to_jsonable(task_ids)}
   n_eval = int(config.teacher.eval_episodes)
