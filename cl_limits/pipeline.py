@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from cl_limits import transplant
 from cl_limits.analysis import hybrid_stage
 from cl_limits.analysis import p1 as p1_lib
 from cl_limits.analysis import p2 as p2_lib
@@ -47,7 +48,10 @@ def stages_done(config, workdir: str) -> dict:
 
 
 def run_pipeline(config, workdir: str, log=print) -> str:
-  """Runs (or resumes, or skips) every stage; returns the path of report.md."""
+  """Runs (or resumes, or skips) every stage; returns the path of report.md. A config with a `transplant`
+  section is the MinAtar leave-one-game-out experiment (cl_limits/transplant.py)."""
+  if transplant.enabled(config):
+    return transplant.run_transplant(config, workdir, log=log)
   report = os.path.join(os.path.abspath(workdir), "report.md")
   if all(stages_done(config, workdir).values()) and os.path.exists(report):
     log(f"[pipeline] finished run; report: {report}")

@@ -114,3 +114,14 @@ def test_p3_normalisation_and_verdicts():
   assert verdicts.hybrid((0.5, 0.1, 0.9))[0] == "helps"
   assert verdicts.hybrid((-0.5, -0.9, -0.1))[0] == "hurts"
   assert verdicts.hybrid((0.0, -0.1, 0.1))[0] == "inconclusive"
+
+
+def test_binned_curve_is_the_per_window_episode_mean():
+  from cl_limits.analysis import learners
+  rets = np.array([[[1.0, 3.0, 5.0, 7.0, np.nan]]])
+  ends = np.array([[[4, 10, 11, 30, -1]]])
+  # windows (0, 10], (10, 20], (20, 30]: ends 4 and 10 fall in the first, 11 in the second, 30 in the third
+  np.testing.assert_allclose(learners.binned_curve(rets, ends, bin_steps=10, num_bins=3)[0, 0], [2.0, 5.0, 7.0])
+  np.testing.assert_allclose(learners.binned_curve(rets, ends, bin_steps=10, num_bins=4)[0, 0],
+                             [2.0, 5.0, 7.0, np.nan])
+  np.testing.assert_allclose(learners.binned_curve(rets, ends, bin_steps=15, num_bins=2)[0, 0], [3.0, 7.0])

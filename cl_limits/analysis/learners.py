@@ -99,6 +99,22 @@ def mean_curve(rets, ends, bins: int = 50, horizon: int | None = None):
   return edges[1:], y
 
 
+def binned_curve(rets, ends, bin_steps: int, num_bins: int):
+  """[..., num_bins]: the mean return of the episodes that end in each window of `bin_steps` environment
+  steps (nan where none ends), the statistic the DQN's learning curves hold (teachers/runner.py), so that
+  every learner P3 compares is summarised the same way. rets / ends [..., E]."""
+  rets, ends = np.asarray(rets, np.float64), np.asarray(ends)
+  lead = rets.shape[:-1]
+  fin = np.isfinite(rets) & (ends > 0) & (ends <= bin_steps * num_bins)
+  row = np.broadcast_to(np.arange(int(np.prod(lead)), dtype=np.int64).reshape(lead + (1,)), rets.shape)
+  idx = (row * num_bins + np.where(fin, (ends - 1) // bin_steps, 0))[fin]
+  size = int(np.prod(lead)) * num_bins
+  n = np.bincount(idx, minlength=size).reshape(lead + (num_bins,))
+  total = np.bincount(idx, weights=rets[fin], minlength=size).reshape(lead + (num_bins,))
+  with np.errstate(all="ignore"):
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
 def nanmean(x, axis=None):
   """np.nanmean without the empty-slice warning (all-nan slices give nan)."""
   with warnings.catch_warnings():

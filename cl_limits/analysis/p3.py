@@ -74,6 +74,58 @@ def normalise(x, lo, hi):
   return (x - lo) / (hi - lo)
 
 
+def score(runs, random, dqn_curves, bin_steps: int, horizon: int, frac: float, reps: int, log=print,
+          tag="") -> dict:
+  """Normalised AUC and final return of the DQN and every learner, with IQM CIs over seeds x tasks.
+
+  Every learner is summarised as the DQN's curves are: the mean return of the episodes ending in each
+  window of `bin_steps` environment steps over the first `horizon` steps; AUC = the mean over windows,
+  final = the mean over the last `frac` of them. 0 = the random policy's AUC, 1 = the DQN's final (both
+  per task, the DQN's mean over its seeds).
+
+  runs: {learner: (episode_return [S, K', E], episode_end [S, K', E])}, K' <= K (a learner may run on the
+  first K' tasks only; with K = 1, K' columns are K' rollouts of that one task); random: (episode_return, episode_end) [R, K, E]; dqn_curves [S_dqn, K, bins] with
+  bin i covering steps (i * bin_steps, (i + 1) * bin_steps]. Returns the target entry's scores."""
+  num_bins = max(1, min(horizon // bin_steps, dqn_curves.shape[-1]))
+  n_late = max(1, int(round(frac * num_bins)))
+  curve = lambda r, e: binned_curve_summary(learners.binned_curve(r, e, bin_steps, num_bins), n_late)
+  dqn = binned_curve_summary(dqn_curves[..., :num_bins], n_late)
+  rnd_auc, _ = curve(*random)
+  lo = learners.nanmean(rnd_auc, 0)
+  hi = learners.nanmean(dqn[1], 0)
+  ok = np.isfinite(hi) & np.isfinite(lo) & (hi - lo > 1e-6)
+  out = {"tasks_used": int(ok.sum()), "learners": {}, "random_return": lo.tolist(),
+         "dqn_final_return": hi.tolist(), "bin_steps": int(bin_steps), "bins": int(num_bins),
+         "late_bins": n_late}
+  if not ok.any():
+    out["note"] = "the DQN did not beat the random policy on any task: nothing to normalise by"
+    log(f"{tag}: {out['note']}")
+    return out
+  scored = {"dqn": dqn}
+  for k, (r, e) in runs.items():
+    scored[k] = curve(r, e)
+  for k, (auc, fin) in scored.items():
+    n_k = auc.shape[1]     # a single task's levels serve every column (repeated rollouts of one game)
+    m, lo_k, hi_k = (np.repeat(v, n_k) if len(v) == 1 else v[:n_k] for v in (ok, lo, hi))
+    if not m.any() or not np.isfinite(auc[:, m]).all() or not np.isfinite(fin[:, m]).all():
+      out["learners"][k] = {"note": "no finished episodes to score"}
+      continue
+    a_n = normalise(auc[:, m], lo_k[m], hi_k[m])
+    f_n = normalise(fin[:, m], lo_k[m], hi_k[m])
+    out["learners"][k] = {"tasks": int(m.sum()), "auc": list(stats.interval(a_n, reps)),
+                          "final": list(stats.interval(f_n, reps)),
+                          "final_raw": float(np.mean(fin[:, m])), "auc_raw": float(np.mean(auc[:, m]))}
+    e = out["learners"][k]
+    log(f"{tag} {k}: normalised AUC {e['auc'][0]:.2f} [{e['auc'][1]:.2f}, {e['auc'][2]:.2f}], "
+        f"final {e['final'][0]:.2f} [{e['final'][1]:.2f}, {e['final'][2]:.2f}] (raw {e['final_raw']:.2f})")
+  return out
+
+
+def binned_curve_summary(curves, n_late: int):
+  """(AUC, final) [...] of binned curves [..., bins]: the mean over all bins and over the last n_late."""
+  return learners.nanmean(curves, -1), learners.nanmean(curves[..., -n_late:], -1)
+
+
 def run_p3(config, workdir: str, log=print) -> dict | None:
   if not enabled(config):
     return None
@@ -97,8 +149,9 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
                           "context": "carried across episodes, empty at the start",
                           "horizon": "the DQN's total environment steps in the target",
                           "normalisation": "per task: 0 = random policy, 1 = DQN's final return",
-                          "auc": "step-weighted mean return over the whole horizon",
-                          "final": f"episodes ending in the last {frac:.0%} of the steps",
+                          "auc": "mean over the horizon of the mean return of the episodes ending in each DQN logging "
+                                 "window (the DQN's curves are that statistic)",
+                          "final": f"the same over the last {frac:.0%} of the windows",
                           "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
              "targets": {}}
   os.makedirs(out_dir, exist_ok=True)
@@ -131,50 +184,24 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
             num_seeds, len(task_ids)))
     rnd = jax.device_get(rnd)
-    random_auc = learners.step_mean(np.asarray(rnd.episode_return), np.asarray(rnd.episode_end))   # [R, K]
-    lo = np.nanmean(random_auc, axis=0)
-    with np.errstate(all="ignore"):
-      hi = np.nanmean(dqn_curves[..., -1], axis=0)                       # DQN final, mean over its seeds
-    ok = np.isfinite(hi) & np.isfinite(lo) & (hi - lo > 1e-6)
     entry = {"env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(),
-             "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon,
-             "random_return": lo.tolist(), "dqn_final_return": hi.tolist(),
-             "tasks_used": int(ok.sum()), "learners": {}}
-    if not ok.any():
-      entry["note"] = "the DQN did not beat the random policy on any task: nothing to normalise by"
-      log(f"[p3] {name}: {entry['note']}")
-    else:
-      with np.errstate(all="ignore"):
-        dqn_auc = np.nanmean(dqn_curves, axis=-1)
-      scored = {"dqn": (dqn_auc, dqn_curves[..., -1])}
-      for k, (r, e) in runs.items():
-        scored[k] = (learners.step_mean(r, e), learners.late_mean(r, e, horizon, frac))
-      for k, (auc, fin) in scored.items():
-        n_k = auc.shape[1]
-        m = ok[:n_k]
-        if not m.any() or not np.isfinite(auc[:, m]).all() or not np.isfinite(fin[:, m]).all():
-          entry["learners"][k] = {"note": "no finished episodes to score"}
-          continue
-        a_n = normalise(auc[:, m], lo[:n_k][m], hi[:n_k][m])
-        f_n = normalise(fin[:, m], lo[:n_k][m], hi[:n_k][m])
-        entry["learners"][k] = {"tasks": int(m.sum()), "auc": list(stats.interval(a_n, reps)),
-                                "final": list(stats.interval(f_n, reps)),
-                                "final_raw": float(np.mean(fin[:, m])), "auc_raw": float(np.mean(auc[:, m]))}
-        e = entry["learners"][k]
-        log(f"[p3] {name} {k}: normalised AUC {e['auc'][0]:.2f} [{e['auc'][1]:.2f}, {e['auc'][2]:.2f}], "
-            f"final {e['final'][0]:.2f} [{e['final'][1]:.2f}, {e['final'][2]:.2f}] (raw {e['final_raw']:.2f})")
+             "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
+    entry.update(score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn_curves,
+                       int(dqn_x[0]), horizon, frac, reps, log=log, tag=tag))
+    lo = np.asarray(entry["random_return"])
     summary["targets"][name] = entry
-    np.savez(os.path.join(tdir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x, random_auc=random_auc,
+    np.savez(os.path.join(tdir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
+             random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
              **{f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))})
     plot(name, entry, runs, dqn_curves, dqn_x, lo, os.path.join(tdir, "curves.png"), horizon)
     learners.tensorboard_curves(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", runs,
                               horizon, {"random": float(np.mean(lo))})
-    _dqn_tensorboard(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", dqn_curves, dqn_x)
+    dqn_tensorboard(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", dqn_curves, dqn_x)
   store.atomic_write_json(paths["summary"], summary)
   return paths
 
 
-def _dqn_tensorboard(tb_dir, group, curves, x):
+def dqn_tensorboard(tb_dir, group, curves, x):
   from tensorboardX import SummaryWriter  # noqa: PLC0415
   with SummaryWriter(os.path.join(tb_dir, "all")) as w, np.errstate(all="ignore"):
     m = np.nanmean(curves, axis=(0, 1))

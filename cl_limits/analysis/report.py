@@ -75,7 +75,11 @@ def hybrid_rows(workdir) -> list[dict]:
 
 def p3_rows(config, workdir) -> list[dict]:
   """One row per P3 target for the frozen imitator (and one per hybrid variant)."""
-  s = p3_lib.load_summary(workdir)
+  return p3_rows_from(p3_lib.load_summary(workdir))
+
+
+def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
+  """Verdict rows of a P3-shaped summary ({"targets": {name: {"learners": ...}}, "threshold", "arm"})."""
   if not s:
     return []
   rows = []
@@ -85,11 +89,12 @@ def p3_rows(config, workdir) -> list[dict]:
       if k == "dqn" or "final" not in e:
         continue
       verdict, rule = verdicts.p3(e["final"], s["threshold"])
-      what = "frozen imitator" if k == "frozen" else f"imitator + test-time SGD ({k})"
+      what = t.get("labels", {}).get(k) or ("frozen imitator" if k == "frozen"
+                                            else f"imitator + test-time SGD ({k})")
       rows.append({"prediction": f"P3 transplant to {name} ({t['env']} {t['env_kwargs']}), {what} "
                                  "(predicted: it does not learn it as a DQN does)",
-                   "measured": f"{s['arm']}: final return, normalised per task (0 random, 1 DQN final), "
-                               f"{e['tasks']} tasks, {t['horizon_steps']:,} steps; AUC {_ci(e['auc'])} vs the "
+                   "measured": f"{t.get('arm', s.get('arm'))}: final return, normalised (0 random, 1 DQN "
+                               f"final), {e['tasks']} {unit}, {t['horizon_steps']:,} steps; AUC {_ci(e['auc'])} vs the "
                                f"DQN's {_ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
                    "estimate": e["final"], "verdict": verdict, "rule": rule})
   return rows
@@ -173,16 +178,23 @@ def _p2_section(workdir) -> list[str]:
 
 
 def _p3_section(workdir) -> list[str]:
-  s = p3_lib.load_summary(workdir)
+  return p3_section_from(p3_lib.load_summary(workdir),
+                         "## P3 within family: transplant to grid worlds the imitator never saw",
+                         "TensorBoard: `tb/p3/<target>` (DQN, imitators and the random level on one step "
+                         "axis); the DQNs' own runs under `p3/<target>/teachers/tb`.")
+
+
+def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[str]:
+  """The detail table of a P3-shaped summary."""
   if not s:
     return []
   p = s["protocol"]
-  lines = ["## P3 within family: transplant to grid worlds the imitator never saw", "",
+  lines = [title, "",
            f"Protocol: {p['actions']} actions, context {p['context']}; horizon = {p['horizon']}; "
            f"normalisation {p['normalisation']}; AUC = {p['auc']}; final = {p['final']}. The DQN's own AUC "
            f"and final use its epsilon-greedy training returns (its final is 1 by construction, up to the "
            f"spread over its seeds). Intervals: {p['ci']}.", "",
-           "| target | learner | tasks | normalised AUC | normalised final | final return (raw mean) |",
+           f"| target | learner | {unit} | normalised AUC | normalised final | final return (raw mean) |",
            "|---|---|---|---|---|---|"]
   for name, t in s["targets"].items():
     if t.get("note"):
@@ -196,8 +208,7 @@ def _p3_section(workdir) -> list[str]:
       f"{n} {sum(t['random_return']) / len(t['random_return']):.2f}" for n, t in s["targets"].items())
       + ". DQN final return: " + "; ".join(
       f"{n} {sum(t['dqn_final_return']) / len(t['dqn_final_return']):.2f}" for n, t in s["targets"].items())
-      + ".", "", "TensorBoard: `tb/p3/<target>` (DQN, imitators and the random level on one step axis); "
-      "the DQNs' own runs under `p3/<target>/teachers/tb`.", ""]
+      + ".", "", tb_note, ""]
   return lines
 
 

@@ -131,3 +131,22 @@ class ActionPermutation(_Wrapper):
 
   def features(self, obs):
     return _inner_features(self.inner, obs)
+
+
+def augmented(env: environment.Environment) -> RandomProjection:
+  """The env as the augmented imitation arms see it: a random square projection of its flattened
+  observation features over a random action permutation (`imitation.learner.augment_window` draws the
+  same kind of task per training window). Draw tasks with `sample_augmented`."""
+  inner = ActionPermutation(env)
+  space = env.observation_space(env.default_params)
+  dummy = jnp.zeros(space.shape, space.dtype)
+  return RandomProjection(inner, int(np.prod(_inner_features(inner, dummy).shape)))
+
+
+def sample_augmented(aug_env: RandomProjection, key, inner_params):
+  """Params [K] of K augmented tasks: a fresh projection and permutation over each of inner_params [K]."""
+  def one(k, p):
+    k_perm, k_proj = jax.random.split(k)
+    return aug_env.sample_params(k_proj, aug_env.inner.sample_params(k_perm, p))
+  n = int(jax.tree.leaves(inner_params)[0].shape[0])
+  return jax.vmap(one)(jax.random.split(key, n), inner_params)

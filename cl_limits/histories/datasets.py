@@ -9,6 +9,8 @@ An *arm* of an imitation run names what its model is trained on:
   streams   use the first `streams` of each learner's parallel streams (0: all of them).
   labels    "action" (the recorded action), "oracle" (DPT: the env's optimal action for the observed
             state) or "teacher" (XLand-100B's relabelling: the final teacher's greedy action).
+  augment   True: every training window gets its own random observation projection and action
+            permutation (GPICL's task augmentation, `imitation.learner.augment_window`).
 
 `select` turns [seeds, tasks, streams, T] histories into `FlatData`: the kept steps of every history
 concatenated in history order, with each history's length, so that `windows.build_index` can draw
@@ -57,7 +59,8 @@ class DeviceData:
   history_start: jax.Array
 
 
-ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action")
+ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action",
+                    augment=False)
 
 
 def resolve_arm(arm) -> dict:
@@ -81,6 +84,8 @@ def validate_arm(name: str, arm) -> None:
     raise ValueError(f"{where}.streams: must be >= 0, 0 meaning all (got {a['streams']})")
   if a["labels"] not in LABELS:
     raise ValueError(f"{where}.labels: must be one of {LABELS} (got {a['labels']!r})")
+  if not isinstance(a["augment"], (bool, np.bool_)):
+    raise ValueError(f"{where}.augment: must be True or False (got {a['augment']!r})")
 
 
 def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,

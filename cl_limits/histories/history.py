@@ -109,3 +109,23 @@ def keep_every(history: History, gap: int, time_axis: int = 3) -> History:
                  reward=pick("reward", history.reward, 0), terminated=pick("t", history.terminated, False),
                  truncated=pick("u", history.truncated, False), episode=pick("e", history.episode, -1),
                  update=pick("n", history.update, -1))
+
+
+def pad_time(history: History, length: int, time_axis: int = 3) -> History:
+  """Pads the time axis to `length` with padding steps (episode -1, as `keep_every` pads), so stores of
+  different lengths can be joined along another axis."""
+  n = int(np.asarray(history.action).shape[time_axis])
+  if length < n:
+    raise ValueError(f"cannot pad a history of {n} steps to {length}")
+  if length == n:
+    return history
+
+  def pad(x, value):
+    x = np.asarray(x)
+    width = [(0, 0)] * x.ndim
+    width[time_axis] = (0, length - n)
+    return np.pad(x, width, constant_values=np.asarray(value, x.dtype))
+
+  return History(obs=pad(history.obs, 0), action=pad(history.action, 0), reward=pad(history.reward, 0),
+                 terminated=pad(history.terminated, False), truncated=pad(history.truncated, False),
+                 episode=pad(history.episode, -1), update=pad(history.update, -1))

@@ -120,10 +120,35 @@ class Learner:
   tokens_per_update: int = struct.field(pytree_node=False)
 
 
-def make_learner(cfg, model: TransitionTransformer) -> Learner:
+def augment_window(key, tokens: Tokens, labels, num_actions: int, on):
+  """GPICL-style task augmentation of one window (Kirsch et al. 2022): when `on`, the flattened
+  observations go through a random Gaussian projection (in_dim x in_dim, entries N(0, 1/in_dim)) and the
+  actions through a random permutation, both fixed for the window, as if it came from a new task
+  (cl_limits.envs.RandomProjection over ActionPermutation, with action a of the new task playing
+  recorded action perm[a]). When not `on`, the observations are only flattened to float (same shapes, so
+  augmented and plain arms train in one vmapped program)."""
+  t = tokens.prev_action.shape[0]
+  obs = tokens.obs.reshape((t, -1)).astype(jnp.float32)
+  k_m, k_p = jax.random.split(key)
+  in_dim = obs.shape[-1]
+  matrix = jax.random.normal(k_m, (in_dim, in_dim), jnp.float32) / jnp.sqrt(jnp.float32(in_dim))
+  perm = jax.random.permutation(k_p, num_actions)
+  inv = jnp.argsort(perm)                          # recorded action b is new-task action inv[b]
+  prev = tokens.prev_action
+  aug = Tokens(obs=obs @ matrix, prev_action=jnp.where(prev < num_actions, inv[jnp.minimum(prev, num_actions - 1)], prev),
+               prev_reward=tokens.prev_reward, prev_done=tokens.prev_done)
+  plain = Tokens(obs=obs, prev_action=prev, prev_reward=tokens.prev_reward, prev_done=tokens.prev_done)
+  out = jax.tree.map(lambda a, b: jnp.where(on, a, b), aug, plain)
+  return out, jnp.where(on, inv[labels], labels)
+
+
+def make_learner(cfg, model: TransitionTransformer, augment=None) -> Learner:
+  """augment: optional bool per arm [A]; the windows of an arm marked True are augmented
+  (`augment_window`), and every arm's observations are then flattened to float."""
   optimizer = make_optimizer(cfg)
   seq_len, batch = int(cfg.seq_len), int(cfg.batch_size)
   num_actions = model.num_actions
+  augment = None if augment is None or not np.any(augment) else jnp.asarray(np.asarray(augment, bool))
 
   def init(key, tokens) -> ImitatorState:
     k_init, k_rng = jax.random.split(key)
@@ -143,6 +168,10 @@ def make_learner(cfg, model: TransitionTransformer) -> Learner:
     pick = jax.random.randint(k_pick, (batch,), 0, n_starts[arm])
     idx = starts[arm, pick][:, None] + jnp.arange(seq_len)[None, :]
     tokens, labels = gather(data, idx, num_actions)
+    if augment is not None:
+      key, k_aug = jax.random.split(key)
+      tokens, labels = jax.vmap(augment_window, in_axes=(0, 0, 0, None, None))(
+          jax.random.split(k_aug, batch), tokens, labels, num_actions, augment[arm])
     (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, tokens, labels)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -28,6 +28,7 @@ import numpy as np
 from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import adeps, datasets, store, windows
+from cl_limits.histories import history as history_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
 
@@ -42,6 +43,11 @@ def episode_length(env) -> int | None:
 
 def arm_names(config) -> list[str]:
   return list(config.imitation.arms.keys())
+
+
+def augment_flags(config) -> np.ndarray:
+  """bool [A]: which arms train on augmented windows (random observation projection, action permutation)."""
+  return np.array([bool(datasets.resolve_arm(config.imitation.arms[n])["augment"]) for n in arm_names(config)])
 
 
 def validate_config(config, env=None) -> None:
@@ -65,6 +71,12 @@ def validate_config(config, env=None) -> None:
         "steps): the model could never see what happened in an earlier episode, so it cannot learn "
         "across episodes in context")
   arms = [datasets.resolve_arm(im.arms[n]) for n in names]
+  if history_sources(config) and any(a["data"] != "teacher" or a["labels"] != "action" for a in arms):
+    raise ValueError("imitation.sources: joined teacher stores (several envs) support only arms with "
+                     "data='teacher' and labels='action'")
+  if any(a["augment"] for a in arms) and getattr(env, "obs_nvec", None) is not None:
+    raise ValueError(f"imitation.arms: augment=True projects flat observation features; {config.env.name} "
+                     "has integer observation entries embedded one by one (obs_nvec)")
   if any(a["labels"] == "oracle" for a in arms) and not hasattr(
       env, "optimal_action_from_obs"):
     raise ValueError(f"imitation.arms: labels='oracle' needs an env with an oracle; {config.env.name} "
@@ -86,11 +98,45 @@ def validate_config(config, env=None) -> None:
                      f"(got {ev.every_segments}, {ev.num_tasks}, {ev.episodes})")
 
 
+def history_sources(config) -> list[str]:
+  """The teacher history stores an imitation run reads: `imitation.sources` (comma-separated store
+  directories, e.g. the teachers of several MinAtar games; the transplant experiment sets it), else the
+  config's own teacher stage."""
+  spec = str(config.imitation.get("sources", "") or "")
+  return [os.path.abspath(p.strip()) for p in spec.split(",") if p.strip()]
+
+
 def load_teacher_histories(config, workdir):
-  """The sealed teacher store (validated chunk by chunk); HistoryStoreError says what is wrong."""
+  """The sealed teacher store(s) (validated chunk by chunk); HistoryStoreError says what is wrong.
+
+  Several sources (`imitation.sources`) are joined along the task axis: their learners must have the same
+  observation spec, action set, seeds and streams; shorter stores are padded in time (padding is skipped
+  by every reader)."""
   from cl_limits.teachers.runner import teachers_dir  # noqa: PLC0415
-  hist_dir = os.path.join(teachers_dir(config, workdir), "histories")
-  return store.load(hist_dir, expect={"env": config.env.name})
+  sources = history_sources(config)
+  if not sources:
+    hist_dir = os.path.join(teachers_dir(config, workdir), "histories")
+    return store.load(hist_dir, expect={"env": config.env.name})
+  loaded = [store.load(d) for d in sources]
+  first = loaded[0][1]
+  for (h, m), d in zip(loaded, sources):
+    for k in ("num_seeds", "streams_per_learner", "env_steps_per_learner"):
+      if m.get(k) != first.get(k):
+        raise store.HistoryStoreError(f"imitation.sources: {d} has {k}={m.get(k)}, {sources[0]} has "
+                                      f"{first.get(k)}; joined sources need the same learners")
+    shape = {f: m["fields"][f]["shape"][4:] for f in ("obs",)}
+    if shape["obs"] != first["fields"]["obs"]["shape"][4:] or m["fields"]["obs"]["dtype"] != first[
+        "fields"]["obs"]["dtype"]:
+      raise store.HistoryStoreError(f"imitation.sources: {d} holds observations "
+                                    f"{m['fields']['obs']['dtype']}{shape['obs']}, {sources[0]} "
+                                    f"{first['fields']['obs']['dtype']}{first['fields']['obs']['shape'][4:]}")
+  length = max(int(h.action.shape[3]) for h, _ in loaded)
+  padded = [history_lib.pad_time(h, length) for h, _ in loaded]
+  history = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *padded)
+  manifest = {**first, "env": [m["env"] for _, m in loaded], "sources": sources,
+              "task_ids": [t for _, m in loaded for t in m["task_ids"]],
+              "record_gap": [m.get("record_gap", 1) for _, m in loaded]}
+  return history, manifest
 
 
 def ad_eps_histories(config, workdir, env, log=print):
@@ -162,7 +208,12 @@ def build_data(config, workdir, env, log=print):
                        "mean_return_per_episode": float(fd.reward.sum() / max(fd.episodes, 1))}
   flat, _ = datasets.concat(parts)
   starts, n_starts = learner_lib.pad_starts(per_arm)
-  return datasets.to_device(flat), starts, n_starts, {"seq_len": seq_len, "arms": arms_meta}
+  meta = {"seq_len": seq_len, "arms": arms_meta}
+  if "teacher" in sources:
+    m = sources["teacher"][1]
+    meta["teacher_histories"] = {"env": m["env"], "record_gap": m.get("record_gap", 1),
+                                 "sources": m.get("sources", [])}
+  return datasets.to_device(flat), starts, n_starts, meta
 
 
 def _teacher_greedy_labels(config, workdir, env, history):
@@ -241,25 +292,38 @@ class _Board:
 
 
 def make_eval(config, env, model):
-  """The during-training check: frozen greedy rollouts on a few held-out tasks, early vs late return."""
+  """The during-training check: frozen rollouts on a few held-out tasks, early vs late return. Augmented
+  arms play augmented versions of the tasks (a fresh projection and permutation per task)."""
+  from cl_limits.envs import wrappers  # noqa: PLC0415
   ev = config.imitation.eval
   if int(ev.every_segments) == 0:
     return None
   tasks, _ = heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)
   ep_len = episode_length(env) or 1000
-  fn = rollout_lib.make_batched_rollout(model, env, horizon=episodes * ep_len,
-                                        max_episodes=rollout_lib.episodes_for(env, episodes * ep_len))
+  horizon = episodes * ep_len
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  flags = np.repeat(augment_flags(config), int(config.imitation.num_seeds))      # per model
+  groups = [(np.flatnonzero(~flags), env, tasks)]
+  if flags.any():
+    aug_env = wrappers.augmented(env)
+    aug_tasks = wrappers.sample_augmented(aug_env, jax.random.key(int(config.seed) + 5), tasks)
+    groups.append((np.flatnonzero(flags), aug_env, aug_tasks))
+  groups = [(idx, rollout_lib.make_batched_rollout(model, e, horizon=horizon,
+                                                   max_episodes=rollout_lib.episodes_for(e, horizon)), t)
+            for idx, e, t in groups if len(idx)]
 
   def run(params, key):
     m = int(jax.tree.leaves(params)[0].shape[0])
     keys = jax.random.split(key, m * num_tasks).reshape(m, num_tasks)
-    res = jax.device_get(fn(params, tasks, keys))
-    r = np.asarray(res.episode_return)[..., :episodes]
+    early, late = np.full(m, np.nan), np.full(m, np.nan)
     k = min(3, episodes)
-    with np.errstate(all="ignore"):
-      return np.nanmean(r[..., :k], axis=(1, 2)), np.nanmean(r[..., -k:], axis=(1, 2))
+    for idx, fn, t in groups:
+      res = jax.device_get(fn(jax.tree.map(lambda x: x[idx], params), t, keys[idx]))
+      r = np.asarray(res.episode_return)[..., :episodes]
+      with np.errstate(all="ignore"):
+        early[idx], late[idx] = np.nanmean(r[..., :k], axis=(1, 2)), np.nanmean(r[..., -k:], axis=(1, 2))
+    return early, late
   return run
 
 
@@ -285,7 +349,7 @@ def run_imitation(config, workdir: str, log=print) -> dict:
 
   model = build_model(config, env)
   num_actions = model.num_actions
-  learner = learner_lib.make_learner(im.train, model)
+  learner = learner_lib.make_learner(im.train, model, augment_flags(config))
   mesh = sharding.seed_mesh(num_models)
   keys = sharding.shard_seeds(model_keys(int(config.seed), len(arms), num_seeds), mesh)
   tokens = learner_lib.example_tokens(data, int(im.train.seq_len), num_actions)
