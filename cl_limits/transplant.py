@@ -118,16 +118,12 @@ def validate_config(config) -> None:
   imitation_runner.validate_config(game_config(config, names[0]))
 
 
-def _done(path: str) -> bool:
-  return os.path.exists(path)
-
-
 def run_transplant(config, workdir: str, log=print) -> str:
   """Runs (or resumes, or skips) every stage; returns the path of report.md."""
   validate_config(config)
   workdir = os.path.abspath(workdir)
   report = os.path.join(workdir, "report.md")
-  if _done(os.path.join(workdir, SUMMARY)) and os.path.exists(report):
+  if os.path.exists(os.path.join(workdir, SUMMARY)) and os.path.exists(report):
     log(f"[transplant] finished run; report: {report}")
     return report
   os.makedirs(workdir, exist_ok=True)

@@ -14,18 +14,12 @@ games at the CPU MinAtar DQN's 100k steps; hours on two cores).
 """
 import ml_collections
 
-from cl_limits.histories import datasets
 from cl_limits.imitation import learner
 from cl_limits.rollouts import hybrid
 from experiments.configs import minatar
+from experiments.configs.darkroom import arm
 
 PRESETS = ("", "smoke", "gpu")
-
-
-def arm(**overrides):
-  a = ml_collections.ConfigDict(dict(datasets.ARM_DEFAULTS))
-  a.update(overrides)
-  return a
 
 
 def get_config(preset: str = ""):
