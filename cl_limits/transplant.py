@@ -171,11 +171,8 @@ def score_holdout(config, hcfg, workdir: str, game: str, log=print) -> dict:
   dqn_dir = os.path.join(game_dir(workdir, game), "teachers")
   with np.load(os.path.join(dqn_dir, "curves.npz")) as z:
     dqn_curves, dqn_x = z["returns"], z["env_steps"]
-  horizon = int(config.teacher.dqn.total_steps)
   variants = learners.parse_variants(t.variants) if str(t.hybrid_arm or "") else []
-  if variants:
-    act = int(t.learner.act_steps)
-    horizon = max(act, horizon // act * act)
+  horizon = p3_lib.learner_horizon(int(config.teacher.dqn.total_steps), t.learner if variants else None)
   reps, frac, repeats = int(t.bootstrap_reps), float(t.late_fraction), int(t.repeats)
   greedy = bool(config.evaluation.greedy)
   key = jax.random.fold_in(jax.random.key(int(config.seed) + 29), games(config).index(game))
@@ -204,23 +201,14 @@ def score_holdout(config, hcfg, workdir: str, game: str, log=print) -> dict:
   # imitators' `repeats` rollouts per seed (the columns of their scores).
   entry.update(p3_lib.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn_curves,
                             int(dqn_x[0]), horizon, frac, reps, log=log, tag=tag))
-  lo = np.asarray(entry["random_return"])
-  np.savez(os.path.join(out_dir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
-           random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
-           **{f"{k}/{n}": x for k, (r, e) in runs.items() for n, x in (("episode_return", r), ("episode_end", e))})
-  p3_lib.plot(f"held out {game}", entry, runs, dqn_curves, dqn_x, lo, os.path.join(out_dir, "curves.png"),
-              horizon)
-  tb = os.path.join(workdir, "tb", "transplant", game)
-  learners.tensorboard_curves(tb, f"transplant/{game}", runs, horizon, {"random": float(lo[0])})
-  p3_lib.dqn_tensorboard(tb, f"transplant/{game}", dqn_curves, dqn_x)
+  p3_lib.write_outputs(out_dir, os.path.join(workdir, "tb", "transplant", game), f"transplant/{game}",
+                       f"held out {game}", entry, runs, rnd, dqn_curves, dqn_x, horizon)
   protocol = {"actions": "greedy" if greedy else "sampled",
               "context": f"{config.imitation.model.context_len} transitions, carried across episodes, empty "
                          "at the start",
               "horizon": "the held-out game's DQN's total environment steps",
               "normalisation": "0 = random policy, 1 = the held-out game's DQN final return",
-              "auc": "mean over the horizon of the mean return of the episodes ending in each DQN logging "
-                     "window (the DQN's curves are that statistic)",
-              "final": f"the same over the last {frac:.0%} of the windows",
+              **p3_lib.score_protocol(frac),
               "ci": f"IQM over seeds x {repeats} rollouts, rliable stratified bootstrap 95% CI ({reps} resamples)"}
   result = {"entry": entry, "protocol": protocol}
   store.atomic_write_json(os.path.join(out_dir, "entry.json"), result)

@@ -52,11 +52,10 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
   if not enabled(config):
     return None
   h = config.experiments.hybrid
-  out_dir = os.path.join(os.path.abspath(workdir), "hybrid")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY)}
-  if os.path.exists(paths["summary"]):
-    log(f"[hybrid] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "hybrid")
+  if store.stage_complete(paths, "hybrid", log):
     return paths
+  out_dir = paths["dir"]
   env = envs_lib.make(config.env.name, **config.env.kwargs.to_dict())
   model, params, arms, num_seeds = imitation_runner.load_final(config, workdir)
   validate_config(config, model)

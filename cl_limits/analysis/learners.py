@@ -14,6 +14,7 @@ import warnings
 import jax
 import numpy as np
 
+from cl_limits.histories import history as history_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import rollout as rollout_lib
 
@@ -103,14 +104,7 @@ def binned_curve(rets, ends, bin_steps: int, num_bins: int):
   """[..., num_bins]: the mean return of the episodes that end in each window of `bin_steps` environment
   steps (nan where none ends), the statistic the DQN's learning curves hold (teachers/runner.py), so that
   every learner P3 compares is summarised the same way. rets / ends [..., E]."""
-  rets, ends = np.asarray(rets, np.float64), np.asarray(ends)
-  lead = rets.shape[:-1]
-  fin = np.isfinite(rets) & (ends > 0) & (ends <= bin_steps * num_bins)
-  row = np.broadcast_to(np.arange(int(np.prod(lead)), dtype=np.int64).reshape(lead + (1,)), rets.shape)
-  idx = (row * num_bins + np.where(fin, (ends - 1) // bin_steps, 0))[fin]
-  size = int(np.prod(lead)) * num_bins
-  n = np.bincount(idx, minlength=size).reshape(lead + (num_bins,))
-  total = np.bincount(idx, weights=rets[fin], minlength=size).reshape(lead + (num_bins,))
+  total, n = history_lib.window_sums(rets, ends, bin_steps, num_bins)
   with np.errstate(all="ignore"):
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 

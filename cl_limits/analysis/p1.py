@@ -31,11 +31,10 @@ def run_p1(config, workdir: str, log=print) -> dict | None:
   names = imitation_runner.arm_names(config)
   if arm not in names:
     raise ValueError(f"experiments.p1.arm: {arm!r} is not one of the imitation arms {names}")
-  out_dir = os.path.join(os.path.abspath(workdir), "p1")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY)}
-  if os.path.exists(paths["summary"]):
-    log(f"[p1] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "p1")
+  if store.stage_complete(paths, "p1", log):
     return paths
+  out_dir = paths["dir"]
   model, params, arms, num_seeds = imitation_runner.load_final(config, workdir)
   tasks, task_ids = teacher_tasks(config, env)
   n = int(config.experiments.p1.num_tasks) or len(task_ids)

@@ -96,12 +96,10 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
   imitation_runner.validate_config(config, env)
   validate_config(config)
   p2 = config.experiments.p2
-  out_dir = os.path.join(os.path.abspath(workdir), "p2")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY),
-           "returns": os.path.join(out_dir, "returns.npz"), "figure": os.path.join(out_dir, "curves.png")}
-  if os.path.exists(paths["summary"]):
-    log(f"[p2] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "p2", returns="returns.npz", figure="curves.png")
+  if store.stage_complete(paths, "p2", log):
     return paths
+  out_dir = paths["dir"]
   ep_len = imitation_runner.episode_length(env)
   history, manifest = imitation_runner.load_teacher_histories(config, workdir)
   model, params, arms, num_seeds = imitation_runner.load_final(config, workdir)

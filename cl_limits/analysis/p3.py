@@ -131,11 +131,10 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
     return None
   from cl_limits.teachers.runner import run_teachers  # noqa: PLC0415
   p3 = config.experiments.p3
-  out_dir = os.path.join(os.path.abspath(workdir), "p3")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY)}
-  if os.path.exists(paths["summary"]):
-    log(f"[p3] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "p3")
+  if store.stage_complete(paths, "p3", log):
     return paths
+  out_dir = paths["dir"]
   model, params, arms, num_seeds = imitation_runner.load_final(config, workdir)
   validate_config(config, model)
   variants, h = [], None
@@ -149,9 +148,7 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
                           "context": "carried across episodes, empty at the start",
                           "horizon": "the DQN's total environment steps in the target",
                           "normalisation": "per task: 0 = random policy, 1 = DQN's final return",
-                          "auc": "mean over the horizon of the mean return of the episodes ending in each DQN logging "
-                                 "window (the DQN's curves are that statistic)",
-                          "final": f"the same over the last {frac:.0%} of the windows",
+                          **score_protocol(frac),
                           "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
              "targets": {}}
   os.makedirs(out_dir, exist_ok=True)
@@ -165,10 +162,7 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
     tasks, task_ids = imitation_runner.heldout_tasks(tcfg, env, int(p3.num_tasks))
     if not np.array_equal(np.asarray(task_ids), dqn_ids):
       raise RuntimeError(f"[p3] {name}: the DQN's tasks {dqn_ids} are not the imitator's {task_ids}")
-    horizon = int(tcfg.teacher.dqn.total_steps)
-    if variants:
-      act = int(h.learner.act_steps)
-      horizon = max(act, horizon // act * act)
+    horizon = learner_horizon(int(tcfg.teacher.dqn.total_steps), h.learner if variants else None)
     key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
     tag = f"[p3] {name}"
     runs = learners.run_learners(model, arm_params, env, tasks, horizon, key, greedy=bool(config.evaluation.greedy),
@@ -188,17 +182,37 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
              "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
     entry.update(score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn_curves,
                        int(dqn_x[0]), horizon, frac, reps, log=log, tag=tag))
-    lo = np.asarray(entry["random_return"])
     summary["targets"][name] = entry
-    np.savez(os.path.join(tdir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
-             random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
-             **{f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))})
-    plot(name, entry, runs, dqn_curves, dqn_x, lo, os.path.join(tdir, "curves.png"), horizon)
-    learners.tensorboard_curves(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", runs,
-                              horizon, {"random": float(np.mean(lo))})
-    dqn_tensorboard(os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", dqn_curves, dqn_x)
+    write_outputs(tdir, os.path.join(os.path.abspath(workdir), "tb", "p3", name), f"p3/{name}", name, entry,
+                  runs, rnd, dqn_curves, dqn_x, horizon)
   store.atomic_write_json(paths["summary"], summary)
   return paths
+
+
+def learner_horizon(total_steps: int, hybrid_learner=None) -> int:
+  """The imitators' horizon: the DQN's total steps, cut to whole hybrid segments when hybrids run."""
+  if hybrid_learner is None:
+    return total_steps
+  act = int(hybrid_learner.act_steps)
+  return max(act, total_steps // act * act)
+
+
+def score_protocol(frac: float) -> dict:
+  """How `score` summarises a learner, for the summary's protocol."""
+  return {"auc": "mean over the horizon of the mean return of the episodes ending in each DQN logging "
+                 "window (the DQN's curves are that statistic)",
+          "final": f"the same over the last {frac:.0%} of the windows"}
+
+
+def write_outputs(out_dir, tb_dir, group, title, entry, runs, rnd, dqn_curves, dqn_x, horizon):
+  """A scored target's returns.npz and curves.png under out_dir, its TensorBoard curves under tb_dir."""
+  lo = np.asarray(entry["random_return"])
+  np.savez(os.path.join(out_dir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
+           random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
+           **{f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))})
+  plot(title, entry, runs, dqn_curves, dqn_x, lo, os.path.join(out_dir, "curves.png"), horizon)
+  learners.tensorboard_curves(tb_dir, group, runs, horizon, {"random": float(np.mean(lo))})
+  dqn_tensorboard(tb_dir, group, dqn_curves, dqn_x)
 
 
 def dqn_tensorboard(tb_dir, group, curves, x):

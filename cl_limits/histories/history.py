@@ -6,6 +6,8 @@ import numpy as np
 from flax import struct
 
 FIELDS = ("obs", "action", "reward", "terminated", "truncated", "episode", "update")
+# The value of every field at a padding step (`keep_every`, `pad_time`); episode -1 marks it for readers.
+PAD = dict(obs=0, action=0, reward=0, terminated=False, truncated=False, episode=-1, update=-1)
 
 
 @struct.dataclass
@@ -72,6 +74,27 @@ def learner_curve(history: History, num_envs_axis: int = 0):
   return xs[order], ys[order]
 
 
+def window_sums(values, steps, window: int, num_windows: int, clip: bool = False):
+  """(sums, counts) [..., num_windows] of values [..., N] by the environment step [..., N] (1-based) at
+  which each was recorded; window i covers steps (i * window, (i + 1) * window]. Non-finite values and
+  steps <= 0 are skipped; steps past the last window are skipped, or with clip=True counted in it."""
+  values = np.asarray(values, np.float64)
+  steps = np.broadcast_to(np.asarray(steps), values.shape)
+  lead = values.shape[:-1]
+  ok = np.isfinite(values) & (steps > 0)
+  b = (steps - 1) // window
+  if clip:
+    b = np.minimum(b, num_windows - 1)
+  else:
+    ok &= b < num_windows
+  rows = int(np.prod(lead))
+  idx = (np.arange(rows, dtype=np.int64).reshape(lead + (1,)) * num_windows + b)[ok]
+  size = rows * num_windows
+  sums = np.bincount(idx, weights=values[ok], minlength=size).reshape(lead + (num_windows,))
+  counts = np.bincount(idx, minlength=size).reshape(lead + (num_windows,))
+  return sums, counts
+
+
 def moving_average(x, window: int):
   """Trailing mean over `window` points (shorter at the start). x [N] -> [N]."""
   x = np.asarray(x, np.float64)
@@ -98,17 +121,14 @@ def keep_every(history: History, gap: int, time_axis: int = 3) -> History:
   order = np.take(order, np.arange(length), axis=time_axis)
   valid = np.take_along_axis(keep, order, axis=time_axis)
 
-  def pick(name, x, pad):
+  def pick(x, pad):
     x = np.asarray(x)
     idx = order.reshape(order.shape + (1,) * (x.ndim - order.ndim))
     out = np.take_along_axis(x, idx, axis=time_axis)
     v = valid.reshape(valid.shape + (1,) * (x.ndim - valid.ndim))
     return np.where(v, out, np.asarray(pad, out.dtype))
 
-  return History(obs=pick("obs", history.obs, 0), action=pick("action", history.action, 0),
-                 reward=pick("reward", history.reward, 0), terminated=pick("t", history.terminated, False),
-                 truncated=pick("u", history.truncated, False), episode=pick("e", history.episode, -1),
-                 update=pick("n", history.update, -1))
+  return History(**{f: pick(getattr(history, f), PAD[f]) for f in FIELDS})
 
 
 def pad_time(history: History, length: int, time_axis: int = 3) -> History:
@@ -126,6 +146,4 @@ def pad_time(history: History, length: int, time_axis: int = 3) -> History:
     width[time_axis] = (0, length - n)
     return np.pad(x, width, constant_values=np.asarray(value, x.dtype))
 
-  return History(obs=pad(history.obs, 0), action=pad(history.action, 0), reward=pad(history.reward, 0),
-                 terminated=pad(history.terminated, False), truncated=pad(history.truncated, False),
-                 episode=pad(history.episode, -1), update=pad(history.update, -1))
+  return History(**{f: pad(getattr(history, f), PAD[f]) for f in FIELDS})

@@ -55,6 +55,22 @@ def read_json(path: str) -> Any | None:
     return json.load(f)
 
 
+def stage_paths(workdir: str, subdir: str, **files: str) -> dict:
+  """A pipeline stage's output paths: "dir" (workdir/subdir), "summary" (its summary.json, written last,
+  marks the stage complete) and each of `files` under "dir"."""
+  out_dir = os.path.join(os.path.abspath(workdir), subdir)
+  return {"dir": out_dir, "summary": os.path.join(out_dir, "summary.json"),
+          **{k: os.path.join(out_dir, v) for k, v in files.items()}}
+
+
+def stage_complete(paths: dict, tag: str, log=print) -> bool:
+  """Whether the stage of `paths` finished (its summary exists); says so under `tag` when it has."""
+  if os.path.exists(paths["summary"]):
+    log(f"[{tag}] already complete: {paths['dir']}")
+    return True
+  return False
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
   atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 

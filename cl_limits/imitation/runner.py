@@ -124,12 +124,10 @@ def load_teacher_histories(config, workdir):
       if m.get(k) != first.get(k):
         raise store.HistoryStoreError(f"imitation.sources: {d} has {k}={m.get(k)}, {sources[0]} has "
                                       f"{first.get(k)}; joined sources need the same learners")
-    shape = {f: m["fields"][f]["shape"][4:] for f in ("obs",)}
-    if shape["obs"] != first["fields"]["obs"]["shape"][4:] or m["fields"]["obs"]["dtype"] != first[
-        "fields"]["obs"]["dtype"]:
-      raise store.HistoryStoreError(f"imitation.sources: {d} holds observations "
-                                    f"{m['fields']['obs']['dtype']}{shape['obs']}, {sources[0]} "
-                                    f"{first['fields']['obs']['dtype']}{first['fields']['obs']['shape'][4:]}")
+    obs_spec = lambda man: (man["fields"]["obs"]["dtype"], man["fields"]["obs"]["shape"][4:])
+    if obs_spec(m) != obs_spec(first):
+      raise store.HistoryStoreError(f"imitation.sources: {d} holds observations {obs_spec(m)}, "
+                                    f"{sources[0]} {obs_spec(first)}")
   length = max(int(h.action.shape[3]) for h, _ in loaded)
   padded = [history_lib.pad_time(h, length) for h, _ in loaded]
   history = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *padded)
@@ -334,12 +332,10 @@ def run_imitation(config, workdir: str, log=print) -> dict:
   env = envs_lib.make(config.env.name, **config.env.kwargs.to_dict())
   validate_config(config, env)
   im = config.imitation
-  out_dir = os.path.join(os.path.abspath(workdir), "imitators")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY),
-           "checkpoints": os.path.join(out_dir, "checkpoints"), "data": os.path.join(out_dir, "data.json")}
-  if os.path.exists(paths["summary"]):
-    log(f"[imitation] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "imitators", checkpoints="checkpoints", data="data.json")
+  if store.stage_complete(paths, "imitation", log):
     return paths
+  out_dir = paths["dir"]
   arms, num_seeds = arm_names(config), int(im.num_seeds)
   num_models = len(arms) * num_seeds
   data, starts, n_starts, data_meta = build_data(config, workdir, env, log)   # validates the stores

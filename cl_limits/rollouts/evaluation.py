@@ -73,12 +73,10 @@ def run_evaluation(config, workdir: str, log=print) -> dict:
   imitation_runner.validate_config(config, env)
   validate_config(config, env)
   ev = config.evaluation
-  out_dir = os.path.join(os.path.abspath(workdir), "eval")
-  paths = {"dir": out_dir, "summary": os.path.join(out_dir, SUMMARY),
-           "returns": os.path.join(out_dir, "returns.npz"), "figure": os.path.join(out_dir, "curves.png")}
-  if os.path.exists(paths["summary"]):
-    log(f"[evaluate] already complete: {out_dir}")
+  paths = store.stage_paths(workdir, "eval", returns="returns.npz", figure="curves.png")
+  if store.stage_complete(paths, "evaluate", log):
     return paths
+  out_dir = paths["dir"]
   model, params, arms, num_seeds = imitation_runner.load_final(config, workdir)
   tasks, task_ids = imitation_runner.heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)

@@ -27,7 +27,7 @@ import numpy as np
 from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import store
-from cl_limits.histories.history import keep_every
+from cl_limits.histories.history import keep_every, window_sums
 from cl_limits.teachers import dqn
 
 
@@ -236,15 +236,9 @@ def _curve_bins(ep_ret, step0, num_envs, log_every, total):
   """(sums, counts) [S, K, bins] of the episodes that ended in one segment, binned by learner env step:
   stream step t of the segment is learner step step0 + (t + 1) * num_envs."""
   s_, k_, e_, t_ = ep_ret.shape
-  n_bins = total // log_every
   steps = step0 + (np.arange(t_) + 1) * num_envs
-  b = np.minimum((steps - 1) // log_every, n_bins - 1)
-  done = np.isfinite(ep_ret)
-  idx = np.arange(s_ * k_)[:, None, None] * n_bins + np.broadcast_to(b, (e_, t_))[None]   # [SK, E, T]
-  flat = lambda w: np.bincount(idx.reshape(-1), weights=w.reshape(-1), minlength=s_ * k_ * n_bins)
-  sums = flat(np.where(done, ep_ret, 0.0)).reshape(s_, k_, n_bins)
-  counts = flat(done.astype(np.float64)).reshape(s_, k_, n_bins)
-  return sums, counts
+  return window_sums(ep_ret.reshape(s_, k_, e_ * t_), np.tile(steps, e_), log_every, total // log_every,
+                     clip=True)
 
 
 def _write_curve_chunk(directory, seg, ep_ret, step0, num_envs, log_every, total):
