@@ -23,8 +23,7 @@ def test_ad_learns_in_context_on_heldout_goals(tmp_path):
   workdir = os.environ.get("CL_LIMITS_SLOW_WORKDIR") or str(tmp_path)
   config = darkroom.get_config()
   with config.unlocked():
-    config.imitation.arms = darkroom.ml_collections.ConfigDict(dict(
-        ad=darkroom.ad_arm(), bc=config.imitation.arms.bc, ad_eps=darkroom.arm(data="ad_eps")))
+    config.imitation = darkroom.acceptance_imitation()
     config.evaluation.compare = "ad:bc"
   run_teachers(config, workdir)
   run_imitation(config, workdir)

@@ -15,7 +15,7 @@ from experiments.configs import darkroom
 
 
 def smoke_config(**imitation_overrides):
-  """The :smoke config with AD on whole histories and snapshot BC as its arms (issue 3's comparison)."""
+  """The :smoke config with AD on whole histories and snapshot BC as its arms (the AD reproduction's comparison)."""
   config = darkroom.get_config("smoke")
   with config.unlocked():
     config.imitation.arms = darkroom.ml_collections.ConfigDict(dict(
@@ -167,3 +167,16 @@ def test_bad_arm_and_seq_len_name_their_fields(teacher_dir, tmp_path):
                          workdir, match=r"imitation.arms.bc.portion")
   fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"train.seq_len": 10}),
                          workdir, match=r"imitation.train.seq_len")
+
+
+def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():
+  """The AD reproduction's imitators (darkroom.acceptance_imitation) pass the stage's checks, and the AD
+  arm's cut falls where the default teachers' epsilon annealing ends (the learning phase, nothing after)."""
+  config = darkroom.get_config()
+  with config.unlocked():
+    config.imitation = darkroom.acceptance_imitation()
+  imitation_runner.validate_config(config)
+  ad, dqn = config.imitation.arms.ad, config.teacher.dqn
+  assert ad.portion == "first"
+  assert ad.fraction * dqn.total_steps == dqn.eps_anneal_steps
+  assert config.imitation.model.context_len >= 8 * config.env.kwargs.episode_len
