@@ -29,14 +29,20 @@ def darkroom_all_goals():
               metrics=jax.device_get(metrics), keys=keys)
 
 
+def finished_pipeline(tmp_path_factory, config, name):
+  """`experiments/pipeline.py`'s job on `config`, run to the end in a fresh directory:
+  (workdir, report path, log lines)."""
+  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
+  workdir = str(tmp_path_factory.mktemp(name))
+  logs = []
+  report = run_pipeline(config, workdir, log=logs.append)
+  return workdir, report, logs
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory):
   """The main job on the :smoke config, finished: (workdir, report path, log lines)."""
-  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
-  workdir = str(tmp_path_factory.mktemp("pipeline_smoke"))
-  logs = []
-  report = run_pipeline(darkroom.get_config("smoke"), workdir, log=logs.append)
-  return workdir, report, logs
+  return finished_pipeline(tmp_path_factory, darkroom.get_config("smoke"), "pipeline_smoke")
 
 
 def tiny_dqn(**kw):

@@ -13,16 +13,13 @@ from cl_limits import envs, transplant
 from cl_limits.envs import wrappers
 from cl_limits.imitation import learner
 from cl_limits.models.transformer import Tokens
+from conftest import finished_pipeline
 from experiments.configs import transplant as transplant_config
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
-  workdir = str(tmp_path_factory.mktemp("transplant_smoke"))
-  logs = []
-  report = run_pipeline(transplant_config.get_config("smoke"), workdir, log=logs.append)
-  return workdir, report, logs
+  return finished_pipeline(tmp_path_factory, transplant_config.get_config("smoke"), "transplant_smoke")
 
 
 def test_report_has_p3_rows_for_raw_augmented_and_hybrid_learners(finished):
