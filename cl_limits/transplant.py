@@ -32,6 +32,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits.analysis import learners
 from cl_limits.analysis import report as report_lib
@@ -50,16 +51,15 @@ def enabled(config) -> bool:
 
 
 def games(config) -> list[str]:
-  return [g.strip() for g in str(config.transplant.games).split(",") if g.strip()]
+  return comma_list(config.transplant.games)
 
 
 def heldout_games(config) -> list[str]:
-  held = [g.strip() for g in str(config.transplant.heldout or "").split(",") if g.strip()]
-  return held or games(config)
+  return comma_list(config.transplant.heldout) or games(config)
 
 
 def arms(config) -> list[str]:
-  return [a.strip() for a in str(config.transplant.arms).split(",") if a.strip()]
+  return comma_list(config.transplant.arms)
 
 
 def game_config(config, game: str):

@@ -14,6 +14,7 @@ import warnings
 import jax
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits.histories import history as history_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import rollout as rollout_lib
@@ -22,7 +23,7 @@ VARIANTS = {"full": "none", "lora": "lora"}     # variant name -> hybrid adapter
 
 
 def parse_variants(spec: str) -> list[str]:
-  names = [v.strip() for v in str(spec or "").split(",") if v.strip()]
+  names = comma_list(spec)
   for v in names:
     if v not in VARIANTS:
       raise ValueError(f"experiments.hybrid.variants: unknown variant {v!r}; choose from {sorted(VARIANTS)}")

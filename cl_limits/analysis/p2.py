@@ -25,6 +25,7 @@ import time
 import jax
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
@@ -36,7 +37,7 @@ SUMMARY = "summary.json"
 
 
 def p2_arms(config) -> list[str]:
-  return [a.strip() for a in str(config.experiments.p2.arms or "").split(",") if a.strip()]
+  return comma_list(config.experiments.p2.arms)
 
 
 def validate_config(config) -> None:

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import adeps, datasets, store, windows
@@ -102,8 +103,7 @@ def history_sources(config) -> list[str]:
   """The teacher history stores an imitation run reads: `imitation.sources` (comma-separated store
   directories, e.g. the teachers of several MinAtar games; the transplant experiment sets it), else the
   config's own teacher stage."""
-  spec = str(config.imitation.get("sources", "") or "")
-  return [os.path.abspath(p.strip()) for p in spec.split(",") if p.strip()]
+  return [os.path.abspath(p) for p in comma_list(config.imitation.get("sources", ""))]
 
 
 def load_teacher_histories(config, workdir):

@@ -21,6 +21,7 @@ import time
 import jax
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits.analysis import stats
 from cl_limits.histories import store
@@ -50,7 +51,7 @@ def validate_config(config, env) -> None:
 
 def parse_compare(spec: str) -> list[tuple[str, str]]:
   pairs = []
-  for item in filter(None, (s.strip() for s in str(spec or "").split(","))):
+  for item in comma_list(spec):
     a, sep, b = item.partition(":")
     if not sep or not a or not b:
       raise ValueError(f"evaluation.compare: {item!r} is not of the form 'arm_a:arm_b'")
