@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P, SingleDeviceSharding
 
 
 def seed_mesh(num_seeds: int, devices=None) -> Mesh | None:
@@ -33,3 +33,20 @@ def replicate(tree, mesh: Mesh | None):
     return tree
   sharding = NamedSharding(mesh, P())
   return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def restore_target(abstract, num_seeds: int):
+  """`abstract` (a tree of shapes, e.g. from `jax.eval_shape`) placed the way this process places `num_seeds`
+  seeds. A checkpoint restored into it loads whatever device layout it was saved from (a run trained on four
+  GPUs restores on one CPU); without explicit shardings orbax reuses the saved layout and refuses a
+  different device count."""
+  mesh = seed_mesh(num_seeds)
+  one = SingleDeviceSharding(jax.devices()[0])
+
+  def place(x):
+    if mesh is None:
+      sharding = one
+    else:
+      sharding = NamedSharding(mesh, P("seeds") if len(x.shape) and x.shape[0] == num_seeds else P())
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+  return jax.tree.map(place, abstract)

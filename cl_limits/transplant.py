@@ -174,7 +174,7 @@ def score_holdout(config, hcfg, workdir: str, game: str, log=print) -> dict:
   variants = learners.parse_variants(t.variants) if str(t.hybrid_arm or "") else []
   horizon = p3_lib.learner_horizon(int(config.teacher.dqn.total_steps), t.learner if variants else None)
   reps, frac, repeats = int(t.bootstrap_reps), float(t.late_fraction), int(t.repeats)
-  greedy = bool(config.evaluation.greedy)
+  actions = rollout_lib.actions_from(config.evaluation)
   key = jax.random.fold_in(jax.random.key(int(config.seed) + 29), games(config).index(game))
   tag = f"[transplant] {game}"
   runs, labels = {}, {}
@@ -183,7 +183,7 @@ def score_holdout(config, hcfg, workdir: str, game: str, log=print) -> dict:
     a_params = imitation_runner.arm_params(params, arm_list, a, num_seeds)
     vs = variants if a == t.hybrid_arm else []
     out = learners.run_learners(model, a_params, a_env, a_tasks, horizon, jax.random.fold_in(key, i),
-                                variants=vs, learner_cfg=t.learner, greedy=greedy, log=log, tag=f"{tag} {a}")
+                                variants=vs, learner_cfg=t.learner, **actions, log=log, tag=f"{tag} {a}")
     kind = "augmented" if flags[a] else "raw frames"
     for k, v in out.items():
       name = a if k == "frozen" else f"{a}+sgd_{k}"
@@ -203,7 +203,7 @@ def score_holdout(config, hcfg, workdir: str, game: str, log=print) -> dict:
                             int(dqn_x[0]), horizon, frac, reps, log=log, tag=tag))
   p3_lib.write_outputs(out_dir, os.path.join(workdir, "tb", "transplant", game), f"transplant/{game}",
                        f"held out {game}", entry, runs, rnd, dqn_curves, dqn_x, horizon)
-  protocol = {"actions": "greedy" if greedy else "sampled",
+  protocol = {"actions": rollout_lib.describe_actions(config.evaluation),
               "context": f"{config.imitation.model.context_len} transitions, carried across episodes, empty "
                          "at the start",
               "horizon": "the held-out game's DQN's total environment steps",

@@ -18,6 +18,7 @@ from absl import app, flags
 
 from cl_limits.analysis import stats
 from cl_limits.histories import store
+from cl_limits.rollouts import rollout as rollout_lib
 from launch import cli, sweep
 
 
@@ -89,7 +90,7 @@ def aggregate(spec: str, root: str, log=print) -> str | None:
   summary = {"sweep": spec, "runs": runs, "comparisons": comparisons,
              "protocol": (f"AD on whole teacher histories, one run per (context, model size), "
                           f"{base.imitation.num_seeds} seeds each; rolled out on held-out tasks for "
-                          f"{base.evaluation.episodes} episodes, {'greedy' if base.evaluation.greedy else 'sampled'} "
+                          f"{base.evaluation.episodes} episodes, {rollout_lib.describe_actions(base.evaluation)} "
                           f"actions, empty start, context carried across episodes; early = episodes 1-"
                           f"{base.evaluation.early_episodes}, late = last {base.evaluation.late_episodes}; "
                           "IQM with rliable stratified bootstrap 95% CIs.")}

@@ -1,7 +1,8 @@
-"""Acceptance of the imitators on 9x9 DarkRoom (slow: about 30-40 minutes on 2 CPU cores).
+"""Acceptance of the imitators on 9x9 DarkRoom (slow: about 55 minutes on 2 CPU cores).
 
 AD trained on the DQN teachers' histories of the 61 training goals, rolled out frozen from an empty context
-on the 20 held-out goals (100 episodes, context carried across episodes, the config's action protocol),
+on the 20 held-out goals (100 episodes, context carried across episodes, actions sampled at the
+temperature of darkroom.acceptance_evaluation, chosen on the training goals),
 3 model seeds: in-context improvement (episodes 1-3 under half the last 10), a last-10 return of at least
 70% of the teachers' final return, above the snapshot-BC control with a bootstrap CI excluding zero; and
 an AD-epsilon model that improves in context too.
@@ -24,7 +25,7 @@ def test_ad_learns_in_context_on_heldout_goals(tmp_path):
   config = darkroom.get_config()
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
-    config.evaluation.compare = "ad:bc"
+    config.evaluation = darkroom.acceptance_evaluation()
   run_teachers(config, workdir)
   run_imitation(config, workdir)
   evaluation.run_evaluation(config, workdir)

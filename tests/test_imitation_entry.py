@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from cl_limits import envs
 from cl_limits.histories import store
 from cl_limits.imitation import runner as imitation_runner
 from cl_limits.rollouts import evaluation
@@ -175,7 +176,10 @@ def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():
   config = darkroom.get_config()
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
+    config.evaluation = darkroom.acceptance_evaluation()
   imitation_runner.validate_config(config)
+  evaluation.validate_config(config, envs.make(config.env.name, **config.env.kwargs.to_dict()))
+  assert evaluation.parse_compare(config.evaluation.compare) == [("ad", "bc")]
   ad, dqn = config.imitation.arms.ad, config.teacher.dqn
   assert ad.portion == "first"
   assert ad.fraction * dqn.total_steps == dqn.eps_anneal_steps

@@ -111,3 +111,43 @@ def test_record_time_gap_keeps_every_kth_episode_and_the_full_learning_curve(fin
     b = (x - 1) // log_every
     for j in np.unique(b):
       np.testing.assert_allclose(c_full["returns"][s, k, j], y[b == j].mean(), rtol=1e-6)
+
+
+_LOAD_ON_ONE_DEVICE = """
+import json, sys
+import jax
+jax.config.update("jax_num_cpu_devices", 1)
+import numpy as np
+from cl_limits.imitation.runner import load_final
+from cl_limits.teachers.runner import load_final_state
+from experiments.configs import darkroom
+config = darkroom.get_config("smoke")
+_, params, _, _ = load_final(config, sys.argv[1])
+teachers = load_final_state(config, sys.argv[1])
+total = lambda t: float(sum(np.abs(np.asarray(x, np.float64)).sum() for x in jax.tree.leaves(t)))
+print(json.dumps([jax.device_count(), total(params), total(teachers.params)]))
+"""
+
+
+def test_checkpoints_restore_on_a_different_device_count(finished):
+  """A run trained with its seeds sharded over 4 devices loads, with the same values, in a process that
+  has one (train on a GPU box, evaluate elsewhere)."""
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  import jax  # noqa: PLC0415
+
+  from cl_limits.imitation.runner import load_final  # noqa: PLC0415
+  from cl_limits.teachers.runner import load_final_state  # noqa: PLC0415
+  workdir = finished[0]
+  config = darkroom.get_config("smoke")
+  _, params, _, _ = load_final(config, workdir)
+  assert len(params["params"]["head"]["kernel"].sharding.device_set) > 1     # saved and loaded sharded here
+  total = lambda t: float(sum(np.abs(np.asarray(x, np.float64)).sum() for x in jax.tree.leaves(t)))
+  out = subprocess.run([sys.executable, "-c", _LOAD_ON_ONE_DEVICE, workdir], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.returncode == 0, out.stderr[-2000:]
+  devices, im_total, teacher_total = json.loads(out.stdout.strip().splitlines()[-1])
+  assert devices == 1
+  assert im_total == pytest.approx(total(params), rel=1e-6)
+  assert teacher_total == pytest.approx(total(load_final_state(config, workdir).params), rel=1e-6)

@@ -1,6 +1,7 @@
 """Frozen rollouts: the cached scan computes what training computes, and equals the naive rollout."""
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -91,3 +92,21 @@ def test_bad_rollout_settings():
     rollout_lib.make_rollout(model, env, 10, 1, mode="fast")
   with pytest.raises(ValueError, match="horizon"):
     rollout_lib.make_rollout(model, env, 0, 1)
+
+
+def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
+  logits = jnp.asarray([0.0, 1.0])
+  keys = jax.random.split(jax.random.key(0), 4000)
+  freq = {}
+  for t in (1.0, 0.5):
+    act = jax.jit(jax.vmap(rollout_lib.action_fn(False, t), in_axes=(None, 0)))
+    freq[t] = float(np.mean(np.asarray(act(logits, keys)) == 1))
+  assert freq[1.0] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.03)      # softmax of the logits
+  assert freq[0.5] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.03)      # softmax of logits / 0.5
+  ev = ml_collections.ConfigDict(dict(greedy=False, temperature=0.5))
+  assert rollout_lib.actions_from(ev) == dict(greedy=False, temperature=0.5)
+  assert rollout_lib.describe_actions(ev) == "sampled at temperature 0.5"
+  assert rollout_lib.describe_actions(ml_collections.ConfigDict(dict(greedy=False))) == "sampled"
+  assert rollout_lib.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
+  with pytest.raises(ValueError, match="evaluation.temperature: must be > 0"):
+    rollout_lib.actions_from(ml_collections.ConfigDict(dict(greedy=False, temperature=0.0)))

@@ -21,6 +21,7 @@ from cl_limits.analysis import p2 as p2_lib
 from cl_limits.histories import datasets, store
 from cl_limits.imitation import runner as imitation_runner
 from cl_limits.rollouts import hybrid as hybrid_lib
+from cl_limits.rollouts import rollout as rollout_lib
 
 SUMMARY = "summary.json"
 
@@ -71,7 +72,7 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
       f"{d['ceiling']:.2f}")
   runs = learners.run_learners(model, imitation_runner.arm_params(params, arms, h.arm, num_seeds), env, tasks,
                                horizon, jax.random.key(int(config.seed) + 19), variants=variants,
-                               learner_cfg=h.learner, greedy=bool(config.evaluation.greedy), log=log,
+                               learner_cfg=h.learner, **rollout_lib.actions_from(config.evaluation), log=log,
                                tag=f"[hybrid] {h.arm}")
   reps, frac = int(h.bootstrap_reps), float(h.late_fraction)
   late = {k: learners.late_mean(r, e, horizon, frac) for k, (r, e) in runs.items()}
@@ -82,7 +83,7 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
              "cut_learner_steps": d["cut_learner_steps"], "ceiling": d["ceiling"],
              "teacher_final": d["teacher_final"], "late_fraction": frac,
              "learner": h.learner.to_dict(),
-             "protocol": {"actions": "greedy" if config.evaluation.greedy else "sampled",
+             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
                           "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},

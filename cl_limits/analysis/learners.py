@@ -31,7 +31,7 @@ def parse_variants(spec: str) -> list[str]:
 
 
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
-                 greedy=False, frozen=True, log=print, tag=""):
+                 greedy=False, temperature=1.0, frozen=True, log=print, tag=""):
   """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
   every hybrid variant.
 
@@ -45,7 +45,7 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   out = {}
   if frozen:
     t0 = time.time()
-    fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy)
+    fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy, temperature=temperature)
     res = jax.device_get(fn(params, tasks, keys))
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
@@ -56,7 +56,8 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
     if horizon % act:
       raise ValueError(f"hybrid.learner.act_steps={act} must divide the horizon ({horizon} steps)")
     t0 = time.time()
-    fn = hybrid_lib.make_batched_hybrid(model, env, cfg, horizon // act, max_ep, greedy=greedy)
+    fn = hybrid_lib.make_batched_hybrid(model, env, cfg, horizon // act, max_ep, greedy=greedy,
+                                        temperature=temperature)
     res = jax.device_get(fn(params, tasks, keys))
     out[v] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} hybrid {v}: {horizon // act} x ({act} steps + {cfg.sgd_steps} SGD steps) x {num_seeds} x "

@@ -43,7 +43,7 @@ def run_p1(config, workdir: str, log=print) -> dict | None:
   episodes = int(ev.episodes)
   horizon = episodes * imitation_runner.episode_length(env)
   fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                        greedy=bool(ev.greedy))
+                                        **rollout_lib.actions_from(ev))
   arm_params = imitation_runner.arm_params(params, arms, arm, num_seeds)
   keys = jax.random.split(jax.random.key(int(config.seed) + 17), num_seeds * n).reshape(num_seeds, n)
   res = jax.device_get(fn(arm_params, tasks, keys))

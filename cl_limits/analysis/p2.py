@@ -107,7 +107,7 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
   tasks, task_ids = imitation_runner.heldout_tasks(config, env, int(p2.num_tasks))
   num_tasks = len(task_ids)
   reps = int(p2.bootstrap_reps)
-  summary = {"protocol": {"actions": "greedy" if config.evaluation.greedy else "sampled",
+  summary = {"protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated "
                                      "history", "late": f"last {float(p2.late_fraction):.0%} of episodes",
@@ -130,7 +130,7 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
     i = arms.index(name)
     arm_params = imitation_runner.arm_params(params, arms, name, num_seeds)
     fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                          greedy=bool(config.evaluation.greedy))
+                                          **rollout_lib.actions_from(config.evaluation))
     keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 13), i),
                             num_seeds * num_tasks).reshape(num_seeds, num_tasks)
     log(f"[p2] {name}: ceiling {d['ceiling']:.2f} (data cut at {d['cut_learner_steps']:,} learner steps); "

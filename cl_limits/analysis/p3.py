@@ -144,7 +144,7 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
   arm_params = imitation_runner.arm_params(params, arms, p3.arm, num_seeds)
   reps, frac = int(p3.bootstrap_reps), float(p3.late_fraction)
   summary = {"arm": p3.arm, "late_fraction": frac, "threshold": float(p3.threshold),
-             "protocol": {"actions": "greedy" if config.evaluation.greedy else "sampled",
+             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": "the DQN's total environment steps in the target",
                           "normalisation": "per task: 0 = random policy, 1 = DQN's final return",
@@ -165,14 +165,13 @@ def run_p3(config, workdir: str, log=print) -> dict | None:
     horizon = learner_horizon(int(tcfg.teacher.dqn.total_steps), h.learner if variants else None)
     key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
     tag = f"[p3] {name}"
-    runs = learners.run_learners(model, arm_params, env, tasks, horizon, key, greedy=bool(config.evaluation.greedy),
-                                 log=log, tag=tag)
+    actions = rollout_lib.actions_from(config.evaluation)
+    runs = learners.run_learners(model, arm_params, env, tasks, horizon, key, **actions, log=log, tag=tag)
     if variants:
       n_h = int(p3.hybrid_tasks)
       sub = jax.tree.map(lambda x: x[:n_h], tasks)
       hy = learners.run_learners(model, arm_params, env, sub, horizon, key, variants=variants,
-                                 learner_cfg=h.learner, greedy=bool(config.evaluation.greedy), frozen=False,
-                                 log=log, tag=tag)
+                                 learner_cfg=h.learner, **actions, frozen=False, log=log, tag=tag)
       runs.update({f"hybrid_{v}": hy[v] for v in variants})
     rnd = rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(

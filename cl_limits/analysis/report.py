@@ -14,6 +14,7 @@ from cl_limits.analysis import p2 as p2_lib
 from cl_limits.analysis import p3 as p3_lib
 from cl_limits.analysis import verdicts
 from cl_limits.histories import store
+from cl_limits.rollouts import rollout as rollout_lib
 
 CAPACITY = os.path.join("capacity", "summary.json")
 
@@ -130,7 +131,7 @@ def write_report(config, workdir: str, sections: str = "") -> str:
   else:
     lines.append("No prediction has been measured in this run directory yet.")
   ev = config.evaluation
-  lines += ["", f"Evaluation protocol: {'greedy' if ev.greedy else 'sampled'} actions; every rollout starts "
+  lines += ["", f"Evaluation protocol: {rollout_lib.describe_actions(ev)} actions; every rollout starts "
             "from an empty context, which then carries across episodes (a sliding window of "
             f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
             f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "

@@ -439,6 +439,7 @@ def load_final(config, workdir: str):
                          prev_reward=jnp.float32(0), prev_done=jnp.bool_(False)))
   abstract = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)),
                             model_keys(int(config.seed), len(arms), num_seeds), tokens)
+  abstract = sharding.restore_target(abstract, len(arms) * num_seeds)
   mngr = ocp.CheckpointManager(os.path.join(out_dir, "checkpoints"))
   step = mngr.latest_step()
   try:

@@ -40,6 +40,7 @@ def validate_config(config, env) -> None:
   if not 1 <= int(ev.early_episodes) <= int(ev.episodes) or not 1 <= int(ev.late_episodes) <= int(ev.episodes):
     raise ValueError(f"evaluation.early_episodes / late_episodes: must be in [1, episodes={ev.episodes}] "
                      f"(got {ev.early_episodes}, {ev.late_episodes})")
+  rollout_lib.actions_from(ev)     # a temperature that is not > 0
   if imitation_runner.episode_length(env) is None:
     raise ValueError(f"evaluation: {config.env.name} has no fixed episode limit to size the horizon")
   names = imitation_runner.arm_names(config)
@@ -83,12 +84,12 @@ def run_evaluation(config, workdir: str, log=print) -> dict:
   episodes = int(ev.episodes)
   horizon = episodes * imitation_runner.episode_length(env)
   fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                        greedy=bool(ev.greedy))
+                                        **rollout_lib.actions_from(ev))
   num_models, num_tasks = len(arms) * num_seeds, len(task_ids)
   keys = jax.random.split(jax.random.key(int(config.seed) + 11), num_models * num_tasks).reshape(
       num_models, num_tasks)
   log(f"[evaluate] {num_models} imitators x {num_tasks} held-out tasks, {episodes} episodes "
-      f"({horizon} steps) each, {'greedy' if ev.greedy else 'sampled'} actions, context carried across "
+      f"({horizon} steps) each, {rollout_lib.describe_actions(ev)} actions, context carried across "
       "episodes from an empty start")
   t0 = time.time()
   res = jax.device_get(fn(params, tasks, keys))
@@ -124,7 +125,7 @@ def summarize(config, rets, arms, workdir) -> dict:
   early = stats.episode_window_mean(rets, 0, n_early)              # [A, S, K]
   late = stats.episode_window_mean(rets, episodes - n_late, episodes)
   teacher = teacher_final_return(config, workdir)
-  out = {"protocol": {"actions": "greedy" if ev.greedy else "sampled", "episodes": episodes,
+  out = {"protocol": {"actions": rollout_lib.describe_actions(ev), "episodes": episodes,
                       "context": "carried across episodes, empty at the start",
                       "early_episodes": n_early, "late_episodes": n_late,
                       "ci": f"95% percentile bootstrap over seeds and tasks ({reps} resamples)"},

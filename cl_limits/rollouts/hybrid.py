@@ -245,10 +245,11 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
   return run
 
 
-def make_batched_hybrid(model, env, cfg, num_segments: int, max_episodes: int, greedy: bool = False):
+def make_batched_hybrid(model, env, cfg, num_segments: int, max_episodes: int, greedy: bool = False,
+                        temperature: float = 1.0):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> HybridResult [M, K, ...]`, jitted. The final
   weights are dropped (each (model, task) pair has its own copy); use `make_hybrid` to keep them."""
-  one = make_hybrid(model, env, cfg, num_segments, max_episodes, greedy=greedy)
+  one = make_hybrid(model, env, cfg, num_segments, max_episodes, greedy=greedy, temperature=temperature)
 
   def slim(params, env_params, key):
     r = one(params, env_params, key)

@@ -43,6 +43,24 @@ def _first_tokens(obs, num_actions):
                 prev_done=jnp.bool_(True))
 
 
+def actions_from(ev) -> dict:
+  """An evaluation config's action protocol as rollout keyword arguments {greedy, temperature}: argmax when
+  `greedy`, else a sample from softmax(logits / temperature) (1.0: the policy as trained)."""
+  temperature = float(ev.get("temperature", 1.0))
+  if not temperature > 0:
+    raise ValueError(f"evaluation.temperature: must be > 0 (got {temperature}); use evaluation.greedy=True "
+                     "for argmax actions")
+  return dict(greedy=bool(ev.get("greedy", False)), temperature=temperature)
+
+
+def describe_actions(ev) -> str:
+  """'greedy', 'sampled', or 'sampled at temperature T': how the report and summaries name the protocol."""
+  a = actions_from(ev)
+  if a["greedy"]:
+    return "greedy"
+  return "sampled" if a["temperature"] == 1.0 else f"sampled at temperature {a['temperature']:g}"
+
+
 def action_fn(greedy: bool, temperature: float = 1.0):
   """`act(logits, key) -> int32 action`: argmax, or a sample at `temperature`."""
   def act(logits, key):
@@ -119,9 +137,9 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
 
 
 def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
-                         mode: str = "cached"):
+                         mode: str = "cached", temperature: float = 1.0):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted."""
-  one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode)
+  one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature)
   per_task = jax.vmap(one, in_axes=(None, 0, 0))
   return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0)))
 

@@ -322,6 +322,7 @@ def load_final_state(config, workdir: str):
   keys = seed_task_keys(config.seed, int(config.teacher.num_seeds), len(task_ids))
   per_task = lambda f: jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
   abstract = jax.eval_shape(per_task(teacher.init), keys, tasks)
+  abstract = sharding.restore_target(abstract, int(config.teacher.num_seeds))
   directory = os.path.join(teachers_dir(config, workdir), "checkpoints")
   mngr = ocp.CheckpointManager(directory)
   step = mngr.latest_step()
