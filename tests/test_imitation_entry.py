@@ -96,6 +96,9 @@ def test_outputs(finished):
   assert bc["portion"] == "last" and (bc["histories"], bc["steps"]) == (16, 960)
   assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
   assert any("held-out early->late" in line for line in lines)
+  # The check during training acts as the evaluation stage does (sampled, not argmax).
+  assert any("held-out check every 1 segments: 2 held-out tasks, 4 episodes" in line
+             and "sampled actions" in line for line in lines)
   ret = np.load(os.path.join(workdir, "eval", "returns.npz"))
   assert ret["episode_return"].shape == (2, 2, 3, 6)               # arms, seeds, tasks, episodes
   assert np.isfinite(ret["episode_return"]).all()
@@ -168,6 +171,25 @@ def test_bad_arm_and_seq_len_name_their_fields(teacher_dir, tmp_path):
                          workdir, match=r"imitation.arms.bc.portion")
   fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"train.seq_len": 10}),
                          workdir, match=r"imitation.train.seq_len")
+
+
+def test_training_check_follows_the_evaluation_protocol(teacher_dir, tmp_path):
+  """The held-out check during training samples at the evaluation's temperature (or argmax when it is
+  greedy), and a bad temperature fails before anything compiles."""
+  config = smoke_config()
+  env = envs.make(config.env.name, **config.env.kwargs.to_dict())
+  with config.unlocked():
+    config.evaluation.temperature = 0.5
+  model = imitation_runner.build_model(config, env)
+  assert "sampled at temperature 0.5 actions" in imitation_runner.make_eval(config, env, model).describe
+  with config.unlocked():
+    config.evaluation.greedy = True
+  assert "greedy actions" in imitation_runner.make_eval(config, env, model).describe
+  with config.unlocked():
+    config.evaluation.greedy = False
+    config.evaluation.temperature = 0.0
+  fails_before_compiling(imitation_runner.run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
+                         match=r"evaluation.temperature")
 
 
 def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():

@@ -94,6 +94,8 @@ def validate_config(config, env=None) -> None:
     if not 0.0 < float(a.decay_fraction) <= 1.0:
       raise ValueError(f"imitation.ad_eps.decay_fraction: must be in (0, 1] (got {a.decay_fraction})")
   ev = im.eval
+  if int(ev.every_segments):
+    rollout_lib.actions_from(check_protocol(config))    # a bad temperature fails here, before compiling
   if int(ev.every_segments) < 0 or int(ev.num_tasks) < 0 or int(ev.episodes) < 1:
     raise ValueError("imitation.eval: every_segments and num_tasks must be >= 0, episodes >= 1 "
                      f"(got {ev.every_segments}, {ev.num_tasks}, {ev.episodes})")
@@ -289,13 +291,23 @@ class _Board:
       w.close()
 
 
+def check_protocol(config):
+  """The during-training check's action protocol: the evaluation stage's (`config.evaluation`; sampled at
+  temperature 1.0 where a config has none)."""
+  ev = config.get("evaluation")
+  return ev if ev is not None else {}
+
+
 def make_eval(config, env, model):
-  """The during-training check: frozen rollouts on a few held-out tasks, early vs late return. Augmented
-  arms play augmented versions of the tasks (a fresh projection and permutation per task)."""
+  """The during-training check: frozen rollouts on a few held-out tasks, early vs late return, with the
+  evaluation stage's actions (`config.evaluation`: greedy or sampled at its temperature; sampled at 1.0
+  where a config has no evaluation section). Augmented arms play augmented versions of the tasks (a fresh
+  projection and permutation per task)."""
   from cl_limits.envs import wrappers  # noqa: PLC0415
   ev = config.imitation.eval
   if int(ev.every_segments) == 0:
     return None
+  actions = rollout_lib.actions_from(check_protocol(config))
   tasks, _ = heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)
   ep_len = episode_length(env) or 1000
@@ -308,7 +320,8 @@ def make_eval(config, env, model):
     aug_tasks = wrappers.sample_augmented(aug_env, jax.random.key(int(config.seed) + 5), tasks)
     groups.append((np.flatnonzero(flags), aug_env, aug_tasks))
   groups = [(idx, rollout_lib.make_batched_rollout(model, e, horizon=horizon,
-                                                   max_episodes=rollout_lib.episodes_for(e, horizon)), t)
+                                                   max_episodes=rollout_lib.episodes_for(e, horizon),
+                                                   **actions), t)
             for idx, e, t in groups if len(idx)]
 
   def run(params, key):
@@ -322,6 +335,10 @@ def make_eval(config, env, model):
       with np.errstate(all="ignore"):
         early[idx], late[idx] = np.nanmean(r[..., :k], axis=(1, 2)), np.nanmean(r[..., -k:], axis=(1, 2))
     return early, late
+  k = min(3, episodes)
+  run.describe = (f"{num_tasks} held-out tasks, {episodes} episodes from an empty context, "
+                  f"{rollout_lib.describe_actions(check_protocol(config))} actions; "
+                  f"early = episodes 1-{k}, late = the last {k}")
   return run
 
 
@@ -372,6 +389,8 @@ def run_imitation(config, workdir: str, log=print) -> dict:
   log(f"[imitation] {len(arms)} arms ({kept})"
       f" x {num_seeds} seeds = {num_models} models in one program; {n_seg} segments of {per_seg} updates, "
       f"{learner.tokens_per_update:,} tokens per update per model")
+  if evaluate is not None:
+    log(f"[imitation] held-out check every {int(im.eval.every_segments)} segments: {evaluate.describe}")
   t_start, rate = time.time(), None
   metrics = None
   for seg in range(start, n_seg):
