@@ -125,3 +125,35 @@ def test_binned_curve_is_the_per_window_episode_mean():
   np.testing.assert_allclose(learners.binned_curve(rets, ends, bin_steps=10, num_bins=4)[0, 0],
                              [2.0, 5.0, 7.0, np.nan])
   np.testing.assert_allclose(learners.binned_curve(rets, ends, bin_steps=15, num_bins=2)[0, 0], [3.0, 7.0])
+
+
+def test_ceiling_as_fractions_of_each_tasks_optimum():
+  """Two teacher tasks whose optima are 10 and 20, each teacher playing optimally throughout: the raw
+  ceiling is 15 (the mean), the normalised ceiling and teachers' final are 1. An imitator playing optimally
+  on held-out tasks whose optimum is 10 sits 5 below the raw ceiling and exactly at the normalised one."""
+  from types import SimpleNamespace
+
+  from cl_limits import envs
+  from cl_limits.analysis import p2
+  # [seeds 1, tasks 2, streams 1, T 8]: episodes of 2 steps, return paid on the episode's last step.
+  t = np.arange(8)
+  done = np.broadcast_to(t % 2 == 1, (1, 2, 1, 8))
+  reward = np.where(done, np.array([10.0, 20.0])[None, :, None, None], 0.0)
+  hist = SimpleNamespace(terminated=np.zeros_like(done), truncated=done, reward=reward,
+                         episode=np.broadcast_to(t // 2, (1, 2, 1, 8)))
+  manifest = {"streams_per_learner": 1}
+  arm = dict(portion="first", fraction=1.0, gap=1, streams=0)
+  d = p2.arm_data_curves(hist, manifest, arm, window=2, optimum=np.array([10.0, 20.0]))
+  assert d["ceiling"] == pytest.approx(15.0) and d["optimal_mean"] == pytest.approx(15.0)
+  assert d["ceiling_norm"] == pytest.approx(1.0) and d["teacher_final_norm"] == pytest.approx(1.0)
+  late = np.full((2, 3), 10.0)                         # seeds x held-out tasks, all at their optimum of 10
+  n = p2.normalised_entry(late, np.full(3, 10.0), d, reps=200)
+  assert n["late_minus_ceiling"] == pytest.approx([0.0, 0.0, 0.0])
+  assert stats.interval(late - d["ceiling"], 200)[0] == pytest.approx(-5.0)
+  with pytest.raises(ValueError, match="2 teacher tasks"):
+    p2.arm_data_curves(hist, manifest, arm, window=2, optimum=np.array([10.0]))
+  # DarkRoom's oracle: 20 - distance + 1 from the centre of a 9x9 room; none for a random start cell.
+  room = envs.make("DarkRoom", size=9, episode_len=20)
+  goals = [i for i, g in enumerate(np.asarray(room.all_tasks().goal)) if tuple(g) in ((4, 5), (0, 0))]
+  np.testing.assert_allclose(sorted(p2.task_optimum(room, goals)), [13.0, 20.0])
+  assert p2.task_optimum(envs.make("DarkRoom", size=9, episode_len=20, start="random"), goals) is None

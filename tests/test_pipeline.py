@@ -42,6 +42,15 @@ def test_report_opens_with_verdicts_and_figures(finished):
   p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
   # 2 streams x 600 steps per learner, cut at 50%: 300 stream steps = 600 learner steps; horizon 2x that.
   assert p2["cut_learner_steps"] == 600 and p2["horizon_steps"] == 1200 and p2["episodes"] == 60
+  # DarkRoom goals differ in their optimal return: P2 also compares fractions of each task's optimum, and
+  # its verdict row uses them.
+  n = p2["normalised"]
+  assert 0 < n["ceiling"] <= 1 and n["optimal_mean_data"] > 0 and n["optimal_mean_eval"] > 0
+  assert n["ceiling"] * n["optimal_mean_data"] == pytest.approx(p2["ceiling"], rel=0.5)
+  assert "as a fraction of each task's optimal return" in rows[1]
+  assert f"| {n['late_minus_ceiling'][0]:.3f} [" in rows[1]
+  hybrid = json.load(open(os.path.join(workdir, "hybrid", "summary.json")))
+  assert "normalised" in hybrid and all("normalised" in e for e in hybrid["learners"].values())
   assert os.listdir(os.path.join(workdir, "tb", "p2", "all"))
   for sub in ("hybrid", os.path.join("p3", "keytodoor")):
     assert os.listdir(os.path.join(workdir, "tb", sub, "all")) and os.listdir(os.path.join(workdir, "tb", sub, "seed_0"))

@@ -62,7 +62,8 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
   validate_config(config, model)
   arm = datasets.resolve_arm(config.imitation.arms[h.arm])
   history, manifest = imitation_runner.load_teacher_histories(config, workdir)
-  d = p2_lib.arm_data_curves(history, manifest, arm, int(config.experiments.p2.ceiling_window))
+  d = p2_lib.arm_data_curves(history, manifest, arm, int(config.experiments.p2.ceiling_window),
+                             optimum=p2_lib.teacher_optimum(env, manifest))
   act = int(h.learner.act_steps)
   horizon = max(act, int(round(float(h.horizon_factor) * d["cut_learner_steps"])) // act * act)
   tasks, task_ids = imitation_runner.heldout_tasks(config, env, int(h.num_tasks))
@@ -88,16 +89,24 @@ def run_hybrid(config, workdir: str, log=print) -> dict | None:
                           "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
                           "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
              "learners": {}}
+  e_opt = p2_lib.task_optimum(env, task_ids) if "ceiling_norm" in d else None
+  if e_opt is not None:
+    summary["normalised"] = {"optimal_mean_eval": float(np.mean(e_opt)), "optimal_mean_data": d["optimal_mean"],
+                             "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"]}
   for k in runs:
     entry = {"late": list(stats.interval(late[k], reps)),
              "late_minus_ceiling": list(stats.interval(late[k] - d["ceiling"], reps))}
     if k != "frozen":
       entry["late_minus_frozen"] = list(stats.interval(late[k] - late["frozen"], reps))
+    if e_opt is not None:
+      entry["normalised"] = p2_lib.normalised_entry(late[k], e_opt, d, reps)
     summary["learners"][k] = entry
     log(f"[hybrid] {k}: late {entry['late'][0]:.2f} [{entry['late'][1]:.2f}, {entry['late'][2]:.2f}]"
         + (f", minus frozen {entry['late_minus_frozen'][0]:.2f} [{entry['late_minus_frozen'][1]:.2f}, "
            f"{entry['late_minus_frozen'][2]:.2f}]" if k != "frozen" else "")
-        + f"; ceiling {d['ceiling']:.2f}")
+        + f"; ceiling {d['ceiling']:.2f}"
+        + (f"; as fractions of each task's optimum: late {entry['normalised']['late'][0]:.3f} vs ceiling "
+           f"{d['ceiling_norm']:.3f}" if "normalised" in entry else ""))
   os.makedirs(out_dir, exist_ok=True)
   arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
   np.savez(os.path.join(out_dir, "returns.npz"), teacher_curve=d["teacher_curve"], teacher_x=d["teacher_x"],

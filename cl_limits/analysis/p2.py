@@ -60,8 +60,33 @@ def validate_config(config) -> None:
                      f"{p2.ceiling_window}, {p2.num_tasks})")
 
 
-def arm_data_curves(history, manifest, arm: dict, window: int) -> dict:
-  """The arm's ceiling, the cut, and the teachers' full population curve on the learner-step axis."""
+def task_optimum(env, task_ids) -> np.ndarray | None:
+  """Each task's optimal episode return [K] where the env has an oracle (`env.optimal_return`) and every
+  optimum is positive; else None (the comparisons then stay in raw returns only).
+
+  Tasks differ in what they allow (a DarkRoom goal returns 20 minus its distance from the start), and the
+  ceiling comes from the teachers' tasks while the late return comes from held-out ones, so P2 and the
+  hybrid also compare both as fractions of each task's optimum."""
+  if not hasattr(env, "optimal_return") or getattr(env, "start", "center") != "center":
+    return None        # no oracle, or a random start cell: no single optimum per task
+  ids = np.asarray(task_ids)
+  opt = np.asarray(jax.vmap(env.optimal_return)(envs_lib.tasks_at(env, ids)), np.float64)
+  return opt if opt.size and (opt > 0).all() else None
+
+
+def teacher_optimum(env, manifest) -> np.ndarray | None:
+  """`task_optimum` of the teachers' tasks, or None for joined stores (`imitation.sources`) or another env."""
+  if "sources" in manifest or manifest.get("env") != env.name:
+    return None
+  return task_optimum(env, manifest["task_ids"])
+
+
+def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> dict:
+  """The arm's ceiling, the cut, and the teachers' full population curve on the learner-step axis.
+
+  optimum: [teacher tasks] optimal returns (`teacher_optimum`); with it the result also holds the ceiling
+  and the teachers' final return as fractions of each history's task optimum ("ceiling_norm",
+  "teacher_final_norm") and the tasks' mean optimum ("optimal_mean")."""
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   episode = np.asarray(history.episode)
   reward = np.asarray(history.reward)
@@ -83,10 +108,20 @@ def arm_data_curves(history, manifest, arm: dict, window: int) -> dict:
   # `streams` times as many environment steps (every stream steps in lockstep).
   teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
   final_window = min(window, teacher_curve.size)
-  return {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
-          "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
-          "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
-          "data_curve": ceiling_lib.population_curve(rets)}
+  out = {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
+         "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
+         "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
+         "data_curve": ceiling_lib.population_curve(rets)}
+  if optimum is not None:
+    optimum = np.asarray(optimum, np.float64)
+    if optimum.shape != (reward.shape[1],):
+      raise ValueError(f"arm_data_curves: {optimum.shape[0]} task optima for {reward.shape[1]} teacher tasks")
+    per_row = lambda n: np.broadcast_to(optimum[None, :, None], (reward.shape[0], reward.shape[1], n)).reshape(-1, 1)
+    out["ceiling_norm"] = ceiling_lib.ceiling(rets / per_row(reward.shape[2]), kept_window)[0]
+    full_norm = ceiling_lib.population_curve(full / per_row(used))
+    out["teacher_final_norm"] = float(np.mean(full_norm[-final_window:]))
+    out["optimal_mean"] = float(optimum.mean())
+  return out
 
 
 def run_p2(config, workdir: str, log=print) -> dict | None:
@@ -107,6 +142,8 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
   tasks, task_ids = imitation_runner.heldout_tasks(config, env, int(p2.num_tasks))
   num_tasks = len(task_ids)
   reps = int(p2.bootstrap_reps)
+  t_opt = teacher_optimum(env, manifest)
+  e_opt = task_optimum(env, task_ids) if t_opt is not None else None
   summary = {"protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated "
@@ -122,7 +159,7 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
     w.add_text("config", "```\n" + str(config) + "\n```", 0)
   for name in arms_p2:
     arm = datasets.resolve_arm(config.imitation.arms[name])
-    d = arm_data_curves(history, manifest, arm, int(p2.ceiling_window))
+    d = arm_data_curves(history, manifest, arm, int(p2.ceiling_window), optimum=t_opt)
     streams = int(manifest["streams_per_learner"])
     horizon = int(round(float(p2.horizon_factor) * d["cut_learner_steps"]))
     if ep_len:
@@ -157,6 +194,8 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
              "teacher_final_minus_ceiling": d["teacher_final"] - d["ceiling"],
              "late_minus_teacher_final": list(stats.interval(late - d["teacher_final"], reps)),
              "late_per_seed": np.mean(late, axis=-1).tolist()}
+    if e_opt is not None:
+      entry["normalised"] = normalised_entry(late, e_opt, d, reps)
     summary["arms"][name] = entry
     arrays[f"{name}/episode_return"], arrays[f"{name}/episode_end"] = rets, ends
     arrays[f"{name}/teacher_curve"], arrays[f"{name}/teacher_x"] = d["teacher_curve"], d["teacher_x"]
@@ -165,10 +204,28 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
         f"ceiling {d['ceiling']:.2f}: late - ceiling {entry['late_minus_ceiling'][0]:.2f} "
         f"[{entry['late_minus_ceiling'][1]:.2f}, {entry['late_minus_ceiling'][2]:.2f}]; teachers went on to "
         f"{d['teacher_final']:.2f}")
+    if "normalised" in entry:
+      n = entry["normalised"]
+      log(f"[p2] {name}: as fractions of each task's optimum (mean {n['optimal_mean_eval']:.2f} on these "
+          f"tasks, {n['optimal_mean_data']:.2f} on the teachers'): late {n['late'][0]:.3f} vs ceiling "
+          f"{n['ceiling']:.3f}: late - ceiling {n['late_minus_ceiling'][0]:.3f} [{n['late_minus_ceiling'][1]:.3f}, "
+          f"{n['late_minus_ceiling'][2]:.3f}]")
   np.savez(paths["returns"], **arrays)
   plot(summary, arrays, paths["figure"], title=f"P2 on held-out {config.env.name} tasks")
   store.atomic_write_json(paths["summary"], summary)
   return paths
+
+
+def normalised_entry(late, optimum, d, reps: int) -> dict:
+  """late [S, K] returns on tasks with optima [K], compared with the data's ceiling and the teachers' final
+  return, all as fractions of each task's optimal return (`arm_data_curves` with `optimum`)."""
+  late_n = np.asarray(late, np.float64) / np.asarray(optimum, np.float64)[None, :]
+  return {"optimal_mean_eval": float(np.mean(optimum)), "optimal_mean_data": d["optimal_mean"],
+          "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"],
+          "teacher_final_minus_ceiling": d["teacher_final_norm"] - d["ceiling_norm"],
+          "late": list(stats.interval(late_n, reps)),
+          "late_minus_ceiling": list(stats.interval(late_n - d["ceiling_norm"], reps)),
+          "late_minus_teacher_final": list(stats.interval(late_n - d["teacher_final_norm"], reps))}
 
 
 def _tensorboard(writer_cls, tb_dir, name, rets, ends, d, num_seeds, max_points: int = 500):

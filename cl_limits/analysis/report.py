@@ -44,14 +44,26 @@ def p2_rows(workdir) -> list[dict]:
     return []
   rows = []
   for name, e in s["arms"].items():
-    verdict, rule = verdicts.p2(e["late_minus_ceiling"], e["teacher_final_minus_ceiling"])
+    n = e.get("normalised")
+    if n:    # tasks with known optima: compare fractions of each task's optimal return (see p2.task_optimum)
+      verdict, rule = verdicts.p2(n["late_minus_ceiling"], n["teacher_final_minus_ceiling"])
+      measured = (f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
+                  f"{e['horizon_steps']:,} steps) as a fraction of each task's optimal return, {_ci(n['late'], '{:.3f}')}, "
+                  f"minus the data's ceiling as the same fraction, {n['ceiling']:.3f} (mean optimum "
+                  f"{n['optimal_mean_eval']:.2f} on these held-out tasks, {n['optimal_mean_data']:.2f} on the "
+                  f"teachers'); raw: late {_ci(e['late'])} - ceiling {e['ceiling']:.2f} = "
+                  f"{_ci(e['late_minus_ceiling'])}; teachers went on to {n['teacher_final']:.3f} "
+                  f"({e['teacher_final']:.2f})")
+      estimate, fmt = n["late_minus_ceiling"], "{:.3f}"
+    else:
+      verdict, rule = verdicts.p2(e["late_minus_ceiling"], e["teacher_final_minus_ceiling"])
+      measured = (f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
+                  f"{e['horizon_steps']:,} steps) minus the data's ceiling {e['ceiling']:.2f}; "
+                  f"P(run > ceiling) {_ci(e['prob_exceed'])}; teachers went on to {e['teacher_final']:.2f}")
+      estimate, fmt = e["late_minus_ceiling"], "{:.2f}"
     rows.append({"prediction": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training "
                                "(predicted: no improvement past the ceiling)",
-                 "measured": f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
-                             f"{e['horizon_steps']:,} steps) minus the data's ceiling {e['ceiling']:.2f}; "
-                             f"P(run > ceiling) {_ci(e['prob_exceed'])}; teachers went on to "
-                             f"{e['teacher_final']:.2f}",
-                 "estimate": e["late_minus_ceiling"], "verdict": verdict, "rule": rule})
+                 "measured": measured, "estimate": estimate, "fmt": fmt, "verdict": verdict, "rule": rule})
   return rows
 
 
@@ -69,7 +81,11 @@ def hybrid_rows(workdir) -> list[dict]:
                                f"{s['learner']['act_steps']:,} steps), P2 protocol",
                  "measured": f"{s['arm']}: late return {_ci(e['late'])} minus the frozen imitator's "
                              f"{_ci(s['learners']['frozen']['late'])} over {s['horizon_steps']:,} steps; late - "
-                             f"ceiling ({s['ceiling']:.2f}) {_ci(e['late_minus_ceiling'])}",
+                             f"ceiling ({s['ceiling']:.2f}) {_ci(e['late_minus_ceiling'])}"
+                             + (f"; as fractions of each task's optimum (mean {s['normalised']['optimal_mean_eval']:.2f} "
+                                f"here, {s['normalised']['optimal_mean_data']:.2f} on the teachers' tasks) "
+                                f"{_ci(e['normalised']['late_minus_ceiling'], '{:.3f}')}"
+                                if "normalised" in e else ""),
                  "estimate": e["late_minus_frozen"], "verdict": verdict, "rule": rule})
   return rows
 
@@ -126,7 +142,7 @@ def write_report(config, workdir: str, sections: str = "") -> str:
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
-    lines += [f"| {r['prediction']} | {r['measured']} | {_ci(r['estimate'])} | **{r['verdict']}** | "
+    lines += [f"| {r['prediction']} | {r['measured']} | {_ci(r['estimate'], r.get('fmt', '{:.2f}'))} | **{r['verdict']}** | "
               f"{r['rule']} |" for r in rows]
   else:
     lines.append("No prediction has been measured in this run directory yet.")
@@ -173,6 +189,18 @@ def _p2_section(workdir) -> list[str]:
                  f"{e['ceiling']:.2f} | {e['horizon_steps']:,} | {_ci(e['early'])} | {_ci(e['late'])} | "
                  f"{_ci(e['late_minus_ceiling'])} | {_ci(e['prob_exceed'])} | {e['teacher_final']:.2f} | "
                  f"{_ci(e['late_minus_teacher_final'])} |")
+  normed = {name: e["normalised"] for name, e in s["arms"].items() if e.get("normalised")}
+  if normed:
+    lines += ["", "The same as fractions of each task's optimal return (the ceiling and the teachers' final "
+              "come from the teachers' tasks, the late return from held-out ones; goals differ in what they "
+              "allow). The verdict uses these:", "",
+              "| arm | mean optimum (held-out / teachers') | ceiling | late | late - ceiling | teachers' final | "
+              "late - teachers' final |", "|---|---|---|---|---|---|---|"]
+    f3 = "{:.3f}"
+    for name, n in normed.items():
+      lines.append(f"| {name} | {n['optimal_mean_eval']:.2f} / {n['optimal_mean_data']:.2f} | {n['ceiling']:.3f} | "
+                   f"{_ci(n['late'], f3)} | {_ci(n['late_minus_ceiling'], f3)} | {n['teacher_final']:.3f} | "
+                   f"{_ci(n['late_minus_teacher_final'], f3)} |")
   lines += ["", "TensorBoard: `tb/p2` (teacher, imitator and ceiling per arm on the environment-step axis).",
             ""]
   return lines
@@ -225,12 +253,18 @@ def _hybrid_section(workdir) -> list[str]:
            f"own last {c['buffer_steps']:,} transitions, weighting '{c['weighting']}' (top fraction "
            f"{c['top_fraction']:g}); 'full' updates every weight, 'lora' a rank-{c['lora_rank']} adapter only. "
            f"Late = {p['late']}. Intervals: {p['ci']}.", "",
-           "| learner | late | late - frozen | late - ceiling |", "|---|---|---|---|"]
+           "| learner | late | late - frozen | late - ceiling | late - ceiling, fractions of each task's optimum |",
+           "|---|---|---|---|---|"]
   for k, e in s["learners"].items():
     lines.append(f"| {k} | {_ci(e['late'])} | {_ci(e['late_minus_frozen']) if 'late_minus_frozen' in e else ''} "
-                 f"| {_ci(e['late_minus_ceiling'])} |")
-  lines += ["", f"Ceiling of the data {s['ceiling']:.2f}; teachers' final {s['teacher_final']:.2f}. "
-            "TensorBoard: `tb/hybrid`.", ""]
+                 f"| {_ci(e['late_minus_ceiling'])} | "
+                 f"{_ci(e['normalised']['late_minus_ceiling'], '{:.3f}') if 'normalised' in e else ''} |")
+  n = s.get("normalised")
+  lines += ["", f"Ceiling of the data {s['ceiling']:.2f}; teachers' final {s['teacher_final']:.2f}."
+            + (f" As fractions of each task's optimum: ceiling {n['ceiling']:.3f}, teachers' final "
+               f"{n['teacher_final']:.3f}; mean optimum {n['optimal_mean_eval']:.2f} on these tasks, "
+               f"{n['optimal_mean_data']:.2f} on the teachers'." if n else "")
+            + " TensorBoard: `tb/hybrid`.", ""]
   return lines
 
 
