@@ -48,6 +48,9 @@ def test_report_opens_with_verdicts_and_figures(finished):
   assert 0 < n["ceiling"] <= 1 and n["optimal_mean_data"] > 0 and n["optimal_mean_eval"] > 0
   assert n["ceiling"] * n["optimal_mean_data"] == pytest.approx(p2["ceiling"], rel=0.5)
   assert "as a fraction of each task's optimal return" in rows[1]
+  # The teachers' greedy policy at the cut (after their last segment ending at or before it: 400 of 600).
+  assert p2["teacher_greedy_at_cut"]["env_steps"] == 400 and 0 <= n["teacher_greedy_at_cut"] <= 1
+  assert len(n["late_minus_teacher_greedy_at_cut"]) == 3 and "teachers' greedy policy at the cut" in text
   assert f"| {n['late_minus_ceiling'][0]:.3f} [" in rows[1]
   hybrid = json.load(open(os.path.join(workdir, "hybrid", "summary.json")))
   assert "normalised" in hybrid and all("normalised" in e for e in hybrid["learners"].values())

@@ -51,6 +51,13 @@ def test_smoke_run_writes_histories_checkpoints_tensorboard_and_figure(uninterru
   assert os.path.getsize(os.path.join(t, "teacher_curves.png")) > 5000
   summary = json.load(open(os.path.join(t, "summary.json")))
   assert np.asarray(summary["greedy_return"]).shape == (2, 4)
+  # The greedy policy's return after every segment: the last one is the final evaluation (DarkRoom and an
+  # argmax policy are deterministic), and the greedy teachers improve over training.
+  curves = np.load(os.path.join(t, "curves.npz"))
+  greedy = curves["greedy_returns"]
+  assert greedy.shape == (2, 4, 40) and curves["greedy_env_steps"][-1] == 16000
+  np.testing.assert_allclose(greedy[..., -1], summary["greedy_return"])
+  assert greedy[..., -5:].mean() > greedy[..., :2].mean() + 5
   assert "segment 40/40" in out.stdout
   again = run(teachers_cmd(workdir, *LONG_SMOKE))
   assert again.returncode == 0 and "already complete" in again.stdout
@@ -77,6 +84,8 @@ def test_killed_run_resumes_to_identical_histories(uninterrupted, tmp_path):
   a, _ = store.load(str(full_dir / "teachers" / "histories"))
   b, _ = store.load(str(tmp_path / "teachers" / "histories"))
   chex.assert_trees_all_equal(a, b)
+  np.testing.assert_array_equal(np.load(full_dir / "teachers" / "curves.npz")["greedy_returns"],
+                                np.load(tmp_path / "teachers" / "curves.npz")["greedy_returns"])
 
 
 @pytest.mark.parametrize("override,msg", [

@@ -196,6 +196,13 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
              "late_per_seed": np.mean(late, axis=-1).tolist()}
     if e_opt is not None:
       entry["normalised"] = normalised_entry(late, e_opt, d, reps)
+    greedy = teacher_greedy_at_cut(config, workdir, manifest, d["cut_learner_steps"], t_opt)
+    if greedy is not None:
+      entry["teacher_greedy_at_cut"] = greedy
+      if e_opt is not None and "fraction" in greedy:
+        entry["normalised"]["teacher_greedy_at_cut"] = greedy["fraction"]
+        entry["normalised"]["late_minus_teacher_greedy_at_cut"] = list(stats.interval(
+            np.asarray(late, np.float64) / e_opt[None, :] - greedy["fraction"], reps))
     summary["arms"][name] = entry
     arrays[f"{name}/episode_return"], arrays[f"{name}/episode_end"] = rets, ends
     arrays[f"{name}/teacher_curve"], arrays[f"{name}/teacher_x"] = d["teacher_curve"], d["teacher_x"]
@@ -209,11 +216,38 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
       log(f"[p2] {name}: as fractions of each task's optimum (mean {n['optimal_mean_eval']:.2f} on these "
           f"tasks, {n['optimal_mean_data']:.2f} on the teachers'): late {n['late'][0]:.3f} vs ceiling "
           f"{n['ceiling']:.3f}: late - ceiling {n['late_minus_ceiling'][0]:.3f} [{n['late_minus_ceiling'][1]:.3f}, "
-          f"{n['late_minus_ceiling'][2]:.3f}]")
+          f"{n['late_minus_ceiling'][2]:.3f}]"
+          + (f"; the teachers' greedy policy at the cut {n['teacher_greedy_at_cut']:.3f}, late minus it "
+             f"{n['late_minus_teacher_greedy_at_cut'][0]:.3f} [{n['late_minus_teacher_greedy_at_cut'][1]:.3f}, "
+             f"{n['late_minus_teacher_greedy_at_cut'][2]:.3f}]" if "teacher_greedy_at_cut" in n else ""))
   np.savez(paths["returns"], **arrays)
   plot(summary, arrays, paths["figure"], title=f"P2 on held-out {config.env.name} tasks")
   store.atomic_write_json(paths["summary"], summary)
   return paths
+
+
+def teacher_greedy_at_cut(config, workdir: str, manifest, cut_learner_steps: int, optimum=None) -> dict | None:
+  """The teachers' *greedy* policy at the data's cut: the mean over learners of its return after the last
+  teacher segment that ended at or before the cut (`greedy_returns` in teachers/curves.npz), raw and, with
+  `optimum` [tasks], as a fraction of each task's optimum. The ceiling is the return of the teachers'
+  epsilon-greedy behaviour; this is what their networks could do at the same point. None when the teacher
+  run recorded no greedy curve or the histories come from several stores."""
+  from cl_limits.teachers.runner import teachers_dir  # noqa: PLC0415
+  path = os.path.join(teachers_dir(config, workdir), "curves.npz")
+  if "sources" in manifest or not os.path.exists(path):
+    return None
+  with np.load(path) as z:
+    if "greedy_returns" not in z.files:
+      return None
+    greedy, steps = np.asarray(z["greedy_returns"], np.float64), np.asarray(z["greedy_env_steps"])
+  before = np.flatnonzero(steps <= int(cut_learner_steps))
+  if not before.size or greedy.shape[1] != len(manifest["task_ids"]):
+    return None
+  g = greedy[..., before[-1]]                                            # [S, K]
+  out = {"env_steps": int(steps[before[-1]]), "return": float(g.mean())}
+  if optimum is not None:
+    out["fraction"] = float((g / np.asarray(optimum, np.float64)[None, :]).mean())
+  return out
 
 
 def normalised_entry(late, optimum, d, reps: int) -> dict:

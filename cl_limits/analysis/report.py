@@ -195,12 +195,19 @@ def _p2_section(workdir) -> list[str]:
               "come from the teachers' tasks, the late return from held-out ones; goals differ in what they "
               "allow). The verdict uses these:", "",
               "| arm | mean optimum (held-out / teachers') | ceiling | late | late - ceiling | teachers' final | "
-              "late - teachers' final |", "|---|---|---|---|---|---|---|"]
+              "late - teachers' final | teachers' greedy policy at the cut | late - it |",
+              "|---|---|---|---|---|---|---|---|---|"]
     f3 = "{:.3f}"
     for name, n in normed.items():
+      greedy = (f"{n['teacher_greedy_at_cut']:.3f} | {_ci(n['late_minus_teacher_greedy_at_cut'], f3)}"
+                if "teacher_greedy_at_cut" in n else "(not recorded) | ")
       lines.append(f"| {name} | {n['optimal_mean_eval']:.2f} / {n['optimal_mean_data']:.2f} | {n['ceiling']:.3f} | "
                    f"{_ci(n['late'], f3)} | {_ci(n['late_minus_ceiling'], f3)} | {n['teacher_final']:.3f} | "
-                   f"{_ci(n['late_minus_teacher_final'], f3)} |")
+                   f"{_ci(n['late_minus_teacher_final'], f3)} | {greedy} |")
+    lines += ["", "The ceiling is the return of the teachers' epsilon-greedy behaviour, the data the imitator saw; "
+              "the teachers' greedy policy at the cut (their argmax actions, evaluated after the last teacher "
+              "segment that ended before the cut) is what their networks could do at that point. An imitator "
+              "sampled more sharply than the teachers acted can pass the first without passing the second."]
   lines += ["", "TensorBoard: `tb/p2` (teacher, imitator and ceiling per arm on the environment-step axis).",
             ""]
   return lines

@@ -6,7 +6,9 @@
   checkpoints/       orbax CheckpointManager, step = number of finished segments (resume point)
   histories/         the history store (cl_limits.histories.store), sealed by its manifest when done
   tb/seed_<s>/       TensorBoard scalars per seed (mean over the task group), tb/all/ over seeds
-  curves.npz         binned learning curves [seeds, tasks, bins] against learner env steps
+  curves.npz         binned learning curves [seeds, tasks, bins] against learner env steps; with
+                     `teacher.eval_episodes` > 0 also the greedy policy's return after every segment
+                     (`greedy_returns` [seeds, tasks, segments] at `greedy_env_steps`)
   summary.json       final greedy returns per (seed, task), optimal returns where the env has an oracle
   teacher_curves.png the learning curves, x axis = environment steps
 
@@ -173,6 +175,7 @@ def run_teachers(config, workdir: str, log=print) -> dict:
   seg_fn = jax.jit(per_task(teacher.segment))
 
   state = init_fn(keys, tasks)
+  greedy_fn = _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks)
   options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
   mngr = ocp.CheckpointManager(os.path.join(out_dir, "checkpoints"), options=options)
   start = mngr.latest_step() or 0
@@ -208,6 +211,8 @@ def run_teachers(config, workdir: str, log=print) -> dict:
     step0 = seg * int(cfg.segment_steps)
     _write_curve_chunk(curve_dir, seg, np.asarray(out.episode_return), step0, int(cfg.num_envs),
                        int(config.teacher.log_every), int(cfg.total_steps))
+    if greedy_fn is not None:
+      _write_greedy_chunk(curve_dir, seg, greedy_fn(state.params, seg + 1))
     eps = float(teacher.epsilon((seg + 1) * int(cfg.segment_steps)))
     per_seed = board.segment(np.asarray(out.episode_return), step0, int(cfg.num_envs),
                              int(config.teacher.log_every), np.asarray(out.loss), np.asarray(out.q_mean), eps)
@@ -227,7 +232,7 @@ def run_teachers(config, workdir: str, log=print) -> dict:
   mngr.close()
   board.close()
   writer.finalize(n_seg)
-  _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths)
+  _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths, greedy_fn)
   log(f"[teachers] done in {time.time() - t_start:.0f}s: {hist_dir}")
   return paths
 
@@ -251,7 +256,36 @@ def _write_curve_chunk(directory, seg, ep_ret, step0, num_envs, log_every, total
   store.atomic_write_bytes(os.path.join(directory, f"curve_{seg:05d}.npz"), buf.getvalue())
 
 
-def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths):
+def _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks):
+  """`fn(params, salt) -> [S, K]` mean greedy return over `teacher.eval_episodes` episodes (salt 0: the
+  final evaluation's keys); None when eval_episodes is 0."""
+  n_eval = int(config.teacher.eval_episodes)
+  if n_eval <= 0:
+    return None
+  cap = getattr(env, "episode_len", None) or int(np.max(np.asarray(jax.device_get(
+      tasks.max_steps_in_episode))))
+  ev = jax.jit(jax.vmap(jax.vmap(
+      lambda p, ep, k: dqn.greedy_returns(env, teacher.q_fn, p, ep, k, n_eval, n_eval * cap),
+      in_axes=(0, 0, 0)), in_axes=(0, None, 0)))
+
+  def fn(params, salt: int = 0):
+    key = jax.random.key(config.seed + 1)
+    if salt:
+      key = jax.random.fold_in(key, salt)
+    keys = jax.random.split(key, num_seeds * num_tasks).reshape(num_seeds, num_tasks)
+    return np.asarray(ev(params, tasks, keys)).mean(-1)
+  return fn
+
+
+def _write_greedy_chunk(directory, seg, greedy):
+  """The greedy return [S, K] after segment `seg`, written before its checkpoint (as the curve chunks)."""
+  import io  # noqa: PLC0415
+  buf = io.BytesIO()
+  np.save(buf, np.asarray(greedy, np.float64))
+  store.atomic_write_bytes(os.path.join(directory, f"greedy_{seg:05d}.npy"), buf.getvalue())
+
+
+def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths, greedy_fn=None):
   """Learning curves from the per-segment curve chunks, final greedy returns, a figure."""
   log_every = int(config.teacher.log_every)
   total = int(config.teacher.dqn.total_steps)
@@ -271,21 +305,18 @@ def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths):
     curves = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
   bin_steps = (np.arange(n_bins) + 1) * log_every
   summary = {"env": config.env.name, "task_ids": _to_jsonable(task_ids)}
-  n_eval = int(config.teacher.eval_episodes)
-  if n_eval > 0:
-    cap = getattr(env, "episode_len", None) or int(np.max(np.asarray(jax.device_get(
-        tasks.max_steps_in_episode))))
-    ev = jax.jit(jax.vmap(jax.vmap(
-        lambda p, ep, k: dqn.greedy_returns(env, teacher.q_fn, p, ep, k, n_eval, n_eval * cap),
-        in_axes=(0, 0, 0)), in_axes=(0, None, 0)))
-    keys = jax.random.split(jax.random.key(config.seed + 1), num_seeds * num_tasks).reshape(
-        num_seeds, num_tasks)
-    greedy = np.asarray(ev(state.params, tasks, keys)).mean(-1)
-    summary["greedy_return"] = greedy.tolist()
+  greedy_fn = greedy_fn or _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks)
+  if greedy_fn is not None:
+    summary["greedy_return"] = greedy_fn(state.params).tolist()
   if hasattr(env, "optimal_return"):
     summary["optimal_return"] = np.asarray(jax.vmap(env.optimal_return)(tasks)).tolist()
+  extra = {}
+  greedy_paths = [os.path.join(out_dir, "curve_chunks", f"greedy_{seg:05d}.npy") for seg in range(n_seg)]
+  if greedy_fn is not None and all(os.path.exists(q) for q in greedy_paths):   # (runs from before the
+    extra["greedy_returns"] = np.stack([np.load(q) for q in greedy_paths], -1)     # greedy chunks have none)
+    extra["greedy_env_steps"] = (np.arange(n_seg) + 1) * int(config.teacher.dqn.segment_steps)
   np.savez(os.path.join(out_dir, "curves.npz"), returns=curves, env_steps=bin_steps,
-           task_ids=np.asarray(task_ids))
+           task_ids=np.asarray(task_ids), **extra)
   store.atomic_write_json(paths["summary"], summary)
   paths["figure"] = _plot(curves, bin_steps, summary, config, os.path.join(out_dir, "teacher_curves.png"))
 
