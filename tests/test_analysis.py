@@ -157,3 +157,28 @@ def test_ceiling_as_fractions_of_each_tasks_optimum():
   goals = [i for i, g in enumerate(np.asarray(room.all_tasks().goal)) if tuple(g) in ((4, 5), (0, 0))]
   np.testing.assert_allclose(sorted(p2.task_optimum(room, goals)), [13.0, 20.0])
   assert p2.task_optimum(envs.make("DarkRoom", size=9, episode_len=20, start="random"), goals) is None
+
+
+def test_teachers_greedy_policy_at_the_cut(tmp_path):
+  """The greedy return after the last teacher segment that ended at or before the cut, raw and as fractions
+  of each task's optimum; nothing when the teacher run has no greedy curve or the histories are pooled."""
+  import ml_collections
+
+  from cl_limits.analysis import p2
+  config = ml_collections.ConfigDict({"teachers_from": ""})
+  manifest = {"task_ids": [3, 7]}
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100) is None       # no curves.npz
+  (tmp_path / "teachers").mkdir()
+  path = tmp_path / "teachers" / "curves.npz"
+  np.savez(path, returns=np.zeros((2, 2, 3)))
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100) is None       # no greedy curve
+  # [seeds 2, tasks 2, segments 3] after 40, 80, 120 steps; task optima 10 and 20.
+  greedy = np.stack([np.array([[2.0, 6.0, 10.0], [4.0, 10.0, 20.0]])] * 2)
+  np.savez(path, returns=np.zeros((2, 2, 3)), greedy_returns=greedy, greedy_env_steps=np.array([40, 80, 120]))
+  g = p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100, optimum=np.array([10.0, 20.0]))
+  assert g["env_steps"] == 80 and g["return"] == pytest.approx(8.0)
+  assert g["fraction"] == pytest.approx((0.6 + 0.5) / 2)
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 120)["return"] == pytest.approx(15.0)
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 39) is None        # cut before any segment
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), {"task_ids": [3]}, 100) is None
+  assert p2.teacher_greedy_at_cut(config, str(tmp_path), {**manifest, "sources": []}, 100) is None

@@ -307,6 +307,10 @@ def plot(summary, arrays, path, title=""):
       ax.fill_between(x, per_seed.min(0), per_seed.max(0), color="C0", alpha=0.2, label="seed range")
     ax.axhline(e["ceiling"], color="C3", ls="--", lw=1.2, label=f"ceiling of its data ({e['ceiling']:.2f})")
     ax.axvline(e["cut_learner_steps"], color="gray", ls=":", lw=1.2, label="data cut")
+    if "teacher_greedy_at_cut" in e:
+      g = e["teacher_greedy_at_cut"]
+      ax.plot([g["env_steps"]], [g["return"]], marker="*", ms=12, color="C2", ls="none",
+              label=f"teachers' greedy policy at the cut ({g['return']:.2f})")
     ax.set_xlabel("environment steps (teacher: its training; imitator: its rollout)")
     ax.set_ylabel(f"episode return (moving average, {w} episodes)")
     ax.set_title(f"{name}: data cut at {e['fraction']:.0%} of training")
