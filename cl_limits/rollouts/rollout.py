@@ -76,8 +76,9 @@ def record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes: int):
   (while n_ep < max_episodes). Returns (running return, reset on done; episodes finished; rets; ends)."""
   slot = jnp.minimum(n_ep, max_episodes - 1)
   write = done & (n_ep < max_episodes)
-  rets = jnp.where(write, rets.at[slot].set(ep_ret), rets)
-  ends = jnp.where(write, ends.at[slot].set(t + 1), ends)
+  # One element is written (its old value when nothing ends): O(1) per step whatever the buffer's size.
+  rets = rets.at[slot].set(jnp.where(write, ep_ret, rets[slot]))
+  ends = ends.at[slot].set(jnp.where(write, t + 1, ends[slot]))
   return jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends
 
 
