@@ -23,6 +23,7 @@ from cl_limits.analysis import report as report_lib
 from cl_limits.histories import store
 from cl_limits.imitation.runner import run_imitation
 from cl_limits.rollouts import evaluation
+from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.teachers.runner import run_teachers, teachers_dir
 
 STAGES = ("teachers", "imitation", "evaluation", "p1", "p2", "p3", "hybrid")
@@ -115,7 +116,7 @@ def _imitation_report(config, workdir) -> str:
   data = json.load(open(os.path.join(os.path.abspath(workdir), "imitators", "data.json")))
   p = ev["protocol"]
   lines = ["## Frozen imitators on held-out tasks (P1 protocol)", "",
-           f"Protocol: {p['actions']} actions, {p['episodes']} episodes ({ev['horizon_steps']} environment "
+           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['episodes']} episodes ({ev['horizon_steps']} environment "
            f"steps) per rollout, context {p['context']}, {len(ev['task_ids'])} held-out tasks; "
            f"{config.imitation.num_seeds} model seeds per arm. Intervals: {p['ci']}.", "",
            f"| arm | data | episodes 1-{p['early_episodes']} | last {p['late_episodes']} episodes "

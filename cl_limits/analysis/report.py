@@ -147,7 +147,7 @@ def write_report(config, workdir: str, sections: str = "") -> str:
   else:
     lines.append("No prediction has been measured in this run directory yet.")
   ev = config.evaluation
-  lines += ["", f"Evaluation protocol: {rollout_lib.describe_actions(ev)} actions; every rollout starts "
+  lines += ["", f"Evaluation protocol: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}; every rollout starts "
             "from an empty context, which then carries across episodes (a sliding window of "
             f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
             f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "
@@ -176,7 +176,7 @@ def _p2_section(workdir) -> list[str]:
     return []
   p = s["protocol"]
   lines = ["## P2: beyond the ceiling", "",
-           f"Protocol: {p['actions']} actions, {p['horizon']}, context {p['context']}, "
+           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['horizon']}, context {p['context']}, "
            f"{len(s['task_ids'])} held-out tasks; late = {p['late']}; ceiling = best "
            f"{p['ceiling_window_episodes']}-episode (teacher episodes; ceil(window / gap) kept episodes) moving "
            "average of the data's population curve. "
@@ -226,7 +226,7 @@ def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[st
     return []
   p = s["protocol"]
   lines = [title, "",
-           f"Protocol: {p['actions']} actions, context {p['context']}; horizon = {p['horizon']}; "
+           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, context {p['context']}; horizon = {p['horizon']}; "
            f"normalisation {p['normalisation']}; AUC = {p['auc']}; final = {p['final']}. The DQN's own AUC "
            f"and final use its epsilon-greedy training returns (its final is 1 by construction, up to the "
            f"spread over its seeds). Intervals: {p['ci']}.", "",
@@ -255,7 +255,7 @@ def _hybrid_section(workdir) -> list[str]:
   p, c = s["protocol"], s["learner"]
   lines = ["## The hybrid: test-time SGD on its own experience (P2 protocol)", "",
            f"{s['arm']} imitators on {len(s['task_ids'])} held-out tasks for {s['horizon_steps']:,} steps "
-           f"({p['actions']} actions, context {p['context']}). Every {c['act_steps']:,} steps: {c['sgd_steps']} "
+           f"({rollout_lib.actions_phrase(p['actions'])}, context {p['context']}). Every {c['act_steps']:,} steps: {c['sgd_steps']} "
            f"AdamW steps (lr {c['lr']:g}, batch {c['batch_size']} x {c['seq_len']} steps) of the AD loss on its "
            f"own last {c['buffer_steps']:,} transitions, weighting '{c['weighting']}' (top fraction "
            f"{c['top_fraction']:g}); 'full' updates every weight, 'lora' a rank-{c['lora_rank']} adapter only. "

@@ -337,7 +337,7 @@ def make_eval(config, env, model):
     return early, late
   k = min(3, episodes)
   run.describe = (f"{num_tasks} held-out tasks, {episodes} episodes from an empty context, "
-                  f"{rollout_lib.describe_actions(check_protocol(config))} actions; "
+                  f"{rollout_lib.actions_phrase(rollout_lib.describe_actions(check_protocol(config)))}; "
                   f"early = episodes 1-{k}, late = the last {k}")
   return run
 

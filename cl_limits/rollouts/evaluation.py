@@ -89,7 +89,7 @@ def run_evaluation(config, workdir: str, log=print) -> dict:
   keys = jax.random.split(jax.random.key(int(config.seed) + 11), num_models * num_tasks).reshape(
       num_models, num_tasks)
   log(f"[evaluate] {num_models} imitators x {num_tasks} held-out tasks, {episodes} episodes "
-      f"({horizon} steps) each, {rollout_lib.describe_actions(ev)} actions, context carried across "
+      f"({horizon} steps) each, {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}, context carried across "
       "episodes from an empty start")
   t0 = time.time()
   res = jax.device_get(fn(params, tasks, keys))

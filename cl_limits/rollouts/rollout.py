@@ -61,6 +61,12 @@ def describe_actions(ev) -> str:
   return "sampled" if a["temperature"] == 1.0 else f"sampled at temperature {a['temperature']:g}"
 
 
+def actions_phrase(desc: str) -> str:
+  """`describe_actions`'s word as a phrase: 'greedy actions', 'sampled actions', 'actions sampled at
+  temperature 0.5'."""
+  return f"actions {desc}" if " " in desc else f"{desc} actions"
+
+
 def action_fn(greedy: bool, temperature: float = 1.0):
   """`act(logits, key) -> int32 action`: argmax, or a sample at `temperature`."""
   def act(logits, key):
