@@ -181,7 +181,7 @@ def test_training_check_follows_the_evaluation_protocol(teacher_dir, tmp_path):
   with config.unlocked():
     config.evaluation.temperature = 0.5
   model = imitation_runner.build_model(config, env)
-  assert "sampled at temperature 0.5 actions" in imitation_runner.make_eval(config, env, model).describe
+  assert "actions sampled at temperature 0.5" in imitation_runner.make_eval(config, env, model).describe
   with config.unlocked():
     config.evaluation.greedy = True
   assert "greedy actions" in imitation_runner.make_eval(config, env, model).describe
