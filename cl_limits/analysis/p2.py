@@ -194,15 +194,11 @@ def run_p2(config, workdir: str, log=print) -> dict | None:
              "teacher_final_minus_ceiling": d["teacher_final"] - d["ceiling"],
              "late_minus_teacher_final": list(stats.interval(late - d["teacher_final"], reps)),
              "late_per_seed": np.mean(late, axis=-1).tolist()}
-    if e_opt is not None:
-      entry["normalised"] = normalised_entry(late, e_opt, d, reps)
     greedy = teacher_greedy_at_cut(config, workdir, manifest, d["cut_learner_steps"], t_opt)
     if greedy is not None:
       entry["teacher_greedy_at_cut"] = greedy
-      if e_opt is not None and "fraction" in greedy:
-        entry["normalised"]["teacher_greedy_at_cut"] = greedy["fraction"]
-        entry["normalised"]["late_minus_teacher_greedy_at_cut"] = list(stats.interval(
-            np.asarray(late, np.float64) / e_opt[None, :] - greedy["fraction"], reps))
+    if e_opt is not None:
+      entry["normalised"] = normalised_entry(late, e_opt, d, reps, (greedy or {}).get("fraction"))
     summary["arms"][name] = entry
     arrays[f"{name}/episode_return"], arrays[f"{name}/episode_end"] = rets, ends
     arrays[f"{name}/teacher_curve"], arrays[f"{name}/teacher_x"] = d["teacher_curve"], d["teacher_x"]
@@ -250,16 +246,21 @@ def teacher_greedy_at_cut(config, workdir: str, manifest, cut_learner_steps: int
   return out
 
 
-def normalised_entry(late, optimum, d, reps: int) -> dict:
-  """late [S, K] returns on tasks with optima [K], compared with the data's ceiling and the teachers' final
-  return, all as fractions of each task's optimal return (`arm_data_curves` with `optimum`)."""
+def normalised_entry(late, optimum, d, reps: int, greedy_fraction=None) -> dict:
+  """late [S, K] returns on tasks with optima [K], compared with the data's ceiling, the teachers' final
+  return and, when given, their greedy policy at the cut (`teacher_greedy_at_cut`'s "fraction"), all as
+  fractions of each task's optimal return (`arm_data_curves` with `optimum`)."""
   late_n = np.asarray(late, np.float64) / np.asarray(optimum, np.float64)[None, :]
-  return {"optimal_mean_eval": float(np.mean(optimum)), "optimal_mean_data": d["optimal_mean"],
-          "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"],
-          "teacher_final_minus_ceiling": d["teacher_final_norm"] - d["ceiling_norm"],
-          "late": list(stats.interval(late_n, reps)),
-          "late_minus_ceiling": list(stats.interval(late_n - d["ceiling_norm"], reps)),
-          "late_minus_teacher_final": list(stats.interval(late_n - d["teacher_final_norm"], reps))}
+  out = {"optimal_mean_eval": float(np.mean(optimum)), "optimal_mean_data": d["optimal_mean"],
+         "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"],
+         "teacher_final_minus_ceiling": d["teacher_final_norm"] - d["ceiling_norm"],
+         "late": list(stats.interval(late_n, reps)),
+         "late_minus_ceiling": list(stats.interval(late_n - d["ceiling_norm"], reps)),
+         "late_minus_teacher_final": list(stats.interval(late_n - d["teacher_final_norm"], reps))}
+  if greedy_fraction is not None:
+    out["teacher_greedy_at_cut"] = float(greedy_fraction)
+    out["late_minus_teacher_greedy_at_cut"] = list(stats.interval(late_n - greedy_fraction, reps))
+  return out
 
 
 def _tensorboard(writer_cls, tb_dir, name, rets, ends, d, num_seeds, max_points: int = 500):

@@ -209,10 +209,11 @@ def run_teachers(config, workdir: str, log=print) -> dict:
     out = jax.device_get(out)
     writer.write_chunk(seg, keep_every(out.history, record_gap))
     step0 = seg * int(cfg.segment_steps)
+    # The greedy policy after this segment; the last segment's uses the final evaluation's keys (salt 0),
+    # so it is summary.json's greedy_return.
+    greedy = None if greedy_fn is None else greedy_fn(state.params, 0 if seg + 1 == n_seg else seg + 1)
     _write_curve_chunk(curve_dir, seg, np.asarray(out.episode_return), step0, int(cfg.num_envs),
-                       int(config.teacher.log_every), int(cfg.total_steps))
-    if greedy_fn is not None:
-      _write_greedy_chunk(curve_dir, seg, greedy_fn(state.params, seg + 1))
+                       int(config.teacher.log_every), int(cfg.total_steps), greedy)
     eps = float(teacher.epsilon((seg + 1) * int(cfg.segment_steps)))
     per_seed = board.segment(np.asarray(out.episode_return), step0, int(cfg.num_envs),
                              int(config.teacher.log_every), np.asarray(out.loss), np.asarray(out.q_mean), eps)
@@ -246,13 +247,17 @@ def _curve_bins(ep_ret, step0, num_envs, log_every, total):
                      clip=True)
 
 
-def _write_curve_chunk(directory, seg, ep_ret, step0, num_envs, log_every, total):
-  """The segment's learning-curve bins, written before its checkpoint so a resumed run has them all (the
-  curves cannot come from the history store when it keeps only every record_gap-th episode)."""
+def _write_curve_chunk(directory, seg, ep_ret, step0, num_envs, log_every, total, greedy=None):
+  """The segment's learning-curve bins and, when given, the greedy policy's return [S, K] after it, written
+  before its checkpoint so a resumed run has them all (the curves cannot come from the history store when
+  it keeps only every record_gap-th episode)."""
   import io  # noqa: PLC0415
   sums, counts = _curve_bins(ep_ret, step0, num_envs, log_every, total)
+  arrays = dict(sums=sums, counts=counts)
+  if greedy is not None:
+    arrays["greedy"] = np.asarray(greedy, np.float64)
   buf = io.BytesIO()
-  np.savez(buf, sums=sums, counts=counts)
+  np.savez(buf, **arrays)
   store.atomic_write_bytes(os.path.join(directory, f"curve_{seg:05d}.npz"), buf.getvalue())
 
 
@@ -277,14 +282,6 @@ def _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks):
   return fn
 
 
-def _write_greedy_chunk(directory, seg, greedy):
-  """The greedy return [S, K] after segment `seg`, written before its checkpoint (as the curve chunks)."""
-  import io  # noqa: PLC0415
-  buf = io.BytesIO()
-  np.save(buf, np.asarray(greedy, np.float64))
-  store.atomic_write_bytes(os.path.join(directory, f"greedy_{seg:05d}.npy"), buf.getvalue())
-
-
 def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths, greedy_fn=None):
   """Learning curves from the per-segment curve chunks, final greedy returns, a figure."""
   log_every = int(config.teacher.log_every)
@@ -293,6 +290,7 @@ def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths, gre
   n_seg = total // int(config.teacher.dqn.segment_steps)
   num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
   sums, counts = np.zeros((num_seeds, num_tasks, n_bins)), np.zeros((num_seeds, num_tasks, n_bins))
+  greedy = []
   for seg in range(n_seg):
     path = os.path.join(out_dir, "curve_chunks", f"curve_{seg:05d}.npz")
     if not os.path.exists(path):
@@ -301,20 +299,23 @@ def _summarize(config, env, teacher, state, tasks, task_ids, out_dir, paths, gre
     with np.load(path) as z:
       sums += z["sums"]
       counts += z["counts"]
+      if "greedy" in z.files:
+        greedy.append(z["greedy"])
   with np.errstate(invalid="ignore"):
     curves = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
   bin_steps = (np.arange(n_bins) + 1) * log_every
   summary = {"env": config.env.name, "task_ids": _to_jsonable(task_ids)}
-  greedy_fn = greedy_fn or _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks)
-  if greedy_fn is not None:
-    summary["greedy_return"] = greedy_fn(state.params).tolist()
+  extra = {}
+  if len(greedy) == n_seg:     # every segment's greedy return; the last one is the final evaluation
+    extra["greedy_returns"] = np.stack(greedy, -1)
+    extra["greedy_env_steps"] = (np.arange(n_seg) + 1) * int(config.teacher.dqn.segment_steps)
+    summary["greedy_return"] = greedy[-1].tolist()
+  else:                        # chunks written without greedy returns (eval_episodes 0, or older runs)
+    greedy_fn = greedy_fn or _greedy_fn(config, env, teacher, tasks, num_seeds, num_tasks)
+    if greedy_fn is not None:
+      summary["greedy_return"] = greedy_fn(state.params).tolist()
   if hasattr(env, "optimal_return"):
     summary["optimal_return"] = np.asarray(jax.vmap(env.optimal_return)(tasks)).tolist()
-  extra = {}
-  greedy_paths = [os.path.join(out_dir, "curve_chunks", f"greedy_{seg:05d}.npy") for seg in range(n_seg)]
-  if greedy_fn is not None and all(os.path.exists(q) for q in greedy_paths):   # (runs from before the
-    extra["greedy_returns"] = np.stack([np.load(q) for q in greedy_paths], -1)     # greedy chunks have none)
-    extra["greedy_env_steps"] = (np.arange(n_seg) + 1) * int(config.teacher.dqn.segment_steps)
   np.savez(os.path.join(out_dir, "curves.npz"), returns=curves, env_steps=bin_steps,
            task_ids=np.asarray(task_ids), **extra)
   store.atomic_write_json(paths["summary"], summary)
