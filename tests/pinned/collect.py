@@ -1,0 +1,42 @@
+"""Collects the numbers of every summary a finished run wrote, for the pinned-results test.
+
+  python tests/pinned/collect.py RUN_DIR OUT.json     (writes the pinned numbers of RUN_DIR)
+
+Every `summary.json` (and the transplant's per-game `entry.json`) under the run directory is flattened to
+{"<file>:<key path>": value}; timings, paths and config echoes are left out (they are not results)."""
+import json
+import os
+import sys
+
+SKIP_KEYS = {"wall_s", "tokens_per_s", "dir", "sources", "protocol", "learner", "config", "fingerprint",
+             "fingerprints", "reads", "inputs"}
+
+
+def flatten(obj, prefix, out):
+  if isinstance(obj, dict):
+    for k, v in obj.items():
+      if k in SKIP_KEYS:
+        continue
+      flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+  elif isinstance(obj, list):
+    for i, v in enumerate(obj):
+      flatten(v, f"{prefix}[{i}]", out)
+  else:
+    out[prefix] = obj
+
+
+def collect(workdir: str) -> dict:
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for f in files:
+      if f in ("summary.json", "entry.json") and "checkpoints" not in root and "tb" not in root.split(os.sep):
+        rel = os.path.relpath(os.path.join(root, f), workdir)
+        with open(os.path.join(root, f)) as fh:
+          flatten(json.load(fh), rel + ":", out)
+  return dict(sorted(out.items()))
+
+
+if __name__ == "__main__":
+  # Run under the test suite's device setup (four virtual CPU devices).
+  with open(sys.argv[2], "w") as fh:
+    json.dump(collect(sys.argv[1]), fh, indent=0, sort_keys=True)
