@@ -4,8 +4,7 @@ r"""Roll out the frozen imitators on held-out tasks from an empty context and su
 
 Needs a finished imitation stage in the same workdir (experiments/imitate.py). Writes workdir/eval/.
 """
-from cl_limits.rollouts.evaluation import run_evaluation
 from experiments import main
 
 if __name__ == "__main__":
-  main.run(run_evaluation)
+  main.run(("evaluation",))

@@ -5,8 +5,7 @@ r"""Train imitators (AD, snapshot BC, DPT, AD-epsilon arms x seeds) on recorded 
 Needs the teacher stage's histories in the same workdir (experiments/teachers.py). Re-running the same
 command resumes a killed run from its last segment and skips a finished one.
 """
-from cl_limits.imitation.runner import run_imitation
 from experiments import main
 
 if __name__ == "__main__":
-  main.run(run_imitation)
+  main.run(("imitation",))

@@ -1,4 +1,9 @@
-"""What every absl main shares: `--config` (ml_collections file, locked) and `--workdir`, then one call."""
+"""What every absl main shares: `--config` (ml_collections file, locked) and `--workdir`, then one call.
+
+A config or input the user can fix (cl_limits.stages.base.ConfigError, a bad history store) exits with
+status 2 and one line, `error: <field>: <what is wrong> (got <value>)`, before anything trains."""
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -7,10 +12,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run(fn) -> None:
-  """Parses the flags and calls fn(config, workdir)."""
+def run(only: tuple[str, ...] = ()) -> None:
+  """Parses the flags and runs the pipeline (only the stages named in `only`, when given)."""
   def main(argv):
     del argv
+    from cl_limits.histories.store import HistoryStoreError  # noqa: PLC0415
+    from cl_limits.stages import pipeline  # noqa: PLC0415
+    from cl_limits.stages.base import ConfigError  # noqa: PLC0415
     logging.set_verbosity(logging.WARNING)   # progress is printed; library INFO logs (orbax) are noise
-    fn(_CONFIG.value, _WORKDIR.value)
+    try:
+      pipeline.run(_CONFIG.value, _WORKDIR.value, only=only)
+    except (ConfigError, HistoryStoreError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
   app.run(main)

@@ -3,8 +3,7 @@ r"""The main job: every stage of the study for one config, resumable, ending in 
   python -m experiments.pipeline --config=experiments/configs/darkroom.py --workdir=runs/darkroom
   python -m experiments.pipeline --config=experiments/configs/darkroom.py:smoke --workdir=runs/smoke
 """
-from cl_limits.pipeline import run_pipeline
 from experiments import main
 
 if __name__ == "__main__":
-  main.run(run_pipeline)
+  main.run()

@@ -4,8 +4,7 @@ r"""Train DQN teachers and record their learning histories.
 
 Re-running the same command resumes a killed run from its last segment and skips a finished one.
 """
-from cl_limits.teachers.runner import run_teachers
 from experiments import main
 
 if __name__ == "__main__":
-  main.run(run_teachers)
+  main.run(("teachers",))

@@ -10,159 +10,17 @@ returns; the run's config as text). Runs that have not finished are listed, not 
 """
 from __future__ import annotations
 
-import json
-import os
+from absl import app
 
-import numpy as np
-from absl import app, flags
-
-from cl_limits.analysis import stats
-from cl_limits.histories import store
-from cl_limits.rollouts import rollout as rollout_lib
 from launch import cli, sweep
 
 
-
-def episodes_to_fraction(curve, early: float, late: float, fraction: float = 0.5, window: int = 5):
-  """First episode (1-based) whose trailing `window`-episode mean reaches early + fraction * (late - early);
-  None when the curve does not improve (late <= early) or never gets there."""
-  if not late > early:
-    return None
-  c = np.asarray(curve, np.float64)
-  kernel = np.ones(min(window, c.size)) / min(window, c.size)
-  ma = np.convolve(c, kernel, mode="valid")
-  hit = np.flatnonzero(ma >= early + fraction * (late - early))
-  return int(hit[0] + kernel.size) if hit.size else None
-
-
-def run_metrics(job, config, reps: int) -> dict:
-  path = os.path.join(job.workdir, "eval", "returns.npz")
-  with np.load(path) as z:
-    rets = z["episode_return"][0]                                   # [S, K, E] of the sweep's one arm
-    task_ids = z["task_ids"].tolist()
-  ev = config.evaluation
-  e = rets.shape[-1]
-  early = stats.episode_window_mean(rets, 0, int(ev.early_episodes))
-  late = stats.episode_window_mean(rets, e - int(ev.late_episodes), e)
-  curve = np.nanmean(rets, axis=(0, 1))
-  out = {"name": job.name, "config": job.config, "context_episodes": int(config.capacity.context_episodes),
-         "model": str(config.capacity.model), "layers": int(config.imitation.model.layers),
-         "width": int(config.imitation.model.width), "early": list(stats.interval(early, reps)),
-         "late": list(stats.interval(late, reps)), "improvement": list(stats.interval(late - early, reps)),
-         "mean_curve": curve.tolist(), "task_ids": task_ids}
-  out["episodes_to_half"] = episodes_to_fraction(curve, out["early"][0], out["late"][0])
-  return out, late
-
-
 def aggregate(spec: str, root: str, log=print) -> str | None:
+  from cl_limits.stages import capacity  # noqa: PLC0415
   path, preset = sweep.split(spec)
   module = sweep.load_module(path)
-  jobs = sweep.jobs(spec, root)
-  name = sweep.sweep_name(path, module)
-  out_dir = os.path.join(os.path.abspath(root), name)
-  runs, lates = [], {}
-  reps = int(module.base_config(preset).evaluation.bootstrap_reps)
-  for job in jobs:
-    if not job.done():
-      runs.append({"name": job.name, "error": f"not finished (see {job.log_path})"})
-      continue
-    config = module.get_config(job.config.partition(":")[2])
-    metrics, late = run_metrics(job, config, reps)
-    runs.append(metrics)
-    lates[job.name] = (metrics, late)
-  if not lates:
-    log(f"[aggregate] no finished runs under {out_dir}")
-    return None
-  comparisons = []
-  done = [m for m, _ in lates.values()]
-  for size in sorted({m["model"] for m in done}):
-    ctxs = sorted(m["context_episodes"] for m in done if m["model"] == size)
-    if len(ctxs) >= 2:
-      big, small = (next(m for m in done if m["model"] == size and m["context_episodes"] == c)
-                    for c in (ctxs[-1], ctxs[-2]))
-      comparisons.append(_compare("context", big, small, lates, reps, f"{size} model"))
-  largest = max(m["context_episodes"] for m in done)
-  by_size = sorted((m for m in done if m["context_episodes"] == largest), key=lambda m: (m["layers"], m["width"]))
-  if len(by_size) >= 2:
-    comparisons.append(_compare("model size", by_size[-1], by_size[-2], lates, reps,
-                                f"context {largest} episodes"))
-  base = module.base_config(preset)
-  summary = {"sweep": spec, "runs": runs, "comparisons": comparisons,
-             "protocol": (f"AD on whole teacher histories, one run per (context, model size), "
-                          f"{base.imitation.num_seeds} seeds each; rolled out on held-out tasks for "
-                          f"{base.evaluation.episodes} episodes, {rollout_lib.describe_actions(base.evaluation)} "
-                          f"actions, empty start, context carried across episodes; early = episodes 1-"
-                          f"{base.evaluation.early_episodes}, late = last {base.evaluation.late_episodes}; "
-                          "IQM with rliable stratified bootstrap 95% CIs.")}
-  os.makedirs(out_dir, exist_ok=True)
-  store.atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
-  plot(done, os.path.join(out_dir, "capacity.png"))
-  _tensorboard(os.path.join(os.path.abspath(root), "tb", name), done, module)
-  for r in runs:
-    if "error" in r:
-      log(f"[aggregate] {r['name']}: {r['error']}")
-    else:
-      log(f"[aggregate] {r['name']}: early {r['early'][0]:.2f}, late {r['late'][0]:.2f} "
-          f"[{r['late'][1]:.2f}, {r['late'][2]:.2f}]")
-  log(f"[aggregate] {len(done)} of {len(runs)} runs: {out_dir}/summary.json, capacity.png")
-  _update_report(base, root, log)
-  return os.path.join(out_dir, "summary.json")
-
-
-def _compare(axis, big, small, lates, reps, where):
-  if big["task_ids"] != small["task_ids"]:
-    raise ValueError(f"runs {big['name']} and {small['name']} were evaluated on different tasks")
-  diff = lates[big["name"]][1] - lates[small["name"]][1]      # paired by seed and task
-  return {"axis": f"{axis}, {where}", "larger": big["name"], "smaller": small["name"],
-          "gain": list(stats.interval(diff, reps))}
-
-
-def _update_report(base_config, root, log):
-  from cl_limits import pipeline  # noqa: PLC0415
-  if not all(pipeline.stages_done(base_config, root).values()):
-    log(f"[aggregate] the main job in {root} has not finished; its report will include these rows when "
-        "it does")
-    return
-  log(f"[aggregate] report: {pipeline.write_report(base_config, root)}")
-
-
-def plot(done, path):
-  import matplotlib  # noqa: PLC0415
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  for size in sorted({m["model"] for m in done}):
-    ms = sorted((m for m in done if m["model"] == size), key=lambda m: m["context_episodes"])
-    x = [m["context_episodes"] for m in ms]
-    for key, ls in (("late", "-"), ("early", ":")):
-      y = np.array([m[key] for m in ms])
-      axes[0].errorbar(x, y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], ls=ls, marker="o",
-                       capsize=3, label=f"{size}: {key}")
-    for m in ms:
-      axes[1].plot(np.arange(1, len(m["mean_curve"]) + 1), m["mean_curve"], lw=1,
-                   label=f"{size}, {m['context_episodes']} ep")
-  axes[0].set_xscale("log", base=2)
-  axes[0].set_xlabel("context length (episodes)")
-  axes[0].set_ylabel("return on held-out tasks (IQM, 95% CI)")
-  axes[0].legend(fontsize=8)
-  axes[1].set_xlabel("episode of the rollout (context carried across episodes)")
-  axes[1].set_ylabel("return (mean over seeds and tasks)")
-  axes[1].legend(fontsize=7, ncol=2)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def _tensorboard(tb_dir, done, module):
-  from tensorboardX import SummaryWriter  # noqa: PLC0415
-  for m in done:
-    with SummaryWriter(os.path.join(tb_dir, m["name"])) as w:
-      w.add_text("config", "```\n" + str(module.get_config(m["config"].partition(":")[2])) + "\n```", 0)
-      w.add_hparams({"context_episodes": m["context_episodes"], "model": m["model"]},
-                    {"capacity/early": m["early"][0], "capacity/late": m["late"][0],
-                     "capacity/improvement": m["improvement"][0]}, name=".")
-      for i, r in enumerate(m["mean_curve"]):
-        w.add_scalar("capacity/return_per_episode", r, i + 1)
+  return capacity.aggregate(module, preset, sweep.jobs(spec, root), sweep.sweep_name(path, module), spec,
+                            root, log=log)
 
 
 def main(argv):

@@ -35,8 +35,9 @@ class Job:
     return os.path.join(self.workdir, "log.txt")
 
   def done(self) -> bool:
-    return os.path.exists(os.path.join(self.workdir, "report.md")) and os.path.exists(
-        os.path.join(self.workdir, "eval", "summary.json"))
+    from cl_limits.stages import layout  # noqa: PLC0415
+    return os.path.exists(os.path.join(self.workdir, "report.md")) and layout.summary(self.workdir, "eval") \
+        is not None
 
 
 def load_module(path: str):
@@ -73,9 +74,17 @@ def jobs(spec: str, root: str) -> list[Job]:
 
 
 def check_root(spec: str, root: str) -> None:
+  """The root holds a finished teacher stage, and every job's config passes its checks (ConfigError names
+  the field) before the first job starts."""
+  from cl_limits.stages import layout, pipeline  # noqa: PLC0415
   path, preset = split(spec)
-  teachers = os.path.join(os.path.abspath(root), "teachers", "summary.json")
-  if not os.path.exists(teachers):
+  module = load_module(path)
+  for job in jobs(spec, root):
+    config = module.get_config(job.config.partition(":")[2])
+    with config.unlocked():
+      config.teachers_from = job.root
+    pipeline.validate(pipeline.plan(config, job.workdir))
+  if layout.summary(root, "teachers") is None:
     base = f"{path}:{preset}" if preset else path
     raise FileNotFoundError(
         f"{root} holds no finished teacher stage: run the main job there first "

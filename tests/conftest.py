@@ -45,6 +45,13 @@ def smoke_pipeline(tmp_path_factory):
   return finished_pipeline(tmp_path_factory, darkroom.get_config("smoke"), "pipeline_smoke")
 
 
+@pytest.fixture(scope="session")
+def transplant_pipeline(tmp_path_factory):
+  """The MinAtar transplant on its :smoke config, finished: (workdir, report path, log lines)."""
+  from experiments.configs import transplant  # noqa: PLC0415
+  return finished_pipeline(tmp_path_factory, transplant.get_config("smoke"), "transplant_smoke")
+
+
 def tiny_dqn(**kw):
   cfg = dqn.default_config()
   cfg.update(dict(num_envs=4, total_steps=8_000, segment_steps=8_000, buffer_size=1_000, batch_size=32,

@@ -6,7 +6,7 @@ import pytest
 
 from cl_limits import envs
 from cl_limits.histories.history import learner_curve
-from cl_limits.teachers import dqn
+from cl_limits.teachers import dqn, population
 from conftest import tiny_dqn
 
 GAMMA = 0.5
@@ -70,7 +70,7 @@ def test_seeds_are_independent():
 def test_darkroom_teachers_solve_every_goal_and_start_near_random(darkroom_all_goals):
   d = darkroom_all_goals
   env, tasks, teacher = d["env"], d["tasks"], d["teacher"]
-  ev = jax.jit(jax.vmap(lambda p, ep, k: dqn.greedy_returns(env, teacher.q_fn, p, ep, k, 1, 20)))
+  ev = jax.jit(jax.vmap(lambda p, ep, k: population.greedy_returns(env, teacher.q_fn, p, ep, k, 1, 20)))
   greedy = np.asarray(ev(d["state"].params, tasks, d["keys"]))[:, 0]
   optimal = np.asarray(jax.vmap(env.optimal_return)(tasks))
   frac = greedy / optimal

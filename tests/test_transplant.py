@@ -18,8 +18,8 @@ from experiments.configs import transplant as transplant_config
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-  return finished_pipeline(tmp_path_factory, transplant_config.get_config("smoke"), "transplant_smoke")
+def finished(transplant_pipeline):
+  return transplant_pipeline
 
 
 def test_report_has_p3_rows_for_raw_augmented_and_hybrid_learners(finished):

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+import jax
+
+from cl_limits import envs as envs_lib
 from cl_limits.analysis import stats
+from cl_limits.histories import datasets
 from cl_limits.histories import history as history_lib
 
 
@@ -79,4 +83,102 @@ def exceed(late, ceiling_value: float, reps: int = 2000, seed: int = 0) -> dict:
   out = {"ceiling": float(ceiling_value),
          "diff": list(stats.bootstrap_ci(late - ceiling_value, reps=reps, seed=seed)),
          "prob": list(stats.bootstrap_ci((late > ceiling_value).astype(np.float64), reps=reps, seed=seed))}
+  return out
+
+
+def task_optimum(env, task_ids) -> np.ndarray | None:
+  """Each task's optimal episode return [K] where the env has an oracle (`env.optimal_return`) and every
+  optimum is positive; else None (the comparisons then stay in raw returns only).
+
+  Tasks differ in what they allow (a DarkRoom goal returns 20 minus its distance from the start), and the
+  ceiling comes from the teachers' tasks while the late return comes from held-out ones, so P2 and the
+  hybrid also compare both as fractions of each task's optimum."""
+  if not hasattr(env, "optimal_return") or getattr(env, "start", "center") != "center":
+    return None        # no oracle, or a random start cell: no single optimum per task
+  ids = np.asarray(task_ids)
+  opt = np.asarray(jax.vmap(env.optimal_return)(envs_lib.tasks_at(env, ids)), np.float64)
+  return opt if opt.size and (opt > 0).all() else None
+
+
+def teacher_optimum(env, manifest) -> np.ndarray | None:
+  """`task_optimum` of the teachers' tasks, or None for joined stores (`imitation.sources`) or another env."""
+  if "sources" in manifest or manifest.get("env") != env.name:
+    return None
+  return task_optimum(env, manifest["task_ids"])
+
+
+def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> dict:
+  """The arm's ceiling, the cut, and the teachers' full population curve on the learner-step axis.
+
+  optimum: [teacher tasks] optimal returns (`teacher_optimum`); with it the result also holds the ceiling
+  and the teachers' final return as fractions of each history's task optimum ("ceiling_norm",
+  "teacher_final_norm") and the tasks' mean optimum ("optimal_mean")."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  episode = np.asarray(history.episode)
+  reward = np.asarray(history.reward)
+  streams = int(manifest["streams_per_learner"])
+  keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), int(arm["gap"]),
+                            int(arm["streams"]))
+  rets, _ = episode_matrix(reward, done, keep)
+  # `window` counts the teacher's episodes; with gap g the data keeps one episode in g of a stream.
+  kept_window = max(1, -(-int(window) // int(arm["gap"])))
+  ceil, ceil_idx = ceiling(rets, kept_window)
+  # The teacher's experience up to the cut (gap does not shorten it): last kept episode end per stream.
+  cut_keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), 1, int(arm["streams"]))
+  t = np.arange(done.shape[-1]) + 1
+  cut_stream_steps = int(np.max(np.where(cut_keep & done, t, 0)))
+  used = done.shape[2] if not int(arm["streams"]) else int(arm["streams"])
+  full, ends = episode_matrix(reward[:, :, :used], done[:, :, :used])
+  teacher_curve = population_curve(full)
+  # Episode i of a stream ends at stream step ends[., i]; a learner with `streams` streams has then made
+  # `streams` times as many environment steps (every stream steps in lockstep).
+  teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
+  final_window = min(window, teacher_curve.size)
+  out = {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
+         "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
+         "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
+         "data_curve": population_curve(rets)}
+  if optimum is not None:
+    optimum = np.asarray(optimum, np.float64)
+    if optimum.shape != (reward.shape[1],):
+      raise ValueError(f"arm_data_curves: {optimum.shape[0]} task optima for {reward.shape[1]} teacher tasks")
+    per_row = lambda n: np.broadcast_to(optimum[None, :, None], (reward.shape[0], reward.shape[1], n)).reshape(-1, 1)
+    out["ceiling_norm"] = ceiling(rets / per_row(reward.shape[2]), kept_window)[0]
+    full_norm = population_curve(full / per_row(used))
+    out["teacher_final_norm"] = float(np.mean(full_norm[-final_window:]))
+    out["optimal_mean"] = float(optimum.mean())
+  return out
+
+
+def normalised_entry(late, optimum, d, reps: int, greedy_fraction=None) -> dict:
+  """late [S, K] returns on tasks with optima [K], compared with the data's ceiling, the teachers' final
+  return and, when given, their greedy policy at the cut (`teacher_greedy_at_cut`'s "fraction"), all as
+  fractions of each task's optimal return (`arm_data_curves` with `optimum`)."""
+  late_n = np.asarray(late, np.float64) / np.asarray(optimum, np.float64)[None, :]
+  out = {"optimal_mean_eval": float(np.mean(optimum)), "optimal_mean_data": d["optimal_mean"],
+         "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"],
+         "teacher_final_minus_ceiling": d["teacher_final_norm"] - d["ceiling_norm"],
+         "late": list(stats.interval(late_n, reps)),
+         "late_minus_ceiling": list(stats.interval(late_n - d["ceiling_norm"], reps)),
+         "late_minus_teacher_final": list(stats.interval(late_n - d["teacher_final_norm"], reps))}
+  if greedy_fraction is not None:
+    out["teacher_greedy_at_cut"] = float(greedy_fraction)
+    out["late_minus_teacher_greedy_at_cut"] = list(stats.interval(late_n - greedy_fraction, reps))
+  return out
+
+
+def greedy_at_cut(greedy, greedy_steps, cut_learner_steps: int, num_tasks: int, optimum=None) -> dict | None:
+  """The teachers' *greedy* policy at the data's cut: the mean over learners of its return after the last
+  teacher segment that ended at or before the cut, raw and, with `optimum` [tasks], as a fraction of each
+  task's optimum. greedy [S, K, segments] at greedy_steps [segments] (teachers/curves.npz). The ceiling is
+  the return of the teachers' epsilon-greedy behaviour; this is what their networks could do at the same
+  point. None when no segment ended by the cut or the tasks do not match."""
+  greedy, steps = np.asarray(greedy, np.float64), np.asarray(greedy_steps)
+  before = np.flatnonzero(steps <= int(cut_learner_steps))
+  if not before.size or greedy.shape[1] != int(num_tasks):
+    return None
+  g = greedy[..., before[-1]]                                            # [S, K]
+  out = {"env_steps": int(steps[before[-1]]), "return": float(g.mean())}
+  if optimum is not None:
+    out["fraction"] = float((g / np.asarray(optimum, np.float64)[None, :]).mean())
   return out

@@ -12,16 +12,27 @@ from __future__ import annotations
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 
 
+def ci_side(ci, threshold: float, at: str = "neither") -> str:
+  """Where an interval (estimate, low, high) lies against a threshold: "above", "below" or "contains".
+  `at` says where a bound exactly at the threshold counts ("above", "below", or "neither": strict)."""
+  _, lo, hi = ci
+  if lo > threshold or (at == "above" and lo == threshold):
+    return "above"
+  if hi < threshold or (at == "below" and hi == threshold):
+    return "below"
+  return "contains"
+
+
+def _decide(ci, threshold, at, above, below):
+  side = ci_side(ci, threshold, at)
+  return above if side == "above" else below if side == "below" else INCONCLUSIVE
+
+
 def p1(ratio_ci, threshold: float) -> tuple[str, str]:
   """ratio_ci: (estimate, low, high) of the snapshot imitator's late return / teachers' final return."""
-  _, lo, hi = ratio_ci
   rule = (f"supported if the CI's lower end >= {threshold:g} (the imitator keeps at least {threshold:.0%} of "
           f"the teachers' final return); refuted if its upper end < {threshold:g}; else inconclusive")
-  if lo >= threshold:
-    return SUPPORTED, rule
-  if hi < threshold:
-    return REFUTED, rule
-  return INCONCLUSIVE, rule
+  return _decide(ratio_ci, threshold, "above", SUPPORTED, REFUTED), rule
 
 
 def p2(diff_ci, teacher_gain: float) -> tuple[str, str]:
@@ -30,52 +41,32 @@ def p2(diff_ci, teacher_gain: float) -> tuple[str, str]:
   teacher_gain: the teachers' final return minus the same ceiling. The prediction ("it does not keep
   improving past the ceiling") can only be tested where the teachers themselves did.
   """
-  _, lo, hi = diff_ci
   rule = ("prediction (no improvement past the ceiling) supported if the CI of late - ceiling lies at or "
           "below 0; refuted if it lies above 0; inconclusive if it contains 0 or if the teachers did not "
           "improve past the ceiling after the cut either")
   if teacher_gain <= 0:
     return INCONCLUSIVE, rule
-  if lo > 0:
-    return REFUTED, rule
-  if hi <= 0:
-    return SUPPORTED, rule
-  return INCONCLUSIVE, rule
+  return _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED), rule
 
 
 def capacity(gain_ci) -> tuple[str, str]:
   """gain_ci: (estimate, low, high) of the late return at the larger setting minus the smaller one."""
-  _, lo, hi = gain_ci
   rule = ("plateau supported if the CI of (larger - smaller) lies at or below 0; refuted if above 0; "
           "else inconclusive")
-  if lo > 0:
-    return REFUTED, rule
-  if hi <= 0:
-    return SUPPORTED, rule
-  return INCONCLUSIVE, rule
+  return _decide(gain_ci, 0.0, "below", REFUTED, SUPPORTED), rule
 
 
 def p3(final_ci, threshold: float) -> tuple[str, str]:
   """final_ci: (estimate, low, high) of the frozen imitator's final return in an env it never saw,
   normalised per task (0 = random policy, 1 = a DQN's final return after learning it from scratch)."""
-  _, lo, hi = final_ci
   rule = (f"prediction (it does not learn the unseen env as the DQN does) supported if the CI's upper end < "
           f"{threshold:g} (it ends below {threshold:.0%} of the DQN's gain over random); refuted if the lower "
           "end >= it; else inconclusive")
-  if hi < threshold:
-    return SUPPORTED, rule
-  if lo >= threshold:
-    return REFUTED, rule
-  return INCONCLUSIVE, rule
+  return _decide(final_ci, threshold, "above", REFUTED, SUPPORTED), rule
 
 
 def hybrid(gain_ci) -> tuple[str, str]:
   """gain_ci: (estimate, low, high) of the hybrid's late return minus the frozen imitator's (paired)."""
-  _, lo, hi = gain_ci
   rule = ("test-time SGD helps if the CI of (hybrid - frozen) lies above 0; hurts if below 0; else "
           "inconclusive")
-  if lo > 0:
-    return "helps", rule
-  if hi < 0:
-    return "hurts", rule
-  return INCONCLUSIVE, rule
+  return _decide(gain_ci, 0.0, "neither", "helps", "hurts"), rule

@@ -48,27 +48,11 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def read_json(path: str) -> Any | None:
-  """The JSON object at path, or None when there is no such file (a stage that has not finished)."""
+  """The JSON object at path, or None when there is no such file."""
   if not os.path.exists(path):
     return None
   with open(path) as f:
     return json.load(f)
-
-
-def stage_paths(workdir: str, subdir: str, **files: str) -> dict:
-  """A pipeline stage's output paths: "dir" (workdir/subdir), "summary" (its summary.json, written last,
-  marks the stage complete) and each of `files` under "dir"."""
-  out_dir = os.path.join(os.path.abspath(workdir), subdir)
-  return {"dir": out_dir, "summary": os.path.join(out_dir, "summary.json"),
-          **{k: os.path.join(out_dir, v) for k, v in files.items()}}
-
-
-def stage_complete(paths: dict, tag: str, log=print) -> bool:
-  """Whether the stage of `paths` finished (its summary exists); says so under `tag` when it has."""
-  if os.path.exists(paths["summary"]):
-    log(f"[{tag}] already complete: {paths['dir']}")
-    return True
-  return False
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

@@ -195,3 +195,28 @@ def pad_starts(per_arm: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
   for a, s in enumerate(per_arm):
     out[a, :len(s)] = s
   return out, n
+
+
+def widened_obs_nvec(nvec, others):
+  """Per-entry cardinalities one embedding must cover: `nvec` widened to every one of `others` (entries an
+  observation lacks read as 0), so one imitator can act in several envs. None when nvec is None."""
+  if nvec is None:
+    return None
+  nvec = list(nvec)
+  for other in others:
+    nvec += [0] * (len(other) - len(nvec))
+    nvec = [max(a, b) for a, b in zip(nvec, list(other) + [0] * (len(nvec) - len(other)))]
+  return tuple(nvec)
+
+
+def model_keys(seed: int, num_arms: int, num_seeds: int):
+  """Keys [A * S]: seed s of every arm gets fold_in(key(seed + 1), s), the same for every arm, so arms are
+  compared pairwise from the same initial weights."""
+  base = jax.random.key(seed + 1)
+  return jnp.stack([jax.random.fold_in(base, s) for _ in range(num_arms) for s in range(num_seeds)])
+
+
+def arm_params(params, arms, name: str, num_seeds: int):
+  """The seeds of one arm from params stacked arm-major over models [A * S, ...] -> [S, ...]."""
+  i = list(arms).index(name)
+  return jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], params)

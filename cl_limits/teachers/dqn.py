@@ -22,7 +22,6 @@ import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import struct
 
@@ -284,30 +283,3 @@ class _Teacher:
 def make_train(config, env):
   """`train(key, env_params) -> (final TeacherState, History [E, T], metrics)`, pure and jittable."""
   return make_teacher(config, env).train
-
-
-def greedy_returns(env, q_fn, params, env_params, key, num_episodes: int = 1, max_steps: int | None = None):
-  """Greedy policy's episode returns [num_episodes] (one env, run until that many episodes end)."""
-  max_steps = int(max_steps or num_episodes * _episode_cap(env, env_params))
-
-  def step(carry, k):
-    obs, env_state, ret, rets, n = carry
-    action = jnp.argmax(q_fn(params, obs[None])[0])
-    obs, env_state, r, term, trunc, _ = env.step(k, env_state, action, env_params)
-    ret = ret + r
-    done = jnp.logical_or(term, trunc)
-    rets = jnp.where(done & (n < num_episodes), rets.at[jnp.minimum(n, num_episodes - 1)].set(ret), rets)
-    return (obs, env_state, jnp.where(done, 0.0, ret), rets, n + done), None
-
-  k_reset, k_steps = jax.random.split(key)
-  obs, env_state = env.reset(k_reset, env_params)
-  init = (obs, env_state, jnp.float32(0), jnp.full((num_episodes,), jnp.nan, jnp.float32), jnp.int32(0))
-  (_, _, _, rets, _), _ = jax.lax.scan(step, init, jax.random.split(k_steps, max_steps))
-  return rets
-
-
-def _episode_cap(env, env_params):
-  cap = getattr(env, "episode_len", None)
-  if cap is None:
-    cap = int(np.max(np.asarray(env_params.max_steps_in_episode)))
-  return int(cap)

@@ -62,7 +62,6 @@ def get_config(preset: str = ""):
   base, ctx, size = _parse(preset)
   config = darkroom.get_config(base)
   with config.unlocked():
-    config.teachers_from = ""            # the sweep sets it to the main job's run directory
     config.capacity = ml_collections.ConfigDict(dict(context_episodes=ctx, model=size))
     ep_len = int(config.env.kwargs.episode_len)
     config.imitation.arms = ml_collections.ConfigDict(dict(ad=darkroom.ad_arm(

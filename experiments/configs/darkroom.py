@@ -40,6 +40,7 @@ def ad_arm(**overrides):
 def imitation(**overrides):
   im = ml_collections.ConfigDict()
   im.num_seeds = 3
+  im.sources = ""          # comma-separated history stores to train on instead of the teachers' (transplant)
   # BC (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
   # distillation" control). ad_p25 / ad_p50 (P2): AD on the histories cut at 25% / 50% of training, before
   # the teachers converge, every 10th episode of each stream (gap=10: with every episode the context shows
@@ -150,11 +151,12 @@ def experiments(**overrides):
 def get_config(preset: str = ""):
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.teachers_from = ""     # a run directory whose finished teachers to reuse (the capacity sweep's jobs)
   config.env = ml_collections.ConfigDict(dict(name="DarkRoom", kwargs=dict(size=9, episode_len=20)))
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.25, teacher_split="train",
                                                 max_tasks=0))
   config.teacher = ml_collections.ConfigDict(dict(num_seeds=3, log_every=1_000, eval_episodes=1,
-                                                  dqn=teacher_dqn()))
+                                                  record_gap=1, dqn=teacher_dqn()))
   config.imitation = imitation()
   config.evaluation = evaluation()
   config.experiments = experiments()

@@ -58,6 +58,7 @@ def get_config(preset: str = ""):
   size, game = parse(preset)
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.teachers_from = ""
   config.env = ml_collections.ConfigDict(dict(name=f"MinAtar-{game}", kwargs=dict()))
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.0, teacher_split="train",
                                                 max_tasks=0))

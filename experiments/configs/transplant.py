@@ -29,6 +29,7 @@ def get_config(preset: str = ""):
   mini = minatar.get_config(size)
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.teachers_from = ""
   config.tasks = ml_collections.ConfigDict(mini.tasks.to_dict())
   config.teacher = ml_collections.ConfigDict(mini.teacher.to_dict())
   config.teacher.record_gap = {"gpu": 10, "smoke": 1}.get(size, 2)

@@ -1,31 +1,19 @@
-"""report.md: the verdict table first, then the figures and the detail of every stage that has run.
-
-`write_report(config, workdir)` reads only what the stages wrote (teachers/, eval/, p2/, capacity/) and
-rewrites `workdir/report.md`; the capacity sweep's aggregation calls it again to add its rows.
-"""
+"""The verdict rows and detail sections of report.md, one pair per analysis stage, read from what the
+stages wrote (their summary.json files, through cl_limits/stages/layout.py)."""
 from __future__ import annotations
 
-import os
-
-
-from cl_limits.analysis import hybrid_stage
-from cl_limits.analysis import p1 as p1_lib
-from cl_limits.analysis import p2 as p2_lib
-from cl_limits.analysis import p3 as p3_lib
 from cl_limits.analysis import verdicts
-from cl_limits.histories import store
 from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import layout
 
-CAPACITY = os.path.join("capacity", "summary.json")
 
-
-def _ci(t, fmt="{:.2f}"):
+def ci(t, fmt="{:.2f}"):
   return f"{fmt.format(t[0])} [{fmt.format(t[1])}, {fmt.format(t[2])}]"
 
 
 def p1_row(config, workdir) -> dict | None:
   """P1 from the p1 stage: the snapshot imitator's late return on the teachers' own tasks / their final."""
-  s = p1_lib.load_summary(workdir)
+  s = layout.summary(workdir, "p1")
   if not s or not s.get("late_over_teacher"):
     return None
   ratio = s["late_over_teacher"]
@@ -33,13 +21,13 @@ def p1_row(config, workdir) -> dict | None:
   return {"prediction": "P1 snapshot: imitating the teachers' final segment plays as well as they did "
                         "(predicted: yes)",
           "measured": f"{s['arm']}: late return (last {s['late_episodes']} of {s['episodes']} episodes) on "
-                      f"{len(s['task_ids'])} of the teachers' own tasks, {_ci(s['late'])}, / teachers' final "
+                      f"{len(s['task_ids'])} of the teachers' own tasks, {ci(s['late'])}, / teachers' final "
                       f"return {s['teacher_final']:.2f}",
           "estimate": ratio, "verdict": verdict, "rule": rule}
 
 
 def p2_rows(workdir) -> list[dict]:
-  s = p2_lib.load_summary(workdir)
+  s = layout.summary(workdir, "p2")
   if not s:
     return []
   rows = []
@@ -48,18 +36,18 @@ def p2_rows(workdir) -> list[dict]:
     if n:    # tasks with known optima: compare fractions of each task's optimal return (see p2.task_optimum)
       verdict, rule = verdicts.p2(n["late_minus_ceiling"], n["teacher_final_minus_ceiling"])
       measured = (f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
-                  f"{e['horizon_steps']:,} steps) as a fraction of each task's optimal return, {_ci(n['late'], '{:.3f}')}, "
+                  f"{e['horizon_steps']:,} steps) as a fraction of each task's optimal return, {ci(n['late'], '{:.3f}')}, "
                   f"minus the data's ceiling as the same fraction, {n['ceiling']:.3f} (mean optimum "
                   f"{n['optimal_mean_eval']:.2f} on these held-out tasks, {n['optimal_mean_data']:.2f} on the "
-                  f"teachers'); raw: late {_ci(e['late'])} - ceiling {e['ceiling']:.2f} = "
-                  f"{_ci(e['late_minus_ceiling'])}; teachers went on to {n['teacher_final']:.3f} "
+                  f"teachers'); raw: late {ci(e['late'])} - ceiling {e['ceiling']:.2f} = "
+                  f"{ci(e['late_minus_ceiling'])}; teachers went on to {n['teacher_final']:.3f} "
                   f"({e['teacher_final']:.2f})")
       estimate, fmt = n["late_minus_ceiling"], "{:.3f}"
     else:
       verdict, rule = verdicts.p2(e["late_minus_ceiling"], e["teacher_final_minus_ceiling"])
       measured = (f"{name}: late return ({e['late_episodes']} last of {e['episodes']} episodes, "
                   f"{e['horizon_steps']:,} steps) minus the data's ceiling {e['ceiling']:.2f}; "
-                  f"P(run > ceiling) {_ci(e['prob_exceed'])}; teachers went on to {e['teacher_final']:.2f}")
+                  f"P(run > ceiling) {ci(e['prob_exceed'])}; teachers went on to {e['teacher_final']:.2f}")
       estimate, fmt = e["late_minus_ceiling"], "{:.2f}"
     rows.append({"prediction": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training "
                                "(predicted: no improvement past the ceiling)",
@@ -69,7 +57,7 @@ def p2_rows(workdir) -> list[dict]:
 
 def hybrid_rows(workdir) -> list[dict]:
   """One row per hybrid variant under the P2 protocol: late return minus the frozen imitator's."""
-  s = hybrid_stage.load_summary(workdir)
+  s = layout.summary(workdir, "hybrid")
   if not s:
     return []
   rows = []
@@ -79,12 +67,12 @@ def hybrid_rows(workdir) -> list[dict]:
     verdict, rule = verdicts.hybrid(e["late_minus_frozen"])
     rows.append({"prediction": f"hybrid ({k}: act in context, SGD on own experience every "
                                f"{s['learner']['act_steps']:,} steps), P2 protocol",
-                 "measured": f"{s['arm']}: late return {_ci(e['late'])} minus the frozen imitator's "
-                             f"{_ci(s['learners']['frozen']['late'])} over {s['horizon_steps']:,} steps; late - "
-                             f"ceiling ({s['ceiling']:.2f}) {_ci(e['late_minus_ceiling'])}"
+                 "measured": f"{s['arm']}: late return {ci(e['late'])} minus the frozen imitator's "
+                             f"{ci(s['learners']['frozen']['late'])} over {s['horizon_steps']:,} steps; late - "
+                             f"ceiling ({s['ceiling']:.2f}) {ci(e['late_minus_ceiling'])}"
                              + (f"; as fractions of each task's optimum (mean {s['normalised']['optimal_mean_eval']:.2f} "
                                 f"here, {s['normalised']['optimal_mean_data']:.2f} on the teachers' tasks) "
-                                f"{_ci(e['normalised']['late_minus_ceiling'], '{:.3f}')}"
+                                f"{ci(e['normalised']['late_minus_ceiling'], '{:.3f}')}"
                                 if "normalised" in e else ""),
                  "estimate": e["late_minus_frozen"], "verdict": verdict, "rule": rule})
   return rows
@@ -92,7 +80,7 @@ def hybrid_rows(workdir) -> list[dict]:
 
 def p3_rows(config, workdir) -> list[dict]:
   """One row per P3 target for the frozen imitator (and one per hybrid variant)."""
-  return p3_rows_from(p3_lib.load_summary(workdir))
+  return p3_rows_from(layout.summary(workdir, "p3"))
 
 
 def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
@@ -111,14 +99,14 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
       rows.append({"prediction": f"P3 transplant to {name} ({t['env']} {t['env_kwargs']}), {what} "
                                  "(predicted: it does not learn it as a DQN does)",
                    "measured": f"{t.get('arm', s.get('arm'))}: final return, normalised (0 random, 1 DQN "
-                               f"final), {e['tasks']} {unit}, {t['horizon_steps']:,} steps; AUC {_ci(e['auc'])} vs the "
-                               f"DQN's {_ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
+                               f"final), {e['tasks']} {unit}, {t['horizon_steps']:,} steps; AUC {ci(e['auc'])} vs the "
+                               f"DQN's {ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
                    "estimate": e["final"], "verdict": verdict, "rule": rule})
   return rows
 
 
 def _capacity_summary(workdir) -> dict | None:
-  return store.read_json(os.path.join(os.path.abspath(workdir), CAPACITY))
+  return layout.summary(workdir, "capacity")
 
 
 def capacity_rows(workdir) -> list[dict]:
@@ -134,44 +122,8 @@ def capacity_rows(workdir) -> list[dict]:
   return rows
 
 
-def write_report(config, workdir: str, sections: str = "") -> str:
-  """Writes workdir/report.md: verdict table, figures, then `sections` (stage detail). Returns its path."""
-  workdir = os.path.abspath(workdir)
-  rows = ([r for r in [p1_row(config, workdir)] if r] + p2_rows(workdir) + p3_rows(config, workdir)
-          + hybrid_rows(workdir) + capacity_rows(workdir))
-  lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
-  if rows:
-    lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
-    lines += [f"| {r['prediction']} | {r['measured']} | {_ci(r['estimate'], r.get('fmt', '{:.2f}'))} | **{r['verdict']}** | "
-              f"{r['rule']} |" for r in rows]
-  else:
-    lines.append("No prediction has been measured in this run directory yet.")
-  ev = config.evaluation
-  lines += ["", f"Evaluation protocol: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}; every rollout starts "
-            "from an empty context, which then carries across episodes (a sliding window of "
-            f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
-            f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: {config.experiments.p2.horizon_factor:g}x the "
-            "environment steps of one truncated history. Intervals: interquartile mean (IQM) over seeds x "
-            "tasks, 95% stratified bootstrap CI over seeds (rliable).", ""]
-  figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
-          ("frozen imitators on held-out tasks", "eval/curves.png"),
-          ("hybrid vs frozen imitator, P2 protocol", "hybrid/curves.png")]
-  p3s = p3_lib.load_summary(workdir)
-  figs += [(f"P3: transplant to {name}", f"p3/{name}/curves.png") for name in (p3s or {}).get("targets", {})]
-  figs += [
-          ("capacity: return vs context length", "capacity/capacity.png")]
-  for title, rel in figs:
-    if os.path.exists(os.path.join(workdir, rel)):
-      lines += [f"![{title}]({rel})", ""]
-  lines.append(sections)
-  lines += _p2_section(workdir) + _p3_section(workdir) + _hybrid_section(workdir) + _capacity_section(workdir)
-  path = os.path.join(workdir, "report.md")
-  store.atomic_write_bytes(path, "\n".join(lines).encode())
-  return path
-
-
 def _p2_section(workdir) -> list[str]:
-  s = p2_lib.load_summary(workdir)
+  s = layout.summary(workdir, "p2")
   if not s:
     return []
   p = s["protocol"]
@@ -186,9 +138,9 @@ def _p2_section(workdir) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|---|"]
   for name, e in s["arms"].items():
     lines.append(f"| {name} | {e['cut_learner_steps']:,} ({e['fraction']:.0%}, gap {e['gap']}) | "
-                 f"{e['ceiling']:.2f} | {e['horizon_steps']:,} | {_ci(e['early'])} | {_ci(e['late'])} | "
-                 f"{_ci(e['late_minus_ceiling'])} | {_ci(e['prob_exceed'])} | {e['teacher_final']:.2f} | "
-                 f"{_ci(e['late_minus_teacher_final'])} |")
+                 f"{e['ceiling']:.2f} | {e['horizon_steps']:,} | {ci(e['early'])} | {ci(e['late'])} | "
+                 f"{ci(e['late_minus_ceiling'])} | {ci(e['prob_exceed'])} | {e['teacher_final']:.2f} | "
+                 f"{ci(e['late_minus_teacher_final'])} |")
   normed = {name: e["normalised"] for name, e in s["arms"].items() if e.get("normalised")}
   if normed:
     lines += ["", "The same as fractions of each task's optimal return (the ceiling and the teachers' final "
@@ -199,11 +151,11 @@ def _p2_section(workdir) -> list[str]:
               "|---|---|---|---|---|---|---|---|---|"]
     f3 = "{:.3f}"
     for name, n in normed.items():
-      greedy = (f"{n['teacher_greedy_at_cut']:.3f} | {_ci(n['late_minus_teacher_greedy_at_cut'], f3)}"
+      greedy = (f"{n['teacher_greedy_at_cut']:.3f} | {ci(n['late_minus_teacher_greedy_at_cut'], f3)}"
                 if "teacher_greedy_at_cut" in n else "(not recorded) | ")
       lines.append(f"| {name} | {n['optimal_mean_eval']:.2f} / {n['optimal_mean_data']:.2f} | {n['ceiling']:.3f} | "
-                   f"{_ci(n['late'], f3)} | {_ci(n['late_minus_ceiling'], f3)} | {n['teacher_final']:.3f} | "
-                   f"{_ci(n['late_minus_teacher_final'], f3)} | {greedy} |")
+                   f"{ci(n['late'], f3)} | {ci(n['late_minus_ceiling'], f3)} | {n['teacher_final']:.3f} | "
+                   f"{ci(n['late_minus_teacher_final'], f3)} | {greedy} |")
     lines += ["", "The ceiling is the return of the teachers' epsilon-greedy behaviour, the data the imitator saw; "
               "the teachers' greedy policy at the cut (their argmax actions, evaluated after the last teacher "
               "segment that ended before the cut) is what their networks could do at that point. An imitator "
@@ -214,7 +166,7 @@ def _p2_section(workdir) -> list[str]:
 
 
 def _p3_section(workdir) -> list[str]:
-  return p3_section_from(p3_lib.load_summary(workdir),
+  return p3_section_from(layout.summary(workdir, "p3"),
                          "## P3 within family: transplant to grid worlds the imitator never saw",
                          "TensorBoard: `tb/p3/<target>` (DQN, imitators and the random level on one step "
                          "axis); the DQNs' own runs under `p3/<target>/teachers/tb`.")
@@ -239,7 +191,7 @@ def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[st
       if "final" not in e:
         lines.append(f"| {name} | {k} | | | | {e.get('note', '')} |")
         continue
-      lines.append(f"| {name} | {k} | {e['tasks']} | {_ci(e['auc'])} | {_ci(e['final'])} | {e['final_raw']:.2f} |")
+      lines.append(f"| {name} | {k} | {e['tasks']} | {ci(e['auc'])} | {ci(e['final'])} | {e['final_raw']:.2f} |")
   lines += ["", f"Random policy mean return per target: " + "; ".join(
       f"{n} {sum(t['random_return']) / len(t['random_return']):.2f}" for n, t in s["targets"].items())
       + ". DQN final return: " + "; ".join(
@@ -249,7 +201,7 @@ def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[st
 
 
 def _hybrid_section(workdir) -> list[str]:
-  s = hybrid_stage.load_summary(workdir)
+  s = layout.summary(workdir, "hybrid")
   if not s:
     return []
   p, c = s["protocol"], s["learner"]
@@ -263,9 +215,9 @@ def _hybrid_section(workdir) -> list[str]:
            "| learner | late | late - frozen | late - ceiling | late - ceiling, fractions of each task's optimum |",
            "|---|---|---|---|---|"]
   for k, e in s["learners"].items():
-    lines.append(f"| {k} | {_ci(e['late'])} | {_ci(e['late_minus_frozen']) if 'late_minus_frozen' in e else ''} "
-                 f"| {_ci(e['late_minus_ceiling'])} | "
-                 f"{_ci(e['normalised']['late_minus_ceiling'], '{:.3f}') if 'normalised' in e else ''} |")
+    lines.append(f"| {k} | {ci(e['late'])} | {ci(e['late_minus_frozen']) if 'late_minus_frozen' in e else ''} "
+                 f"| {ci(e['late_minus_ceiling'])} | "
+                 f"{ci(e['normalised']['late_minus_ceiling'], '{:.3f}') if 'normalised' in e else ''} |")
   n = s.get("normalised")
   lines += ["", f"Ceiling of the data {s['ceiling']:.2f}; teachers' final {s['teacher_final']:.2f}."
             + (f" As fractions of each task's optimum: ceiling {n['ceiling']:.3f}, teachers' final "
@@ -286,7 +238,7 @@ def _capacity_section(workdir) -> list[str]:
     if r.get("error"):
       lines.append(f"| {r['name']} | | | | | | {r['error']} |")
       continue
-    lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {_ci(r['early'])} | "
-                 f"{_ci(r['late'])} | {_ci(r['improvement'])} | |")
+    lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {ci(r['early'])} | "
+                 f"{ci(r['late'])} | {ci(r['improvement'])} | |")
   lines.append("")
   return lines

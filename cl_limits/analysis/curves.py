@@ -1,0 +1,77 @@
+"""Learning-curve statistics on the environment-step axis, numbers in and numbers out.
+
+`step_mean` and `late_mean` summarise per-episode returns by environment steps rather than by episode
+count, so envs whose episodes end early (DarkKeyToDoor, MinAtar) are weighted by the time spent in each
+episode, as a learning curve over steps is. `binned_curve` is the statistic the DQN's curves hold.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from cl_limits.histories import history as history_lib
+
+
+def _lengths(ends):
+  """Steps spent in each finished episode [..., E] (nan where unfinished)."""
+  e = np.where(ends > 0, ends, np.nan).astype(np.float64)
+  prev = np.concatenate([np.zeros(e.shape[:-1] + (1,)), e[..., :-1]], axis=-1)
+  return e - prev
+
+
+def step_mean(rets, ends, start: float = 0.0, horizon: float | None = None):
+  """Step-weighted mean episode return over the finished episodes that end after `start` steps: the area
+  under the return-vs-steps curve divided by its length. [..., E] -> [...]."""
+  lengths = _lengths(ends)
+  keep = np.isfinite(rets) & np.isfinite(lengths) & (np.where(ends > 0, ends, -1) > start)
+  if horizon is not None:
+    keep &= ends <= horizon
+  w = np.where(keep, lengths, 0.0)
+  with np.errstate(all="ignore"):
+    return np.where(w.sum(-1) > 0, (np.where(keep, rets, 0.0) * w).sum(-1) / w.sum(-1), np.nan)
+
+
+def late_mean(rets, ends, horizon: int, late_fraction: float):
+  """Step-weighted mean return of the episodes that end in the last `late_fraction` of the horizon."""
+  return step_mean(rets, ends, start=(1.0 - float(late_fraction)) * horizon)
+
+
+def mean_curve(rets, ends, bins: int = 50, horizon: int | None = None):
+  """(x [bins], y [S, bins]): per-seed return (mean over tasks) binned on the environment-step axis."""
+  horizon = int(np.nanmax(ends)) if horizon is None else horizon
+  edges = np.linspace(0, horizon, bins + 1)
+  y = np.full((rets.shape[0], bins), np.nan)
+  for b in range(bins):
+    inside = (ends > edges[b]) & (ends <= edges[b + 1]) & np.isfinite(rets)
+    n = inside.sum(axis=(1, 2))
+    y[:, b] = np.where(n > 0, np.where(inside, rets, 0.0).sum(axis=(1, 2)) / np.maximum(n, 1), np.nan)
+  return edges[1:], y
+
+
+def binned_curve(rets, ends, bin_steps: int, num_bins: int):
+  """[..., num_bins]: the mean return of the episodes that end in each window of `bin_steps` environment
+  steps (nan where none ends), the statistic the DQN's learning curves hold (teachers/runner.py), so that
+  every learner P3 compares is summarised the same way. rets / ends [..., E]."""
+  total, n = history_lib.window_sums(rets, ends, bin_steps, num_bins)
+  with np.errstate(all="ignore"):
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def nanmean(x, axis=None):
+  """np.nanmean without the empty-slice warning (all-nan slices give nan)."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return np.nanmean(x, axis=axis)
+
+
+def episodes_to_fraction(curve, early: float, late: float, fraction: float = 0.5, window: int = 5):
+  """First episode (1-based) whose trailing `window`-episode mean reaches early + fraction * (late - early);
+  None when the curve does not improve (late <= early) or never gets there."""
+  if not late > early:
+    return None
+  c = np.asarray(curve, np.float64)
+  kernel = np.ones(min(window, c.size)) / min(window, c.size)
+  ma = np.convolve(c, kernel, mode="valid")
+  hit = np.flatnonzero(ma >= early + fraction * (late - early))
+  return int(hit[0] + kernel.size) if hit.size else None

@@ -1,0 +1,62 @@
+"""Every learner the P3 and hybrid stages compare, run on the same tasks with the same keys.
+
+`run_learners(...)` rolls one arm's imitators (seeds) out on tasks as the frozen imitator and as hybrid
+variants (cl_limits/rollouts/hybrid.py), all from the same keys, so the frozen run and a hybrid act
+identically until the hybrid's first update.
+"""
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from cl_limits import comma_list
+from cl_limits.rollouts import hybrid as hybrid_lib
+from cl_limits.rollouts import rollout as rollout_lib
+
+VARIANTS = {"full": "none", "lora": "lora"}     # variant name -> hybrid adapter
+
+
+def parse_variants(spec: str) -> list[str]:
+  names = comma_list(spec)
+  for v in names:
+    if v not in VARIANTS:
+      raise ValueError(f"experiments.hybrid.variants: unknown variant {v!r}; choose from {sorted(VARIANTS)}")
+  return names
+
+
+def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
+                 greedy=False, temperature=1.0, frozen=True, log=print, tag=""):
+  """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
+  every hybrid variant.
+
+  params: one arm's imitators [S, ...]; tasks: env params [K]. Every learner gets the same keys, so the
+  frozen run and a hybrid act identically until the hybrid's first update.
+  """
+  num_seeds = int(jax.tree.leaves(params)[0].shape[0])
+  num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  keys = jax.random.split(key, num_seeds * num_tasks).reshape(num_seeds, num_tasks)
+  max_ep = rollout_lib.episodes_for(env, horizon)
+  out = {}
+  if frozen:
+    t0 = time.time()
+    fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy, temperature=temperature)
+    res = jax.device_get(fn(params, tasks, keys))
+    out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
+    log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
+  for v in variants:
+    cfg = learner_cfg.copy_and_resolve_references()
+    cfg.adapter = VARIANTS[v]
+    act = int(cfg.act_steps)
+    if horizon % act:
+      raise ValueError(f"hybrid.learner.act_steps={act} must divide the horizon ({horizon} steps)")
+    t0 = time.time()
+    fn = hybrid_lib.make_batched_hybrid(model, env, cfg, horizon // act, max_ep, greedy=greedy,
+                                        temperature=temperature)
+    res = jax.device_get(fn(params, tasks, keys))
+    out[v] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
+    log(f"{tag} hybrid {v}: {horizon // act} x ({act} steps + {cfg.sgd_steps} SGD steps) x {num_seeds} x "
+        f"{num_tasks} ({time.time() - t0:.1f}s), final segment loss "
+        f"{np.nanmean(np.asarray(res.loss)[..., -1]):.3f}")
+  return out

@@ -1,0 +1,70 @@
+"""The setup every stage shares: its env, its tasks, its episode length, and the checks of those sections."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from cl_limits import envs as envs_lib
+from cl_limits.stages.base import ConfigError, check, field, in_range
+
+
+def env_of(config, section: str = "env"):
+  """The env a config section names (`env`, or a P3 target such as `experiments.p3.targets.room13`)."""
+  name = field(config, f"{section}.name")
+  check(name in envs_lib.names(), f"{section}.name", f"unknown env; known: {', '.join(envs_lib.names())}",
+        name)
+  kwargs = field(config, f"{section}.kwargs")
+  kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs or {})
+  try:
+    return envs_lib.make(name, **kwargs)
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"{section}.kwargs: {e} (got {kwargs!r})") from None
+
+
+def validate_tasks(config) -> None:
+  t = config.tasks
+  check(t.teacher_split in ("train", "heldout", "all"), "tasks.teacher_split",
+        "must be 'train', 'heldout' or 'all'", t.teacher_split)
+  check(int(t.max_tasks) >= 0, "tasks.max_tasks", "must be >= 0, 0 meaning all", t.max_tasks)
+  in_range(config, "tasks.heldout_fraction", 0.0, 1.0, hi_open=True)
+
+
+def teacher_tasks(config, env):
+  """(task params with a leading task axis [K], task ids [K] into env.all_tasks()) the teachers learn."""
+  train, held = envs_lib.split_ids(env, config.tasks.split_seed, config.tasks.heldout_fraction)
+  split = config.tasks.teacher_split
+  ids = {"train": train, "heldout": held, "all": np.arange(envs_lib.num_tasks(env))}[split]
+  if int(config.tasks.max_tasks) > 0:
+    ids = ids[:int(config.tasks.max_tasks)]
+  return envs_lib.tasks_at(env, ids), np.asarray(ids)
+
+
+def heldout_tasks(config, env, num: int = 0):
+  """(params [K], ids) of the held-out split, the first `num` of them (0: all)."""
+  _, held = envs_lib.split_ids(env, config.tasks.split_seed, config.tasks.heldout_fraction)
+  if num:
+    held = held[:num]
+  return envs_lib.tasks_at(env, held), np.asarray(held)
+
+
+def first(tasks, n: int):
+  """The first n tasks of a task pytree [K]."""
+  return jax.tree.map(lambda x: x[:n], tasks)
+
+
+def episode_length(env) -> int | None:
+  """The env's episode time limit in steps, where it has one the config can be checked against."""
+  n = getattr(env, "episode_len", None)
+  return int(n) if n else None
+
+
+def whole_episodes(horizon: int, ep_len: int | None) -> int:
+  """The one horizon rule: a rollout of about `horizon` steps, cut to whole episodes where episodes have a
+  fixed length (at least one episode)."""
+  horizon = int(horizon)
+  return max(ep_len, horizon // ep_len * ep_len) if ep_len else horizon
+
+
+def whole_segments(horizon: int, act_steps: int) -> int:
+  """A hybrid's horizon: `horizon` cut to whole act-and-learn segments of `act_steps` (at least one)."""
+  return max(int(act_steps), int(horizon) // int(act_steps) * int(act_steps))

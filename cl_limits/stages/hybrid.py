@@ -1,0 +1,132 @@
+"""The hybrid under the P2 protocol: does test-time SGD on its own experience carry an imitator past its
+data's ceiling where the frozen imitator stays below it?
+
+`experiments.hybrid.arm`'s imitators roll out on held-out tasks for `horizon_factor` x one truncated
+history, frozen and as every hybrid variant (`experiments.hybrid.variants`, rollouts/hybrid.py), with the
+same keys; each variant's late return (last `late_fraction` of the steps) is compared with the frozen
+imitator's (paired by seed and task) and with the ceiling. Writes `<workdir>/hybrid/{returns.npz,
+summary.json, curves.png}` and TensorBoard under `<workdir>/tb/hybrid`.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from cl_limits import comma_list
+from cl_limits.analysis import ceiling as ceiling_lib
+from cl_limits.analysis import curves, stats
+from cl_limits.histories import datasets
+from cl_limits.histories import history as history_lib
+from cl_limits.rollouts import hybrid as hybrid_lib
+from cl_limits.rollouts import learners
+from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import common, layout, outputs
+from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
+
+
+def enabled(config) -> bool:
+  return bool(str(config.experiments.hybrid.arm or ""))
+
+
+def variants(spec, path: str) -> list[str]:
+  """The hybrid variants a config field names; ConfigError naming the field for an unknown one."""
+  names = comma_list(spec)
+  bad = [v for v in names if v not in learners.VARIANTS]
+  check(not bad, path, f"unknown hybrid variant; choose from {sorted(learners.VARIANTS)}", ",".join(bad))
+  return names
+
+
+def validate(config) -> None:
+  h = config.experiments.hybrid
+  names = imitation_stage.arm_names(config)
+  check(h.arm in names, "experiments.hybrid.arm", f"is not one of the imitation arms {names}", h.arm)
+  arm = datasets.resolve_arm(config.imitation.arms[h.arm])
+  check(arm["data"] == "teacher" and arm["portion"] == "first", "experiments.hybrid.arm",
+        "must be a P2 arm (data='teacher', portion='first')", h.arm)
+  check(bool(variants(h.variants, "experiments.hybrid.variants")), "experiments.hybrid.variants",
+        f"name at least one of {sorted(learners.VARIANTS)}", h.variants)
+  in_range(config, "experiments.hybrid.horizon_factor", 0.0, float("inf"), lo_open=True)
+  in_range(config, "experiments.hybrid.late_fraction", 0.0, 1.0, lo_open=True)
+  positive_int(config, "experiments.hybrid.num_tasks", minimum=0)
+  positive_int(config, "experiments.hybrid.bootstrap_reps")
+  positive_int(config, "experiments.p2.ceiling_window")
+  wrap("experiments.hybrid", hybrid_lib.validate, h.learner, int(config.imitation.model.context_len))
+
+
+def run(step, log=print) -> None:
+  config, workdir = step.config, step.workdir
+  h = config.experiments.hybrid
+  env = common.env_of(config)
+  model, params, num_seeds = imitation_stage.arm(config, workdir, h.arm)
+  history, manifest = imitation_stage.load_teacher_histories(config, workdir)
+  d = ceiling_lib.arm_data_curves(history, manifest, datasets.resolve_arm(config.imitation.arms[h.arm]),
+                                  int(config.experiments.p2.ceiling_window),
+                                  optimum=ceiling_lib.teacher_optimum(env, manifest))
+  horizon = common.whole_segments(float(h.horizon_factor) * d["cut_learner_steps"], int(h.learner.act_steps))
+  tasks, task_ids = common.heldout_tasks(config, env, int(h.num_tasks))
+  names = variants(h.variants, "experiments.hybrid.variants")
+  log(f"[hybrid] {h.arm}: frozen vs {', '.join(names)} on {len(task_ids)} held-out tasks, {horizon:,} steps "
+      f"({h.horizon_factor:g} x the {d['cut_learner_steps']:,} steps of one truncated history); ceiling "
+      f"{d['ceiling']:.2f}")
+  runs = learners.run_learners(model, params, env, tasks, horizon, jax.random.key(int(config.seed) + 19),
+                               variants=names, learner_cfg=h.learner, **imitation_stage.protocol(config),
+                               log=log, tag=f"[hybrid] {h.arm}")
+  reps, frac = int(h.bootstrap_reps), float(h.late_fraction)
+  late = {k: curves.late_mean(r, e, horizon, frac) for k, (r, e) in runs.items()}
+  for k, v in late.items():
+    if not np.isfinite(v).all():
+      raise RuntimeError(f"[hybrid] {k}: no episode finished in the last {frac:.0%} of the horizon")
+  summary = {"arm": h.arm, "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon,
+             "cut_learner_steps": d["cut_learner_steps"], "ceiling": d["ceiling"],
+             "teacher_final": d["teacher_final"], "late_fraction": frac, "learner": h.learner.to_dict(),
+             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
+                          "context": "carried across episodes, empty at the start",
+                          "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
+                          "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
+             "learners": {}}
+  e_opt = ceiling_lib.task_optimum(env, task_ids) if "ceiling_norm" in d else None
+  if e_opt is not None:
+    summary["normalised"] = {"optimal_mean_eval": float(np.mean(e_opt)), "optimal_mean_data": d["optimal_mean"],
+                             "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"]}
+  for k in runs:
+    entry = {"late": list(stats.interval(late[k], reps)),
+             "late_minus_ceiling": list(stats.interval(late[k] - d["ceiling"], reps))}
+    if k != "frozen":
+      entry["late_minus_frozen"] = list(stats.interval(late[k] - late["frozen"], reps))
+    if e_opt is not None:
+      entry["normalised"] = ceiling_lib.normalised_entry(late[k], e_opt, d, reps)
+    summary["learners"][k] = entry
+    log(f"[hybrid] {k}: late {entry['late'][0]:.2f} [{entry['late'][1]:.2f}, {entry['late'][2]:.2f}]"
+        + (f", minus frozen {entry['late_minus_frozen'][0]:.2f} [{entry['late_minus_frozen'][1]:.2f}, "
+           f"{entry['late_minus_frozen'][2]:.2f}]" if k != "frozen" else "") + f"; ceiling {d['ceiling']:.2f}")
+  arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
+  outputs.write_npz(layout.path(workdir, "hybrid", "returns.npz"), teacher_curve=d["teacher_curve"],
+                    teacher_x=d["teacher_x"], **arrays)
+  _plot(summary, runs, d, layout.path(workdir, "hybrid", "curves.png"), horizon,
+        f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks")
+  outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon, {"ceiling": d["ceiling"]})
+  outputs.write_json(layout.path(workdir, "hybrid", layout.SUMMARY), summary)
+
+
+def _plot(summary, runs, d, path, horizon, title):
+  with outputs.figure(path) as (_, (ax,)):
+    sel = d["teacher_x"] <= horizon
+    ax.plot(d["teacher_x"][sel], history_lib.moving_average(d["teacher_curve"], 10)[sel], color="k", lw=1.2,
+            label="teachers (their training)")
+    for i, (k, (r, e)) in enumerate(runs.items()):
+      x, y = curves.mean_curve(r, e, horizon=horizon)
+      ax.plot(x, curves.nanmean(y, 0), color=f"C{i}", lw=2, label=f"imitator {k}")
+      for s in range(y.shape[0]):
+        ax.plot(x, y[s], color=f"C{i}", lw=0.5, alpha=0.3)
+    ax.axhline(summary["ceiling"], color="C3", ls="--", lw=1.2,
+               label=f"ceiling of its data ({summary['ceiling']:.2f})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return (thick: mean; thin: each seed)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+
+
+STAGE = Stage(name="hybrid", subdir="hybrid",
+              reads=("seed", "experiments.hybrid", "experiments.p2.ceiling_window", "evaluation", "tasks"),
+              validate=validate, run=run, enabled=enabled, extra_outputs=("tb/hybrid",))

@@ -1,0 +1,268 @@
+"""The imitation stage: every arm's imitators (x seeds) trained together, in segments, resumably.
+
+Reads the teacher histories (`<teachers>/histories`, or the stores of `imitation.sources`), writes
+AD-epsilon histories to `<workdir>/histories/ad_eps` when an arm asks for them, and writes under
+`<workdir>/imitators/`:
+
+  data.json       per arm: portion, fraction, gap, streams, labels, and what that kept (the data manifest)
+  checkpoints/    orbax CheckpointManager, step = finished segments; every leaf has a model axis [M]
+  tb/<arm>/seed_<s>/, tb/<arm>/all   loss, accuracy, tokens/s (x = update) and the held-out check
+  summary.json    written last: arms, seeds, final loss / accuracy, throughput
+
+Models are ordered arm-major (model m = arm m // S, seed m % S). Seed s of every arm starts from the same
+initial weights and draws windows with the same key sequence, so arms are compared pairwise.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cl_limits import comma_list
+from cl_limits import envs as envs_lib
+from cl_limits import sharding
+from cl_limits.histories import arms as arms_lib
+from cl_limits.histories import datasets
+from cl_limits.imitation import check as check_lib
+from cl_limits.imitation import learner as learner_lib
+from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import common, layout, outputs
+from cl_limits.stages import teachers as teachers_stage
+from cl_limits.stages.base import ConfigError, Stage, check, in_range, positive_int, wrap
+
+
+def arm_names(config) -> list[str]:
+  return list(config.imitation.arms.keys())
+
+
+def arms_of(config) -> dict:
+  return {n: datasets.resolve_arm(config.imitation.arms[n]) for n in arm_names(config)}
+
+
+def sources(config) -> list[str]:
+  """The teacher stores an imitation run reads: `imitation.sources` (comma-separated store directories,
+  set by the transplant), else the config's own teacher stage (empty list)."""
+  return [os.path.abspath(p) for p in comma_list(config.imitation.sources)]
+
+
+def protocol(config) -> dict:
+  """The evaluation protocol's actions {greedy, temperature}, which the held-out check also uses."""
+  return wrap("", rollout_lib.actions_from, config.evaluation)
+
+
+def target_envs(config) -> dict:
+  """{name: env} of the P3 transplant targets (their observation entries widen the model's embedding)."""
+  targets = config.experiments.p3.targets if "experiments" in config else {}
+  return {n: common.env_of(config, f"experiments.p3.targets.{n}") for n in targets}
+
+
+def build_model(config, env):
+  nvec = getattr(env, "obs_nvec", None)
+  others = []
+  for name, t in target_envs(config).items():
+    other = getattr(t, "obs_nvec", None)
+    check(nvec is None or other is not None, f"experiments.p3.targets.{name}.name",
+          f"has no integer observation entries to share an embedding with {config.env.name}", t.name)
+    others.append(other)
+  return learner_lib.make_model(config.imitation.model, env.action_space(env.default_params).n,
+                                learner_lib.widened_obs_nvec(nvec, others))
+
+
+def validate(config) -> None:
+  env = common.env_of(config)
+  im = config.imitation
+  names = arm_names(config)
+  check(bool(names), "imitation.arms", "no arms configured", {})
+  for name in names:
+    wrap("", datasets.validate_arm, name, im.arms[name])
+  positive_int(config, "imitation.num_seeds")
+  wrap("", learner_lib.validate, im.train, im.model)
+  in_range(config, "imitation.train.lr", 0.0, float("inf"), lo_open=True)
+  ep, ctx = common.episode_length(env), int(im.model.context_len)
+  check(ep is None or ctx >= ep, "imitation.model.context_len", f"is shorter than one episode of "
+        f"{config.env.name} ({ep} steps): the model could never see an earlier episode", ctx)
+  arms = list(arms_of(config).values())
+  check(not sources(config) or all(a["data"] == "teacher" and a["labels"] == "action" for a in arms),
+        "imitation.sources", "joined stores support only arms with data='teacher', labels='action'",
+        im.sources)
+  check(not any(a["augment"] for a in arms) or getattr(env, "obs_nvec", None) is None, "imitation.arms",
+        f"augment=True projects flat features; {config.env.name} has integer entries (obs_nvec)", names)
+  check(not any(a["labels"] == "oracle" for a in arms) or hasattr(env, "optimal_action_from_obs"),
+        "imitation.arms", f"labels='oracle' needs an env with an oracle; {config.env.name} has none", names)
+  if any(a["data"] == "ad_eps" for a in arms):
+    check(hasattr(env, "optimal_action"), "imitation.arms", f"data='ad_eps' needs an env with an oracle; "
+          f"{config.env.name} has none", names)
+    positive_int(config, "imitation.ad_eps.steps")
+    positive_int(config, "imitation.ad_eps.streams")
+    in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)
+    in_range(config, "imitation.ad_eps.decay_fraction", 0.0, 1.0, lo_open=True)
+  positive_int(config, "imitation.eval.every_segments", minimum=0)
+  positive_int(config, "imitation.eval.num_tasks", minimum=0)
+  positive_int(config, "imitation.eval.episodes")
+  protocol(config)
+  build_model(config, env)
+
+
+def load_teacher_histories(config, workdir: str):
+  """The sealed teacher store(s), every chunk checked (ConfigError naming the file otherwise)."""
+  srcs = sources(config)
+  if not srcs:
+    teachers_from = str(config.get("teachers_from") or "") or workdir
+    return layout.load_histories(layout.histories_dir(teachers_from), expect={"env": config.env.name})
+  try:
+    return arms_lib.join_stores([layout.load_histories(d) for d in srcs], srcs)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def _data(config, workdir, env, log):
+  arms = arms_of(config)
+  srcs = {}
+  if any(a["data"] == "teacher" for a in arms.values()):
+    srcs["teacher"] = load_teacher_histories(config, workdir)
+  if any(a["data"] == "ad_eps" for a in arms.values()):
+    a = config.imitation.ad_eps
+    tasks, task_ids = common.teacher_tasks(config, env)
+    meta = {"env": config.env.name, "env_kwargs": config.env.kwargs.to_dict(), "source": "ad_eps",
+            "steps": int(a.steps), "streams_per_learner": int(a.streams),
+            "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
+            "decay_fraction": float(a.decay_fraction), "seed": int(config.seed)}
+    srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
+                                           meta, int(config.seed), log)
+
+  def teacher_labels(history):
+    _, _, _, teacher = teachers_stage.teacher_setup(config)
+    state = teachers_stage.final_state(config, str(config.get("teachers_from") or "") or workdir)
+    return datasets.teacher_labels(teacher.greedy_action, state.params, history)
+  return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels)
+
+
+def _check(config, env, model):
+  ev = config.imitation.eval
+  if int(ev.every_segments) == 0:
+    return None
+  tasks, _ = common.heldout_tasks(config, env, int(ev.num_tasks))
+  flags = np.repeat([a["augment"] for a in arms_of(config).values()], int(config.imitation.num_seeds))
+  run = check_lib.make_check(model, env, tasks, int(ev.episodes), common.episode_length(env) or 1000, flags,
+                             jax.random.key(int(config.seed) + 5), **protocol(config))
+  k = min(3, int(ev.episodes))
+  run.describe = (f"{int(jax.tree.leaves(tasks)[0].shape[0])} held-out tasks, {ev.episodes} episodes from an empty context, "
+                  f"{rollout_lib.actions_phrase(rollout_lib.describe_actions(config.evaluation))}; "
+                  f"early = episodes 1-{k}, late = the last {k}")
+  return run
+
+
+def run(step, log=print) -> None:
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  config, workdir = step.config, step.workdir
+  env = common.env_of(config)
+  im = config.imitation
+  out_dir = layout.path(workdir, "imitators")
+  arms, num_seeds = arm_names(config), int(im.num_seeds)
+  num_models = len(arms) * num_seeds
+  data, starts, n_starts, data_meta = _data(config, workdir, env, log)
+  outputs.write_json(layout.path(out_dir, "data.json"), data_meta)
+  model = build_model(config, env)
+  learner = learner_lib.make_learner(im.train, model, np.array([a["augment"] for a in arms_of(config).values()]))
+  mesh = sharding.seed_mesh(num_models)
+  keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds), mesh)
+  tokens = learner_lib.example_tokens(data, int(im.train.seq_len), model.num_actions)
+  state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
+  arm_of = sharding.shard_seeds(jnp.repeat(jnp.arange(len(arms), dtype=jnp.int32), num_seeds), mesh)
+  data, starts, n_starts = sharding.replicate((data, jnp.asarray(starts), jnp.asarray(n_starts)), mesh)
+  segment = jax.jit(learner.segment, donate_argnums=0)
+  mngr = ocp.CheckpointManager(layout.path(out_dir, "checkpoints"),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+  per_seg = int(im.train.updates_per_segment)
+  n_seg = int(im.train.num_updates) // per_seg
+  start = mngr.latest_step() or 0
+  if start > n_seg:
+    raise ConfigError(f"{out_dir}: checkpoint at segment {start}, past this config's {n_seg}")
+  if start:
+    state = mngr.restore(start, args=ocp.args.StandardRestore(state))
+    log(f"[imitation] resuming from segment {start}/{n_seg}")
+  board = outputs.Board(layout.path(out_dir, "tb"), num_seeds, groups=tuple(arms),
+                        purge_step=start * per_seg + 1, config=config)
+  evaluate = _check(config, env, model)
+  tokens_per_seg = num_models * learner.tokens_per_update * per_seg
+  kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
+  log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program; "
+      f"{n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
+  if evaluate is not None:
+    log(f"[imitation] held-out check every {int(im.eval.every_segments)} segments: {evaluate.describe}")
+  per_arm = lambda v: np.asarray(v).reshape(len(arms), num_seeds)
+  t_start, rate, metrics = time.time(), None, None
+  for seg in range(start, n_seg):
+    t0 = time.time()
+    state, metrics = segment(state, data, starts, n_starts, arm_of)
+    metrics = jax.device_get(metrics)
+    dt = time.time() - t0
+    if seg > start:   # the first segment of a process includes compilation
+      rate = tokens_per_seg / dt
+    upd = (seg + 1) * per_seg
+    for i, a in enumerate(arms):
+      board.scalars("imitator/loss", per_arm(metrics.loss.mean(-1))[i], upd, a)
+      board.scalars("imitator/accuracy", per_arm(metrics.accuracy.mean(-1))[i], upd, a)
+      if rate:
+        board.scalars("imitator/tokens_per_s", np.full(num_seeds, rate), upd, a)
+    loss = per_arm(metrics.loss[:, -1]).mean(-1)
+    line = (f"[imitation] segment {seg + 1}/{n_seg}: update {upd}, loss "
+            + " ".join(f"{a} {loss[i]:.3f}" for i, a in enumerate(arms))
+            + (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta {(n_seg - seg - 1) * tokens_per_seg / rate:.0f}s)"
+               if rate else f" ({dt:.1f}s, includes compilation)"))
+    if evaluate is not None and ((seg + 1) % int(im.eval.every_segments) == 0 or seg + 1 == n_seg):
+      early, late = evaluate(state.params, jax.random.fold_in(jax.random.key(int(config.seed) + 3), seg))
+      for i, a in enumerate(arms):
+        board.scalars("imitator/eval_return_early", per_arm(early)[i], upd, a)
+        board.scalars("imitator/eval_return_late", per_arm(late)[i], upd, a)
+      line += " | held-out early->late: " + " ".join(
+          f"{a} {per_arm(early)[i].mean():.1f}->{per_arm(late)[i].mean():.1f}" for i, a in enumerate(arms))
+    log(line)
+    mngr.save(seg + 1, args=ocp.args.StandardSave(state), force=seg + 1 == n_seg)
+  mngr.wait_until_finished()
+  mngr.close()
+  board.close()
+  summary = {"arms": arms, "num_seeds": num_seeds, "num_models": num_models, "segments": n_seg,
+             "tokens_per_update_per_model": learner.tokens_per_update, "tokens_per_s": rate,
+             "wall_s": time.time() - t_start}
+  if metrics is not None:
+    summary["final_loss"] = per_arm(metrics.loss[:, -1]).tolist()
+    summary["final_accuracy"] = per_arm(metrics.accuracy[:, -1]).tolist()
+  outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
+  log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
+
+
+def final_imitators(config, workdir: str):
+  """(model, params [A * S, ...], arms, num_seeds) of the finished imitation stage in workdir."""
+  env = common.env_of(config)
+  im = config.imitation
+  arms, num_seeds = arm_names(config), int(im.num_seeds)
+  model = build_model(config, env)
+  learner = learner_lib.make_learner(im.train, model)
+  obs_shape, obs_dtype = envs_lib.obs_spec(env)
+  tokens = jax.tree.map(
+      lambda x: jnp.zeros((int(im.train.seq_len),) + x.shape, x.dtype),
+      learner_lib.Tokens(obs=jnp.zeros(obs_shape, obs_dtype), prev_action=jnp.int32(0),
+                         prev_reward=jnp.float32(0), prev_done=jnp.bool_(False)))
+  abstract = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)),
+                            learner_lib.model_keys(int(config.seed), len(arms), num_seeds), tokens)
+  abstract = sharding.restore_target(abstract, len(arms) * num_seeds)
+  state = layout.restore(layout.path(workdir, "imitators", "checkpoints"), abstract,
+                         "imitation section (model, arms, seeds, or the P3 targets' observation entries)")
+  return model, state.params, arms, num_seeds
+
+
+def arm(config, workdir: str, name: str):
+  """(model, params [S, ...] of arm `name`, num_seeds) of the finished imitation stage."""
+  model, params, arms, num_seeds = final_imitators(config, workdir)
+  return model, learner_lib.arm_params(params, arms, name, num_seeds), num_seeds
+
+
+STAGE = Stage(name="imitation", subdir="imitators",
+              reads=("seed", "imitation", "evaluation.greedy", "evaluation.temperature",
+                     "experiments.p3.targets", "tasks.split_seed", "tasks.heldout_fraction"),
+              ignores=("imitation.sources",),     # where the stores are; their fingerprints are inputs
+              validate=validate, run=run, extra_outputs=("histories/ad_eps",))

@@ -1,0 +1,132 @@
+"""Every kind of output a stage writes, in one place: atomic JSON and npz, figures, TensorBoard.
+
+Files are written to a temporary name and renamed (cl_limits.histories.store.atomic_write_bytes), so a
+killed run never leaves a half-written file that reads as valid. TensorBoard scalars always go on the
+environment-step axis where the curve is a learning curve, one point per step value per tag.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import numpy as np
+
+from cl_limits.analysis import curves as curves_lib
+from cl_limits.histories import store
+
+
+def write_json(path: str, obj) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  store.atomic_write_json(path, obj)
+  return path
+
+
+def write_npz(path: str, **arrays) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  store.atomic_write_bytes(path, buf.getvalue())
+  return path
+
+
+def write_text(path: str, text: str) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  store.atomic_write_bytes(path, text.encode())
+  return path
+
+
+@contextlib.contextmanager
+def figure(path: str, ncols: int = 1, size=(7, 4)):
+  """`with figure(path, ncols) as axes:` draw on axes [ncols]; saved (atomically) and closed on exit."""
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  fig, axes = plt.subplots(1, ncols, figsize=(size[0] * ncols, size[1]), squeeze=False)
+  try:
+    yield fig, list(axes[0])
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    store.atomic_write_bytes(path, buf.getvalue())
+  finally:
+    plt.close(fig)
+
+
+class Board:
+  """TensorBoard writers under one directory: `<dir>/<group>/seed_<s>` per replicate and `<dir>/<group>/all`
+  for the mean. `purge_step` (a resumed run's first step) drops events a killed run wrote past its last
+  checkpoint, so a tag never holds two points at one step."""
+
+  def __init__(self, directory: str, num_seeds: int, groups=("",), purge_step: int | None = None,
+               config=None):
+    from tensorboardX import SummaryWriter  # noqa: PLC0415
+    self.num_seeds = num_seeds
+    kw = {} if not purge_step else {"purge_step": int(purge_step)}
+    self.seed = {(g, s): SummaryWriter(os.path.join(directory, g, f"seed_{s}"), **kw)
+                 for g in groups for s in range(num_seeds)}
+    self.all = {g: SummaryWriter(os.path.join(directory, g, "all"), **kw) for g in groups}
+    if config is not None and not purge_step:
+      self.all[groups[0]].add_text("config", "```\n" + str(config) + "\n```", 0)
+
+  def scalars(self, tag: str, per_seed, step: int, group: str = "") -> None:
+    """per_seed [S]: one value per replicate (nan: none); the mean of the finite ones goes to `all`."""
+    v = np.asarray(per_seed, np.float64).reshape(self.num_seeds)
+    for s in range(self.num_seeds):
+      if np.isfinite(v[s]):
+        self.seed[(group, s)].add_scalar(tag, float(v[s]), int(step))
+    if np.isfinite(v).any():
+      self.all[group].add_scalar(tag, float(np.nanmean(v)), int(step))
+
+  def mean_only(self, tag: str, value: float, step: int, group: str = "") -> None:
+    if np.isfinite(value):
+      self.all[group].add_scalar(tag, float(value), int(step))
+
+  def close(self) -> None:
+    for w in list(self.seed.values()) + list(self.all.values()):
+      w.close()
+
+
+def curves_board(tb_dir: str, tag_prefix: str, runs: dict, horizon: int, lines: dict | None = None,
+                 bins: int = 100) -> None:
+  """`<tag_prefix>/<learner>` per replicate and mean against environment steps (runs: {learner:
+  (episode_return [S, K, E], episode_end [S, K, E])}), plus constant reference lines at the same steps."""
+  curves = {k: curves_lib.mean_curve(r, e, bins=bins, horizon=horizon) for k, (r, e) in runs.items()}
+  num_seeds = next(iter(curves.values()))[1].shape[0]
+  board = Board(tb_dir, num_seeds)
+  for k, (x, y) in curves.items():
+    for j in range(len(x)):
+      board.scalars(f"{tag_prefix}/{k}", y[:, j], int(x[j]))
+  x = next(iter(curves.values()))[0]
+  for name, value in (lines or {}).items():
+    for j in range(len(x)):
+      board.mean_only(f"{tag_prefix}/{name}", float(value), int(x[j]))
+  board.close()
+
+
+def line_board(tb_dir: str, tag: str, x, y, max_points: int = 500) -> None:
+  """One curve (mean only) against environment steps, thinned to `max_points`, one point per step."""
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y)
+  x, y = x[ok].astype(np.int64), y[ok]
+  _, first = np.unique(x, return_index=True)
+  keep = first[np.unique(np.linspace(0, len(first) - 1, min(len(first), max_points)).astype(int))] \
+      if len(first) else first
+  board = Board(tb_dir, 0)
+  for j in keep:
+    board.mean_only(tag, float(y[j]), int(x[j]))
+  board.close()
+
+
+def hparams_board(directory: str, hparams: dict, metrics: dict, curves: dict, config_text: str = "") -> None:
+  """One run's TensorBoard hparams entry (the sweep axes and its metrics), per-episode curves (x = episode,
+  1-based) and its config as text."""
+  from tensorboardX import SummaryWriter  # noqa: PLC0415
+  with SummaryWriter(directory) as w:
+    if config_text:
+      w.add_text("config", "```\n" + config_text + "\n```", 0)
+    w.add_hparams(hparams, metrics, name=".")
+    for tag, ys in curves.items():
+      for i, y in enumerate(ys):
+        w.add_scalar(tag, float(y), i + 1)

@@ -1,0 +1,146 @@
+"""P3 within family: can a frozen imitator learn, in context, a grid world it never saw?
+
+For each target of `experiments.p3.targets` (DarkKeyToDoor, a larger DarkRoom: the same actions,
+observation entries the imitator's embedding covers) a DQN first learns `num_tasks` of the target's
+held-out tasks from scratch (the teacher stage again, its own step under `<workdir>/p3/<target>/teachers`).
+This stage then rolls out, for as many environment steps as that DQN learned for, the `experiments.p3.arm`
+imitators frozen, on the first `hybrid_tasks` tasks every hybrid variant of `experiments.hybrid`, and a
+uniform random policy; and scores every learner per task, 0 = random, 1 = the DQN's final return
+(analysis/scores.py). Writes `<workdir>/p3/{summary.json, <target>/returns.npz, <target>/curves.png}` and
+TensorBoard under `<workdir>/tb/p3/<target>`.
+"""
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+
+from cl_limits.analysis import curves, scores
+from cl_limits.rollouts import learners
+from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import common, layout, outputs
+from cl_limits.stages import hybrid as hybrid_stage
+from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages.base import ConfigError, Stage, check, in_range, positive_int
+
+
+def enabled(config) -> bool:
+  p3 = config.experiments.p3
+  return bool(str(p3.arm or "") and len(p3.targets))
+
+
+def target_config(config, name: str):
+  """The config of the DQN learning target `name` from scratch: the main config with the target env,
+  teaching the first `num_tasks` of the target's held-out tasks."""
+  t = config.experiments.p3.targets[name]
+  cfg = ml_collections.ConfigDict(config.to_dict())
+  cfg.env = ml_collections.ConfigDict(dict(name=t.name, kwargs=t.kwargs.to_dict()))
+  cfg.tasks.teacher_split = "heldout"
+  cfg.tasks.max_tasks = int(config.experiments.p3.num_tasks)
+  cfg.teachers_from = ""
+  cfg.lock()
+  return cfg
+
+
+def target_dir(workdir: str, name: str) -> str:
+  return layout.path(workdir, "p3", name)
+
+
+def validate(config) -> None:
+  p3 = config.experiments.p3
+  names = imitation_stage.arm_names(config)
+  check(p3.arm in names, "experiments.p3.arm", f"is not one of the imitation arms {names}", p3.arm)
+  n = positive_int(config, "experiments.p3.num_tasks")
+  check(0 <= int(p3.hybrid_tasks) <= n, "experiments.p3.hybrid_tasks", f"must be in [0, num_tasks={n}]",
+        p3.hybrid_tasks)
+  in_range(config, "experiments.p3.late_fraction", 0.0, 1.0, lo_open=True)
+  positive_int(config, "experiments.p3.bootstrap_reps")
+  env = common.env_of(config)
+  n_act = env.action_space(env.default_params).n
+  for name, target in imitation_stage.target_envs(config).items():
+    m = target.action_space(target.default_params).n
+    check(m == n_act, f"experiments.p3.targets.{name}.name", f"has {m} actions, the imitators {n_act}",
+          target.name)
+  if hybrid_stage.enabled(config) and int(p3.hybrid_tasks) > 0:
+    hybrid_stage.validate(config)
+
+
+def run(step, log=print) -> None:
+  config, workdir = step.config, step.workdir
+  p3 = config.experiments.p3
+  model, params, num_seeds = imitation_stage.arm(config, workdir, str(p3.arm))
+  names, h = [], None
+  if hybrid_stage.enabled(config) and int(p3.hybrid_tasks) > 0:
+    h = config.experiments.hybrid
+    names = hybrid_stage.variants(h.variants, "experiments.hybrid.variants")
+  reps, frac = int(p3.bootstrap_reps), float(p3.late_fraction)
+  actions = imitation_stage.protocol(config)
+  summary = {"arm": p3.arm, "late_fraction": frac, "threshold": float(p3.threshold),
+             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
+                          "context": "carried across episodes, empty at the start",
+                          "horizon": "the DQN's total environment steps in the target",
+                          "normalisation": "per task: 0 = random policy, 1 = DQN's final return",
+                          **scores.score_protocol(frac),
+                          "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
+             "targets": {}}
+  for t_i, (name, env) in enumerate(imitation_stage.target_envs(config).items()):
+    tcfg = target_config(config, name)
+    dqn = layout.teacher_curves(target_dir(workdir, name))
+    tasks, task_ids = common.heldout_tasks(tcfg, env, int(p3.num_tasks))
+    if not np.array_equal(np.asarray(task_ids), dqn["task_ids"]):
+      raise ConfigError(f"{target_dir(workdir, name)}: the DQN's tasks {dqn['task_ids']} are not the "
+                        f"imitator's {task_ids}")
+    total = int(tcfg.teacher.dqn.total_steps)
+    horizon = common.whole_segments(total, int(h.learner.act_steps)) if names else total
+    key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
+    tag = f"[p3] {name}"
+    runs = learners.run_learners(model, params, env, tasks, horizon, key, **actions, log=log, tag=tag)
+    if names:
+      sub = common.first(tasks, int(p3.hybrid_tasks))
+      hy = learners.run_learners(model, params, env, sub, horizon, key, variants=names, learner_cfg=h.learner,
+                                 **actions, frozen=False, log=log, tag=tag)
+      runs.update({f"hybrid_{v}": hy[v] for v in names})
+    rnd = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
+        tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
+            num_seeds, len(task_ids))))
+    entry = {"env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(),
+             "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
+    entry.update(scores.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)),
+                              dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, reps, log=log, tag=tag))
+    summary["targets"][name] = entry
+    write_target(target_dir(workdir, name), layout.path(workdir, "tb", "p3", name), f"p3/{name}", name, entry,
+                 runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
+  outputs.write_json(layout.path(workdir, "p3", layout.SUMMARY), summary)
+
+
+def write_target(out_dir, tb_dir, group, title, entry, runs, rnd, dqn_curves, dqn_x, horizon):
+  """A scored target's returns.npz and curves.png under out_dir, its TensorBoard curves under tb_dir."""
+  lo = np.asarray(entry["random_return"])
+  outputs.write_npz(layout.path(out_dir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
+                    random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
+                    **{f"{k}/{n}": a for k, (r, e) in runs.items()
+                       for n, a in (("episode_return", r), ("episode_end", e))})
+  _plot(title, entry, runs, dqn_curves, dqn_x, lo, layout.path(out_dir, "curves.png"), horizon)
+  outputs.curves_board(tb_dir, group, runs, horizon, {"random": float(np.mean(lo))})
+  with np.errstate(all="ignore"):
+    outputs.line_board(layout.path(tb_dir, "dqn"), f"{group}/dqn", dqn_x, np.nanmean(dqn_curves, axis=(0, 1)))
+
+
+def _plot(name, entry, runs, dqn_curves, dqn_x, random_level, path, horizon):
+  with outputs.figure(path) as (_, (ax,)), np.errstate(all="ignore"):
+    ax.plot(dqn_x, np.nanmean(dqn_curves, axis=(0, 1)), color="k", lw=2, label="DQN from scratch")
+    for i, (k, (r, e)) in enumerate(runs.items()):
+      x, y = curves.mean_curve(r, e, horizon=horizon)
+      ax.plot(x, curves.nanmean(y, 0), color=f"C{i}", lw=2, label=f"imitator {k} ({r.shape[1]} tasks)")
+      for s in range(y.shape[0]):
+        ax.plot(x, y[s], color=f"C{i}", lw=0.5, alpha=0.3)
+    ax.axhline(float(np.mean(random_level)), color="gray", ls=":", lw=1.2, label="random policy")
+    ax.set_xlabel("environment steps in the unseen env")
+    ax.set_ylabel("episode return (thick: mean; thin: each seed)")
+    ax.set_title(f"P3 {name}: {entry['env']} {entry['env_kwargs']}", fontsize=10)
+    ax.legend(fontsize=7)
+
+
+STAGE = Stage(name="p3", subdir="p3",
+              reads=("seed", "experiments.p3", "experiments.hybrid", "evaluation", "tasks"),
+              validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p3",))

@@ -1,0 +1,168 @@
+"""The pipeline: a list of steps (a stage on a config in a run directory), every one validated before the
+first runs, each skipped when its results match its fingerprint, re-run with everything downstream when
+a field it reads (or an input) changed.
+
+  teachers -> imitation -> evaluation -> p1 -> p2 -> [p3 target DQNs -> p3] -> hybrid -> report
+
+A config with a `transplant` section is the MinAtar leave-one-game-out study: teachers per game,
+imitation and scoring per held-out game, one report (cl_limits/stages/transplant.py). A killed pipeline
+resumes where it stopped; a finished one only prints where its report is.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from cl_limits.stages import evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, teachers
+from cl_limits.stages import transplant
+from cl_limits.stages.base import ConfigError, Step, changed_fields, fingerprint, read_fields
+
+
+def plan(config, workdir: str) -> list[Step]:
+  """The steps the config asks for, in order."""
+  workdir = os.path.abspath(workdir)
+  if transplant.enabled(config):
+    return _transplant_plan(config, workdir)
+  teachers_at = os.path.abspath(str(config.get("teachers_from") or "") or workdir)
+  steps = [Step("teachers", teachers.STAGE, config, teachers_at, args={"shared": teachers_at != workdir})]
+  if "imitation" not in config:          # a teacher-only config (cartpole.py, minatar.py)
+    return steps
+  steps += [Step("imitation", imitation.STAGE, config, workdir, ("teachers",)),
+            Step("evaluation", evaluation.STAGE, config, workdir, ("imitation", "teachers"))]
+  for stage in (p1.STAGE, p2.STAGE):
+    if stage.enabled(config):
+      steps.append(Step(stage.name, stage, config, workdir, ("imitation", "teachers")))
+  if p3.STAGE.enabled(config):
+    targets = []
+    for name in config.experiments.p3.targets:
+      steps.append(Step(f"p3/{name}/teachers", teachers.STAGE, p3.target_config(config, name),
+                        p3.target_dir(workdir, name)))
+      targets.append(steps[-1].id)
+    steps.append(Step("p3", p3.STAGE, config, workdir, ("imitation", *targets)))
+  if hybrid.STAGE.enabled(config):
+    steps.append(Step("hybrid", hybrid.STAGE, config, workdir, ("imitation", "teachers")))
+  steps.append(Step("report", report.STAGE, config, workdir, tuple(s.id for s in steps)))
+  return steps
+
+
+def _transplant_plan(config, workdir):
+  steps = [Step(f"games/{g}/teachers", teachers.STAGE, transplant.game_config(config, g),
+                transplant.game_dir(workdir, g)) for g in transplant.games(config)]
+  scores = []
+  for g in transplant.heldout_games(config):
+    others = tuple(f"games/{o}/teachers" for o in transplant.games(config) if o != g)
+    steps.append(Step(f"holdout/{g}/imitation", imitation.STAGE, transplant.holdout_config(config, workdir, g),
+                      transplant.holdout_dir(workdir, g), others))
+    steps.append(Step(f"holdout/{g}/p3", transplant.SCORE, config, transplant.holdout_dir(workdir, g),
+                      (f"holdout/{g}/imitation", f"games/{g}/teachers"), args={"root": workdir, "game": g}))
+    scores.append(steps[-1].id)
+  steps.append(Step("transplant", transplant.REPORT, config, workdir, tuple(scores)))
+  return steps
+
+
+def validate(steps) -> None:
+  """Every step's config checks, before anything runs (ConfigError names the field)."""
+  seen = set()
+  for s in steps:
+    key = (s.stage.name, id(s.config))
+    if key not in seen:
+      seen.add(key)
+      s.stage.validate(s.config)
+
+
+def _paths(step):
+  return (layout.path(step.workdir, step.stage.marker_path), layout.path(step.workdir, step.stage.record_path))
+
+
+def decide(steps) -> dict:
+  """{step id: (action, reason, fingerprint, reads)}; action is "reuse", "run" (fresh or resuming) or
+  "rerun" (results of another config: cleared first)."""
+  fps, out = {}, {}
+  for s in steps:
+    reads = read_fields(s.config, s.stage.reads, s.stage.ignores)
+    inputs = {i: fps[i] for i in s.inputs}
+    fp = fingerprint(reads, inputs)
+    fps[s.id] = fp
+    marker, record_path = _paths(s)
+    record = layout.read_json(record_path)
+    if record is None:
+      action, reason = ("reuse", "made before fingerprints") if os.path.exists(marker) else ("run", "")
+    elif record.get("fingerprint") == fp:
+      action, reason = ("reuse", "") if os.path.exists(marker) else ("run", "resuming")
+    else:
+      fields = changed_fields(record.get("reads", {}), reads)
+      ins = [i for i in inputs if record.get("inputs", {}).get(i) != inputs[i]]
+      reason = ", ".join([f"{f} changed" for f in fields] + [f"its input {i} changed" for i in ins])
+      action = "rerun"
+      if s.args.get("shared"):
+        raise ConfigError(f"teachers_from: the teachers in {s.workdir} were made with a different config "
+                          f"({reason or 'fingerprint differs'}); point it at a run of the same base config")
+    out[s.id] = (action, reason, fp, reads, inputs)
+  return out
+
+
+def _clear(step, steps) -> None:
+  """Removes what a stale step wrote, keeping the directories of other steps nested inside its own."""
+  st = step.stage
+  if st.subdir == ".":
+    targets = [layout.path(step.workdir, st.marker_path)]
+  else:
+    targets = [layout.path(step.workdir, st.subdir)] + [layout.path(step.workdir, p) for p in st.extra_outputs]
+  keep = {layout.path(o.workdir, o.stage.subdir) for o in steps if o is not step and o.stage.subdir != "."}
+  for t in targets:
+    _remove(t, keep)
+
+
+def _remove(path, keep):
+  if path in keep or not os.path.exists(path):
+    return
+  if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in keep):
+    for child in os.listdir(path):
+      _remove(os.path.join(path, child), keep)
+  elif os.path.isdir(path):
+    shutil.rmtree(path)
+  else:
+    os.remove(path)
+
+
+def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
+  """Validates every step, then runs the ones whose results are missing or stale; returns the path of the
+  last step's output (report.md). `only`: stage names to run (their upstream steps must be finished)."""
+  steps = plan(config, workdir)
+  validate([s for s in steps if not only or s.stage.name in only])
+  actions = decide(steps)
+  last = steps[-1]
+  final = layout.path(last.workdir, last.stage.marker_path)
+  if not only and all(a[0] == "reuse" for a in actions.values()) and last.stage is report.STAGE:
+    for s in steps:
+      if actions[s.id][1]:         # made before fingerprints: record them now
+        _record(s, actions[s.id])
+    log(f"[pipeline] finished run; report: {layout.path(workdir, 'report.md')}")
+    return layout.path(workdir, "report.md")
+  for s in steps:
+    action, reason, *_ = actions[s.id]
+    if only and s.stage.name not in only:
+      if action != "reuse":
+        raise ConfigError(f"{s.id}: not finished in {s.workdir} (run the {s.stage.name} stage first)")
+      continue
+    if action == "reuse":
+      log(f"[pipeline] {s.id}: reused" + (f" ({reason})" if reason else ""))
+      if s.stage is teachers.STAGE:
+        layout.manifest(layout.histories_dir(s.workdir))     # a corrupt store fails here, not later
+      if reason:
+        _record(s, actions[s.id])
+      continue
+    if action == "rerun":
+      log(f"[pipeline] {s.id}: re-run ({reason})")
+      _clear(s, steps)
+    elif reason:
+      log(f"[pipeline] {s.id}: {reason}")
+    _record(s, actions[s.id])
+    s.stage.run(s, log)
+  return final
+
+
+def _record(step, decision) -> None:
+  _, _, fp, reads, inputs = decision
+  outputs.write_json(_paths(step)[1], {"stage": step.stage.name, "step": step.id, "fingerprint": fp,
+                                       "reads": reads, "inputs": inputs})

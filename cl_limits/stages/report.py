@@ -1,0 +1,121 @@
+"""The report stage: `<workdir>/report.md`, the verdict table first, then figures and every stage's detail.
+
+It reads only what the stages wrote (through cl_limits/stages/layout.py) and is re-written whenever an
+input stage re-ran; the capacity sweep's aggregation (cl_limits/stages/capacity.py) calls `write` again to
+add its rows.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import layout, outputs
+from cl_limits.stages import report_rows as rr
+from cl_limits.stages.base import Stage
+
+
+def write(config, workdir: str) -> str:
+  """(Re)writes workdir/report.md from what the finished stages left; returns its path."""
+  workdir = os.path.abspath(workdir)
+  rows = ([r for r in [rr.p1_row(config, workdir)] if r] + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
+          + rr.hybrid_rows(workdir) + rr.capacity_rows(workdir))
+  lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
+  if rows:
+    lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
+    lines += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'], r.get('fmt', '{:.2f}'))} | "
+              f"**{r['verdict']}** | {r['rule']} |" for r in rows]
+  else:
+    lines.append("No prediction has been measured in this run directory yet.")
+  ev = config.evaluation
+  lines += ["", f"Evaluation protocol: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}; every "
+            "rollout starts from an empty context, which then carries across episodes (a sliding window of "
+            f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
+            f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: "
+            f"{config.experiments.p2.horizon_factor:g}x the environment steps of one truncated history. "
+            "Intervals: interquartile mean (IQM) over seeds x tasks, 95% stratified bootstrap CI over seeds "
+            "(rliable).", ""]
+  figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
+          ("frozen imitators on held-out tasks", "eval/curves.png"),
+          ("hybrid vs frozen imitator, P2 protocol", "hybrid/curves.png")]
+  p3s = layout.summary(workdir, "p3")
+  figs += [(f"P3: transplant to {name}", f"p3/{name}/curves.png") for name in (p3s or {}).get("targets", {})]
+  figs += [("capacity: return vs context length", "capacity/capacity.png")]
+  for title, rel in figs:
+    if os.path.exists(os.path.join(workdir, rel)):
+      lines += [f"![{title}]({rel})", ""]
+  teachers_at = str(config.get("teachers_from") or "") or workdir
+  lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
+  lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
+      + rr._capacity_section(workdir)
+  return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
+
+
+def _teachers(config, teachers_at, workdir) -> str:
+  summary = layout.summary(teachers_at, "teachers")
+  manifest = layout.manifest(layout.histories_dir(teachers_at))
+  curves = layout.teacher_curves(teachers_at)
+  lines = ["## Teachers", "",
+           f"DQN teachers on {config.env.name} {dict(config.env.kwargs)}: {manifest['num_seeds']} seeds x "
+           f"{len(manifest['task_ids'])} tasks, {manifest['env_steps_per_learner']} environment steps per "
+           f"learner over {manifest['streams_per_learner']} streams.", ""]
+  if "greedy_return" in summary:
+    greedy = np.asarray(summary["greedy_return"])
+    lines += ["| measure | value |", "|---|---|",
+              f"| final greedy return, mean over seeds and tasks | {greedy.mean():.2f} |"]
+    if "optimal_return" in summary:
+      opt = np.asarray(summary["optimal_return"])
+      frac = greedy / opt[None]
+      lines += [f"| optimal return (oracle), mean over tasks | {opt.mean():.2f} |",
+                f"| tasks where every seed reaches 90% of optimal | {(frac >= 0.9).all(0).sum()} of "
+                f"{frac.shape[1]} |"]
+    ret = curves["returns"]
+    with np.errstate(all="ignore"):
+      first, last = np.nanmean(ret[..., 0]), np.nanmean(ret[..., -1])
+    lines += [f"| training return, first {curves['env_steps'][0]} steps | {first:.2f} |",
+              f"| training return, last {curves['env_steps'][0]} steps | {last:.2f} |", ""]
+  rel = os.path.relpath(layout.teachers_dir(teachers_at), os.path.abspath(workdir))
+  lines += ["Greedy return: one episode per (seed, task) with the final Q-network, argmax actions.",
+            "Training return: episodes completed in each window, epsilon-greedy as trained.", "",
+            f"![teacher learning curves]({rel}/teacher_curves.png)", "",
+            f"Histories: `{rel}/histories`; TensorBoard: `{rel}/tb`.", ""]
+  return "\n".join(lines)
+
+
+def _imitation(config, workdir) -> str:
+  ev = layout.summary(workdir, "eval")
+  data = layout.read_json(layout.path(workdir, "imitators", "data.json"))
+  p = ev["protocol"]
+  lines = ["## Frozen imitators on held-out tasks (P1 protocol)", "",
+           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['episodes']} episodes "
+           f"({ev['horizon_steps']} environment steps) per rollout, context {p['context']}, "
+           f"{len(ev['task_ids'])} held-out tasks; {config.imitation.num_seeds} model seeds per arm. "
+           f"Intervals: {p['ci']}.", "",
+           f"| arm | data | episodes 1-{p['early_episodes']} | last {p['late_episodes']} episodes "
+           "| last / teachers' final |", "|---|---|---|---|---|"]
+  for arm, s in ev["arms"].items():
+    d = data["arms"][arm]
+    desc = (f"{d['data']}, portion {d['portion']} {d['fraction']:g}, gap {d['gap']}, labels {d['labels']}, "
+            f"{d['steps']:,} steps")
+    ratio = f"{s['late_over_teacher']:.2f}" if "late_over_teacher" in s else "n/a"
+    lines.append(f"| {arm} | {desc} | {rr.ci(s['early'])} | {rr.ci(s['late'])} | {ratio} |")
+  lines.append("")
+  if ev.get("teacher_final_return") is not None:
+    lines.append(f"Teachers' final return (training return in their last logging window, on their own "
+                 f"tasks): {ev['teacher_final_return']:.2f}.")
+  for c in ev["comparisons"]:
+    lines.append(f"{c['a']} minus {c['b']}, {c['measure']}: {rr.ci(c['diff'])}.")
+  lines += ["", "![imitator curves](eval/curves.png)", "",
+            "TensorBoard: `imitators/tb` (loss, accuracy, tokens/s, held-out early/late return during "
+            "training).", ""]
+  return "\n".join(lines)
+
+
+def run(step, log=print) -> None:
+  log(f"[pipeline] report: {write(step.config, step.workdir)}")
+
+
+STAGE = Stage(name="report", subdir=".", reads=("env", "evaluation", "imitation.model.context_len",
+                                                "experiments.p1.threshold", "experiments.p2.horizon_factor"),
+              validate=lambda config: None, run=run, marker="report.md", record="report.stage.json")
