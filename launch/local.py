@@ -44,7 +44,8 @@ def run_local(spec: str, root: str, processes: int = 1, log=print) -> int:
 
 def main(argv):
   del argv
-  sys.exit(1 if run_local(cli.SWEEP.value, cli.ROOT.value, _PROCESSES.value) else 0)
+  failed = cli.refusing_bad_input(lambda: run_local(cli.SWEEP.value, cli.ROOT.value, _PROCESSES.value))
+  sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

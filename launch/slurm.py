@@ -63,9 +63,9 @@ def run_slurm(spec: str, root: str, cluster: str | None = None, log=print, **par
 
 def main(argv):
   del argv
-  failed = run_slurm(cli.SWEEP.value, cli.ROOT.value, _CLUSTER.value, partition=_PARTITION.value,
-                     gpus_per_job=_GPUS.value, cpus_per_job=_CPUS.value, timeout_min=_TIMEOUT.value,
-                     array_parallelism=_PARALLEL.value)
+  failed = cli.refusing_bad_input(lambda: run_slurm(
+      cli.SWEEP.value, cli.ROOT.value, _CLUSTER.value, partition=_PARTITION.value, gpus_per_job=_GPUS.value,
+      cpus_per_job=_CPUS.value, timeout_min=_TIMEOUT.value, array_parallelism=_PARALLEL.value))
   sys.exit(1 if failed else 0)
 
 

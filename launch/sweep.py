@@ -79,8 +79,12 @@ def check_root(spec: str, root: str) -> None:
   from cl_limits.stages import layout, pipeline  # noqa: PLC0415
   path, preset = split(spec)
   module = load_module(path)
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
   for job in jobs(spec, root):
-    config = module.get_config(job.config.partition(":")[2])
+    try:
+      config = module.get_config(job.config.partition(":")[2])
+    except ValueError as e:
+      raise ConfigError(f"sweep job {job.name} ({job.config}): {e}") from None
     with config.unlocked():
       config.teachers_from = job.root
     pipeline.validate(pipeline.plan(config, job.workdir))

@@ -32,7 +32,7 @@ def darkroom_all_goals():
 def finished_pipeline(tmp_path_factory, config, name):
   """`experiments/pipeline.py`'s job on `config`, run to the end in a fresh directory:
   (workdir, report path, log lines)."""
-  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
+  from cl_limits.stages.pipeline import run as run_pipeline  # noqa: PLC0415
   workdir = str(tmp_path_factory.mktemp(name))
   logs = []
   report = run_pipeline(config, workdir, log=logs.append)

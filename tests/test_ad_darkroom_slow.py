@@ -13,9 +13,8 @@ import os
 
 import pytest
 
-from cl_limits.imitation.runner import run_imitation
-from cl_limits.rollouts import evaluation
-from cl_limits.teachers.runner import run_teachers
+from cl_limits.stages import layout
+from cl_limits.stages.pipeline import run_stage
 from experiments.configs import darkroom
 
 
@@ -26,10 +25,9 @@ def test_ad_learns_in_context_on_heldout_goals(tmp_path):
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
     config.evaluation = darkroom.acceptance_evaluation()
-  run_teachers(config, workdir)
-  run_imitation(config, workdir)
-  evaluation.run_evaluation(config, workdir)
-  s = evaluation.load_summary(workdir)
+  for stage in ("teachers", "imitation", "evaluation"):
+    run_stage(config, workdir, stage)
+  s = layout.summary(workdir, "eval")
   ad, bc, eps = s["arms"]["ad"], s["arms"]["bc"], s["arms"]["ad_eps"]
   teacher = s["teacher_final_return"]
   print({a: (v["early"][0], v["late"], v.get("late_over_teacher")) for a, v in s["arms"].items()},

@@ -91,7 +91,7 @@ def test_capacity_verdicts():
 
 
 def test_step_weighted_means_weight_episodes_by_their_steps():
-  from cl_limits.analysis import learners
+  from cl_limits.analysis import curves as learners
   # Episodes of 10, 30 and 60 steps (horizon 100) with returns 1, 2, 4; the last slot never finished.
   rets = np.array([[[1.0, 2.0, 4.0, np.nan]]])
   ends = np.array([[[10, 40, 100, -1]]])
@@ -105,7 +105,7 @@ def test_step_weighted_means_weight_episodes_by_their_steps():
 
 
 def test_p3_normalisation_and_verdicts():
-  from cl_limits.analysis import p3
+  from cl_limits.analysis import scores as p3
   np.testing.assert_allclose(p3.normalise(np.array([[1.0, 3.0]]), np.array([1.0, 1.0]), np.array([3.0, 5.0])),
                              [[0.0, 0.5]])
   assert verdicts.p3((0.1, 0.0, 0.3), 0.8)[0] == "supported"
@@ -117,7 +117,7 @@ def test_p3_normalisation_and_verdicts():
 
 
 def test_binned_curve_is_the_per_window_episode_mean():
-  from cl_limits.analysis import learners
+  from cl_limits.analysis import curves as learners
   rets = np.array([[[1.0, 3.0, 5.0, 7.0, np.nan]]])
   ends = np.array([[[4, 10, 11, 30, -1]]])
   # windows (0, 10], (10, 20], (20, 30]: ends 4 and 10 fall in the first, 11 in the second, 30 in the third
@@ -134,7 +134,7 @@ def test_ceiling_as_fractions_of_each_tasks_optimum():
   from types import SimpleNamespace
 
   from cl_limits import envs
-  from cl_limits.analysis import p2
+  from cl_limits.analysis import ceiling as p2
   # [seeds 1, tasks 2, streams 1, T 8]: episodes of 2 steps, return paid on the episode's last step.
   t = np.arange(8)
   done = np.broadcast_to(t % 2 == 1, (1, 2, 1, 8))
@@ -159,26 +159,55 @@ def test_ceiling_as_fractions_of_each_tasks_optimum():
   assert p2.task_optimum(envs.make("DarkRoom", size=9, episode_len=20, start="random"), goals) is None
 
 
-def test_teachers_greedy_policy_at_the_cut(tmp_path):
+def test_teachers_greedy_policy_at_the_cut():
   """The greedy return after the last teacher segment that ended at or before the cut, raw and as fractions
-  of each task's optimum; nothing when the teacher run has no greedy curve or the histories are pooled."""
-  import ml_collections
-
-  from cl_limits.analysis import p2
-  config = ml_collections.ConfigDict({"teachers_from": ""})
-  manifest = {"task_ids": [3, 7]}
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100) is None       # no curves.npz
-  (tmp_path / "teachers").mkdir()
-  path = tmp_path / "teachers" / "curves.npz"
-  np.savez(path, returns=np.zeros((2, 2, 3)))
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100) is None       # no greedy curve
+  of each task's optimum; nothing when no segment ended by the cut or the tasks do not match."""
   # [seeds 2, tasks 2, segments 3] after 40, 80, 120 steps; task optima 10 and 20.
   greedy = np.stack([np.array([[2.0, 6.0, 10.0], [4.0, 10.0, 20.0]])] * 2)
-  np.savez(path, returns=np.zeros((2, 2, 3)), greedy_returns=greedy, greedy_env_steps=np.array([40, 80, 120]))
-  g = p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 100, optimum=np.array([10.0, 20.0]))
+  steps = np.array([40, 80, 120])
+  g = ceiling.greedy_at_cut(greedy, steps, 100, 2, optimum=np.array([10.0, 20.0]))
   assert g["env_steps"] == 80 and g["return"] == pytest.approx(8.0)
   assert g["fraction"] == pytest.approx((0.6 + 0.5) / 2)
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 120)["return"] == pytest.approx(15.0)
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), manifest, 39) is None        # cut before any segment
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), {"task_ids": [3]}, 100) is None
-  assert p2.teacher_greedy_at_cut(config, str(tmp_path), {**manifest, "sources": []}, 100) is None
+  assert ceiling.greedy_at_cut(greedy, steps, 120, 2)["return"] == pytest.approx(15.0)
+  assert ceiling.greedy_at_cut(greedy, steps, 39, 2) is None        # cut before any segment
+  assert ceiling.greedy_at_cut(greedy, steps, 100, 1) is None       # other tasks than the histories'
+
+
+def test_p3_score_known_answer():
+  """One task, DQN logging windows of 10 steps over 40: the DQN's curve 0, 2, 4, 4 (final = the last half
+  of the windows = 4), a random policy at 1 per episode (AUC 1). Imitator seed 0 goes 1, 1, 4, 4 (AUC 2.5,
+  final 4), seed 1 stays at 1. Normalised (x - 1) / (4 - 1): seed 0 AUC 0.5, final 1; seed 1 0 and 0."""
+  from cl_limits.analysis import scores
+  ends = np.array([[[10, 20, 30, 40]]])
+  frozen = (np.array([[[1.0, 1.0, 4.0, 4.0]], [[1.0, 1.0, 1.0, 1.0]]]), np.repeat(ends, 2, 0))
+  random = (np.ones((1, 1, 4)), ends)
+  dqn = np.array([[[0.0, 2.0, 4.0, 4.0]]])
+  out = scores.score({"frozen": frozen}, random, dqn, bin_steps=10, horizon=40, frac=0.5, reps=100,
+                     log=lambda *_: None)
+  assert out["tasks_used"] == 1 and out["bins"] == 4 and out["late_bins"] == 2
+  assert out["random_return"] == [1.0] and out["dqn_final_return"] == [4.0]
+  f = out["learners"]["frozen"]
+  assert f["auc"][0] == pytest.approx(0.25) and f["final"][0] == pytest.approx(0.5)   # mean of 2 seeds
+  assert f["final_raw"] == pytest.approx(2.5) and f["auc_raw"] == pytest.approx(1.75)
+  d = out["learners"]["dqn"]
+  assert d["final"][0] == pytest.approx(1.0) and d["auc"][0] == pytest.approx(0.5)
+  # A DQN that never beats the random policy gives nothing to normalise by.
+  flat = scores.score({"frozen": frozen}, random, np.ones((1, 1, 4)), 10, 40, 0.5, 100, log=lambda *_: None)
+  assert flat["tasks_used"] == 0 and flat["learners"] == {} and "did not beat" in flat["note"]
+
+
+def test_segment_bins_put_a_segments_last_step_in_its_own_window():
+  """Teacher segments of 400 learner steps, 2 streams, logging windows of 200: an episode ending at the
+  segment's last stream step (learner step 400) belongs to window (200, 400], not to the next segment's."""
+  from cl_limits.teachers import population
+  ep_ret = np.full((1, 1, 2, 200), np.nan)          # [seeds, tasks, streams, stream steps]
+  ep_ret[0, 0, 0, 199] = 5.0                        # learner step 0 + 200 * 2 = 400
+  ep_ret[0, 0, 1, 99] = 3.0                         # learner step 200: window (0, 200]
+  sums, counts = population.segment_curve_bins(ep_ret, 0, 2, 200, 1_200)
+  np.testing.assert_array_equal(counts[0, 0], [1, 1, 0, 0, 0, 0])
+  np.testing.assert_array_equal(sums[0, 0], [3, 5, 0, 0, 0, 0])
+  # The next segment (learner steps 400-800): its first stream step is learner step 402, window (400, 600].
+  ep_ret2 = np.full((1, 1, 2, 200), np.nan)
+  ep_ret2[0, 0, 0, 0] = 7.0
+  sums2, counts2 = population.segment_curve_bins(ep_ret2, 400, 2, 200, 1_200)
+  np.testing.assert_array_equal(counts2[0, 0], [0, 0, 1, 0, 0, 0])

@@ -68,9 +68,24 @@ def test_full_hybrid_changes_every_weight_matrix_and_leaves_the_input_alone(setu
   for a, b in zip(leaves(params), before):          # the caller's frozen imitator is untouched
     np.testing.assert_array_equal(a, b)
   assert np.isfinite(out["full"].loss).all()
-  # Its later episodes are played by the updated weights, so they differ from the frozen run's.
-  assert not np.array_equal(out["full"].episode_return, out["frozen"].episode_return) or \
-      not np.allclose(out["full"].loss, out["full"].loss[0])
+
+
+def test_full_hybrid_acts_as_frozen_until_its_first_update_then_with_the_updated_weights(setup, runs):
+  """Same keys: the episodes of the first segment (before any SGD) are the frozen run's; the final weights
+  give other action probabilities than the frozen ones on the same tokens."""
+  _, model, params, _ = setup
+  out, _ = runs
+  ends = np.asarray(out["full"].episode_end)
+  first = (ends > 0) & (ends <= ACT)
+  assert first.sum() == 2
+  np.testing.assert_array_equal(ends, np.asarray(out["frozen"].episode_end))
+  np.testing.assert_array_equal(np.asarray(out["full"].episode_return)[first],
+                                np.asarray(out["frozen"].episode_return)[first])
+  tok = Tokens(obs=jnp.asarray([[1, 2], [2, 2], [3, 1], [0, 4]], jnp.int8), prev_action=jnp.asarray([5, 0, 1, 2]),
+               prev_reward=jnp.asarray([0.0, 0.0, 1.0, 0.0]), prev_done=jnp.asarray([True, False, False, False]))
+  p_new = jax.nn.softmax(model.apply(out["full"].params, tok), -1)
+  p_old = jax.nn.softmax(model.apply(params, tok), -1)
+  assert float(jnp.abs(p_new - p_old).max()) > 1e-3
 
 
 def test_lora_hybrid_trains_the_adapter_only(setup, runs):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from cl_limits import envs
-from cl_limits.histories import store
-from cl_limits.imitation import runner as imitation_runner
-from cl_limits.rollouts import evaluation
-from cl_limits.teachers.runner import run_teachers
+from cl_limits.stages import evaluation, layout
+from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages.base import ConfigError
+from cl_limits.stages.pipeline import run_stage
 from experiments.configs import darkroom
 
 
@@ -35,7 +35,7 @@ def smoke_config(**imitation_overrides):
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("teachers_smoke"))
-  run_teachers(darkroom.get_config("smoke"), workdir, log=lambda *_: None)
+  run_stage(darkroom.get_config("smoke"), workdir, "teachers", log=lambda *_: None)
   return workdir
 
 
@@ -51,8 +51,8 @@ def finished(teacher_dir, tmp_path_factory):
   shutil.copytree(os.path.join(teacher_dir, "teachers"), os.path.join(workdir, "teachers"))
   config = smoke_config()
   lines = []
-  imitation_runner.run_imitation(config, workdir, log=lines.append)
-  evaluation.run_evaluation(config, workdir, log=lines.append)
+  run_stage(config, workdir, "imitation", log=lines.append)
+  run_stage(config, workdir, "evaluation", log=lines.append)
   return config, workdir, lines
 
 
@@ -70,6 +70,10 @@ class CompileCounter:
 
 
 COUNTER = CompileCounter()
+
+
+def run_imitation(config, workdir):
+  return run_stage(config, workdir, "imitation", log=lambda *_: None)
 
 
 def fails_before_compiling(fn, *args, match, exc=ValueError):
@@ -103,7 +107,7 @@ def test_outputs(finished):
   assert ret["episode_return"].shape == (2, 2, 3, 6)               # arms, seeds, tasks, episodes
   assert np.isfinite(ret["episode_return"]).all()
   assert (ret["episode_end"][..., -1] == 6 * 20).all()
-  ev = evaluation.load_summary(workdir)
+  ev = layout.summary(workdir, "eval")
   assert ev["protocol"]["actions"] == "sampled"
   assert ev["comparisons"][0]["a"] == "ad" and len(ev["comparisons"][0]["diff"]) == 3
   assert os.path.getsize(os.path.join(workdir, "eval", "curves.png")) > 1000
@@ -115,9 +119,9 @@ def test_outputs(finished):
 def test_rerun_skips(finished):
   config, workdir, _ = finished
   lines = []
-  imitation_runner.run_imitation(config, workdir, log=lines.append)
-  evaluation.run_evaluation(config, workdir, log=lines.append)
-  assert any("already complete" in line for line in lines) and len(lines) == 2
+  run_stage(config, workdir, "imitation", log=lines.append)
+  run_stage(config, workdir, "evaluation", log=lines.append)
+  assert lines == ["[pipeline] imitation: reused", "[pipeline] evaluation: reused"]
 
 
 class Killed(Exception):
@@ -132,26 +136,25 @@ def test_killed_run_resumes_to_the_same_weights(finished, teacher_dir, tmp_path)
     if "segment 2/" in line:
       raise Killed()   # segment 2 computed but never checkpointed
   with pytest.raises(Killed):
-    imitation_runner.run_imitation(config, workdir, log=die_in_segment_2)
+    run_stage(config, workdir, "imitation", log=die_in_segment_2)
   assert not os.path.exists(os.path.join(workdir, "imitators", "summary.json"))
   lines = []
-  imitation_runner.run_imitation(config, workdir, log=lines.append)
+  run_stage(config, workdir, "imitation", log=lines.append)
   assert any("resuming from segment 1/2" in line for line in lines)
-  _, resumed, _, _ = imitation_runner.load_final(config, workdir)
-  _, full, _, _ = imitation_runner.load_final(config, workdir_full)
+  _, resumed, _, _ = imitation_stage.final_imitators(config, workdir)
+  _, full, _, _ = imitation_stage.final_imitators(config, workdir_full)
   jax.tree.map(np.testing.assert_array_equal, resumed, full)
 
 
 def test_context_shorter_than_an_episode_fails_before_compiling(teacher_dir, tmp_path):
   config = smoke_config(**{"model.context_len": 10, "train.seq_len": 20})
-  fails_before_compiling(imitation_runner.run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
-                         match=r"context_len=10 is shorter than one episode of DarkRoom \(20 steps\)")
+  fails_before_compiling(run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
+                         match=r"imitation.model.context_len: is shorter than one episode of DarkRoom \(20 steps\)")
 
 
 def test_missing_store_fails_before_compiling(tmp_path):
-  fails_before_compiling(imitation_runner.run_imitation, smoke_config(), str(tmp_path),
-                         match="does not exist .run experiments/teachers.py first",
-                         exc=store.HistoryStoreError)
+  fails_before_compiling(run_imitation, smoke_config(), str(tmp_path),
+                         match="teachers: not finished in .* .run the teachers stage first", exc=ConfigError)
 
 
 def test_corrupt_store_fails_before_compiling(teacher_dir, tmp_path):
@@ -161,15 +164,15 @@ def test_corrupt_store_fails_before_compiling(teacher_dir, tmp_path):
   raw = bytearray(open(chunk, "rb").read())
   raw[len(raw) // 2] ^= 0xFF
   open(chunk, "wb").write(bytes(raw))
-  fails_before_compiling(imitation_runner.run_imitation, smoke_config(), workdir,
-                         match="chunk_00001.npz is corrupt", exc=store.HistoryStoreError)
+  fails_before_compiling(run_imitation, smoke_config(), workdir,
+                         match="chunk_00001.npz is corrupt", exc=ConfigError)
 
 
 def test_bad_arm_and_seq_len_name_their_fields(teacher_dir, tmp_path):
   workdir = workdir_with_teachers(teacher_dir, tmp_path)
-  fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"arms.bc.portion": "middle"}),
+  fails_before_compiling(run_imitation, smoke_config(**{"arms.bc.portion": "middle"}),
                          workdir, match=r"imitation.arms.bc.portion")
-  fails_before_compiling(imitation_runner.run_imitation, smoke_config(**{"train.seq_len": 10}),
+  fails_before_compiling(run_imitation, smoke_config(**{"train.seq_len": 10}),
                          workdir, match=r"imitation.train.seq_len")
 
 
@@ -180,15 +183,15 @@ def test_training_check_follows_the_evaluation_protocol(teacher_dir, tmp_path):
   env = envs.make(config.env.name, **config.env.kwargs.to_dict())
   with config.unlocked():
     config.evaluation.temperature = 0.5
-  model = imitation_runner.build_model(config, env)
-  assert "actions sampled at temperature 0.5" in imitation_runner.make_eval(config, env, model).describe
+  model = imitation_stage.build_model(config, env)
+  assert "actions sampled at temperature 0.5" in imitation_stage._check(config, env, model).describe
   with config.unlocked():
     config.evaluation.greedy = True
-  assert "greedy actions" in imitation_runner.make_eval(config, env, model).describe
+  assert "greedy actions" in imitation_stage._check(config, env, model).describe
   with config.unlocked():
     config.evaluation.greedy = False
     config.evaluation.temperature = 0.0
-  fails_before_compiling(imitation_runner.run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
+  fails_before_compiling(run_imitation, config, workdir_with_teachers(teacher_dir, tmp_path),
                          match=r"evaluation.temperature")
 
 
@@ -199,8 +202,8 @@ def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
     config.evaluation = darkroom.acceptance_evaluation()
-  imitation_runner.validate_config(config)
-  evaluation.validate_config(config, envs.make(config.env.name, **config.env.kwargs.to_dict()))
+  imitation_stage.validate(config)
+  evaluation.validate(config)
   assert evaluation.parse_compare(config.evaluation.compare) == [("ad", "bc")]
   ad, dqn = config.imitation.arms.ad, config.teacher.dqn
   assert ad.portion == "first"

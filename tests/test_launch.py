@@ -3,12 +3,18 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
+from scipy import stats as sstats
 
-from launch import aggregate, local, slurm, sweep
+from cl_limits.analysis import curves
+from cl_limits.stages.base import ConfigError
+from experiments.configs import darkroom
+from launch import local, slurm, sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROKEN = os.path.join(HERE, "sweep_with_broken_job.py")
+BAD_CONFIG = os.path.join(HERE, "sweep_with_bad_config.py")
 CAPACITY = "experiments/configs/capacity.py:smoke"
 
 
@@ -19,9 +25,20 @@ def test_sweep_needs_a_finished_main_job(tmp_path):
     sweep.jobs("experiments/configs/darkroom.py", str(tmp_path))
 
 
+def test_a_sweep_with_a_bad_job_config_is_refused_before_any_job_starts(smoke_pipeline):
+  root = smoke_pipeline[0]
+  with pytest.raises(ConfigError, match=r"sweep job broken \(.*ctx2-huge\)"):
+    local.run_local(BAD_CONFIG, root)
+  assert not os.path.exists(os.path.join(root, "capacity_bad"))
+
+
 def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
   root, report, _ = smoke_pipeline
   logs = []
+  # The third job fails at run time: its run directory holds a corrupt stage record.
+  os.makedirs(os.path.join(root, "capacity", "broken", "imitators"))
+  with open(os.path.join(root, "capacity", "broken", "imitators", "stage.json"), "w") as f:
+    f.write("{not json")
   assert local.run_local(BROKEN, root, processes=2, log=logs.append) == 1
   assert any("1 of 3 jobs failed" in line for line in logs)
   assert any(line.startswith("[sweep]   broken: job broken exited with") for line in logs)
@@ -30,9 +47,10 @@ def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
   runs = {r["name"]: r for r in summary["runs"]}
   assert runs["broken"]["error"].startswith("not finished")
   assert (runs["ctx1-small"]["context_episodes"], runs["ctx2-small"]["context_episodes"]) == (1, 2)
-  for name in ("ctx1-small", "ctx2-small"):
-    lo, hi = runs[name]["late"][1], runs[name]["late"][2]
-    assert lo <= runs[name]["late"][0] <= hi
+  for name in ("ctx1-small", "ctx2-small"):   # late = IQM over seeds x tasks of the last-episodes mean
+    z = np.load(os.path.join(cap, name, "eval", "returns.npz"))["episode_return"][0]
+    late = z[..., -int(darkroom.get_config("smoke").evaluation.late_episodes):].mean(-1)
+    assert runs[name]["late"][0] == pytest.approx(sstats.trim_mean(late.ravel(), 0.25))
   (c,) = summary["comparisons"]
   assert (c["larger"], c["smaller"]) == ("ctx2-small", "ctx1-small") and len(c["gain"]) == 3
   assert os.path.getsize(os.path.join(cap, "capacity.png")) > 1000
@@ -46,7 +64,7 @@ def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
   # Both runs reused the main job's teachers instead of training their own.
   for name in ("ctx1-small", "ctx2-small"):
     assert not os.path.exists(os.path.join(cap, name, "teachers"))
-    assert "[teachers] already complete" in open(os.path.join(cap, name, "log.txt")).read()
+    assert "[pipeline] teachers: reused" in open(os.path.join(cap, name, "log.txt")).read()
   # A second launch skips the finished jobs (and fails the broken one again).
   logs.clear()
   assert local.run_local(BROKEN, root, log=logs.append) == 1
@@ -77,6 +95,6 @@ def test_slurm_path_with_submitit_debug_executor(smoke_pipeline, tmp_path):
 def test_episodes_to_fraction_known_answers():
   curve = [0, 0, 0, 0, 0, 10, 10, 10, 10, 10]
   # 5-episode trailing mean reaches 5 (half of 0 -> 10) at the window ending on episode 8 (1-based).
-  assert aggregate.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 5) == 8
-  assert aggregate.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 1) == 6
-  assert aggregate.episodes_to_fraction(curve, 5.0, 5.0) is None
+  assert curves.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 5) == 8
+  assert curves.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 1) == 6
+  assert curves.episodes_to_fraction(curve, 5.0, 5.0) is None

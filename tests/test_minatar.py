@@ -9,13 +9,14 @@ from cl_limits import envs
 from cl_limits.histories import store
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.teachers import dqn
-from cl_limits.teachers.runner import run_teachers
+from cl_limits.stages.pipeline import run_stage
 from experiments.configs import minatar as minatar_config
 
 
 def test_smoke_preset_records_bit_packed_compressed_histories(tmp_path):
   config = minatar_config.get_config("smoke-SpaceInvaders")
-  paths = run_teachers(config, str(tmp_path), log=lambda _: None)
+  run_stage(config, str(tmp_path), "teachers", log=lambda _: None)
+  paths = {"histories": os.path.join(str(tmp_path), "teachers", "histories")}
   history, manifest = store.load(paths["histories"])
   assert manifest["env"] == "MinAtar-SpaceInvaders"
   assert history.obs.shape == (2, 1, 2, 1_000, 10, 10, 7) and history.obs.dtype == np.bool_

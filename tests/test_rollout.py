@@ -72,18 +72,32 @@ def test_sampled_actions_vary_with_the_key(two_layer):
   assert (np.asarray(res.transitions.action[0]) != np.asarray(res.transitions.action[1])).any()
 
 
-def test_rollout_memory_does_not_grow_with_horizon(two_layer):
-  """The carried state of the scan has the same size at any horizon (only the outputs grow)."""
+def scan_carry(fn, *args):
+  """The avals of the carry of the outermost lax.scan in fn's jaxpr (the rollout's per-step state)."""
+  jaxpr = jax.make_jaxpr(fn)(*args)
+  (eqn,) = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
+  n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+  return [v.aval for v in eqn.invars[n_consts:n_consts + n_carry]]
+
+
+def test_rollout_carry_does_not_grow_with_horizon(two_layer):
+  """What the scan carries from step to step (KV cache, token, env state, per-episode result buffers) has
+  the same shapes and bytes at 100 and at 10,000 steps; only the per-episode buffers scale, with
+  max_episodes, and the KV cache holds context_len steps."""
   env, model, params, tasks = two_layer
   task = jax.tree.map(lambda x: x[0], tasks)
-  sizes = []
-  for horizon in (100, 10_000):
-    fn = rollout_lib.make_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon))
-    out = jax.eval_shape(fn, params, task, jax.random.key(0))
-    sizes.append(out.episode_return.shape[0])
-  assert sizes == [10, 1000]
+  carry = {h: scan_carry(rollout_lib.make_rollout(model, env, h, 10), params, task, jax.random.key(0))
+           for h in (100, 10_000)}
+  shapes = {h: [(a.shape, str(a.dtype)) for a in c] for h, c in carry.items()}
+  assert shapes[100] == shapes[10_000]
+  nbytes = lambda c: sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in c)
+  assert nbytes(carry[100]) == nbytes(carry[10_000])
   cache = model.init_cache()
-  assert cache.k.shape == (2, 12, 2, 8)
+  assert cache.k.shape == (2, 12, 2, 8)          # layers, context_len, heads, head width
+  assert any(a.shape == cache.k.shape for a in carry[100])
+  more = scan_carry(rollout_lib.make_rollout(model, env, 100, 1_000), params, task, jax.random.key(0))
+  grew = [(a.shape, b.shape) for a, b in zip(carry[100], more) if a.shape != b.shape]
+  assert sorted(grew) == [((10,), (1_000,))] * 2       # episode returns and episode ends only
 
 
 def test_bad_rollout_settings():

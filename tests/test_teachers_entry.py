@@ -13,7 +13,9 @@ import pytest
 
 from cl_limits import sharding
 from cl_limits.histories import store
-from cl_limits.teachers import runner
+from cl_limits.stages import common
+from cl_limits.stages import teachers as teachers_stage
+from cl_limits.teachers import population
 from experiments.configs import darkroom
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +62,7 @@ def test_smoke_run_writes_histories_checkpoints_tensorboard_and_figure(uninterru
   assert greedy[..., -5:].mean() > greedy[..., :2].mean() + 5
   assert "segment 40/40" in out.stdout
   again = run(teachers_cmd(workdir, *LONG_SMOKE))
-  assert again.returncode == 0 and "already complete" in again.stdout
+  assert again.returncode == 0 and again.stdout.strip() == "[pipeline] teachers: reused"
 
 
 def test_killed_run_resumes_to_identical_histories(uninterrupted, tmp_path):
@@ -89,15 +91,15 @@ def test_killed_run_resumes_to_identical_histories(uninterrupted, tmp_path):
 
 
 @pytest.mark.parametrize("override,msg", [
-    ("--config.env.name=DarkRoooom", "env.name: unknown env 'DarkRoooom'"),
+    ("--config.env.name=DarkRoooom", "env.name: unknown env; known: DarkKeyToDoor"),
     ("--config.teacher.dqn.total_steps=-400", "dqn.total_steps: must be a positive integer"),
-    ("--config.teacher.num_seeds=0", "teacher.num_seeds: must be >= 1"),
+    ("--config.teacher.num_seeds=0", "teacher.num_seeds: must be an integer >= 1 (got 0)"),
 ])
 def test_bad_config_fails_before_compiling_naming_the_field(tmp_path, override, msg):
   out = run(teachers_cmd(tmp_path, override))
-  assert out.returncode != 0
-  assert msg in out.stderr
-  assert "validate" in out.stderr and "XlaRuntimeError" not in out.stderr  # refused at the boundary
+  assert out.returncode == 2
+  assert out.stderr.startswith("error: ") and msg in out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr  # one line, no traceback
   assert not (tmp_path / "teachers").exists(), "nothing may be written for a bad config"
 
 
@@ -106,7 +108,7 @@ def test_bad_env_kwargs_are_reported_as_config_fields():
   config.unlock()
   config.env.kwargs.size = 1
   with pytest.raises(ValueError, match="env.kwargs: grid size must be >= 2"):
-    runner.validate_config(config)
+    teachers_stage.validate(config)
 
 
 def test_sharded_seeds_equal_unsharded():
@@ -115,9 +117,9 @@ def test_sharded_seeds_equal_unsharded():
   from cl_limits import envs
   from cl_limits.teachers import dqn
   env = envs.make("DarkRoom")
-  tasks, _ = runner.teacher_tasks(config, env)
+  tasks, _ = common.teacher_tasks(config, env)
   teacher = dqn.make_teacher(config.teacher.dqn, env)
-  keys = runner.seed_task_keys(0, 4, 4)
+  keys = population.seed_task_keys(0, 4, 4)
   f = jax.vmap(jax.vmap(teacher.train, in_axes=(0, 0)), in_axes=(0, None))
   mesh = sharding.seed_mesh(4)
   assert mesh is not None and mesh.devices.size == 4

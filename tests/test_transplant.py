@@ -9,11 +9,12 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cl_limits import envs, transplant
+from cl_limits import envs
+from cl_limits.stages import layout, transplant
 from cl_limits.envs import wrappers
 from cl_limits.imitation import learner
 from cl_limits.models.transformer import Tokens
-from conftest import finished_pipeline
+from pinned.collect import compare
 from experiments.configs import transplant as transplant_config
 
 
@@ -34,15 +35,24 @@ def test_report_has_p3_rows_for_raw_augmented_and_hybrid_learners(finished):
   assert all(any(v in r for v in ("**supported**", "**refuted**", "**inconclusive**")) for r in rows)
   assert os.path.getsize(os.path.join(workdir, "holdout", "Breakout", "p3", "curves.png")) > 5000
   assert os.listdir(os.path.join(workdir, "tb", "transplant", "Breakout", "all"))
-  s = transplant.load_summary(workdir)
+  s = layout.summary(workdir, "transplant")
   e = s["targets"]["Breakout"]
   assert e["trained_on"] == ["Asterix"] and e["horizon_steps"] == 8_000
   # The DQN beat the random policy, so every learner is normalised; the DQN's final is 1 by construction.
   assert e["tasks_used"] == 1
   assert e["learners"]["dqn"]["final"][0] == pytest.approx(1.0)
+  # Each learner's normalised final, recomputed here from its saved rollouts with an independent IQM
+  # (scipy's 25% trimmed mean): the mean return of the episodes ending in each DQN logging window over
+  # the last 10% of the windows, scaled so that the random policy is 0 and the DQN's final return is 1.
+  from scipy import stats as sstats  # noqa: PLC0415
+  from cl_limits.analysis import curves  # noqa: PLC0415
+  z = np.load(os.path.join(workdir, "holdout", "Breakout", "p3", "returns.npz"))
+  lo, hi = e["random_return"][0], e["dqn_final_return"][0]
+  bins, late = e["bins"], e["late_bins"]
   for k in ("raw", "aug", "aug+sgd_full"):
-    lo, hi = e["learners"][k]["final"][1:]
-    assert lo <= e["learners"][k]["final"][0] <= hi and np.isfinite([lo, hi]).all()
+    c = curves.binned_curve(z[f"{k}/episode_return"], z[f"{k}/episode_end"], e["bin_steps"], bins)
+    final = np.nanmean(c[..., -late:], -1).ravel()
+    assert e["learners"][k]["final"][0] == pytest.approx(sstats.trim_mean((final - lo) / (hi - lo), 0.25))
 
 
 def test_the_held_out_game_is_never_in_the_imitation_data(finished):
@@ -54,11 +64,11 @@ def test_the_held_out_game_is_never_in_the_imitation_data(finished):
 
 
 def test_finished_run_only_prints_its_report(finished):
-  from cl_limits.pipeline import run_pipeline  # noqa: PLC0415
+  from cl_limits.stages.pipeline import run as run_pipeline  # noqa: PLC0415
   workdir, report, _ = finished
   logs = []
   assert run_pipeline(transplant_config.get_config("smoke"), workdir, log=logs.append) == report
-  assert logs == [f"[transplant] finished run; report: {report}"]
+  assert logs == [f"[pipeline] finished run; report: {report}"]
 
 
 @pytest.mark.parametrize("field,value,msg", [
@@ -72,7 +82,7 @@ def test_bad_transplant_config_names_the_field(field, value, msg):
   cfg = ml_collections.ConfigDict(transplant_config.get_config("smoke").to_dict())
   cfg.transplant[field] = value
   with pytest.raises(ValueError, match=msg):
-    transplant.validate_config(cfg)
+    transplant.validate(cfg)
 
 
 def test_augmented_window_matches_the_wrapped_env():
@@ -101,3 +111,8 @@ def test_augmented_window_matches_the_wrapped_env():
   plain, lab0 = learner.augment_window(key, tokens, labels, num_actions, jnp.bool_(False))
   np.testing.assert_array_equal(np.asarray(plain.obs), np.asarray(obs).reshape(t, -1).astype(np.float32))
   np.testing.assert_array_equal(np.asarray(lab0), np.asarray(labels))
+
+
+def test_reproduces_the_numbers_pinned_before_the_stages_redesign(finished):
+  """tests/pinned/transplant_smoke.json, as for the main job (tests/test_pipeline.py)."""
+  compare(finished[0], "transplant_smoke.json")

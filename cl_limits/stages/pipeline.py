@@ -129,19 +129,28 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
   """Validates every step, then runs the ones whose results are missing or stale; returns the path of the
   last step's output (report.md). `only`: stage names to run (their upstream steps must be finished)."""
   steps = plan(config, workdir)
-  validate([s for s in steps if not only or s.stage.name in only])
+  if only:     # a step id ("teachers": the main teachers), else every step of that stage (the transplant's)
+    chosen = [s for s in steps if s.id in only] or [s for s in steps if s.stage.name in only]
+    if not chosen:
+      raise ConfigError(f"{','.join(only)}: no such stage in this config's pipeline ({[s.id for s in steps]})")
+    only = tuple(s.id for s in chosen)
+  validate([s for s in steps if not only or s.id in only])
   actions = decide(steps)
   last = steps[-1]
-  final = layout.path(last.workdir, last.stage.marker_path)
-  if not only and all(a[0] == "reuse" for a in actions.values()) and last.stage is report.STAGE:
+  reports = last.stage in (report.STAGE, transplant.REPORT)
+  final = layout.path(workdir, "report.md") if reports else layout.path(last.workdir, last.stage.marker_path)
+  if not only and reports and all(a[0] == "reuse" for a in actions.values()):
     for s in steps:
       if actions[s.id][1]:         # made before fingerprints: record them now
         _record(s, actions[s.id])
     log(f"[pipeline] finished run; report: {layout.path(workdir, 'report.md')}")
     return layout.path(workdir, "report.md")
+  needed = _upstream(steps, list(only)) if only else None
   for s in steps:
     action, reason, *_ = actions[s.id]
-    if only and s.stage.name not in only:
+    if needed is not None and s.id not in needed:
+      continue
+    if only and s.id not in only:
       if action != "reuse":
         raise ConfigError(f"{s.id}: not finished in {s.workdir} (run the {s.stage.name} stage first)")
       continue
@@ -162,7 +171,24 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
   return final
 
 
+def _upstream(steps, ids) -> set:
+  """The ids and every step they read from, transitively."""
+  by_id, out, todo = {s.id: s for s in steps}, set(), list(ids)
+  while todo:
+    i = todo.pop()
+    if i not in out:
+      out.add(i)
+      todo += list(by_id[i].inputs)
+  return out
+
+
 def _record(step, decision) -> None:
   _, _, fp, reads, inputs = decision
   outputs.write_json(_paths(step)[1], {"stage": step.stage.name, "step": step.id, "fingerprint": fp,
                                        "reads": reads, "inputs": inputs})
+
+
+def run_stage(config, workdir: str, name: str, log=print) -> str:
+  """Runs one stage of the config's pipeline (its upstream steps must be finished); `experiments.teachers`,
+  `experiments.imitate` and `experiments.evaluate` are this for their stage."""
+  return run(config, workdir, log=log, only=(name,))

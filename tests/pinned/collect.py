@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+import pytest
+
 SKIP_KEYS = {"wall_s", "tokens_per_s", "dir", "sources", "protocol", "learner", "config", "fingerprint",
              "fingerprints", "reads", "inputs"}
 
@@ -34,6 +36,23 @@ def collect(workdir: str) -> dict:
         with open(os.path.join(root, f)) as fh:
           flatten(json.load(fh), rel + ":", out)
   return dict(sorted(out.items()))
+
+
+def compare(workdir, name):
+  with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)) as f:
+    want = json.load(f)
+  got = collect(workdir)
+  missing = sorted(set(want) - set(got))
+  assert not missing, f"{len(missing)} pinned numbers missing, e.g. {missing[:5]}"
+  bad = []
+  for k, v in want.items():
+    g = got[k]
+    if isinstance(v, float) and isinstance(g, (int, float)):
+      if g != pytest.approx(v, rel=1e-5, abs=1e-9):
+        bad.append((k, v, g))
+    elif g != v:
+      bad.append((k, v, g))
+  assert not bad, f"{len(bad)} of {len(want)} pinned numbers changed, e.g. {bad[:5]}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Bad configs are refused before anything runs: one line naming the field, exit status 2 on the command
+line, nothing written. (Fingerprints and TensorBoard over a finished run: tests/test_pipeline.py.)"""
+import os
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from cl_limits.stages import pipeline
+from cl_limits.stages.base import ConfigError
+from experiments.configs import darkroom
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD = [
+    ("imitation.model.context_len", 0, "imitation.model.context_len: must be >= 1 (got 0)"),
+    ("teacher.num_seeds", 0, "teacher.num_seeds: must be an integer >= 1 (got 0)"),
+    ("env.name", "DarkRom", "env.name: unknown env; known: "),
+    ("imitation.arms.ad_p50.fraction", 1.5, "imitation.arms.ad_p50.fraction: must be in (0, 1] (got 1.5)"),
+    ("imitation.train.lr", -1.0, "imitation.train.lr: must be > 0 (got -1.0)"),
+    ("evaluation.episodes", 0, "evaluation.episodes: must be an integer >= 1 (got 0)"),
+    ("experiments.p2.horizon_factor", -1.0, "experiments.p2.horizon_factor: must be > 0 (got -1.0)"),
+    ("experiments.hybrid.variants", "full,sgd", "experiments.hybrid.variants: unknown hybrid variant"),
+    ("experiments.p3.targets.room13.name", "DarkRom13", "experiments.p3.targets.room13.name: unknown env"),
+    # Bad fields of P1, P2, P3 and the hybrid, one each more.
+    ("experiments.p1.arm", "nope", "experiments.p1.arm: is not one of the imitation arms"),
+    ("experiments.p2.arms", "bc", "experiments.p2.arms: arm 'bc' must train on teacher histories truncated"),
+    ("experiments.p3.hybrid_tasks", 5, "experiments.p3.hybrid_tasks: must be in [0, num_tasks=2] (got 5)"),
+    ("experiments.hybrid.late_fraction", 0.0, "experiments.hybrid.late_fraction: must be in (0, 1] (got 0.0)"),
+    ("experiments.hybrid.learner.act_steps", 0, "experiments.hybrid.learner.act_steps"),
+]
+
+
+def smoke_with(path, value):
+  config = ml_collections.ConfigDict(darkroom.get_config("smoke").to_dict())
+  node = config
+  *parents, last = path.split(".")
+  for p in parents:
+    node = node[p]
+  node[last] = value
+  return config
+
+
+@pytest.mark.parametrize("path,value,msg", BAD)
+def test_bad_field_is_refused_before_anything_runs(tmp_path, path, value, msg):
+  with pytest.raises(ConfigError) as e:
+    pipeline.validate(pipeline.plan(smoke_with(path, value), str(tmp_path)))
+  assert msg in str(e.value) and "\n" not in str(e.value)
+  assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("--config.imitation.model.context_len=0", "error: imitation.model.context_len: must be >= 1 (got 0)"),
+    ("--config.experiments.p3.targets.keytodoor.name=Nope", "error: experiments.p3.targets.keytodoor.name: "
+                                                           "unknown env"),
+])
+def test_command_line_refusal_is_one_line_with_status_2(tmp_path, override, msg):
+  workdir = tmp_path / "run"
+  out = subprocess.run([sys.executable, "-m", "experiments.pipeline",
+                        "--config=experiments/configs/darkroom.py:smoke", f"--workdir={workdir}", override],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert out.stderr.startswith(msg) and len(out.stderr.strip().splitlines()) == 1, out.stderr
+  assert out.stdout == "" and not workdir.exists()
