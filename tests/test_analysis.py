@@ -211,3 +211,47 @@ def test_segment_bins_put_a_segments_last_step_in_its_own_window():
   ep_ret2[0, 0, 0, 0] = 7.0
   sums2, counts2 = population.segment_curve_bins(ep_ret2, 400, 2, 200, 1_200)
   np.testing.assert_array_equal(counts2[0, 0], [0, 0, 1, 0, 0, 0])
+
+
+def test_replicate_interval_is_a_t_interval_over_per_replicate_means():
+  """A [replicates 4, tasks 10] matrix with a shared replicate effect (one model evaluated on every task):
+  the interval is mean +- t(0.975, 3) * sd(row means) / sqrt(4), whatever the spread inside a row; an
+  interval that resampled tasks independently would be far narrower."""
+  effect = np.array([-1.0, 0.0, 0.5, 2.5])
+  noise = np.tile(np.linspace(-3, 3, 10), (4, 1))          # within-replicate spread, mean 0 per row
+  x = 10.0 + effect[:, None] + noise
+  out = stats.replicate_interval(x)
+  t975 = 3.182446305284263                                   # Student t, 3 df
+  half = t975 * np.std(effect, ddof=1) / 2.0
+  assert out["estimate"] == pytest.approx(10.5) and out["n"] == 4
+  assert (out["low"], out["high"]) == (pytest.approx(10.5 - half), pytest.approx(10.5 + half))
+  np.testing.assert_allclose(out["per_replicate"], 10.0 + effect)
+  assert "bootstrap" not in out and "3 df" in out["method"]
+  # From 10 replicates on, a whole-replicate bootstrap is given beside it, within the same range.
+  many = stats.replicate_interval(np.arange(12.0)[:, None] + np.zeros((12, 3)))
+  lo, hi = many["bootstrap"]
+  assert many["low"] < lo < 5.5 < hi < many["high"]
+  with pytest.raises(ValueError, match="non-finite"):
+    stats.replicate_interval(np.array([1.0, np.nan]))
+
+
+@pytest.mark.parametrize("diff,headroom,competence,want", [
+    ((-0.3, -0.4, -0.2), 0.05, 1.0, "inconclusive: no headroom"),     # teachers did not improve either
+    ((-0.3, -0.4, -0.2), 0.5, 0.5, "inconclusive: imitator below its data"),
+    ((-0.3, -0.4, -0.2), 0.5, 0.95, "supported"),
+    ((0.3, 0.2, 0.4), 0.5, 0.5, "refuted"),                          # passing the ceiling needs no gate
+    ((0.0, -0.1, 0.1), 0.5, 1.0, "inconclusive"),
+])
+def test_p2_gates(diff, headroom, competence, want):
+  assert verdicts.p2_gated(diff, headroom, 0.2, competence)[0] == want
+
+
+def test_power_control_refutes_on_curves_that_keep_improving():
+  """Synthetic improving data: five replicates whose late return exceeds a ceiling by about 0.3, with
+  headroom; the gated P2 rule on a replicate interval says refuted, and the control row says so."""
+  late_minus_ceiling = np.array([0.25, 0.3, 0.35, 0.28, 0.33])[:, None] + np.zeros((5, 4))
+  ci = stats.as_ci(stats.replicate_interval(late_minus_ceiling))
+  verdict, _ = verdicts.p2_gated(ci, headroom=0.5, headroom_needed=0.2, competence=1.0)
+  assert verdict == "refuted"
+  assert verdicts.power_control(verdict) == "the P2 test can say refuted on data that allow it"
+  assert "has not been shown" in verdicts.power_control("supported")

@@ -120,7 +120,7 @@ def test_weighting_keeps_finished_episodes_and_filters_by_return():
 
 def test_bad_config_names_the_field(setup):
   env, model, _, _ = setup
-  with pytest.raises(ValueError, match="hybrid.buffer_steps"):
+  with pytest.raises(ValueError, match="^buffer_steps: must be >= seq_len"):
     hybrid_lib.make_hybrid(model, env, cfg(buffer_steps=5), 2, 10)
-  with pytest.raises(ValueError, match="hybrid.adapter"):
+  with pytest.raises(ValueError, match="^adapter: must be one of"):
     hybrid_lib.make_hybrid(model, env, cfg(adapter="ia3"), 2, 10)

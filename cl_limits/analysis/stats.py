@@ -59,3 +59,40 @@ def interval(scores, reps: int = 2000, stat: str = "iqm", seed: int = 0):
   finally:
     np.random.set_state(np_state)
   return float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0])
+
+
+def replicate_interval(values, alpha: float = 0.05, bootstrap_from: int = 10, reps: int = 10_000,
+                       seed: int = 0) -> dict:
+  """The estimate over independent replicates (independent training runs), with its (1 - alpha) interval.
+
+  values: [replicates] or [replicates, ...]; every axis after the first (tasks, episodes) is a repeated
+  measure inside one replicate and is averaged first. The estimate is the mean of the per-replicate
+  values; the interval is Student's t on r - 1 degrees of freedom and, from `bootstrap_from` replicates on,
+  also a percentile bootstrap that resamples whole replicates. Returns {"estimate", "low", "high", "n",
+  "per_replicate", "method"} (+ "bootstrap": (low, high) when r >= bootstrap_from)."""
+  from scipy import stats as sstats  # noqa: PLC0415
+  x = np.asarray(values, np.float64)
+  if x.ndim == 0 or x.shape[0] == 0:
+    raise ValueError(f"replicate_interval needs a [replicates, ...] array, got shape {x.shape}")
+  per = x.reshape(x.shape[0], -1).mean(axis=1)
+  if not np.isfinite(per).all():
+    raise ValueError("replicate_interval got non-finite per-replicate values")
+  r = per.size
+  mean = float(per.mean())
+  out = {"estimate": mean, "n": int(r), "per_replicate": per.tolist(),
+         "method": f"t-interval over {r} replicates ({r - 1} df)"}
+  if r < 2:
+    out.update(low=float("nan"), high=float("nan"), method="one replicate: no interval")
+    return out
+  half = float(sstats.t.ppf(1 - alpha / 2, r - 1) * per.std(ddof=1) / np.sqrt(r))
+  out.update(low=mean - half, high=mean + half)
+  if r >= bootstrap_from:
+    rng = np.random.default_rng(seed)
+    boots = per[rng.integers(0, r, (reps, r))].mean(axis=1)
+    out["bootstrap"] = [float(v) for v in np.quantile(boots, [alpha / 2, 1 - alpha / 2])]
+  return out
+
+
+def as_ci(interval: dict) -> tuple[float, float, float]:
+  """(estimate, low, high) of a `replicate_interval`, the form the verdict rules take."""
+  return interval["estimate"], interval["low"], interval["high"]

@@ -70,3 +70,39 @@ def hybrid(gain_ci) -> tuple[str, str]:
   rule = ("test-time SGD helps if the CI of (hybrid - frozen) lies above 0; hurts if below 0; else "
           "inconclusive")
   return _decide(gain_ci, 0.0, "neither", "helps", "hurts"), rule
+
+
+NO_HEADROOM = "inconclusive: no headroom"
+BELOW_DATA = "inconclusive: imitator below its data"
+
+
+def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence: float,
+             competence_needed: float = 0.9) -> tuple[str, str]:
+  """P2 with the two gates that let it come out either way.
+
+  diff_ci: (estimate, low, high) of late return minus the ceiling, over replicates.
+  headroom: how far the teachers' greedy return rose after the cut above the ceiling; the row needs at least
+    `headroom_needed` (0.2 of the optimum's, or the teachers' final greedy return's, gain over random):
+    without it, no imitator could show improvement past the ceiling that the teachers themselves made.
+  competence: the imitator's return on the training tasks after one truncated history's steps as a
+    fraction of its data's end-of-data return; "supported" needs at least `competence_needed`, or the
+    failure to pass the ceiling records a failed imitation, not a limit of imitation.
+  """
+  rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
+          "else supported if the CI of late - ceiling lies at or below 0 and the imitator reached "
+          f"{competence_needed:.0%} of its data on the training tasks (else inconclusive: imitator below its "
+          "data); refuted if the CI lies above 0; else inconclusive")
+  if not headroom >= headroom_needed:
+    return NO_HEADROOM, rule
+  verdict = _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED)
+  if verdict == SUPPORTED and not competence >= competence_needed:
+    return BELOW_DATA, rule
+  return verdict, rule
+
+
+def power_control(verdict: str) -> str:
+  """What a power-control row (data whose improvement an imitator can extrapolate, scored by the P2 rule)
+  says about the test: it can refute only if this row does."""
+  if verdict == REFUTED:
+    return "the P2 test can say refuted on data that allow it"
+  return f"the power control came out {verdict}: the P2 test has not been shown able to refute"

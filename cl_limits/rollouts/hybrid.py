@@ -57,7 +57,7 @@ def validate(cfg, context_len: int) -> None:
   """ValueError naming the field for a malformed hybrid config."""
   def need(ok, field, msg):
     if not ok:
-      raise ValueError(f"hybrid.{field}: {msg}")
+      raise ValueError(f"{field}: {msg}")
   need(int(cfg.act_steps) >= 1, "act_steps", f"must be >= 1 (got {cfg.act_steps})")
   need(int(cfg.sgd_steps) >= 0, "sgd_steps", f"must be >= 0 (got {cfg.sgd_steps})")
   need(int(cfg.batch_size) >= 1, "batch_size", f"must be >= 1 (got {cfg.batch_size})")

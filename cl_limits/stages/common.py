@@ -68,3 +68,9 @@ def whole_episodes(horizon: int, ep_len: int | None) -> int:
 def whole_segments(horizon: int, act_steps: int) -> int:
   """A hybrid's horizon: `horizon` cut to whole act-and-learn segments of `act_steps` (at least one)."""
   return max(int(act_steps), int(horizon) // int(act_steps) * int(act_steps))
+
+
+def teachers_at(config, workdir: str) -> str:
+  """The run directory whose teacher stage this config uses: `teachers_from` (the capacity sweep's jobs
+  reuse the main job's teachers), else workdir itself."""
+  return str(config.get("teachers_from") or "") or workdir

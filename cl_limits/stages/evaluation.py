@@ -73,8 +73,7 @@ def run(step, log=print) -> None:
   out_dir = layout.path(workdir, "eval")
   outputs.write_npz(layout.path(out_dir, "returns.npz"), episode_return=rets, episode_end=ends,
                     arms=np.asarray(arms), task_ids=np.asarray(task_ids))
-  summary = summarize(ev, rets, arms, layout.teacher_final_return(str(config.get("teachers_from") or "")
-                                                                  or workdir))
+  summary = summarize(ev, rets, arms, layout.teacher_final_return(common.teachers_at(config, workdir)))
   summary["task_ids"] = np.asarray(task_ids).tolist()
   summary["horizon_steps"] = horizon
   _plot(rets, ends, arms, summary, layout.path(out_dir, "curves.png"),

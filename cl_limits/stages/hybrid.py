@@ -51,7 +51,7 @@ def validate(config) -> None:
   positive_int(config, "experiments.hybrid.num_tasks", minimum=0)
   positive_int(config, "experiments.hybrid.bootstrap_reps")
   positive_int(config, "experiments.p2.ceiling_window")
-  wrap("experiments.hybrid", hybrid_lib.validate, h.learner, int(config.imitation.model.context_len))
+  wrap("experiments.hybrid.learner", hybrid_lib.validate, h.learner, int(config.imitation.model.context_len))
 
 
 def run(step, log=print) -> None:

@@ -110,7 +110,7 @@ def load_teacher_histories(config, workdir: str):
   """The sealed teacher store(s), every chunk checked (ConfigError naming the file otherwise)."""
   srcs = sources(config)
   if not srcs:
-    teachers_from = str(config.get("teachers_from") or "") or workdir
+    teachers_from = common.teachers_at(config, workdir)
     return layout.load_histories(layout.histories_dir(teachers_from), expect={"env": config.env.name})
   try:
     return arms_lib.join_stores([layout.load_histories(d) for d in srcs], srcs)
@@ -135,7 +135,7 @@ def _data(config, workdir, env, log):
 
   def teacher_labels(history):
     _, _, _, teacher = teachers_stage.teacher_setup(config)
-    state = teachers_stage.final_state(config, str(config.get("teachers_from") or "") or workdir)
+    state = teachers_stage.final_state(config, common.teachers_at(config, workdir))
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
   return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels)
 

@@ -45,7 +45,7 @@ def run(step, log=print) -> None:
   rets = np.asarray(res.episode_return)[..., :episodes]                 # [S, K, E]
   n_late, reps = int(ev.late_episodes), int(ev.bootstrap_reps)
   late = stats.episode_window_mean(rets, episodes - n_late, episodes)
-  teacher = layout.teacher_final_return(str(config.get("teachers_from") or "") or workdir)
+  teacher = layout.teacher_final_return(common.teachers_at(config, workdir))
   summary = {"arm": name, "tasks": "the teachers' training tasks", "task_ids": task_ids.tolist(),
              "episodes": episodes, "late_episodes": n_late, "teacher_final": teacher,
              "late": list(stats.interval(late, reps)),

@@ -60,7 +60,7 @@ def data_curves(config, workdir, env, history, manifest, name: str) -> dict:
                                   optimum=t_opt)
   d["arm"], d["optimum"] = arm, t_opt
   curves = None if "sources" in manifest else layout.teacher_curves(
-      str(config.get("teachers_from") or "") or workdir)
+      common.teachers_at(config, workdir))
   if curves is not None and "greedy_returns" in curves:
     d["greedy"] = ceiling_lib.greedy_at_cut(curves["greedy_returns"], curves["greedy_env_steps"],
                                             d["cut_learner_steps"], len(manifest["task_ids"]), t_opt)

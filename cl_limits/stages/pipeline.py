@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from cl_limits.stages import evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, teachers
+from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, teachers
 from cl_limits.stages import transplant
 from cl_limits.stages.base import ConfigError, Step, changed_fields, fingerprint, read_fields
 
@@ -23,7 +23,7 @@ def plan(config, workdir: str) -> list[Step]:
   workdir = os.path.abspath(workdir)
   if transplant.enabled(config):
     return _transplant_plan(config, workdir)
-  teachers_at = os.path.abspath(str(config.get("teachers_from") or "") or workdir)
+  teachers_at = os.path.abspath(common.teachers_at(config, workdir))
   steps = [Step("teachers", teachers.STAGE, config, teachers_at, args={"shared": teachers_at != workdir})]
   if "imitation" not in config:          # a teacher-only config (cartpole.py, minatar.py)
     return steps

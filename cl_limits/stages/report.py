@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import layout, outputs
+from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import report_rows as rr
 from cl_limits.stages.base import Stage
 
@@ -45,7 +45,7 @@ def write(config, workdir: str) -> str:
   for title, rel in figs:
     if os.path.exists(os.path.join(workdir, rel)):
       lines += [f"![{title}]({rel})", ""]
-  teachers_at = str(config.get("teachers_from") or "") or workdir
+  teachers_at = common.teachers_at(config, workdir)
   lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
   lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
       + rr._capacity_section(workdir)

@@ -192,7 +192,7 @@ def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[st
         lines.append(f"| {name} | {k} | | | | {e.get('note', '')} |")
         continue
       lines.append(f"| {name} | {k} | {e['tasks']} | {ci(e['auc'])} | {ci(e['final'])} | {e['final_raw']:.2f} |")
-  lines += ["", f"Random policy mean return per target: " + "; ".join(
+  lines += ["", "Random policy mean return per target: " + "; ".join(
       f"{n} {sum(t['random_return']) / len(t['random_return']):.2f}" for n, t in s["targets"].items())
       + ". DQN final return: " + "; ".join(
       f"{n} {sum(t['dqn_final_return']) / len(t['dqn_final_return']):.2f}" for n, t in s["targets"].items())

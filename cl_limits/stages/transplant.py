@@ -25,6 +25,7 @@ from cl_limits import envs as envs_lib
 from cl_limits.analysis import scores
 from cl_limits.envs import minatar, wrappers
 from cl_limits.imitation import learner as learner_lib
+from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
@@ -32,7 +33,7 @@ from cl_limits.stages import hybrid as hybrid_stage
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages import p3 as p3_stage
 from cl_limits.stages import report_rows as rr
-from cl_limits.stages.base import Stage, check, in_range, positive_int
+from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
 
 
 def enabled(config) -> bool:
@@ -91,6 +92,8 @@ def validate(config) -> None:
   check(not str(t.hybrid_arm or "") or t.hybrid_arm in arm_list, "transplant.hybrid_arm",
         f"is not one of the imitation arms {arm_list}", t.hybrid_arm)
   hybrid_stage.variants(t.variants, "transplant.variants")
+  if str(t.hybrid_arm or ""):
+    wrap("transplant.learner", hybrid_lib.validate, t.learner, int(config.imitation.model.context_len))
   positive_int(config, "transplant.repeats")
   in_range(config, "transplant.late_fraction", 0.0, 1.0, lo_open=True)
   positive_int(config, "transplant.bootstrap_reps")

@@ -46,7 +46,7 @@ def get_config(preset: str = ""):
                        warmup_updates=1_000))
   im.eval = ml_collections.ConfigDict(dict(every_segments=10, num_tasks=1, episodes=3))
   config.imitation = im
-  config.evaluation = ml_collections.ConfigDict(dict(greedy=False))
+  config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0))
 
   t = ml_collections.ConfigDict()
   t.games = "Breakout,SpaceInvaders,Asterix,Freeway"
