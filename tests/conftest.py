@@ -16,6 +16,19 @@ from cl_limits.teachers import dqn  # noqa: E402
 from experiments.configs import darkroom  # noqa: E402
 
 
+# Modules that share a session fixture go to one xdist worker (`--dist loadgroup`), so the fixture is
+# computed once; every other module is its own group (its module fixtures stay in one worker).
+SHARED_GROUPS = {"test_pipeline": "smoke_pipeline", "test_launch": "smoke_pipeline"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+
+
 @pytest.fixture(scope="session")
 def darkroom_all_goals():
   """One DQN teacher per goal of the 9x9 DarkRoom (81), the darkroom config's teacher settings."""
