@@ -255,3 +255,28 @@ def test_power_control_refutes_on_curves_that_keep_improving():
   assert verdict == "refuted"
   assert verdicts.power_control(verdict) == "the P2 test can say refuted on data that allow it"
   assert "has not been shown" in verdicts.power_control("supported")
+
+
+def test_log_episode_slope_known_answers():
+  """return = 2 + 0.5 log(episode) has slope 0.5 over any part of the rollout; a flat one has 0; an
+  unfinished tail is skipped."""
+  from cl_limits.analysis import curves
+  e = np.arange(1, 101, dtype=np.float64)
+  rets = np.stack([2 + 0.5 * np.log(e), np.full(100, 3.0)])
+  np.testing.assert_allclose(curves.log_episode_slope(rets), [0.5, 0.0], atol=1e-12)
+  rets[0, 90:] = np.nan
+  assert curves.log_episode_slope(rets)[0] == pytest.approx(0.5)
+  assert np.isnan(curves.log_episode_slope(np.array([[1.0, np.nan, np.nan, np.nan]]))[0])
+
+
+def test_headroom_needs_the_teachers_to_rise_past_the_ceiling_after_the_cut():
+  """Teachers' greedy return (mean over learners) 2, 6, 8, 9 after segments ending at 100..400 steps; cut at
+  200 with a ceiling of 5; optimum 10, random 0: the rise after the cut is 9 - 5 = 4 >= 0.2 * 10."""
+  greedy = np.array([[[2.0, 6.0, 8.0, 9.0]], [[2.0, 6.0, 8.0, 9.0]]])        # [S 2, K 1, segments 4]
+  steps = np.array([100, 200, 300, 400])
+  h = ceiling.headroom(greedy, steps, 200, 5.0, top=10.0, random_return=0.0)
+  assert h == {"rise": 4.0, "needed": 2.0, "ok": True, "after_cut_steps": [300, 400]}
+  # Converged before the cut (the DarkRoom default): greedy already at the optimum, no headroom.
+  flat = np.full((2, 1, 4), 10.0)
+  assert not ceiling.headroom(flat, steps, 200, 9.5, 10.0, 0.0)["ok"]
+  assert ceiling.headroom(greedy, steps, 400, 5.0, 10.0, 0.0)["rise"] == float("-inf")

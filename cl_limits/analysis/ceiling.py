@@ -182,3 +182,20 @@ def greedy_at_cut(greedy, greedy_steps, cut_learner_steps: int, num_tasks: int, 
   if optimum is not None:
     out["fraction"] = float((g / np.asarray(optimum, np.float64)[None, :]).mean())
   return out
+
+
+def headroom(greedy, greedy_steps, cut_learner_steps: int, ceiling_value: float, top: float,
+             random_return: float, fraction: float = 0.2) -> dict:
+  """Whether a P2 row can see improvement past its ceiling: the teachers' greedy return after the cut
+  must rise above the ceiling by at least `fraction` of (top - random), top being the optimum where the env
+  has one, else the teachers' final greedy return.
+
+  greedy [S, K, segments] at greedy_steps [segments]. Returns {"rise": best mean greedy return of a
+  segment after the cut minus the ceiling, "needed", "ok", "after_cut_steps"}; rise is -inf when no
+  segment ends after the cut."""
+  g = np.asarray(greedy, np.float64).reshape(-1, np.asarray(greedy).shape[-1]).mean(0)     # [segments]
+  after = np.asarray(greedy_steps) > int(cut_learner_steps)
+  rise = float(g[after].max() - ceiling_value) if after.any() else float("-inf")
+  needed = float(fraction * (top - random_return))
+  return {"rise": rise, "needed": needed, "ok": bool(rise >= needed),
+          "after_cut_steps": np.asarray(greedy_steps)[after].astype(int).tolist()}

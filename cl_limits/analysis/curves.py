@@ -75,3 +75,25 @@ def episodes_to_fraction(curve, early: float, late: float, fraction: float = 0.5
   ma = np.convolve(c, kernel, mode="valid")
   hit = np.flatnonzero(ma >= early + fraction * (late - early))
   return int(hit[0] + kernel.size) if hit.size else None
+
+
+def log_episode_slope(returns, first_fraction: float = 0.5):
+  """The trend statistic of a long rollout: the least-squares slope of return against log(episode number)
+  over the episodes after `first_fraction` of them (the second half by default), per leading index.
+
+  returns [..., E] (episode 1 first; nan where unfinished, skipped). A learner that keeps improving at a
+  steady rate per doubling of its experience has a constant positive slope; a stationary one has ~0.
+  Returns [...] (nan where fewer than 2 finite episodes remain)."""
+  r = np.asarray(returns, np.float64)
+  e = r.shape[-1]
+  start = int(np.floor(first_fraction * e))
+  x = np.broadcast_to(np.log(np.arange(1, e + 1, dtype=np.float64))[start:], r[..., start:].shape)
+  y = r[..., start:]
+  ok = np.isfinite(y)
+  n = ok.sum(-1)
+  with np.errstate(all="ignore"):
+    mx = np.where(ok, x, 0).sum(-1) / n
+    my = np.where(ok, y, 0).sum(-1) / n
+    dx = np.where(ok, x - mx[..., None], 0)
+    slope = (dx * np.where(ok, y - my[..., None], 0)).sum(-1) / (dx ** 2).sum(-1)
+  return np.where(n >= 2, slope, np.nan)
