@@ -61,8 +61,6 @@ def validate(config) -> None:
     m = target.action_space(target.default_params).n
     check(m == n_act, f"experiments.p3.targets.{name}.name", f"has {m} actions, the imitators {n_act}",
           target.name)
-  if hybrid_stage.enabled(config) and int(p3.hybrid_tasks) > 0:
-    hybrid_stage.validate(config)
 
 
 def run(step, log=print) -> None:
