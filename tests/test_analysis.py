@@ -49,16 +49,6 @@ def test_rising_learning_curve_cut_early_has_its_cut_value_as_ceiling():
   assert ceiling.ceiling(r, 5)[0] == pytest.approx(curve[20:25].mean())
 
 
-def test_exceed_known_answers():
-  late = np.array([[5.0, 7.0], [5.0, 7.0], [5.0, 7.0]])      # [seeds, tasks]
-  out = ceiling.exceed(late, 6.0, reps=500)
-  assert out["diff"][0] == pytest.approx(0.0)
-  assert out["diff"][1] < 0 < out["diff"][2]                   # resampling tasks spreads it
-  assert out["prob"][0] == pytest.approx(0.5)
-  out = ceiling.exceed(late, 4.0, reps=500)
-  assert out["diff"] == pytest.approx([2.0, 1.0, 3.0]) and out["prob"] == pytest.approx([1.0, 1.0, 1.0])
-
-
 def test_rliable_interval_iqm_and_reproducible():
   x = np.tile(np.arange(8.0), (3, 1))        # every seed scores 0..7 over 8 tasks
   est, lo, hi = stats.interval(x, reps=300)
@@ -75,13 +65,6 @@ def test_rliable_interval_iqm_and_reproducible():
                                         ((0.8, 0.7, 0.9), "inconclusive")])
 def test_p1_verdicts(ci, verdict):
   assert verdicts.p1(ci, 0.8)[0] == verdict
-
-
-@pytest.mark.parametrize("ci,gain,verdict", [((-2, -3, -1), 5.0, "supported"), ((2, 1, 3), 5.0, "refuted"),
-                                             ((0, -1, 1), 5.0, "inconclusive"),
-                                             ((-2, -3, -1), 0.0, "inconclusive")])
-def test_p2_verdicts(ci, gain, verdict):
-  assert verdicts.p2(ci, gain)[0] == verdict
 
 
 def test_capacity_verdicts():
@@ -146,10 +129,10 @@ def test_ceiling_as_fractions_of_each_tasks_optimum():
   d = p2.arm_data_curves(hist, manifest, arm, window=2, optimum=np.array([10.0, 20.0]))
   assert d["ceiling"] == pytest.approx(15.0) and d["optimal_mean"] == pytest.approx(15.0)
   assert d["ceiling_norm"] == pytest.approx(1.0) and d["teacher_final_norm"] == pytest.approx(1.0)
-  late = np.full((2, 3), 10.0)                         # seeds x held-out tasks, all at their optimum of 10
-  n = p2.normalised_entry(late, np.full(3, 10.0), d, reps=200)
-  assert n["late_minus_ceiling"] == pytest.approx([0.0, 0.0, 0.0])
-  assert stats.interval(late - d["ceiling"], 200)[0] == pytest.approx(-5.0)
+  from cl_limits.analysis import replicates
+  late = np.full((2, 3), 10.0)                         # replicates x held-out tasks, all at their optimum of 10
+  np.testing.assert_allclose(replicates.in_unit(late, np.full(3, 10.0)) - d["ceiling_norm"], 0.0)
+  np.testing.assert_allclose(d["data_curve_norm"], [1.0] * 4)
   with pytest.raises(ValueError, match="2 teacher tasks"):
     p2.arm_data_curves(hist, manifest, arm, window=2, optimum=np.array([10.0]))
   # DarkRoom's oracle: 20 - distance + 1 from the centre of a 9x9 room; none for a random start cell.
@@ -159,18 +142,50 @@ def test_ceiling_as_fractions_of_each_tasks_optimum():
   assert p2.task_optimum(envs.make("DarkRoom", size=9, episode_len=20, start="random"), goals) is None
 
 
-def test_teachers_greedy_policy_at_the_cut():
-  """The greedy return after the last teacher segment that ended at or before the cut, raw and as fractions
-  of each task's optimum; nothing when no segment ended by the cut or the tasks do not match."""
-  # [seeds 2, tasks 2, segments 3] after 40, 80, 120 steps; task optima 10 and 20.
-  greedy = np.stack([np.array([[2.0, 6.0, 10.0], [4.0, 10.0, 20.0]])] * 2)
-  steps = np.array([40, 80, 120])
-  g = ceiling.greedy_at_cut(greedy, steps, 100, 2, optimum=np.array([10.0, 20.0]))
-  assert g["env_steps"] == 80 and g["return"] == pytest.approx(8.0)
-  assert g["fraction"] == pytest.approx((0.6 + 0.5) / 2)
-  assert ceiling.greedy_at_cut(greedy, steps, 120, 2)["return"] == pytest.approx(15.0)
-  assert ceiling.greedy_at_cut(greedy, steps, 39, 2) is None        # cut before any segment
-  assert ceiling.greedy_at_cut(greedy, steps, 100, 1) is None       # other tasks than the histories'
+def test_ceiling_is_the_larger_of_behaviour_and_greedy_at_the_cut_per_replicate():
+  """Two replicates, one task of optimum 10; the teachers' greedy return 2, 6, 8, 9 after segments ending at
+  100..400 steps (fractions 0.2 .. 0.9), data cut at 200. Behaviour ceilings 0.5 and 0.7: the ceilings are
+  max(0.5, 0.6) = 0.6 and max(0.7, 0.6) = 0.7; the best greedy after the cut is 0.9, so the rises are 0.3
+  and 0.2, mean 0.25 >= 0.2 x (1 - 0): headroom. Converged teachers (greedy at the optimum from the start)
+  leave none; data without a greedy policy use their own continuation."""
+  from cl_limits.analysis import replicates
+  data = [{"ceiling": 5.0, "ceiling_norm": 0.5, "cut_learner_steps": 200, "teacher_final_norm": 0.95},
+          {"ceiling": 7.0, "ceiling_norm": 0.7, "cut_learner_steps": 200, "teacher_final_norm": 0.95}]
+  greedy = np.array([[[2.0, 6.0, 8.0, 9.0]], [[2.0, 6.0, 8.0, 9.0]]])       # [R 2, K 1, segments 4]
+  steps = np.array([100, 200, 300, 400])
+  c = replicates.ceilings(data, greedy, steps, np.array([10.0]))
+  np.testing.assert_allclose(c["greedy_at_cut"], [0.6, 0.6])
+  np.testing.assert_allclose(c["ceiling"], [0.6, 0.7])
+  np.testing.assert_allclose(c["rise"], [0.3, 0.2])
+  assert c["headroom"]["rise"] == pytest.approx(0.25) and c["headroom"]["needed"] == pytest.approx(0.2)
+  assert c["headroom"]["ok"]
+  flat = np.full((2, 1, 4), 10.0)
+  assert not replicates.ceilings(data, flat, steps, np.array([10.0]))["headroom"]["ok"]
+  none = replicates.ceilings(data, None, None, np.array([10.0]), random=0.05)
+  np.testing.assert_allclose(none["ceiling"], [0.5, 0.7])
+  np.testing.assert_allclose(none["rise"], [0.45, 0.25])
+  assert none["headroom"]["needed"] == pytest.approx(0.19)
+  # Raw units without an optimum: top = the teachers' final greedy return (9), random 1 -> needs 1.6.
+  raw = replicates.ceilings(data, greedy, steps, None, random=1.0)
+  np.testing.assert_allclose(raw["ceiling"], [6.0, 7.0])
+  assert raw["headroom"]["needed"] == pytest.approx(1.6) and raw["headroom"]["ok"]
+
+
+def test_competence_is_the_imitators_end_over_its_datas_end():
+  """Imitators at 4.5 of an optimum of 10 (0.45) in their last episodes; the data's last kept episodes at 0.5
+  (two kept episodes make the window): 0.9 of their data, exactly the gate."""
+  from cl_limits.analysis import replicates
+  rets = np.full((2, 1, 20), 4.5)
+  rets[:, :, :10] = 0.0                                            # only the end counts
+  data = [{"data_curve_norm": np.array([0.1, 0.3, 0.5, 0.5]), "ceiling_kept_window": 2}] * 2
+  c = replicates.competence(rets, data, 10, np.array([10.0]))
+  assert c["ratio"] == pytest.approx(0.9)
+  np.testing.assert_allclose(c["imitator_end"], [0.45, 0.45])
+  np.testing.assert_allclose(c["data_end"], [0.5, 0.5])
+  verdict, _ = verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ratio"])
+  assert verdict == "supported"
+  c["ratio"] = 0.89
+  assert verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ratio"])[0] == "inconclusive: imitator below its data"
 
 
 def test_p3_score_known_answer():
@@ -182,17 +197,19 @@ def test_p3_score_known_answer():
   frozen = (np.array([[[1.0, 1.0, 4.0, 4.0]], [[1.0, 1.0, 1.0, 1.0]]]), np.repeat(ends, 2, 0))
   random = (np.ones((1, 1, 4)), ends)
   dqn = np.array([[[0.0, 2.0, 4.0, 4.0]]])
-  out = scores.score({"frozen": frozen}, random, dqn, bin_steps=10, horizon=40, frac=0.5, reps=100,
-                     log=lambda *_: None)
+  out = scores.score({"frozen": frozen}, random, dqn, bin_steps=10, horizon=40, frac=0.5, log=lambda *_: None)
   assert out["tasks_used"] == 1 and out["bins"] == 4 and out["late_bins"] == 2
   assert out["random_return"] == [1.0] and out["dqn_final_return"] == [4.0]
   f = out["learners"]["frozen"]
-  assert f["auc"][0] == pytest.approx(0.25) and f["final"][0] == pytest.approx(0.5)   # mean of 2 seeds
+  assert f["auc"][0] == pytest.approx(0.25) and f["final"][0] == pytest.approx(0.5)   # mean of 2 replicates
+  assert f["final_per_replicate"] == pytest.approx([1.0, 0.0]) and f["replicates"] == 2
+  # t-interval on 1 degree of freedom: 0.5 +- 12.706 * 0.7071 / sqrt(2)
+  assert f["final"][1] == pytest.approx(0.5 - 6.353, abs=1e-3) and f["final"][2] == pytest.approx(0.5 + 6.353, abs=1e-3)
   assert f["final_raw"] == pytest.approx(2.5) and f["auc_raw"] == pytest.approx(1.75)
   d = out["learners"]["dqn"]
   assert d["final"][0] == pytest.approx(1.0) and d["auc"][0] == pytest.approx(0.5)
   # A DQN that never beats the random policy gives nothing to normalise by.
-  flat = scores.score({"frozen": frozen}, random, np.ones((1, 1, 4)), 10, 40, 0.5, 100, log=lambda *_: None)
+  flat = scores.score({"frozen": frozen}, random, np.ones((1, 1, 4)), 10, 40, 0.5, log=lambda *_: None)
   assert flat["tasks_used"] == 0 and flat["learners"] == {} and "did not beat" in flat["note"]
 
 
@@ -269,14 +286,11 @@ def test_log_episode_slope_known_answers():
   assert np.isnan(curves.log_episode_slope(np.array([[1.0, np.nan, np.nan, np.nan]]))[0])
 
 
-def test_headroom_needs_the_teachers_to_rise_past_the_ceiling_after_the_cut():
-  """Teachers' greedy return (mean over learners) 2, 6, 8, 9 after segments ending at 100..400 steps; cut at
-  200 with a ceiling of 5; optimum 10, random 0: the rise after the cut is 9 - 5 = 4 >= 0.2 * 10."""
-  greedy = np.array([[[2.0, 6.0, 8.0, 9.0]], [[2.0, 6.0, 8.0, 9.0]]])        # [S 2, K 1, segments 4]
-  steps = np.array([100, 200, 300, 400])
-  h = ceiling.headroom(greedy, steps, 200, 5.0, top=10.0, random_return=0.0)
-  assert h == {"rise": 4.0, "needed": 2.0, "ok": True, "after_cut_steps": [300, 400]}
-  # Converged before the cut (the DarkRoom default): greedy already at the optimum, no headroom.
-  flat = np.full((2, 1, 4), 10.0)
-  assert not ceiling.headroom(flat, steps, 200, 9.5, 10.0, 0.0)["ok"]
-  assert ceiling.headroom(greedy, steps, 400, 5.0, 10.0, 0.0)["rise"] == float("-inf")
+@pytest.mark.parametrize("slope,headroom,want", [
+    ((0.3, 0.1, 0.5), 0.5, "refuted"),                    # still rising
+    ((0.0, -0.05, 0.05), 0.5, "supported"),               # flat: below the margin 0.1 / ln 2
+    ((0.1, -0.05, 0.25), 0.5, "inconclusive"),
+    ((0.3, 0.1, 0.5), 0.1, "inconclusive: no headroom"),
+])
+def test_trend_rule(slope, headroom, want):
+  assert verdicts.trend(slope, headroom, 0.2, 1.0, 0.0)[0] == want

@@ -1,4 +1,4 @@
-"""The ceiling of a training set and the P2 "exceed" test.
+"""The ceiling of a training set (P2; analysis/replicates.py applies it per replicate).
 
 The *ceiling* of an imitator's training data is the best moving-average episode return found anywhere in
 the histories it was trained on. Concretely, with the data as a [histories, episodes] matrix of the kept
@@ -9,7 +9,8 @@ episodes' returns in time order (NaN past a history's end):
                     (the whole curve when it is shorter than `window`)
 
 so one lucky episode of one history cannot set it; the window is a config value and is stated in the
-report. P2 asks whether the frozen imitator's late return exceeds it.
+report. P2 asks whether the frozen imitator's late return exceeds it (or the teachers' greedy return at
+the cut, where that is higher: analysis/replicates.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import numpy as np
 import jax
 
 from cl_limits import envs as envs_lib
-from cl_limits.analysis import stats
 from cl_limits.histories import datasets
 from cl_limits.histories import history as history_lib
 
@@ -70,20 +70,6 @@ def ceiling(returns, window: int) -> tuple[float, int]:
   sums = np.convolve(c, np.ones(w), mode="valid") / w
   i = int(np.argmax(sums))
   return float(sums[i]), i + w - 1
-
-
-def exceed(late, ceiling_value: float, reps: int = 2000, seed: int = 0) -> dict:
-  """How an imitator's late returns compare with a ceiling.
-
-  late: [seeds] or [seeds, tasks] late returns. Returns
-    diff  (mean late - ceiling, low, high): 95% bootstrap CI over seeds and tasks
-    prob  (fraction of (seed, task) runs whose late return exceeds the ceiling, low, high)
-  """
-  late = np.asarray(late, np.float64)
-  out = {"ceiling": float(ceiling_value),
-         "diff": list(stats.bootstrap_ci(late - ceiling_value, reps=reps, seed=seed)),
-         "prob": list(stats.bootstrap_ci((late > ceiling_value).astype(np.float64), reps=reps, seed=seed))}
-  return out
 
 
 def task_optimum(env, task_ids) -> np.ndarray | None:
@@ -144,58 +130,9 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
       raise ValueError(f"arm_data_curves: {optimum.shape[0]} task optima for {reward.shape[1]} teacher tasks")
     per_row = lambda n: np.broadcast_to(optimum[None, :, None], (reward.shape[0], reward.shape[1], n)).reshape(-1, 1)
     out["ceiling_norm"] = ceiling(rets / per_row(reward.shape[2]), kept_window)[0]
+    out["data_curve_norm"] = population_curve(rets / per_row(reward.shape[2]))
     full_norm = population_curve(full / per_row(used))
+    out["teacher_curve_norm"] = full_norm
     out["teacher_final_norm"] = float(np.mean(full_norm[-final_window:]))
     out["optimal_mean"] = float(optimum.mean())
   return out
-
-
-def normalised_entry(late, optimum, d, reps: int, greedy_fraction=None) -> dict:
-  """late [S, K] returns on tasks with optima [K], compared with the data's ceiling, the teachers' final
-  return and, when given, their greedy policy at the cut (`teacher_greedy_at_cut`'s "fraction"), all as
-  fractions of each task's optimal return (`arm_data_curves` with `optimum`)."""
-  late_n = np.asarray(late, np.float64) / np.asarray(optimum, np.float64)[None, :]
-  out = {"optimal_mean_eval": float(np.mean(optimum)), "optimal_mean_data": d["optimal_mean"],
-         "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"],
-         "teacher_final_minus_ceiling": d["teacher_final_norm"] - d["ceiling_norm"],
-         "late": list(stats.interval(late_n, reps)),
-         "late_minus_ceiling": list(stats.interval(late_n - d["ceiling_norm"], reps)),
-         "late_minus_teacher_final": list(stats.interval(late_n - d["teacher_final_norm"], reps))}
-  if greedy_fraction is not None:
-    out["teacher_greedy_at_cut"] = float(greedy_fraction)
-    out["late_minus_teacher_greedy_at_cut"] = list(stats.interval(late_n - greedy_fraction, reps))
-  return out
-
-
-def greedy_at_cut(greedy, greedy_steps, cut_learner_steps: int, num_tasks: int, optimum=None) -> dict | None:
-  """The teachers' *greedy* policy at the data's cut: the mean over learners of its return after the last
-  teacher segment that ended at or before the cut, raw and, with `optimum` [tasks], as a fraction of each
-  task's optimum. greedy [S, K, segments] at greedy_steps [segments] (teachers/curves.npz). The ceiling is
-  the return of the teachers' epsilon-greedy behaviour; this is what their networks could do at the same
-  point. None when no segment ended by the cut or the tasks do not match."""
-  greedy, steps = np.asarray(greedy, np.float64), np.asarray(greedy_steps)
-  before = np.flatnonzero(steps <= int(cut_learner_steps))
-  if not before.size or greedy.shape[1] != int(num_tasks):
-    return None
-  g = greedy[..., before[-1]]                                            # [S, K]
-  out = {"env_steps": int(steps[before[-1]]), "return": float(g.mean())}
-  if optimum is not None:
-    out["fraction"] = float((g / np.asarray(optimum, np.float64)[None, :]).mean())
-  return out
-
-
-def headroom(greedy, greedy_steps, cut_learner_steps: int, ceiling_value: float, top: float,
-             random_return: float, fraction: float = 0.2) -> dict:
-  """Whether a P2 row can see improvement past its ceiling: the teachers' greedy return after the cut
-  must rise above the ceiling by at least `fraction` of (top - random), top being the optimum where the env
-  has one, else the teachers' final greedy return.
-
-  greedy [S, K, segments] at greedy_steps [segments]. Returns {"rise": best mean greedy return of a
-  segment after the cut minus the ceiling, "needed", "ok", "after_cut_steps"}; rise is -inf when no
-  segment ends after the cut."""
-  g = np.asarray(greedy, np.float64).reshape(-1, np.asarray(greedy).shape[-1]).mean(0)     # [segments]
-  after = np.asarray(greedy_steps) > int(cut_learner_steps)
-  rise = float(g[after].max() - ceiling_value) if after.any() else float("-inf")
-  needed = float(fraction * (top - random_return))
-  return {"rise": rise, "needed": needed, "ok": bool(rise >= needed),
-          "after_cut_steps": np.asarray(greedy_steps)[after].astype(int).tolist()}

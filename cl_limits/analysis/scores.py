@@ -14,9 +14,9 @@ def normalise(x, lo, hi):
   return (x - lo) / (hi - lo)
 
 
-def score(runs, random, dqn_curves, bin_steps: int, horizon: int, frac: float, reps: int, log=print,
-          tag="") -> dict:
-  """Normalised AUC and final return of the DQN and every learner, with IQM CIs over seeds x tasks.
+def score(runs, random, dqn_curves, bin_steps: int, horizon: int, frac: float, log=print, tag="") -> dict:
+  """Normalised AUC and final return of the DQN and every learner, each the mean over replicates (seeds:
+  independent runs) of the per-replicate mean over tasks, with a t-interval over replicates.
 
   Every learner is summarised as the DQN's curves are: the mean return of the episodes ending in each
   window of `bin_steps` environment steps over the first `horizon` steps; AUC = the mean over windows,
@@ -52,8 +52,11 @@ def score(runs, random, dqn_curves, bin_steps: int, horizon: int, frac: float, r
       continue
     a_n = normalise(auc[:, m], lo_k[m], hi_k[m])
     f_n = normalise(fin[:, m], lo_k[m], hi_k[m])
-    out["learners"][k] = {"tasks": int(m.sum()), "auc": list(stats.interval(a_n, reps)),
-                          "final": list(stats.interval(f_n, reps)),
+    auc_iv, fin_iv = stats.replicate_interval(a_n), stats.replicate_interval(f_n)
+    out["learners"][k] = {"tasks": int(m.sum()), "replicates": int(a_n.shape[0]),
+                          "auc": list(stats.as_ci(auc_iv)), "final": list(stats.as_ci(fin_iv)),
+                          "auc_per_replicate": auc_iv["per_replicate"],
+                          "final_per_replicate": fin_iv["per_replicate"],
                           "final_raw": float(np.mean(fin[:, m])), "auc_raw": float(np.mean(auc[:, m]))}
     e = out["learners"][k]
     log(f"{tag} {k}: normalised AUC {e['auc'][0]:.2f} [{e['auc'][1]:.2f}, {e['auc'][2]:.2f}], "

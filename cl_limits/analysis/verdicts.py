@@ -35,20 +35,6 @@ def p1(ratio_ci, threshold: float) -> tuple[str, str]:
   return _decide(ratio_ci, threshold, "above", SUPPORTED, REFUTED), rule
 
 
-def p2(diff_ci, teacher_gain: float) -> tuple[str, str]:
-  """diff_ci: (estimate, low, high) of the imitator's late return minus the ceiling of its data.
-
-  teacher_gain: the teachers' final return minus the same ceiling. The prediction ("it does not keep
-  improving past the ceiling") can only be tested where the teachers themselves did.
-  """
-  rule = ("prediction (no improvement past the ceiling) supported if the CI of late - ceiling lies at or "
-          "below 0; refuted if it lies above 0; inconclusive if it contains 0 or if the teachers did not "
-          "improve past the ceiling after the cut either")
-  if teacher_gain <= 0:
-    return INCONCLUSIVE, rule
-  return _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED), rule
-
-
 def capacity(gain_ci) -> tuple[str, str]:
   """gain_ci: (estimate, low, high) of the late return at the larger setting minus the smaller one."""
   rule = ("plateau supported if the CI of (larger - smaller) lies at or below 0; refuted if above 0; "
@@ -106,3 +92,35 @@ def power_control(verdict: str) -> str:
   if verdict == REFUTED:
     return "the P2 test can say refuted on data that allow it"
   return f"the power control came out {verdict}: the P2 test has not been shown able to refute"
+
+
+def trend(slope_ci, headroom: float, headroom_needed: float, top: float, random: float,
+          margin_fraction: float = 0.1) -> tuple[str, str]:
+  """Whether a frozen imitator's return has stopped rising late in a long rollout (P2's "it does not keep
+  learning", predicted: yes).
+
+  slope_ci: (estimate, low, high) of the slope of return against log(episode) over the rollout's second
+  half, over replicates. The second half of a rollout spans ln 2 of log(episode), so a slope of
+  `margin_fraction` x (top - random) / ln 2 is a rise of that fraction of the task's range over it.
+  Gated on headroom as P2 is: where the teachers did not improve either, a flat trend shows nothing."""
+  import math  # noqa: PLC0415
+  margin = margin_fraction * (top - random) / math.log(2.0)
+  rule = (f"no headroom -> inconclusive; refuted if the CI's lower end > 0 (still rising); supported if the "
+          f"upper end < {margin:.3g} (less than {margin_fraction:g} of (top - random) over the second half); "
+          "else inconclusive")
+  if not headroom >= headroom_needed:
+    return NO_HEADROOM, rule
+  _, lo, hi = slope_ci
+  if lo > 0:
+    return REFUTED, rule
+  if hi < margin:
+    return SUPPORTED, rule
+  return INCONCLUSIVE, rule
+
+
+def positive_control(verdict: str) -> str:
+  """What the P3 positive control (the same scoring on held-out goals of the training family, where the
+  imitator learns in context) says about the P3 test: it can refute only if this row does."""
+  if verdict == REFUTED:
+    return "the P3 scoring can say refuted where the imitator does learn in context"
+  return f"the positive control came out {verdict}: the P3 scoring has not been shown able to refute"

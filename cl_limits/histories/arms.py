@@ -39,9 +39,11 @@ def join_stores(loaded: list, names: list[str]):
   return history, manifest
 
 
-def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, log=print):
-  """AD-epsilon histories for the tasks [K], generated once into `directory` and read back from it.
+def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, log=print, replicates: int = 1):
+  """AD-epsilon histories for the tasks [K] of every replicate [R] (their own keys), generated once into
+  `directory` and read back from it.
   `meta`: steps, streams_per_learner, eps_floor, decay_fraction (and anything else that must match)."""
+  meta = {**meta, "num_seeds": int(replicates)}
   if store.is_complete(directory):
     history, manifest = store.load(directory)
     if all(manifest.get(k) == v for k, v in meta.items()):
@@ -50,28 +52,37 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
                                   "use a new workdir or delete it")
   gen = adeps.make_generate(env, int(meta["steps"]), int(meta["streams_per_learner"]),
                             float(meta["eps_floor"]), float(meta["decay_fraction"]))
-  keys = jax.random.split(jax.random.key(seed + 7), len(task_ids))
+  k = len(task_ids)
+  keys = jax.random.split(jax.random.key(seed + 7), int(replicates) * k).reshape(int(replicates), k)
   t0 = time.time()
-  hist = jax.device_get(jax.jit(jax.vmap(gen))(keys, tasks))
-  hist = jax.tree.map(lambda x: np.asarray(x)[None], hist)      # one "seed" axis
+  hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen), in_axes=(0, None)))(keys, tasks))
+  hist = jax.tree.map(np.asarray, hist)                          # [R, K, streams, T]
   writer = store.HistoryWriter(directory, {**meta, "task_ids": np.asarray(task_ids).tolist(),
-                                           "num_seeds": 1, "axes": ["seed", "task", "stream", "time"]})
+                                           "axes": ["seed", "task", "stream", "time"]})
   writer.write_chunk(0, hist)
   writer.finalize(1)
-  log(f"[imitation] AD-epsilon histories: {len(task_ids)} tasks x {meta['streams_per_learner']} streams x "
+  log(f"[imitation] AD-epsilon histories: {replicates} replicates x {len(task_ids)} tasks x {meta['streams_per_learner']} streams x "
       f"{meta['steps']} steps ({time.time() - t0:.1f}s)")
   return store.load(directory)
 
 
-def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None):
-  """(DeviceData, starts [A, max_n], n_starts [A], data manifest) for every arm.
+def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None, replicates: int = 1):
+  """(DeviceData, starts [A * R, max_n], n_starts [A * R], data manifest) for every arm and replicate.
 
   arms: {name: resolved arm}; sources: {"teacher" | "ad_eps": (History, manifest)} (each source an arm
-  names); teacher_labels(history) -> labels, for arms with labels='teacher'."""
+  names); teacher_labels(history) -> labels, for arms with labels='teacher'. replicates: R, the number of
+  independent runs. Every store then holds R learners on its seed axis, and window group a * R + r (the
+  model of arm a, seed r) draws only from learner r's histories: replicate r's imitators never see another
+  replicate's data."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   parts, per_arm, arms_meta, offset = [], [], {}, 0
   for name, arm in arms.items():
     history, manifest = sources[arm["data"]]
+    n_learners = int(np.asarray(history.action).shape[0])
+    if n_learners != int(replicates):
+      raise ValueError(f"imitation.num_seeds: {replicates} replicates, but the {arm['data']} histories hold "
+                       f"{n_learners} learners (teacher seeds); each replicate's imitators train on its own "
+                       "teachers, so the two must match")
     label = None
     if arm["labels"] == "oracle":
       label = datasets.oracle_labels(env, history, envs_lib.tasks_at(env, np.asarray(manifest["task_ids"])))
@@ -79,21 +90,31 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
       if arm["data"] != "teacher":
         raise ValueError(f"imitation.arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
       label = teacher_labels(history)
-    fd = datasets.select(history, portion=arm["portion"], fraction=float(arm["fraction"]),
-                         gap=int(arm["gap"]), streams=int(arm["streams"]), label=label)
-    try:
-      index = windows.build_index(fd.lengths, seq_len)
-    except ValueError as e:
-      raise ValueError(f"imitation.arms.{name}: {e}; its histories after portion/gap selection are too "
-                       f"short for train.seq_len={seq_len}") from None
-    per_arm.append(np.asarray(index.starts) + offset)
-    offset += fd.num_steps
-    parts.append(fd)
+    rep_parts = []
+    for r in range(int(replicates)):
+      one = jax.tree.map(lambda x: np.asarray(x)[r:r + 1], history)
+      fd = datasets.select(one, portion=arm["portion"], fraction=float(arm["fraction"]),
+                           gap=int(arm["gap"]), streams=int(arm["streams"]),
+                           label=None if label is None else np.asarray(label)[r:r + 1])
+      try:
+        index = windows.build_index(fd.lengths, seq_len)
+      except ValueError as e:
+        raise ValueError(f"imitation.arms.{name}: {e}; its histories after portion/gap selection are too "
+                         f"short for train.seq_len={seq_len}") from None
+      per_arm.append(np.asarray(index.starts) + offset)
+      offset += fd.num_steps
+      rep_parts.append((fd, int(len(index.starts))))
+    parts += [fd for fd, _ in rep_parts]
+    fds = [fd for fd, _ in rep_parts]
+    episodes = sum(fd.episodes for fd in fds)
     arms_meta[name] = {**arm, "source_streams_per_learner": int(manifest["streams_per_learner"]),
                        "source_env_steps_per_learner": int(manifest["env_steps_per_learner"]),
-                       "histories": int(len(fd.lengths)), "steps": fd.num_steps,
-                       "episodes": fd.episodes, "windows": int(len(index.starts)),
-                       "mean_return_per_episode": float(fd.reward.sum() / max(fd.episodes, 1))}
+                       "replicates": int(replicates),
+                       "histories": int(sum(len(fd.lengths) for fd in fds)),
+                       "steps": int(sum(fd.num_steps for fd in fds)),
+                       "steps_per_replicate": [fd.num_steps for fd in fds],
+                       "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
+                       "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1))}
   flat, _ = datasets.concat(parts)
   starts, n_starts = learner_lib.pad_starts(per_arm)
   meta = {"seq_len": seq_len, "arms": arms_meta}

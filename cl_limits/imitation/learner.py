@@ -114,7 +114,7 @@ def example_tokens(data: DeviceData, seq_len: int, num_actions: int) -> Tokens:
 @struct.dataclass
 class Learner:
   init: Any = struct.field(pytree_node=False)       # (key, tokens) -> ImitatorState (one model)
-  segment: Any = struct.field(pytree_node=False)    # (state [M], data, starts, n_starts, arm [M]) -> (state, Metrics [M, U])
+  segment: Any = struct.field(pytree_node=False)    # (state [M], data, starts, n_starts, group [M]) -> (state, Metrics [M, U])
   model: Any = struct.field(pytree_node=False)
   optimizer: Any = struct.field(pytree_node=False)
   tokens_per_update: int = struct.field(pytree_node=False)
@@ -143,8 +143,9 @@ def augment_window(key, tokens: Tokens, labels, num_actions: int, on):
 
 
 def make_learner(cfg, model: TransitionTransformer, augment=None) -> Learner:
-  """augment: optional bool per arm [A]; the windows of an arm marked True are augmented
-  (`augment_window`), and every arm's observations are then flattened to float."""
+  """augment: optional bool per window group [G] (a group is the rows `starts[g]` a model draws from: one
+  arm's data, or one arm's data of one replicate); the windows of a group marked True are augmented
+  (`augment_window`), and every group's observations are then flattened to float."""
   optimizer = make_optimizer(cfg)
   seq_len, batch = int(cfg.seq_len), int(cfg.batch_size)
   num_actions = model.num_actions

@@ -88,22 +88,50 @@ def record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes: int):
   return jnp.where(done, 0.0, ep_ret), n_ep + done, rets, ends
 
 
+class Prompt(NamedTuple):
+  """Recorded transitions that fill the context before the rollout acts: obs [P, ...], action [P],
+  reward [P], done [P] (terminated or truncated), in time order, ending at an episode's end."""
+  obs: jax.Array
+  action: jax.Array
+  reward: jax.Array
+  done: jax.Array
+
+
+def prompt_tokens(prompt: Prompt, num_actions: int) -> Tokens:
+  """The model's tokens for a prompt: step t carries obs_t and transition t - 1 (the first none yet)."""
+  shift = lambda x, first: jnp.concatenate([jnp.asarray(first, x.dtype)[None], x[:-1]])
+  return Tokens(obs=prompt.obs, prev_action=shift(prompt.action.astype(jnp.int32), num_actions),
+                prev_reward=shift(prompt.reward.astype(jnp.float32), 0.0),
+                prev_done=shift(prompt.done.astype(bool), True))
+
+
 def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: int,
                  greedy: bool = True, mode: str = "cached", temperature: float = 1.0,
-                 record: bool = False):
-  """`rollout(params, env_params, key) -> RolloutResult` over `horizon` environment steps."""
+                 record: bool = False, prompted: bool = False):
+  """`rollout(params, env_params, key) -> RolloutResult` over `horizon` environment steps.
+
+  prompted: `rollout(params, env_params, key, prompt)` instead: the recorded `Prompt` first fills the
+  context (cached mode), as if the imitator had just lived through it, and the rollout's first step
+  carries the prompt's last transition (an episode end) like any step after an episode in training."""
   if mode not in ("cached", "naive"):
     raise ValueError(f"mode must be 'cached' or 'naive', got {mode!r}")
+  if prompted and mode != "cached":
+    raise ValueError("prompted rollouts use the KV cache (mode='cached')")
   if horizon < 1 or max_episodes < 1:
     raise ValueError(f"horizon and max_episodes must be >= 1 (got {horizon}, {max_episodes})")
   num_actions, ctx = model.num_actions, model.context_len
   act = action_fn(greedy, temperature)
 
-  def rollout(params, env_params, key):
+  def rollout(params, env_params, key, prompt=None):
     k_reset, k_steps = jax.random.split(key)
     obs, env_state = env.reset(k_reset, env_params)
     tok = _first_tokens(obs, num_actions)
-    if mode == "cached":
+    if prompt is not None:
+      memory = jax.lax.scan(lambda m, t: (model.apply(params, t, m, method=TransitionTransformer.decode)[1],
+                                          None), model.init_cache(), prompt_tokens(prompt, num_actions))[0]
+      tok = Tokens(obs=obs, prev_action=prompt.action[-1].astype(jnp.int32),
+                   prev_reward=prompt.reward[-1].astype(jnp.float32), prev_done=jnp.bool_(True))
+    elif mode == "cached":
       memory = model.init_cache()
     else:   # the last ctx tokens in time order, newest at the end, and which are filled
       memory = (jax.tree.map(lambda x: jnp.zeros((ctx,) + jnp.shape(x), jnp.asarray(x).dtype), tok),
@@ -140,13 +168,20 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
     (_, _, _, _, n_ep, rets, ends), rec = jax.lax.scan(step, init, steps)
     return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep, transitions=rec)
 
-  return rollout
+  if prompted:
+    return lambda params, env_params, key, prompt: rollout(params, env_params, key, prompt)
+  return lambda params, env_params, key: rollout(params, env_params, key)
 
 
 def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
-                         mode: str = "cached", temperature: float = 1.0):
-  """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted."""
-  one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature)
+                         mode: str = "cached", temperature: float = 1.0, prompted: bool = False):
+  """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted.
+  prompted: `fn(params, env_params, keys, prompts [M, K, P, ...])`, each run filling its context first."""
+  one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature,
+                     prompted=prompted)
+  if prompted:
+    per_task = jax.vmap(one, in_axes=(None, 0, 0, 0))
+    return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0, 0)))
   per_task = jax.vmap(one, in_axes=(None, 0, 0))
   return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0)))
 

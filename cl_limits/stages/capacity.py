@@ -17,7 +17,7 @@ from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import layout, outputs, report
 
 
-def run_metrics(job, config, reps: int) -> dict:
+def run_metrics(job, config) -> dict:
   path = os.path.join(job.workdir, "eval", "returns.npz")
   with np.load(path) as z:
     rets = z["episode_return"][0]                                   # [S, K, E] of the sweep's one arm
@@ -29,8 +29,8 @@ def run_metrics(job, config, reps: int) -> dict:
   curve = np.nanmean(rets, axis=(0, 1))
   out = {"name": job.name, "config": job.config, "context_episodes": int(config.capacity.context_episodes),
          "model": str(config.capacity.model), "layers": int(config.imitation.model.layers),
-         "width": int(config.imitation.model.width), "early": list(stats.interval(early, reps)),
-         "late": list(stats.interval(late, reps)), "improvement": list(stats.interval(late - early, reps)),
+         "width": int(config.imitation.model.width), "early": _iv(early), "late": _iv(late),
+         "improvement": _iv(late - early),
          "mean_curve": curve.tolist(), "task_ids": task_ids}
   out["episodes_to_half"] = curves.episodes_to_fraction(curve, out["early"][0], out["late"][0])
   return out, late
@@ -40,13 +40,12 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
   """Aggregates the finished `jobs` (launch.sweep.Job) of sweep file `module` under <root>/<name>."""
   out_dir = os.path.join(os.path.abspath(root), name)
   runs, lates = [], {}
-  reps = int(module.base_config(preset).evaluation.bootstrap_reps)
   for job in jobs:
     if not job.done():
       runs.append({"name": job.name, "error": f"not finished (see {job.log_path})"})
       continue
     config = module.get_config(job.config.partition(":")[2])
-    metrics, late = run_metrics(job, config, reps)
+    metrics, late = run_metrics(job, config)
     runs.append(metrics)
     lates[job.name] = (metrics, late)
   if not lates:
@@ -59,11 +58,11 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
     if len(ctxs) >= 2:
       big, small = (next(m for m in done if m["model"] == size and m["context_episodes"] == c)
                     for c in (ctxs[-1], ctxs[-2]))
-      comparisons.append(_compare("context", big, small, lates, reps, f"{size} model"))
+      comparisons.append(_compare("context", big, small, lates, f"{size} model"))
   largest = max(m["context_episodes"] for m in done)
   by_size = sorted((m for m in done if m["context_episodes"] == largest), key=lambda m: (m["layers"], m["width"]))
   if len(by_size) >= 2:
-    comparisons.append(_compare("model size", by_size[-1], by_size[-2], lates, reps,
+    comparisons.append(_compare("model size", by_size[-1], by_size[-2], lates,
                                 f"context {largest} episodes"))
   base = module.base_config(preset)
   summary = {"sweep": spec, "runs": runs, "comparisons": comparisons,
@@ -72,7 +71,7 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
                           f"{base.evaluation.episodes} episodes, {rollout_lib.describe_actions(base.evaluation)} "
                           f"actions, empty start, context carried across episodes; early = episodes 1-"
                           f"{base.evaluation.early_episodes}, late = last {base.evaluation.late_episodes}; "
-                          "IQM with rliable stratified bootstrap 95% CIs.")}
+                          "t-intervals over the replicates (seeds: independent runs).")}
   outputs.write_json(os.path.join(out_dir, layout.SUMMARY), summary)
   plot(done, os.path.join(out_dir, "capacity.png"))
   _tensorboard(os.path.join(os.path.abspath(root), "tb", name), done, module)
@@ -87,12 +86,16 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
   return os.path.join(out_dir, "summary.json")
 
 
-def _compare(axis, big, small, lates, reps, where):
+def _iv(x) -> list:
+  return list(stats.as_ci(stats.replicate_interval(x)))
+
+
+def _compare(axis, big, small, lates, where):
   if big["task_ids"] != small["task_ids"]:
     raise ValueError(f"runs {big['name']} and {small['name']} were evaluated on different tasks")
   diff = lates[big["name"]][1] - lates[small["name"]][1]      # paired by seed and task
   return {"axis": f"{axis}, {where}", "larger": big["name"], "smaller": small["name"],
-          "gain": list(stats.interval(diff, reps))}
+          "gain": _iv(diff)}
 
 
 def _update_report(base_config, root, log):

@@ -38,7 +38,6 @@ def validate(config) -> None:
   positive_int(config, "evaluation.num_tasks", minimum=0)
   for f in ("early_episodes", "late_episodes"):
     check(1 <= int(ev[f]) <= episodes, f"evaluation.{f}", f"must be in [1, episodes={episodes}]", ev[f])
-  positive_int(config, "evaluation.bootstrap_reps")
   imitation_stage.protocol(config)
   check(common.episode_length(env) is not None, "env.name", "has no fixed episode limit to size the "
         "evaluation horizon", config.env.name)
@@ -91,16 +90,17 @@ def run(step, log=print) -> None:
 def summarize(ev, rets, arms, teacher) -> dict:
   """rets [A, S, K, E] -> early/late means with CIs, comparisons, against the teachers' final return."""
   episodes = rets.shape[-1]
-  n_early, n_late, reps = int(ev.early_episodes), int(ev.late_episodes), int(ev.bootstrap_reps)
+  n_early, n_late = int(ev.early_episodes), int(ev.late_episodes)
+  rep = lambda x: list(stats.as_ci(stats.replicate_interval(x)))
   early = stats.episode_window_mean(rets, 0, n_early)              # [A, S, K]
   late = stats.episode_window_mean(rets, episodes - n_late, episodes)
   out = {"protocol": {"actions": rollout_lib.describe_actions(ev), "episodes": episodes,
                       "context": "carried across episodes, empty at the start",
                       "early_episodes": n_early, "late_episodes": n_late,
-                      "ci": f"95% percentile bootstrap over seeds and tasks ({reps} resamples)"},
+                      "ci": "t-interval over the replicates' means over tasks"},
          "teacher_final_return": teacher, "arms": {}, "comparisons": []}
   for i, a in enumerate(arms):
-    entry = {"early": list(stats.bootstrap_ci(early[i], reps)), "late": list(stats.bootstrap_ci(late[i], reps)),
+    entry = {"early": rep(early[i]), "late": rep(late[i]),
              "late_per_seed": np.nanmean(late[i], axis=-1).tolist(),
              "mean_curve": np.nanmean(rets[i], axis=(0, 1)).tolist()}
     entry["late_over_early"] = entry["late"][0] / max(entry["early"][0], 1e-9)
@@ -110,7 +110,7 @@ def summarize(ev, rets, arms, teacher) -> dict:
   for a, b in parse_compare(ev.compare):
     ia, ib = arms.index(a), arms.index(b)
     out["comparisons"].append({"a": a, "b": b, "measure": f"late return (last {n_late} episodes)",
-                               "diff": list(stats.bootstrap_ci(late[ia] - late[ib], reps))})
+                               "diff": rep(late[ia] - late[ib])})
   return out
 
 

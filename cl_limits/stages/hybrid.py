@@ -14,7 +14,7 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.analysis import ceiling as ceiling_lib
-from cl_limits.analysis import curves, stats
+from cl_limits.analysis import curves, replicates, stats
 from cl_limits.histories import datasets
 from cl_limits.histories import history as history_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
@@ -22,6 +22,7 @@ from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages import p2 as p2_stage
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
 
 
@@ -49,7 +50,6 @@ def validate(config) -> None:
   in_range(config, "experiments.hybrid.horizon_factor", 0.0, float("inf"), lo_open=True)
   in_range(config, "experiments.hybrid.late_fraction", 0.0, 1.0, lo_open=True)
   positive_int(config, "experiments.hybrid.num_tasks", minimum=0)
-  positive_int(config, "experiments.hybrid.bootstrap_reps")
   positive_int(config, "experiments.p2.ceiling_window")
   wrap("experiments.hybrid.learner", hybrid_lib.validate, h.learner, int(config.imitation.model.context_len))
 
@@ -60,56 +60,61 @@ def run(step, log=print) -> None:
   env = common.env_of(config)
   model, params, num_seeds = imitation_stage.arm(config, workdir, h.arm)
   history, manifest = imitation_stage.load_teacher_histories(config, workdir)
-  d = ceiling_lib.arm_data_curves(history, manifest, datasets.resolve_arm(config.imitation.arms[h.arm]),
-                                  int(config.experiments.p2.ceiling_window),
-                                  optimum=ceiling_lib.teacher_optimum(env, manifest))
+  arm = datasets.resolve_arm(config.imitation.arms[h.arm])
+  window = int(config.experiments.p2.ceiling_window)
+  t_opt = ceiling_lib.teacher_optimum(env, manifest)
+  data = replicates.data_per_replicate(history, manifest, arm, window, t_opt)
+  d = data[0]
+  greedy, steps = p2_stage.teacher_greedy(config, workdir, manifest)
+  c = replicates.ceilings(data, greedy, steps, t_opt)
   horizon = common.whole_segments(float(h.horizon_factor) * d["cut_learner_steps"], int(h.learner.act_steps))
   tasks, task_ids = common.heldout_tasks(config, env, int(h.num_tasks))
+  e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
+  unit = "fraction of each task's optimal return" if e_opt is not None else "return"
   names = variants(h.variants, "experiments.hybrid.variants")
+  ceil = np.asarray(c["ceiling"])
   log(f"[hybrid] {h.arm}: frozen vs {', '.join(names)} on {len(task_ids)} held-out tasks, {horizon:,} steps "
       f"({h.horizon_factor:g} x the {d['cut_learner_steps']:,} steps of one truncated history); ceiling "
-      f"{d['ceiling']:.2f}")
+      f"{ceil.mean():.3f} ({unit})")
   runs = learners.run_learners(model, params, env, tasks, horizon, jax.random.key(int(config.seed) + 19),
                                variants=names, learner_cfg=h.learner, **imitation_stage.protocol(config),
                                log=log, tag=f"[hybrid] {h.arm}")
-  reps, frac = int(h.bootstrap_reps), float(h.late_fraction)
-  late = {k: curves.late_mean(r, e, horizon, frac) for k, (r, e) in runs.items()}
-  for k, v in late.items():
+  frac = float(h.late_fraction)
+  late = {}
+  for k, (r, e) in runs.items():
+    v = curves.late_mean(replicates.in_unit(r, e_opt, task_axis=1), e, horizon, frac)        # [R, K]
     if not np.isfinite(v).all():
       raise RuntimeError(f"[hybrid] {k}: no episode finished in the last {frac:.0%} of the horizon")
+    late[k] = v.mean(-1)                                                                     # [R]
   summary = {"arm": h.arm, "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon,
-             "cut_learner_steps": d["cut_learner_steps"], "ceiling": d["ceiling"],
-             "teacher_final": d["teacher_final"], "late_fraction": frac, "learner": h.learner.to_dict(),
+             "cut_learner_steps": d["cut_learner_steps"], "unit": unit,
+             "ceiling": stats.replicate_interval(ceil), "ceiling_per_replicate": c,
+             "late_fraction": frac, "learner": h.learner.to_dict(),
              "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
-                          "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
+                          "ci": f"t-interval over the {len(ceil)} replicates (frozen and hybrids paired: "
+                                "same tasks and keys)"},
              "learners": {}}
-  e_opt = ceiling_lib.task_optimum(env, task_ids) if "ceiling_norm" in d else None
-  if e_opt is not None:
-    summary["normalised"] = {"optimal_mean_eval": float(np.mean(e_opt)), "optimal_mean_data": d["optimal_mean"],
-                             "ceiling": d["ceiling_norm"], "teacher_final": d["teacher_final_norm"]}
   for k in runs:
-    entry = {"late": list(stats.interval(late[k], reps)),
-             "late_minus_ceiling": list(stats.interval(late[k] - d["ceiling"], reps))}
+    entry = {"late": stats.replicate_interval(late[k]),
+             "late_minus_ceiling": stats.replicate_interval(late[k] - ceil)}
     if k != "frozen":
-      entry["late_minus_frozen"] = list(stats.interval(late[k] - late["frozen"], reps))
-    if e_opt is not None:
-      entry["normalised"] = ceiling_lib.normalised_entry(late[k], e_opt, d, reps)
+      entry["late_minus_frozen"] = stats.replicate_interval(late[k] - late["frozen"])
     summary["learners"][k] = entry
-    log(f"[hybrid] {k}: late {entry['late'][0]:.2f} [{entry['late'][1]:.2f}, {entry['late'][2]:.2f}]"
-        + (f", minus frozen {entry['late_minus_frozen'][0]:.2f} [{entry['late_minus_frozen'][1]:.2f}, "
-           f"{entry['late_minus_frozen'][2]:.2f}]" if k != "frozen" else "") + f"; ceiling {d['ceiling']:.2f}")
+    log(f"[hybrid] {k}: late {entry['late']['estimate']:.3f}"
+        + (f", minus frozen {p2_stage.fmt(entry['late_minus_frozen'])}" if k != "frozen" else "")
+        + f"; minus ceiling {p2_stage.fmt(entry['late_minus_ceiling'])}")
   arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
   outputs.write_npz(layout.path(workdir, "hybrid", "returns.npz"), teacher_curve=d["teacher_curve"],
                     teacher_x=d["teacher_x"], **arrays)
-  _plot(summary, runs, d, layout.path(workdir, "hybrid", "curves.png"), horizon,
-        f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks")
-  outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon, {"ceiling": d["ceiling"]})
+  _plot(summary, runs, d, float(np.mean(ceil)) if e_opt is None else None, layout.path(workdir, "hybrid", "curves.png"),
+        horizon, f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks (raw returns)")
+  outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon)
   outputs.write_json(layout.path(workdir, "hybrid", layout.SUMMARY), summary)
 
 
-def _plot(summary, runs, d, path, horizon, title):
+def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
   with outputs.figure(path) as (_, (ax,)):
     sel = d["teacher_x"] <= horizon
     ax.plot(d["teacher_x"][sel], history_lib.moving_average(d["teacher_curve"], 10)[sel], color="k", lw=1.2,
@@ -119,8 +124,8 @@ def _plot(summary, runs, d, path, horizon, title):
       ax.plot(x, curves.nanmean(y, 0), color=f"C{i}", lw=2, label=f"imitator {k}")
       for s in range(y.shape[0]):
         ax.plot(x, y[s], color=f"C{i}", lw=0.5, alpha=0.3)
-    ax.axhline(summary["ceiling"], color="C3", ls="--", lw=1.2,
-               label=f"ceiling of its data ({summary['ceiling']:.2f})")
+    if ceiling_raw is not None:
+      ax.axhline(ceiling_raw, color="C3", ls="--", lw=1.2, label=f"ceiling of its data ({ceiling_raw:.2f})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return (thick: mean; thin: each seed)")
     ax.set_title(title, fontsize=10)

@@ -9,8 +9,10 @@ AD-epsilon histories to `<workdir>/histories/ad_eps` when an arm asks for them, 
   tb/<arm>/seed_<s>/, tb/<arm>/all   loss, accuracy, tokens/s (x = update) and the held-out check
   summary.json    written last: arms, seeds, final loss / accuracy, throughput
 
-Models are ordered arm-major (model m = arm m // S, seed m % S). Seed s of every arm starts from the same
-initial weights and draws windows with the same key sequence, so arms are compared pairwise.
+Models are ordered arm-major (model m = arm m // S, seed m % S). Seed s is replicate s: it trains only on
+the histories of teacher seed s (and of AD-epsilon replicate s), so the S replicates are independent runs
+from the teachers on. Seed s of every arm starts from the same initial weights and draws windows with the
+same key sequence, so arms are compared pairwise within a replicate.
 """
 from __future__ import annotations
 
@@ -79,6 +81,10 @@ def validate(config) -> None:
   for name in names:
     wrap("", datasets.validate_arm, name, im.arms[name])
   positive_int(config, "imitation.num_seeds")
+  check(sources(config) or not any(a["data"] == "teacher" for a in arms_of(config).values())
+        or int(im.num_seeds) == int(config.teacher.num_seeds), "imitation.num_seeds",
+        f"must equal teacher.num_seeds={int(config.teacher.num_seeds)}: replicate s's imitators train on "
+        "teacher seed s's histories only", int(im.num_seeds))
   wrap("", learner_lib.validate, im.train, im.model)
   in_range(config, "imitation.train.lr", 0.0, float("inf"), lo_open=True)
   ep, ctx = common.episode_length(env), int(im.model.context_len)
@@ -131,13 +137,17 @@ def _data(config, workdir, env, log):
             "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
             "decay_fraction": float(a.decay_fraction), "seed": int(config.seed)}
     srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
-                                           meta, int(config.seed), log)
+                                           meta, int(config.seed), log, replicates=int(config.imitation.num_seeds))
 
   def teacher_labels(history):
     _, _, _, teacher = teachers_stage.teacher_setup(config)
     state = teachers_stage.final_state(config, common.teachers_at(config, workdir))
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
-  return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels)
+  try:
+    return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
+                          replicates=int(config.imitation.num_seeds))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _check(config, env, model):
@@ -166,12 +176,13 @@ def run(step, log=print) -> None:
   data, starts, n_starts, data_meta = _data(config, workdir, env, log)
   outputs.write_json(layout.path(out_dir, "data.json"), data_meta)
   model = build_model(config, env)
-  learner = learner_lib.make_learner(im.train, model, np.array([a["augment"] for a in arms_of(config).values()]))
+  learner = learner_lib.make_learner(im.train, model, np.repeat([a["augment"] for a in arms_of(config).values()],
+                                                                num_seeds))
   mesh = sharding.seed_mesh(num_models)
   keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds), mesh)
   tokens = learner_lib.example_tokens(data, int(im.train.seq_len), model.num_actions)
   state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
-  arm_of = sharding.shard_seeds(jnp.repeat(jnp.arange(len(arms), dtype=jnp.int32), num_seeds), mesh)
+  group = sharding.shard_seeds(jnp.arange(num_models, dtype=jnp.int32), mesh)   # model m draws from group m
   data, starts, n_starts = sharding.replicate((data, jnp.asarray(starts), jnp.asarray(n_starts)), mesh)
   segment = jax.jit(learner.segment, donate_argnums=0)
   mngr = ocp.CheckpointManager(layout.path(out_dir, "checkpoints"),
@@ -197,7 +208,7 @@ def run(step, log=print) -> None:
   t_start, rate, metrics = time.time(), None, None
   for seg in range(start, n_seg):
     t0 = time.time()
-    state, metrics = segment(state, data, starts, n_starts, arm_of)
+    state, metrics = segment(state, data, starts, n_starts, group)
     metrics = jax.device_get(metrics)
     dt = time.time() - t0
     if seg > start:   # the first segment of a process includes compilation

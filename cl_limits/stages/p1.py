@@ -1,17 +1,26 @@
-"""P1, snapshot imitation: the `experiments.p1.arm` imitator rolled out on the teachers' own (training)
-tasks, under the evaluation protocol (empty context carried across episodes, `evaluation.episodes`
-episodes), against the teachers' final return. Writes `<workdir>/p1/{returns.npz, summary.json}`.
+"""P1, snapshot imitation: does the imitator play like the teacher at the moment its training was done?
+
+The `experiments.p1.arm` imitator of replicate r acts on the first `num_tasks` of the teachers' own tasks:
+  prompted  its context first filled with the last `prompt_episodes` episodes of replicate r's teacher on
+            that task (the end of that teacher's history, cl_limits/rollouts/rollout.Prompt), then acting
+            on for `episodes` episodes: Byrnes' P1;
+  empty     from an empty context: with one goal per task and a dark room, what this measures is whether the
+            imitator can identify its goal without ever seeing search (goal identification).
+Each is scored against that teacher's final behaviour return on the same task (its last `ceiling_window`
+episodes, every stream) and its final greedy return: per replicate, the mean over tasks of the imitator's
+late return over the mean of its teachers' finals on the same tasks; summarised over replicates. Writes `<workdir>/p1/{returns.npz, summary.json, curves.png}`.
 """
 from __future__ import annotations
 
 import jax
 import numpy as np
 
+from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import imitation as imitation_stage
-from cl_limits.stages.base import Stage, check, positive_int
+from cl_limits.stages.base import ConfigError, Stage, check, positive_int
 
 
 def enabled(config) -> bool:
@@ -19,42 +28,134 @@ def enabled(config) -> bool:
 
 
 def validate(config) -> None:
+  p1 = config.experiments.p1
   names = imitation_stage.arm_names(config)
-  check(config.experiments.p1.arm in names, "experiments.p1.arm", f"is not one of the imitation arms {names}",
-        config.experiments.p1.arm)
+  check(p1.arm in names, "experiments.p1.arm", f"is not one of the imitation arms {names}", p1.arm)
   positive_int(config, "experiments.p1.num_tasks", minimum=0)
-  check(float(config.experiments.p1.threshold) > 0, "experiments.p1.threshold", "must be > 0",
-        config.experiments.p1.threshold)
+  positive_int(config, "experiments.p1.prompt_episodes")
+  positive_int(config, "experiments.p1.episodes")
+  positive_int(config, "experiments.p1.late_episodes")
+  check(int(p1.late_episodes) <= int(p1.episodes), "experiments.p1.late_episodes",
+        f"must be <= experiments.p1.episodes={int(p1.episodes)}", p1.late_episodes)
+  check(float(p1.threshold) > 0, "experiments.p1.threshold", "must be > 0", p1.threshold)
+  check(common.episode_length(common.env_of(config)) is not None, "env.name",
+        "P1 needs fixed-length episodes to build its prompts", config.env.name)
+
+
+def prompts(history, num_tasks: int, length: int) -> rollout_lib.Prompt:
+  """The last `length` steps of stream 0 of every replicate's teacher on each of the first `num_tasks`
+  tasks, ending at that stream's last recorded episode end: Prompt [R, K, length, ...]."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  obs, act, rew = (np.asarray(x) for x in (history.obs, history.action, history.reward))
+  n_r = done.shape[0]
+  out = {k: [] for k in ("obs", "action", "reward", "done")}
+  for r in range(n_r):
+    row = {k: [] for k in out}
+    for k in range(num_tasks):
+      d = done[r, k, 0]
+      ends = np.flatnonzero(d & (np.asarray(history.episode)[r, k, 0] >= 0))
+      if not ends.size or ends[-1] + 1 < length:
+        raise ConfigError(f"experiments.p1.prompt_episodes: teacher {r} task {k} has {int(ends.size)} "
+                          f"recorded episodes, too few for a {length}-step prompt")
+      sl = slice(ends[-1] + 1 - length, ends[-1] + 1)
+      for key, arr in (("obs", obs), ("action", act), ("reward", rew), ("done", done)):
+        row[key].append(arr[r, k, 0, sl])
+    for key in out:
+      out[key].append(np.stack(row[key]))
+  return rollout_lib.Prompt(**{k: np.stack(v) for k, v in out.items()})
+
+
+def teacher_finals(history, curves, num_tasks: int, window: int) -> dict:
+  """Per replicate and task [R, K]: the teacher's final behaviour return (mean of its last `window`
+  episodes over every stream) and, where recorded, its final greedy return."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  reward = np.asarray(history.reward)
+  n_r = done.shape[0]
+  behaviour = np.zeros((n_r, num_tasks))
+  for r in range(n_r):
+    for k in range(num_tasks):
+      rets, _ = ceiling_lib.episode_matrix(reward[r, k], done[r, k])
+      per_stream = [row[np.isfinite(row)][-window:].mean() for row in rets]
+      behaviour[r, k] = float(np.mean(per_stream))
+  out = {"behaviour": behaviour}
+  if curves is not None and "greedy_returns" in curves:
+    out["greedy"] = np.asarray(curves["greedy_returns"])[:, :num_tasks, -1]
+  return out
+
+
+def _score(late, finals) -> dict:
+  """late [R, K] against the teachers' finals [R, K] on the same tasks: per replicate, the imitator's mean
+  over tasks over its teacher's mean over the same tasks (a task whose teacher ended at 0 would make a
+  per-task ratio undefined), with the interval over replicates."""
+  out = {"late": stats.replicate_interval(late)}
+  for k, v in finals.items():
+    den = np.asarray(v, np.float64).mean(-1)
+    if not (den > 0).all():
+      raise ConfigError(f"P1: a replicate's teacher has a final {k} return <= 0 over these tasks; the ratio "
+                        "is undefined (more tasks: experiments.p1.num_tasks)")
+    out[f"over_{k}"] = stats.replicate_interval(np.asarray(late, np.float64).mean(-1) / den)
+  return out
 
 
 def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   env = common.env_of(config)
-  name = str(config.experiments.p1.arm)
+  p1 = config.experiments.p1
+  name = str(p1.arm)
   model, params, num_seeds = imitation_stage.arm(config, workdir, name)
   tasks, task_ids = common.teacher_tasks(config, env)
-  n = int(config.experiments.p1.num_tasks) or len(task_ids)
+  n = int(p1.num_tasks) or len(task_ids)
   tasks, task_ids = common.first(tasks, n), np.asarray(task_ids)[:n]
-  ev = config.evaluation
-  episodes = int(ev.episodes)
-  horizon = episodes * common.episode_length(env)
-  fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                        **imitation_stage.protocol(config))
+  history, _ = imitation_stage.load_teacher_histories(config, workdir)
+  ep_len = common.episode_length(env)
+  length = min(int(p1.prompt_episodes) * ep_len, int(model.context_len))
+  prompt = prompts(history, n, length)
+  finals = teacher_finals(history, layout.teacher_curves(common.teachers_at(config, workdir)), n,
+                          int(config.experiments.p2.ceiling_window))
+  episodes, n_late = int(p1.episodes), int(p1.late_episodes)
+  horizon = episodes * ep_len
+  actions = imitation_stage.protocol(config)
   keys = jax.random.split(jax.random.key(int(config.seed) + 17), num_seeds * n).reshape(num_seeds, n)
-  res = jax.device_get(fn(params, tasks, keys))
-  rets = np.asarray(res.episode_return)[..., :episodes]                 # [S, K, E]
-  n_late, reps = int(ev.late_episodes), int(ev.bootstrap_reps)
-  late = stats.episode_window_mean(rets, episodes - n_late, episodes)
-  teacher = layout.teacher_final_return(common.teachers_at(config, workdir))
   summary = {"arm": name, "tasks": "the teachers' training tasks", "task_ids": task_ids.tolist(),
-             "episodes": episodes, "late_episodes": n_late, "teacher_final": teacher,
-             "late": list(stats.interval(late, reps)),
-             "late_over_teacher": list(stats.interval(late / teacher, reps)) if teacher else None}
-  outputs.write_npz(layout.path(workdir, "p1", "returns.npz"), episode_return=rets, task_ids=task_ids)
+             "episodes": episodes, "late_episodes": n_late, "prompt_steps": length,
+             "threshold": float(p1.threshold), "replicates": num_seeds,
+             "actions": rollout_lib.describe_actions(config.evaluation),
+             "teacher_final": {k: v.mean(-1).tolist() for k, v in finals.items()}, "modes": {}}
+  arrays = {"task_ids": task_ids}
+  for mode in ("prompted", "empty"):
+    fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
+                                          prompted=mode == "prompted", **actions)
+    args = (params, tasks, keys) + ((prompt,) if mode == "prompted" else ())
+    rets = np.asarray(jax.device_get(fn(*args)).episode_return)[..., :episodes]       # [R, K, E]
+    late = stats.episode_window_mean(rets, episodes - n_late, episodes)                # [R, K]
+    summary["modes"][mode] = _score(late, finals)
+    arrays[f"{mode}/episode_return"] = rets
+    s = summary["modes"][mode]
+    log(f"[p1] {name} {mode}: late {s['late']['estimate']:.2f} on {n} training tasks, "
+        f"/ teachers' final behaviour {s['over_behaviour']['estimate']:.3f} "
+        f"[{s['over_behaviour']['low']:.3f}, {s['over_behaviour']['high']:.3f}]")
+  outputs.write_npz(layout.path(workdir, "p1", "returns.npz"), **arrays)
+  _plot(summary, arrays, finals, layout.path(workdir, "p1", "curves.png"))
   outputs.write_json(layout.path(workdir, "p1", layout.SUMMARY), summary)
-  log(f"[p1] {name} on {n} training tasks: late {summary['late'][0]:.2f} [{summary['late'][1]:.2f}, "
-      f"{summary['late'][2]:.2f}] vs teachers' final {teacher:.2f}")
 
 
-STAGE = Stage(name="p1", subdir="p1", reads=("seed", "experiments.p1", "evaluation", "tasks"),
+def _plot(summary, arrays, finals, path):
+  with outputs.figure(path) as (_, (ax,)):
+    for i, mode in enumerate(summary["modes"]):
+      rets = arrays[f"{mode}/episode_return"].mean(1)                                     # [R, E]
+      x = np.arange(1, rets.shape[-1] + 1)
+      for r, c in enumerate(rets):
+        ax.plot(x, c, color=f"C{i}", lw=0.7, alpha=0.5, label=f"{mode}, each replicate" if r == 0 else None)
+      ax.plot(x, rets.mean(0), color=f"C{i}", lw=2, label=f"{mode}, mean")
+    ax.axhline(float(finals["behaviour"].mean()), color="k", ls="--", lw=1.2, label="teachers' final behaviour")
+    if "greedy" in finals:
+      ax.axhline(float(finals["greedy"].mean()), color="C2", ls=":", lw=1.2, label="teachers' final greedy")
+    ax.set_xlabel("episode (after the prompt)")
+    ax.set_ylabel("return (mean over tasks)")
+    ax.set_title(f"P1: {summary['arm']} on the teachers' own tasks", fontsize=10)
+    ax.legend(fontsize=7)
+
+
+STAGE = Stage(name="p1", subdir="p1", reads=("seed", "experiments.p1", "experiments.p2.ceiling_window",
+                                             "evaluation", "tasks"),
               validate=validate, run=run, enabled=enabled)

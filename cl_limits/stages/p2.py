@@ -18,7 +18,7 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.analysis import ceiling as ceiling_lib
-from cl_limits.analysis import stats
+from cl_limits.analysis import curves, replicates, stats
 from cl_limits.histories import datasets
 from cl_limits.histories import history as history_lib
 from cl_limits.imitation import learner as learner_lib
@@ -32,39 +32,58 @@ def arms(config) -> list[str]:
   return comma_list(config.experiments.p2.arms)
 
 
+def control(config) -> str:
+  return str(config.experiments.p2.get("power_control", "") or "")
+
+
+def rows(config) -> list[tuple[str, str]]:
+  """[(arm, "p2" | "power_control")] in report order."""
+  return [(a, "p2") for a in arms(config)] + ([(control(config), "power_control")] if control(config) else [])
+
+
 def enabled(config) -> bool:
-  return bool(arms(config))
+  return bool(rows(config))
 
 
 def validate(config) -> None:
   names = imitation_stage.arm_names(config)
-  for a in arms(config):
-    check(a in names, "experiments.p2.arms", f"names an arm that is not one of {names}", a)
+  for a, kind in rows(config):
+    field = "experiments.p2.arms" if kind == "p2" else "experiments.p2.power_control"
+    check(a in names, field, f"names an arm that is not one of {names}", a)
     arm = datasets.resolve_arm(config.imitation.arms[a])
-    check(arm["data"] == "teacher" and arm["portion"] == "first", "experiments.p2.arms",
-          f"arm {a!r} must train on teacher histories truncated at a fraction of training (data='teacher', "
+    want = "teacher" if kind == "p2" else "ad_eps"
+    check(arm["data"] == want and arm["portion"] == "first", field,
+          f"arm {a!r} must train on {want} histories truncated at a fraction of training (data={want!r}, "
           "portion='first')", (arm["data"], arm["portion"]))
+  p2 = config.experiments.p2
   in_range(config, "experiments.p2.horizon_factor", 0.0, float("inf"), lo_open=True)
   in_range(config, "experiments.p2.late_fraction", 0.0, 1.0, lo_open=True)
+  in_range(config, "experiments.p2.trend_from", 0.0, 1.0, hi_open=True)
+  in_range(config, "experiments.p2.headroom_fraction", 0.0, 1.0)
+  in_range(config, "experiments.p2.competence_fraction", 0.0, 1.0, lo_open=True)
   positive_int(config, "experiments.p2.ceiling_window")
   positive_int(config, "experiments.p2.num_tasks", minimum=0)
-  positive_int(config, "experiments.p2.bootstrap_reps")
+  positive_int(config, "experiments.p2.competence_tasks")
+  check(int(p2.num_tasks) > 0, "experiments.p2.num_tasks", "must name how many held-out tasks (>= 1)",
+        p2.num_tasks)
 
 
-def data_curves(config, workdir, env, history, manifest, name: str) -> dict:
-  """The ceiling, cut and teachers' curve of arm `name` (analysis/ceiling.py), with the teachers' greedy
-  policy at the cut where the teacher run recorded it."""
-  arm = datasets.resolve_arm(config.imitation.arms[name])
-  t_opt = ceiling_lib.teacher_optimum(env, manifest)
-  d = ceiling_lib.arm_data_curves(history, manifest, arm, int(config.experiments.p2.ceiling_window),
-                                  optimum=t_opt)
-  d["arm"], d["optimum"] = arm, t_opt
-  curves = None if "sources" in manifest else layout.teacher_curves(
-      common.teachers_at(config, workdir))
-  if curves is not None and "greedy_returns" in curves:
-    d["greedy"] = ceiling_lib.greedy_at_cut(curves["greedy_returns"], curves["greedy_env_steps"],
-                                            d["cut_learner_steps"], len(manifest["task_ids"]), t_opt)
-  return d
+def teacher_greedy(config, workdir, manifest):
+  """(greedy [R, K, segments], steps) of the teacher run, or (None, None) without one."""
+  curves = None if "sources" in manifest else layout.teacher_curves(common.teachers_at(config, workdir))
+  if curves is None or "greedy_returns" not in curves:
+    return None, None
+  return np.asarray(curves["greedy_returns"]), np.asarray(curves["greedy_env_steps"])
+
+
+def _random_return(env, tasks, optimum, seed: int, episodes: int = 20) -> float:
+  """A uniform random policy's mean return on tasks [K], in the unit (fractions when optimum is given)."""
+  ep = common.episode_length(env) or 1000
+  horizon = episodes * ep
+  res = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
+      tasks, jax.random.split(jax.random.key(seed), int(jax.tree.leaves(tasks)[0].shape[0]))[None]))
+  per_task = np.nanmean(np.asarray(res.episode_return)[0], axis=-1)               # [K]
+  return float(np.mean(replicates.in_unit(per_task, optimum)))
 
 
 def run(step, log=print) -> None:
@@ -72,121 +91,163 @@ def run(step, log=print) -> None:
   env = common.env_of(config)
   p2 = config.experiments.p2
   ep_len = common.episode_length(env)
-  history, manifest = imitation_stage.load_teacher_histories(config, workdir)
+  window, frac = int(p2.ceiling_window), float(p2.late_fraction)
   model, params, arm_list, num_seeds = imitation_stage.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(p2.num_tasks))
-  num_tasks, reps = len(task_ids), int(p2.bootstrap_reps)
+  train_tasks, train_ids = common.teacher_tasks(config, env)
+  n_comp = min(int(p2.competence_tasks), len(train_ids))
+  comp_tasks = common.first(train_tasks, n_comp)
+  sources = {"teacher": imitation_stage.load_teacher_histories(config, workdir)}
+  if control(config):
+    sources["ad_eps"] = layout.load_histories(layout.path(workdir, "histories", "ad_eps"))
+  t_opt = ceiling_lib.teacher_optimum(env, sources["teacher"][1])
+  e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
+  unit = "fraction of each task's optimal return" if t_opt is not None else "return"
+  random = _random_return(env, train_tasks, t_opt, int(config.seed) + 29)
+  greedy, greedy_steps = teacher_greedy(config, workdir, sources["teacher"][1])
+  actions = imitation_stage.protocol(config)
   summary = {"protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
-                          "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated "
-                                     "history", "late": f"last {float(p2.late_fraction):.0%} of episodes",
-                          "ceiling_window_episodes": int(p2.ceiling_window),
-                          "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
-             "task_ids": np.asarray(task_ids).tolist(), "arms": {}}
+                          "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated history",
+                          "late": f"last {frac:.0%} of episodes", "ceiling_window_episodes": window,
+                          "unit": unit, "trend": f"slope of return against log(episode) over the episodes "
+                                                 f"after the first {float(p2.trend_from):.0%}",
+                          "competence": f"{n_comp} training tasks, one truncated history's steps, last "
+                                        f"{window} episodes vs the data's last {window} teacher episodes",
+                          "replicates": num_seeds,
+                          "ci": f"t-interval over the {num_seeds} replicates' means (tasks and episodes are "
+                                "repeated measures inside a replicate)"},
+             "task_ids": np.asarray(task_ids).tolist(), "competence_task_ids": np.asarray(train_ids)[:n_comp].tolist(),
+             "random_return": random, "arms": {}}
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
-  for name in arms(config):
-    d = data_curves(config, workdir, env, history, manifest, name)
-    e_opt = ceiling_lib.task_optimum(env, task_ids) if d["optimum"] is not None else None
-    horizon = common.whole_episodes(float(p2.horizon_factor) * d["cut_learner_steps"], ep_len)
+  for i_row, (name, kind) in enumerate(rows(config)):
+    arm = datasets.resolve_arm(config.imitation.arms[name])
+    history, manifest = sources[arm["data"]]
+    opt = t_opt if kind == "p2" else ceiling_lib.task_optimum(env, manifest["task_ids"])
+    data = replicates.data_per_replicate(history, manifest, arm, window, opt)
+    cut = int(data[0]["cut_learner_steps"])
+    c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
+                            headroom_fraction=float(p2.headroom_fraction))
     i = arm_list.index(name)
-    fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                          **imitation_stage.protocol(config))
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 13), i),
-                            num_seeds * num_tasks).reshape(num_seeds, num_tasks)
-    log(f"[p2] {name}: ceiling {d['ceiling']:.2f} (data cut at {d['cut_learner_steps']:,} learner steps); "
-        f"{num_seeds} imitators x {num_tasks} held-out tasks for {horizon:,} steps each")
+    arm_params = learner_lib.arm_params(params, arm_list, name, num_seeds)
+    # Competence: on the training tasks, for one truncated history's steps.
+    comp_h = common.whole_episodes(cut, ep_len)
+    fn = rollout_lib.make_batched_rollout(model, env, comp_h, rollout_lib.episodes_for(env, comp_h), **actions)
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 31), i),
+                            num_seeds * n_comp).reshape(num_seeds, n_comp)
+    res = jax.device_get(fn(arm_params, comp_tasks, keys))
+    comp_rets = _episodes(res, comp_h, ep_len)
+    comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
+    comp = replicates.competence(comp_rets, comp_data, window, None if opt is None else opt[:n_comp])
+    # The test: held-out tasks, horizon_factor x one truncated history.
+    horizon = common.whole_episodes(float(p2.horizon_factor) * cut, ep_len)
+    log(f"[p2] {name}: data cut at {cut:,} learner steps; ceiling {np.mean(c['ceiling']):.3f} ({unit}); "
+        f"{num_seeds} replicates x {len(task_ids)} held-out tasks for {horizon:,} steps each")
     t0 = time.time()
-    res = jax.device_get(fn(learner_lib.arm_params(params, arm_list, name, num_seeds), tasks,
-                            keys))
-    n_ep = horizon // ep_len if ep_len else int(np.min(np.asarray(res.num_episodes)))
-    rets = np.asarray(res.episode_return)[..., :n_ep]                    # [S, K, E]
-    ends = np.asarray(res.episode_end)[..., :n_ep]
-    log(f"[p2] {name}: {num_seeds * num_tasks * horizon:,} env steps in {time.time() - t0:.1f}s")
-    entry = _entry(d, rets, n_ep, horizon, float(p2.late_fraction), reps, int(manifest["streams_per_learner"]),
-                   e_opt)
+    fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon), **actions)
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 13), i),
+                            num_seeds * len(task_ids)).reshape(num_seeds, len(task_ids))
+    res = jax.device_get(fn(arm_params, tasks, keys))
+    rets = _episodes(res, horizon, ep_len)                                      # [R, K, E]
+    ends = np.asarray(res.episode_end)[..., :rets.shape[-1]]
+    log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
+    entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
+                   float(p2.competence_fraction), comp_h)
     summary["arms"][name] = entry
-    arrays[f"{name}/episode_return"], arrays[f"{name}/episode_end"] = rets, ends
-    arrays[f"{name}/teacher_curve"], arrays[f"{name}/teacher_x"] = d["teacher_curve"], d["teacher_x"]
-    outputs.line_board(layout.path(tb_dir, "teacher"), f"p2/{name}/teacher", d["teacher_x"], d["teacher_curve"])
+    arrays.update({f"{name}/episode_return": rets, f"{name}/episode_end": ends,
+                   f"{name}/competence_return": comp_rets,
+                   f"{name}/teacher_curve": data[0]["teacher_curve"], f"{name}/teacher_x": data[0]["teacher_x"]})
+    arrays[f"{name}/unit_return"] = replicates.in_unit(rets, e_opt, task_axis=1)
+    for r, d in enumerate(data):
+      arrays[f"{name}/data_curve_{r}"] = d["data_curve_norm" if opt is not None else "data_curve"]
+      arrays[f"{name}/teacher_curve_{r}"] = d["teacher_curve_norm" if opt is not None else "teacher_curve"]
+    outputs.line_board(layout.path(tb_dir, "teacher"), f"p2/{name}/teacher", data[0]["teacher_x"],
+                       data[0]["teacher_curve"])
     outputs.curves_board(tb_dir, f"p2/{name}", {"imitator": (rets, ends)}, horizon,
-                         {"ceiling": d["ceiling"]}, bins=min(100, n_ep))
-    _log_entry(log, name, entry, d)
+                         {"ceiling": float(np.mean(c["ceiling"]))}, bins=min(100, rets.shape[-1]))
+    log(f"[p2] {name}: late - ceiling {fmt(entry['late_minus_ceiling'])}, trend {fmt(entry['trend'])}; "
+        f"headroom {entry['headroom']['rise']:.3f} (needs {entry['headroom']['needed']:.3f}); competence "
+        f"{entry['competence']['ratio']:.2f} of its data")
+  if greedy is not None:
+    arrays["teacher_greedy"] = replicates.in_unit(greedy, t_opt, task_axis=1).mean(1)       # [R, segments]
+    arrays["teacher_greedy_steps"] = greedy_steps
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
   _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on held-out {config.env.name} tasks")
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
 
 
-def _entry(d, rets, n_ep, horizon, late_fraction, reps, streams, e_opt) -> dict:
+def fmt(iv) -> str:
+  return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def _episodes(res, horizon, ep_len):
+  n_ep = horizon // ep_len if ep_len else int(np.min(np.asarray(res.num_episodes)))
+  return np.asarray(res.episode_return)[..., :n_ep]
+
+
+def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, horizon, cut, comp_needed,
+           comp_h) -> dict:
+  n_ep = rets.shape[-1]
   n_late = max(1, int(round(late_fraction * n_ep)))
-  late = stats.episode_window_mean(rets, n_ep - n_late, n_ep)          # [S, K]
-  early = stats.episode_window_mean(rets, 0, min(3, n_ep))
-  ex = ceiling_lib.exceed(late, d["ceiling"], reps=reps)
-  arm = d["arm"]
-  entry = {"fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "streams_per_learner": streams,
-           "ceiling": d["ceiling"], "ceiling_episode": d["ceiling_episode"],
-           "ceiling_kept_window": d["ceiling_kept_window"],
-           "cut_learner_steps": d["cut_learner_steps"], "horizon_steps": horizon, "episodes": n_ep,
-           "late_episodes": n_late, "early": list(stats.interval(early, reps)),
-           "late": list(stats.interval(late, reps)),
-           "late_minus_ceiling": list(stats.interval(late - d["ceiling"], reps)),
-           "late_minus_ceiling_mean": ex["diff"], "prob_exceed": ex["prob"],
-           "teacher_final": d["teacher_final"],
-           "teacher_final_minus_ceiling": d["teacher_final"] - d["ceiling"],
-           "late_minus_teacher_final": list(stats.interval(late - d["teacher_final"], reps)),
-           "late_per_seed": np.mean(late, axis=-1).tolist()}
-  greedy = d.get("greedy")
-  if greedy is not None:
-    entry["teacher_greedy_at_cut"] = greedy
-  if e_opt is not None:
-    entry["normalised"] = ceiling_lib.normalised_entry(late, e_opt, d, reps, (greedy or {}).get("fraction"))
-  return entry
-
-
-def _log_entry(log, name, entry, d):
-  log(f"[p2] {name}: late {entry['late'][0]:.2f} [{entry['late'][1]:.2f}, {entry['late'][2]:.2f}] vs "
-      f"ceiling {d['ceiling']:.2f}: late - ceiling {entry['late_minus_ceiling'][0]:.2f} "
-      f"[{entry['late_minus_ceiling'][1]:.2f}, {entry['late_minus_ceiling'][2]:.2f}]; teachers went on to "
-      f"{d['teacher_final']:.2f}")
-  if "normalised" in entry:
-    n = entry["normalised"]
-    log(f"[p2] {name}: as fractions of each task's optimum (mean {n['optimal_mean_eval']:.2f} on these "
-        f"tasks, {n['optimal_mean_data']:.2f} on the teachers'): late {n['late'][0]:.3f} vs ceiling "
-        f"{n['ceiling']:.3f}: late - ceiling {n['late_minus_ceiling'][0]:.3f} [{n['late_minus_ceiling'][1]:.3f}, "
-        f"{n['late_minus_ceiling'][2]:.3f}]"
-        + (f"; the teachers' greedy policy at the cut {n['teacher_greedy_at_cut']:.3f}, late minus it "
-           f"{n['late_minus_teacher_greedy_at_cut'][0]:.3f} [{n['late_minus_teacher_greedy_at_cut'][1]:.3f}, "
-           f"{n['late_minus_teacher_greedy_at_cut'][2]:.3f}]" if "teacher_greedy_at_cut" in n else ""))
+  unit_rets = replicates.in_unit(rets, e_opt, task_axis=1)
+  late = stats.episode_window_mean(unit_rets, n_ep - n_late, n_ep).mean(-1)            # [R]
+  raw_late = stats.episode_window_mean(rets, n_ep - n_late, n_ep).mean(-1)
+  ceil = np.asarray(c["ceiling"])
+  trend = curves.log_episode_slope(np.nanmean(unit_rets, axis=1), trend_from)           # [R]
+  return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]),
+          "cut_learner_steps": cut, "horizon_steps": horizon, "episodes": n_ep, "late_episodes": n_late,
+          "per_replicate": {k: c[k] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise")}
+                           | {"late": late.tolist(), "late_raw": raw_late.tolist(),
+                              "trend": trend.tolist(),
+                              "teacher_final": [d.get("teacher_final_norm", d["teacher_final"]) for d in data]},
+          "ceiling": stats.replicate_interval(ceil),
+          "late": stats.replicate_interval(late),
+          "late_minus_ceiling": stats.replicate_interval(late - ceil),
+          "trend": stats.replicate_interval(trend),
+          "headroom": c["headroom"],
+          "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h}}
 
 
 def _plot(summary, arrays, path, title):
-  """One panel per P2 arm: teachers' full curve, the cut, the ceiling, and every imitator seed's rollout."""
+  """Per P2 row, on one environment-step axis and in the summary's unit: the teachers' behaviour (each
+  replicate) and greedy policy, the cut, every replicate's ceiling, and every replicate's imitator; below,
+  the competence rollouts on training tasks against the data's end-of-data return."""
   names = list(summary["arms"])
   smooth = history_lib.moving_average
+  w = max(1, int(summary["protocol"]["ceiling_window_episodes"]))
   with outputs.figure(path, ncols=len(names), size=(6, 4)) as (fig, axes):
     for ax, name in zip(axes, names):
       e = summary["arms"][name]
-      w = max(1, int(summary["protocol"]["ceiling_window_episodes"]))
-      tx, tc = arrays[f"{name}/teacher_x"], arrays[f"{name}/teacher_curve"]
-      ax.plot(tx, smooth(tc, w), color="k", lw=1.5, label="teachers (full run)")
-      rets, ends = arrays[f"{name}/episode_return"], arrays[f"{name}/episode_end"]
-      x = np.nanmax(ends, axis=(0, 1))
-      per_seed = np.stack([smooth(np.nanmean(r, axis=0), w) for r in rets])     # [S, E]
-      ax.plot(x, per_seed.mean(0), color="C0", lw=2, label="frozen imitator (AD on truncated data)")
-      for s, c in enumerate(per_seed):
-        ax.plot(x, c, color="C0", lw=0.6, alpha=0.35, label="each seed" if s == 0 else None)
-      ax.axhline(e["ceiling"], color="C3", ls="--", lw=1.2, label=f"ceiling of its data ({e['ceiling']:.2f})")
+      pr = e["per_replicate"]
+      x = np.nanmax(arrays[f"{name}/episode_end"], axis=(0, 1))
+      per_rep = np.stack([smooth(np.nanmean(r, axis=0), w) for r in arrays[f"{name}/unit_return"]])
+      for r, cv in enumerate(per_rep):
+        ax.plot(x, cv, color="C0", lw=0.7, alpha=0.5, label="imitator, each replicate" if r == 0 else None)
+      ax.plot(x, per_rep.mean(0), color="C0", lw=2, label="imitator, mean")
+      tx = arrays[f"{name}/teacher_x"]
+      for r in range(len(pr["ceiling"])):
+        tc = arrays.get(f"{name}/teacher_curve_{r}")
+        if tc is not None:
+          ax.plot(tx[:tc.size], smooth(tc, w), color="k", lw=0.7, alpha=0.5,
+                  label="teachers' behaviour, each replicate" if r == 0 else None)
+        ax.hlines(pr["ceiling"][r], 0, x[-1], color="C3", ls="--", lw=0.8,
+                  label="ceiling, each replicate" if r == 0 else None)
+      if e["kind"] == "p2" and "teacher_greedy" in arrays:
+        g = arrays["teacher_greedy"]
+        for r in range(g.shape[0]):
+          ax.plot(arrays["teacher_greedy_steps"], g[r], color="C2", marker=".", lw=0.7,
+                  label="teachers' greedy policy, each replicate" if r == 0 else None)
       ax.axvline(e["cut_learner_steps"], color="gray", ls=":", lw=1.2, label="data cut")
-      if "teacher_greedy_at_cut" in e:
-        g = e["teacher_greedy_at_cut"]
-        ax.plot([g["env_steps"]], [g["return"]], marker="*", ms=12, color="C2", ls="none",
-                label=f"teachers' greedy policy at the cut ({g['return']:.2f})")
-      ax.set_xlabel("environment steps (teacher: its training; imitator: its rollout)")
-      ax.set_ylabel(f"episode return (moving average, {w} episodes)")
-      ax.set_title(f"{name}: data cut at {e['fraction']:.0%} of training")
-      ax.legend(fontsize=7)
+      ax.set_xscale("symlog", linthresh=max(1, e["cut_learner_steps"]))
+      ax.set_xlabel("environment steps (teachers: training; imitator: its rollout)")
+      ax.set_ylabel(f"episode return ({summary['protocol']['unit']}; {w}-episode moving average)")
+      ax.set_title(f"{name} ({e['kind']}): cut at {e['fraction']:.0%}, competence {e['competence']['ratio']:.2f}",
+                   fontsize=9)
+      ax.legend(fontsize=6)
     fig.suptitle(title)
 
 
-STAGE = Stage(name="p2", subdir="p2", reads=("seed", "experiments.p2", "evaluation", "tasks"),
+STAGE = Stage(name="p2", subdir="p2", reads=("seed", "experiments.p2", "evaluation", "tasks",
+                                             "imitation.ad_eps"),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p2",))

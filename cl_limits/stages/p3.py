@@ -4,9 +4,12 @@ For each target of `experiments.p3.targets` (DarkKeyToDoor, a larger DarkRoom: t
 observation entries the imitator's embedding covers) a DQN first learns `num_tasks` of the target's
 held-out tasks from scratch (the teacher stage again, its own step under `<workdir>/p3/<target>/teachers`).
 This stage then rolls out, for as many environment steps as that DQN learned for, the `experiments.p3.arm`
-imitators frozen, on the first `hybrid_tasks` tasks every hybrid variant of `experiments.hybrid`, and a
-uniform random policy; and scores every learner per task, 0 = random, 1 = the DQN's final return
-(analysis/scores.py). Writes `<workdir>/p3/{summary.json, <target>/returns.npz, <target>/curves.png}` and
+imitators frozen and a uniform random policy on the same tasks, and scores every learner per task, 0 =
+random, 1 = the DQN's final return (analysis/scores.py), summarised over replicates. A target whose `role`
+is "positive_control" (held-out goals of the training family) is scored the same way: there the imitator
+is known to learn in context, so it shows that the scoring can say "refuted". On the first `hybrid_tasks`
+tasks, every hybrid variant of `experiments.hybrid` and the frozen imitator run once more together, from
+the same keys (rollouts/learners.py), for the hybrid section: test-time SGD is not what P3 predicts about. Writes `<workdir>/p3/{summary.json, <target>/returns.npz, <target>/curves.png}` and
 TensorBoard under `<workdir>/tb/p3/<target>`.
 """
 from __future__ import annotations
@@ -15,13 +18,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from cl_limits.analysis import curves, scores
+from cl_limits.analysis import curves, scores, stats
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import hybrid as hybrid_stage
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages.base import ConfigError, Stage, check, in_range, positive_int
+
+
+ROLES = ("transfer", "positive_control")
 
 
 def enabled(config) -> bool:
@@ -54,7 +60,9 @@ def validate(config) -> None:
   check(0 <= int(p3.hybrid_tasks) <= n, "experiments.p3.hybrid_tasks", f"must be in [0, num_tasks={n}]",
         p3.hybrid_tasks)
   in_range(config, "experiments.p3.late_fraction", 0.0, 1.0, lo_open=True)
-  positive_int(config, "experiments.p3.bootstrap_reps")
+  for name, t in p3.targets.items():
+    check(t.get("role", "transfer") in ROLES, f"experiments.p3.targets.{name}.role", f"must be one of {ROLES}",
+          t.get("role"))
   env = common.env_of(config)
   n_act = env.action_space(env.default_params).n
   for name, target in imitation_stage.target_envs(config).items():
@@ -71,7 +79,7 @@ def run(step, log=print) -> None:
   if hybrid_stage.enabled(config) and int(p3.hybrid_tasks) > 0:
     h = config.experiments.hybrid
     names = hybrid_stage.variants(h.variants, "experiments.hybrid.variants")
-  reps, frac = int(p3.bootstrap_reps), float(p3.late_fraction)
+  frac = float(p3.late_fraction)
   actions = imitation_stage.protocol(config)
   summary = {"arm": p3.arm, "late_fraction": frac, "threshold": float(p3.threshold),
              "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
@@ -79,8 +87,8 @@ def run(step, log=print) -> None:
                           "horizon": "the DQN's total environment steps in the target",
                           "normalisation": "per task: 0 = random policy, 1 = DQN's final return",
                           **scores.score_protocol(frac),
-                          "ci": f"IQM, rliable stratified bootstrap 95% CI ({reps} resamples)"},
-             "targets": {}}
+                          "ci": f"t-interval over the {num_seeds} replicates' means over tasks"},
+             "targets": {}, "hybrid": {}}
   for t_i, (name, env) in enumerate(imitation_stage.target_envs(config).items()):
     tcfg = target_config(config, name)
     dqn = layout.teacher_curves(target_dir(workdir, name))
@@ -93,22 +101,52 @@ def run(step, log=print) -> None:
     key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
     tag = f"[p3] {name}"
     runs = learners.run_learners(model, params, env, tasks, horizon, key, **actions, log=log, tag=tag)
-    if names:
-      sub = common.first(tasks, int(p3.hybrid_tasks))
-      hy = learners.run_learners(model, params, env, sub, horizon, key, variants=names, learner_cfg=h.learner,
-                                 **actions, frozen=False, log=log, tag=tag)
-      runs.update({f"hybrid_{v}": hy[v] for v in names})
     rnd = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
             num_seeds, len(task_ids))))
+    rnd_runs = (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end))
     entry = {"env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(),
+             "role": str(p3.targets[name].get("role", "transfer")),
              "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
-    entry.update(scores.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)),
-                              dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, reps, log=log, tag=tag))
+    entry.update(scores.score(runs, rnd_runs, dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, log=log,
+                              tag=tag))
     summary["targets"][name] = entry
+    if names:
+      # Frozen and every hybrid on the same first tasks from the same keys: a paired comparison.
+      n_h = int(p3.hybrid_tasks)
+      sub = common.first(tasks, n_h)
+      hy = learners.run_learners(model, params, env, sub, horizon, jax.random.fold_in(key, 2), variants=names,
+                                 learner_cfg=h.learner, **actions, log=log, tag=tag + " (hybrid section)")
+      sub_dqn = dqn["returns"][:, :n_h]
+      sub_rnd = tuple(a[:, :n_h] for a in rnd_runs)
+      h_entry = {"task_ids": np.asarray(task_ids)[:n_h].tolist(), "horizon_steps": horizon,
+                 "env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(), "role": entry["role"]}
+      h_entry.update(scores.score(hy, sub_rnd, sub_dqn, int(dqn["env_steps"][0]), horizon, frac, log=log,
+                                  tag=tag + " (hybrid section)"))
+      _paired(h_entry, hy, sub_rnd, sub_dqn, int(dqn["env_steps"][0]), horizon, frac)
+      summary["hybrid"][name] = h_entry
+      runs.update({f"hybrid_{v}": hy[v] for v in names})
+      runs["frozen_hybrid_tasks"] = hy["frozen"]
     write_target(target_dir(workdir, name), layout.path(workdir, "tb", "p3", name), f"p3/{name}", name, entry,
                  runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
   outputs.write_json(layout.path(workdir, "p3", layout.SUMMARY), summary)
+
+
+def _paired(entry, runs, random, dqn_curves, bin_steps, horizon, frac) -> None:
+  """Each hybrid's normalised final minus the frozen imitator's, per replicate (same tasks and keys)."""
+  num_bins = max(1, min(horizon // bin_steps, dqn_curves.shape[-1]))
+  n_late = max(1, int(round(frac * num_bins)))
+  fin = lambda r, e: scores.binned_curve_summary(curves.binned_curve(r, e, bin_steps, num_bins), n_late)[1]
+  lo = curves.nanmean(fin(*random), 0)
+  hi = curves.nanmean(scores.binned_curve_summary(dqn_curves[..., :num_bins], n_late)[1], 0)
+  frozen = scores.normalise(fin(*runs["frozen"]), lo, hi)
+  for k, (r, e) in runs.items():
+    if k != "frozen" and k in entry["learners"] and "final" in entry["learners"][k]:
+      diff = scores.normalise(fin(r, e), lo, hi) - frozen
+      if np.isfinite(diff).all():
+        iv = stats.replicate_interval(diff)
+        entry["learners"][k]["final_minus_frozen"] = list(stats.as_ci(iv))
+        entry["learners"][k]["final_minus_frozen_per_replicate"] = iv["per_replicate"]
 
 
 def write_target(out_dir, tb_dir, group, title, entry, runs, rnd, dqn_curves, dqn_x, horizon):

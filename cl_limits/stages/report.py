@@ -19,24 +19,31 @@ from cl_limits.stages.base import Stage
 def write(config, workdir: str) -> str:
   """(Re)writes workdir/report.md from what the finished stages left; returns its path."""
   workdir = os.path.abspath(workdir)
-  rows = ([r for r in [rr.p1_row(config, workdir)] if r] + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
-          + rr.hybrid_rows(workdir) + rr.capacity_rows(workdir))
+  rows = rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
+  extra = rr.hybrid_rows(workdir)
+  caps = rr.capacity_rows(workdir)
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
-    lines += ["| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
-    lines += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'], r.get('fmt', '{:.2f}'))} | "
-              f"**{r['verdict']}** | {r['rule']} |" for r in rows]
+    lines += _table(rows)
   else:
     lines.append("No prediction has been measured in this run directory yet.")
+  if extra:
+    lines += ["", "### Hybrid: does test-time SGD recover learning? (not a P3 verdict)", ""] + _table(extra)
+  if caps:
+    lines += ["", "### Capacity", ""] + _table(caps)
   ev = config.evaluation
-  lines += ["", f"Evaluation protocol: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}; every "
-            "rollout starts from an empty context, which then carries across episodes (a sliding window of "
-            f"{config.imitation.model.context_len} transitions); held-out tasks the teachers never trained "
-            f"on (P1: on the teachers' own tasks). P1: {ev.episodes} episodes per rollout. P2: "
-            f"{config.experiments.p2.horizon_factor:g}x the environment steps of one truncated history. "
-            "Intervals: interquartile mean (IQM) over seeds x tasks, 95% stratified bootstrap CI over seeds "
-            "(rliable).", ""]
+  reps = int(config.imitation.num_seeds) if "imitation" in config else 0
+  lines += ["", f"Protocol, fixed before the run: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))} for "
+            "every row; rollouts start from an empty context (P1: from the teacher's last episodes), which "
+            f"then carries across episodes (a sliding window of {config.imitation.model.context_len} "
+            "transitions); held-out tasks the teachers never trained on (P1 and the competence gate: the "
+            "teachers' own tasks). The unit of replication is an independent run: replicate r = teacher seed "
+            f"r and the imitators trained only on its histories ({reps} replicates); tasks and episodes are "
+            "repeated measures inside a replicate. Every estimate is the mean over replicates of the "
+            "per-replicate value, with a 95% t-interval on r - 1 degrees of freedom; the per-replicate "
+            "values are listed with each row.", ""]
   figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
+          ("P1: prompted and empty-context imitator on the teachers' tasks", "p1/curves.png"),
           ("frozen imitators on held-out tasks", "eval/curves.png"),
           ("hybrid vs frozen imitator, P2 protocol", "hybrid/curves.png")]
   p3s = layout.summary(workdir, "p3")
@@ -50,6 +57,14 @@ def write(config, workdir: str) -> str:
   lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
       + rr._capacity_section(workdir)
   return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
+
+
+def _table(rows) -> list[str]:
+  out = ["| prediction | measured | estimate [95% CI] | per replicate | gates | verdict | rule |",
+         "|---|---|---|---|---|---|---|"]
+  out += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'], r.get('fmt', '{:.2f}'))} | "
+          f"{r.get('per_replicate', '')} | {r.get('gates', '')} | **{r['verdict']}** | {r['rule']} |" for r in rows]
+  return out
 
 
 def _teachers(config, teachers_at, workdir) -> str:
@@ -90,7 +105,7 @@ def _imitation(config, workdir) -> str:
   lines = ["## Frozen imitators on held-out tasks (P1 protocol)", "",
            f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['episodes']} episodes "
            f"({ev['horizon_steps']} environment steps) per rollout, context {p['context']}, "
-           f"{len(ev['task_ids'])} held-out tasks; {config.imitation.num_seeds} model seeds per arm. "
+           f"{len(ev['task_ids'])} held-out tasks; {config.imitation.num_seeds} replicates per arm. "
            f"Intervals: {p['ci']}.", "",
            f"| arm | data | episodes 1-{p['early_episodes']} | last {p['late_episodes']} episodes "
            "| last / teachers' final |", "|---|---|---|---|---|"]

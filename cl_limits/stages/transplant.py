@@ -96,7 +96,6 @@ def validate(config) -> None:
     wrap("transplant.learner", hybrid_lib.validate, t.learner, int(config.imitation.model.context_len))
   positive_int(config, "transplant.repeats")
   in_range(config, "transplant.late_fraction", 0.0, 1.0, lo_open=True)
-  positive_int(config, "transplant.bootstrap_reps")
   check(not str(config.imitation.sources or ""), "imitation.sources",
         "is set per held-out game by the transplant experiment; leave it empty", config.imitation.sources)
 
@@ -122,7 +121,7 @@ def score(step, log=print) -> None:
   names = hybrid_stage.variants(t.variants, "transplant.variants") if str(t.hybrid_arm or "") else []
   total = int(config.teacher.dqn.total_steps)
   horizon = common.whole_segments(total, int(t.learner.act_steps)) if names else total
-  reps, frac, repeats = int(t.bootstrap_reps), float(t.late_fraction), int(t.repeats)
+  frac, repeats = float(t.late_fraction), int(t.repeats)
   actions = imitation_stage.protocol(config)
   key = jax.random.fold_in(jax.random.key(int(config.seed) + 29), games(config).index(game))
   runs, labels = {}, {}
@@ -145,7 +144,7 @@ def score(step, log=print) -> None:
   # One task: the random policy's rollouts and the DQN's seeds give one level each, shared by the
   # imitators' `repeats` rollouts per seed (the columns of their scores).
   entry.update(scores.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn["returns"],
-                            int(dqn["env_steps"][0]), horizon, frac, reps, log=log, tag=f"[transplant] {game}"))
+                            int(dqn["env_steps"][0]), horizon, frac, log=log, tag=f"[transplant] {game}"))
   out_dir = layout.path(holdout_dir(workdir, game), "p3")
   p3_stage.write_target(out_dir, layout.path(workdir, "tb", "transplant", game), f"transplant/{game}",
                         f"held out {game}", entry, runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
@@ -155,7 +154,8 @@ def score(step, log=print) -> None:
               "horizon": "the held-out game's DQN's total environment steps",
               "normalisation": "0 = random policy, 1 = the held-out game's DQN final return",
               **scores.score_protocol(frac),
-              "ci": f"IQM over seeds x {repeats} rollouts, rliable stratified bootstrap 95% CI ({reps} resamples)"}
+              "ci": f"t-interval over the model seeds (independent runs); the {repeats} rollouts per seed are "
+                    "repeated measures"}
   outputs.write_json(layout.path(out_dir, "entry.json"), {"entry": entry, "protocol": protocol})
 
 

@@ -39,22 +39,29 @@ def ad_arm(**overrides):
 
 def imitation(**overrides):
   im = ml_collections.ConfigDict()
-  im.num_seeds = 3
+  # Replicates: imitator seed s trains only on teacher seed s's histories (and AD-epsilon replicate s's),
+  # so num_seeds must equal teacher.num_seeds; every estimate is a mean over these independent runs.
+  im.num_seeds = 5
   im.sources = ""          # comma-separated history stores to train on instead of the teachers' (transplant)
-  # BC (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
-  # distillation" control). ad_p25 / ad_p50 (P2): AD on the histories cut at 25% / 50% of training, before
-  # the teachers converge, every 10th episode of each stream (gap=10: with every episode the context shows
-  # almost no improvement and AD learned nothing in context; see BUILD_NOTES). AD on whole histories is
-  # `ad_arm()` (the capacity sweep); the AD paper's reproduction uses `acceptance_imitation()`.
+  # bc (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
+  # distillation" control). ad_p05 (P2 with headroom, long memory): the first 5% of each history, every
+  # 5th episode: 100 steps per stream, so the 100-step context holds a stream's whole kept truncated
+  # history; the teachers' greedy policy is at about half the optimum at that cut and optimal by 20%.
+  # ad_p50 (P2 without headroom; P3 and the hybrid): the first 50%, every 10th episode (with every episode
+  # the context shows almost no improvement and AD learned nothing in context; see BUILD_NOTES).
+  # ad_eps_half (P2 power control): AD-epsilon streams (oracle with epsilon falling from 1 to 0.05 over the
+  # stream) cut half way through the decay, every 5th episode. AD on whole histories is `ad_arm()`.
   im.arms = ml_collections.ConfigDict(dict(
       bc=arm(portion="last", fraction=0.1),
-      ad_p25=arm(portion="first", fraction=0.25, gap=10),
-      ad_p50=arm(portion="first", fraction=0.5, gap=10)))
-  im.ad_eps = ml_collections.ConfigDict(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=0.5))
+      ad_p05=arm(portion="first", fraction=0.05, gap=5),
+      ad_p50=arm(portion="first", fraction=0.5, gap=10),
+      ad_eps_half=arm(data="ad_eps", portion="first", fraction=0.5, gap=5)))
+  im.ad_eps = ml_collections.ConfigDict(dict(streams=4, steps=4_000, eps_floor=0.05, decay_fraction=1.0))
   im.model = learner.default_model_config()
+  im.model.update(dict(context_len=100))
   im.train = learner.default_config()
-  im.train.update(dict(batch_size=32, num_updates=600))
-  im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=8, episodes=20))
+  im.train.update(dict(seq_len=100, batch_size=32, num_updates=400))
+  im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=5, episodes=20))
   im.update(overrides)
   return im
 
@@ -87,14 +94,13 @@ def acceptance_imitation(**overrides):
 def evaluation(**overrides):
   ev = ml_collections.ConfigDict(dict(
       episodes=100,          # per rollout, from an empty context that then carries across episodes
-      num_tasks=0,           # held-out tasks (0: all of them)
+      num_tasks=5,           # held-out tasks (0: all of them); the same first 5 as P2, P3 and the hybrid
       greedy=False,          # sample from the policy (True: argmax; greedy imitators of epsilon-greedy
                              # teachers repeat one path forever when it misses the goal, see BUILD_NOTES)
       temperature=1.0,       # sampled actions come from softmax(logits / temperature); 1.0 is the policy
                              # as trained, lower sharpens it (the AD reproduction's protocol, see BUILD_NOTES)
       early_episodes=3, late_episodes=10,
-      compare="",            # "a:b" pairs, comma-separated: bootstrap CI of a's late return minus b's
-      bootstrap_reps=2000))
+      compare=""))           # "a:b" pairs, comma-separated: interval of a's late return minus b's
   ev.update(overrides)
   return ev
 
@@ -116,34 +122,49 @@ def acceptance_evaluation(**overrides):
 def experiments(**overrides):
   """The named experiments the pipeline measures and the report decides (cl_limits/analysis/verdicts.py)."""
   ex = ml_collections.ConfigDict()
-  # P1 snapshot: the BC arm's late return against the teachers' final return (rolled out under the
-  # `evaluation` protocol); supported when the CI's lower end keeps `threshold` of it.
-  ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8, num_tasks=20))   # teachers' own tasks
-  # P2 beyond the ceiling: AD arms on truncated histories, rolled out for horizon_factor x the
-  # environment steps of one truncated history (per learner), late = the last late_fraction of episodes.
-  ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p25,ad_p50", horizon_factor=10.0, num_tasks=10,
-                                         late_fraction=0.1, ceiling_window=10, bootstrap_reps=2000))
+  # P1: the `arm` imitator (snapshot BC) on the teachers' own tasks, prompted with its replicate's teacher's
+  # last `prompt_episodes` episodes on that task (the context filled from the end of the history), then
+  # acting on for `episodes`; its late return over that teacher's final greedy and behaviour return, per
+  # task. Also from an empty context (what that measures: goal identification). Supported when the
+  # interval's lower end keeps `threshold` of the teacher's final behaviour return.
+  ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8, num_tasks=10, prompt_episodes=5,
+                                         episodes=20, late_episodes=10))
+  # P2 beyond the ceiling: AD arms on truncated histories, rolled out on held-out tasks for horizon_factor x
+  # the environment steps of one truncated history, late = the last late_fraction of episodes; the ceiling
+  # is the larger of the data's behaviour ceiling (best ceiling_window-episode moving average) and the
+  # teachers' greedy return at the cut, per replicate (cl_limits/analysis/replicates.py). Gates: headroom
+  # (the teachers' greedy return after the cut rises headroom_fraction x (optimum - random) above the
+  # ceiling) and competence (on competence_tasks training tasks, for one truncated history's steps, the
+  # imitator reaches competence_fraction of its data's end-of-data return). power_control: an AD-epsilon
+  # arm cut mid-decay under the same rule (expected: refuted). Trend: slope against log(episode) after the
+  # first trend_from of the rollout.
+  ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p05,ad_p50", power_control="ad_eps_half", horizon_factor=10.0,
+                                         num_tasks=5, late_fraction=0.1, ceiling_window=10, trend_from=0.5,
+                                         headroom_fraction=0.2, competence_fraction=0.9, competence_tasks=5))
   # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
   # `learner.buffer_steps` transitions, on all weights ("full") or a LoRA adapter ("lora"); compared with
-  # the same imitators frozen, the data's ceiling and the teachers, over horizon_factor x one truncated
-  # history (1x on the CPU: SGD in the loop costs ~100x a frozen step).
+  # the same imitators frozen (same tasks and keys), the data's ceiling and the teachers, over
+  # horizon_factor x one truncated history (1x on the CPU: SGD in the loop costs ~100x a frozen step).
+  # The same held-out goals as P2.
   ex.hybrid = ml_collections.ConfigDict(dict(
-      arm="ad_p50", variants="full,lora", horizon_factor=1.0, num_tasks=4, late_fraction=0.1,
-      bootstrap_reps=2000,
+      arm="ad_p50", variants="full,lora", horizon_factor=1.0, num_tasks=5, late_fraction=0.1,
       learner=hybrid.default_config()))
-  ex.hybrid.learner.update(dict(act_steps=2_000, sgd_steps=16, batch_size=4, seq_len=80, buffer_steps=2_000))
-  # P3 within family: the same imitators, frozen (and as hybrids, on `hybrid_tasks` of the tasks), put
-  # into grid worlds they never saw, for as many environment steps as a DQN needs there (the teachers'
-  # total_steps), against that DQN learning from scratch and a random policy. Returns are normalised per
-  # task: 0 = random policy, 1 = the DQN's final return.
+  ex.hybrid.learner.update(dict(act_steps=2_000, sgd_steps=16, batch_size=4, seq_len=100, buffer_steps=2_000))
+  # P3: the same imitators, frozen, put into `targets` for as many environment steps as a DQN needs there
+  # (the teachers' total_steps), against that DQN learning from scratch and a random policy, all on the same
+  # tasks with the same keys. Returns are normalised per task: 0 = random policy, 1 = the DQN's final
+  # return. hard9 (DarkRoomHard 9x9: reward only on the first arrival) shares the imitators' inputs; the
+  # positive control (role) is the same scoring on held-out goals of the training family, where AD is known
+  # to learn in context. The hybrids run on the first `hybrid_tasks` tasks beside a frozen run on exactly
+  # those tasks (the hybrid section, not a P3 verdict).
   ex.p3 = ml_collections.ConfigDict(dict(
-      arm="ad_p50", num_tasks=10, hybrid_tasks=3, late_fraction=0.1, threshold=0.8, bootstrap_reps=2000,
+      arm="ad_p50", num_tasks=5, hybrid_tasks=2, late_fraction=0.1, threshold=0.8,
       targets=ml_collections.ConfigDict(dict(
-          keytodoor=ml_collections.ConfigDict(dict(name="DarkKeyToDoor",
-                                                   kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=50)))),
-          room13=ml_collections.ConfigDict(dict(name="DarkRoom",
-                                                kwargs=ml_collections.ConfigDict(dict(size=13, episode_len=20))))))))
+          hard9=ml_collections.ConfigDict(dict(name="DarkRoomHard", role="transfer",
+                                               kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=20)))),
+          heldout=ml_collections.ConfigDict(dict(name="DarkRoom", role="positive_control",
+                                                 kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=20))))))))
   ex.update(overrides)
   return ex
 
@@ -155,8 +176,10 @@ def get_config(preset: str = ""):
   config.env = ml_collections.ConfigDict(dict(name="DarkRoom", kwargs=dict(size=9, episode_len=20)))
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.25, teacher_split="train",
                                                 max_tasks=0))
-  config.teacher = ml_collections.ConfigDict(dict(num_seeds=3, log_every=1_000, eval_episodes=1,
-                                                  record_gap=1, dqn=teacher_dqn()))
+  # 5 replicates (independent runs: teacher seed s and the imitators trained on its histories only). The
+  # greedy policy is evaluated every 2,000 steps: P2's ceiling and headroom read it at the cuts.
+  config.teacher = ml_collections.ConfigDict(dict(num_seeds=5, log_every=1_000, eval_episodes=1,
+                                                  record_gap=1, dqn=teacher_dqn(segment_steps=2_000)))
   config.imitation = imitation()
   config.evaluation = evaluation()
   config.experiments = experiments()
@@ -164,31 +187,32 @@ def get_config(preset: str = ""):
     config.tasks.max_tasks = 4
     config.teacher.num_seeds = 2
     config.teacher.log_every = 200
-    config.teacher.dqn = teacher_dqn(num_envs=2, total_steps=1_200, segment_steps=400, buffer_size=1_000,
+    config.teacher.dqn = teacher_dqn(num_envs=2, total_steps=1_200, segment_steps=200, buffer_size=1_000,
                                      batch_size=16, train_every=2, target_update_every=40,
                                      learning_starts=100, eps_anneal_steps=600, hidden=(16,))
     config.imitation.num_seeds = 2
     config.imitation.model.update(dict(context_len=20, layers=1, width=16, heads=2))
-    config.imitation.train.update(dict(seq_len=40, batch_size=4, num_updates=20, updates_per_segment=10,
+    config.imitation.train.update(dict(seq_len=20, batch_size=4, num_updates=20, updates_per_segment=10,
                                        warmup_updates=2))
     config.imitation.ad_eps.update(dict(streams=2, steps=400))
-    for name in ("ad_p25", "ad_p50"):    # 30-episode streams: keep every episode
-      config.imitation.arms[name].gap = 1
+    # 30-episode streams: keep every episode; the early cut at 20% (the teachers' greedy policy is
+    # evaluated every 200 steps of 1,200).
+    config.imitation.arms.ad_p05.update(dict(fraction=0.2, gap=1))
+    config.imitation.arms.ad_p50.gap = 1
+    config.imitation.arms.ad_eps_half.gap = 1
     config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
-    config.evaluation.update(dict(episodes=6, num_tasks=3, early_episodes=2, late_episodes=2,
-                                  bootstrap_reps=200))
-    config.experiments.p1.num_tasks = 2
-    config.experiments.p2.update(dict(arms="ad_p50", horizon_factor=2.0, num_tasks=2, ceiling_window=3,
-                                      bootstrap_reps=200))
-    config.experiments.hybrid.update(dict(num_tasks=2, bootstrap_reps=200))
+    config.evaluation.update(dict(episodes=6, num_tasks=2, early_episodes=2, late_episodes=2))
+    config.experiments.p1.update(dict(num_tasks=0, prompt_episodes=1, episodes=4, late_episodes=2))
+    config.experiments.p2.update(dict(horizon_factor=2.0, num_tasks=2, ceiling_window=3, competence_tasks=2))
+    config.experiments.hybrid.update(dict(num_tasks=2))
     config.experiments.hybrid.learner.update(dict(act_steps=100, sgd_steps=2, batch_size=2, seq_len=20,
                                                   buffer_steps=100))
-    config.experiments.p3.update(dict(num_tasks=2, hybrid_tasks=1, bootstrap_reps=200))
-    config.experiments.p3.targets.keytodoor.kwargs.update(dict(size=5, episode_len=20))
-    config.experiments.p3.targets.room13.kwargs.size = 11
+    config.experiments.p3.update(dict(num_tasks=2, hybrid_tasks=1))
+    config.experiments.p3.targets.hard9.kwargs.size = 5     # a DQN learns it in 1,200 steps
   elif preset == "gpu":
     config.teacher.num_seeds = 8
-    config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=10_000, eps_anneal_steps=50_000)
+    config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=5_000, eps_anneal_steps=50_000)
+    config.imitation.num_seeds = 8
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for darkroom.py; choose from '', 'smoke', 'gpu'")
   config.lock()

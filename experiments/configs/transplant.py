@@ -35,7 +35,7 @@ def get_config(preset: str = ""):
   config.teacher.record_gap = {"gpu": 10, "smoke": 1}.get(size, 2)
 
   im = ml_collections.ConfigDict()
-  im.num_seeds = {"gpu": 4, "smoke": 2}.get(size, 3)
+  im.num_seeds = int(config.teacher.num_seeds)   # replicate s imitates teacher seed s's histories only
   im.sources = ""          # set per held-out game to the other games' teacher histories
   # AD on whole histories of every other game (episode gap applied on top of teacher.record_gap).
   im.arms = ml_collections.ConfigDict(dict(raw=arm(portion="all"), aug=arm(portion="all", augment=True)))
@@ -55,7 +55,6 @@ def get_config(preset: str = ""):
   t.repeats = 4                # rollouts per model seed (augmented arms: a fresh augmentation each)
   t.late_fraction = 0.1
   t.threshold = 0.8
-  t.bootstrap_reps = 2000
   t.hybrid_arm = "aug"         # "" for none
   t.variants = "full,lora"
   t.learner = hybrid.default_config()
@@ -71,7 +70,6 @@ def get_config(preset: str = ""):
     t.games = "Breakout,Asterix"
     t.heldout = "Breakout"
     t.repeats = 2
-    t.bootstrap_reps = 200
     t.variants = "full"
     t.learner.update(dict(act_steps=2_000, sgd_steps=2, batch_size=2, seq_len=20, buffer_steps=500))
     im.model.update(dict(context_len=20, layers=1, width=16, heads=2))

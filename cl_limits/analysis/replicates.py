@@ -1,0 +1,110 @@
+"""P2 per independent replicate: ceiling, headroom, competence and the late return, in one unit.
+
+Replicate r is one independent run (teacher seed r, its imitators, their rollouts). Everything here is
+computed per replicate and only then summarised over replicates (`stats.replicate_interval`), so the
+uncertainty of the ceiling enters the interval of late - ceiling.
+
+Unit: where every task has a known optimum (`ceiling.task_optimum`) returns are fractions of each task's
+optimal return (tasks differ in what they allow, and the ceiling comes from the training tasks while the
+late return comes from held-out ones); else raw returns.
+
+  behaviour ceiling  best `window`-episode moving average of replicate r's kept data (ceiling.py)
+  greedy at the cut  the teachers' argmax policy after the last teacher segment ending at or before the cut
+  ceiling            the larger of the two: an imitator sampled more sharply than its teachers acted can
+                     pass the behaviour ceiling without learning anything its data did not show
+  headroom           the best greedy return of a teacher segment after the cut minus the ceiling; a row
+                     needs at least `fraction` x (top - random), top = 1 (the optimum) in fractions, else the
+                     teachers' final greedy return. Data without a greedy policy (AD-epsilon's noisy oracle)
+                     use their own continuation past the cut (the stream's final behaviour return).
+  competence         the imitator's return over the last `window` episodes of a rollout of one truncated
+                     history's length on training tasks, over its data's end-of-data return on those tasks
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from cl_limits.analysis import ceiling as ceiling_lib
+
+
+def replicate(history, r: int, tasks: int | None = None):
+  """Replicate r's histories [1, K, ...] (the first `tasks` tasks when given)."""
+  k = slice(None) if tasks is None else slice(0, int(tasks))
+  return jax.tree.map(lambda x: np.asarray(x)[r:r + 1, k], history)
+
+
+def in_unit(returns, optimum, task_axis: int = -1):
+  """returns [..., K, ...] as fractions of each task's optimum (task axis `task_axis`), or unchanged when
+  optimum is None."""
+  if optimum is None:
+    return np.asarray(returns, np.float64)
+  opt = np.asarray(optimum, np.float64)
+  shape = [1] * np.ndim(returns)
+  shape[task_axis] = opt.size
+  return np.asarray(returns, np.float64) / opt.reshape(shape)
+
+
+def data_end(d: dict, window: int, normalised: bool) -> float:
+  """The mean return of the last `window` teacher episodes the data kept (ceil(window / gap) kept ones)."""
+  curve = d["data_curve_norm" if normalised else "data_curve"]
+  curve = curve[np.isfinite(curve)]
+  return float(np.mean(curve[-max(1, int(d["ceiling_kept_window"])):]))
+
+
+def data_per_replicate(history, manifest, arm: dict, window: int, optimum, tasks: int | None = None) -> list:
+  """`ceiling.arm_data_curves` of every replicate (its first `tasks` tasks when given)."""
+  n = int(np.asarray(history.action).shape[0])
+  opt = None if optimum is None else np.asarray(optimum)[:tasks] if tasks else optimum
+  return [ceiling_lib.arm_data_curves(replicate(history, r, tasks), manifest, arm, window, optimum=opt)
+          for r in range(n)]
+
+
+def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = None, random: float = 0.0,
+             headroom_fraction: float = 0.2) -> dict:
+  """Per replicate: behaviour ceiling, greedy return at the cut, the ceiling (their max) and the headroom
+  rise, in the unit (fractions when optimum is given).
+
+  data: `data_per_replicate` (all teacher tasks); greedy [R, K, segments] at greedy_steps, or None for data
+  without a greedy policy; random: the random policy's return in the unit; top_raw: the top in raw units
+  when there is no optimum (None: the teachers' final greedy return)."""
+  norm = optimum is not None
+  out = {k: [] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "after_cut_best")}
+  g_unit = None if greedy is None else in_unit(greedy, optimum, task_axis=1)
+  for r, d in enumerate(data):
+    behaviour = float(d["ceiling_norm" if norm else "ceiling"])
+    cut = int(d["cut_learner_steps"])
+    at_cut = None
+    if g_unit is not None:
+      steps = np.asarray(greedy_steps)
+      before, after = np.flatnonzero(steps <= cut), steps > cut
+      at_cut = float(g_unit[r][:, before[-1]].mean()) if before.size else None
+      best_after = float(g_unit[r][:, after].mean(0).max()) if after.any() else float("-inf")
+    else:        # no greedy policy: the data's own continuation past the cut
+      best_after = float(d["teacher_final_norm" if norm else "teacher_final"])
+    ceil = behaviour if at_cut is None else max(behaviour, at_cut)
+    for k, v in (("behaviour_ceiling", behaviour), ("greedy_at_cut", at_cut), ("ceiling", ceil),
+                 ("rise", best_after - ceil), ("after_cut_best", best_after)):
+      out[k].append(v)
+  if norm:
+    top = 1.0
+  elif top_raw is not None:
+    top = float(top_raw)
+  else:
+    top = float(np.mean(g_unit[..., -1])) if g_unit is not None else float(np.mean(out["after_cut_best"]))
+  needed = float(headroom_fraction * (top - random))
+  rise = float(np.mean(out["rise"]))
+  out["headroom"] = {"rise": rise, "needed": needed, "ok": bool(rise >= needed), "top": top,
+                     "random": float(random), "fraction": float(headroom_fraction)}
+  return out
+
+
+def competence(imitator_returns, data: list, window: int, optimum) -> dict:
+  """The competence gate's numbers. imitator_returns [R, K, E]: rollouts of one truncated history's length on
+  the first K training tasks (episode order); data: `data_per_replicate` of those K tasks."""
+  norm = optimum is not None
+  rets = in_unit(imitator_returns, optimum, task_axis=1)
+  n = max(1, int(window))
+  imitator_end = [float(np.nanmean(rets[r][:, -n:])) for r in range(rets.shape[0])]
+  ends = [data_end(d, window, norm) for d in data]
+  ratio = float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan")
+  return {"imitator_end": imitator_end, "data_end": ends, "ratio": ratio}
