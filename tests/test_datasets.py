@@ -143,3 +143,28 @@ def test_record_time_gap_equals_selection_time_gap(record_gap, arm_gap):
   for f in ("obs", "action", "reward", "done"):
     np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
   assert got.episodes == want.episodes
+
+
+def test_each_replicates_windows_come_from_its_own_teacher_only():
+  """Three replicates (teacher seeds) whose rewards are 100 x seed + ...: window group a * R + r (the model
+  of arm a, replicate r) starts only in replicate r's histories, so no imitator sees another run's data."""
+  from cl_limits.histories import arms  # noqa: PLC0415
+  one = toy_history()
+  hist = jax.tree.map(lambda *xs: np.concatenate(xs, 0), *[
+      one.replace(reward=np.asarray(one.reward) + 100.0 * r) for r in range(3)])        # [3, 1, 2, 20]
+  arm_specs = {"ad": datasets.resolve_arm(dict(portion="first", fraction=0.6)),
+               "bc": datasets.resolve_arm(dict(portion="last", fraction=0.4))}
+  data, starts, n_starts, meta = arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2,
+                                                                          "env_steps_per_learner": 40})},
+                                            seq_len=4, replicates=3)
+  assert starts.shape[0] == 6 and meta["arms"]["ad"]["replicates"] == 3
+  assert meta["arms"]["ad"]["steps_per_replicate"] == [24, 24, 24]
+  reward, done = np.asarray(data.reward), np.asarray(data.done)
+  for g in range(6):
+    r = g % 3
+    idx = starts[g, :n_starts[g]][:, None] + np.arange(4)[None]
+    paid = reward[idx][done[idx]]
+    assert paid.size and ((paid >= 100 * r) & (paid < 100 * (r + 1))).all(), g
+  with pytest.raises(ValueError, match="imitation.num_seeds: 2 replicates, but the teacher histories hold 3"):
+    arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 40})},
+               seq_len=4, replicates=2)

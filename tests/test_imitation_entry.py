@@ -23,6 +23,7 @@ def smoke_config(**imitation_overrides):
         ad=darkroom.ad_arm(), bc=darkroom.arm(portion="last", fraction=0.1)))
     config.evaluation.compare = "ad:bc"
     config.experiments.p2.arms = ""
+    config.experiments.p2.power_control = ""
     for k, v in imitation_overrides.items():
       node = config.imitation
       *path, last = k.split(".")
@@ -104,7 +105,7 @@ def test_outputs(finished):
   assert any("held-out check every 1 segments: 2 held-out tasks, 4 episodes" in line
              and "sampled actions" in line for line in lines)
   ret = np.load(os.path.join(workdir, "eval", "returns.npz"))
-  assert ret["episode_return"].shape == (2, 2, 3, 6)               # arms, seeds, tasks, episodes
+  assert ret["episode_return"].shape == (2, 2, 2, 6)               # arms, seeds, tasks, episodes
   assert np.isfinite(ret["episode_return"]).all()
   assert (ret["episode_end"][..., -1] == 6 * 20).all()
   ev = layout.summary(workdir, "eval")

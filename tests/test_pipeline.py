@@ -30,50 +30,106 @@ def finished(smoke_pipeline):
   return smoke_pipeline
 
 
-def test_report_opens_with_verdicts_and_figures(finished):
+def _table_rows(text, start, end):
+  part = text[text.index(start):text.index(end)]
+  return [line for line in part.splitlines() if line.startswith("| ") and not line.startswith("| prediction")]
+
+
+def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   workdir, report, logs = finished
   text = open(report).read()
   assert text.startswith("# cl_limits report: DarkRoom")
-  verdicts = text[text.index("## Verdicts"):text.index("Evaluation protocol")]
-  rows = [line for line in verdicts.splitlines() if line.startswith("| P")]
-  # P1, P2 (one arm), and P3 for keytodoor (frozen, both hybrids); room13's DQN never beat the random policy
-  # there, so it has nothing to normalise by and no row (its detail table says so).
-  assert [r.split("|")[1].strip()[:2] for r in rows] == ["P1", "P2", "P3", "P3", "P3"]
-  p3_rows = rows[2:]
-  assert ["frozen imitator" in p3_rows[0], "hybrid_full" in p3_rows[1], "hybrid_lora" in p3_rows[2]] == [True] * 3
-  assert all("transplant to keytodoor" in r for r in p3_rows)
-  assert "| room13 | | | | | the DQN did not beat the random policy on any task" in text
-  hybrid_rows = [line for line in verdicts.splitlines() if line.startswith("| hybrid")]
-  assert len(hybrid_rows) == 2 and "P2 protocol" in hybrid_rows[0]
+  rows = _table_rows(text, "## Verdicts", "### Hybrid")
+  heads = [r.split("|")[1].strip() for r in rows]
+  # P1 prompted, goal identification, P2 per source (cut order), power control, trends, P3 transfer and its
+  # positive control (hard9's DQN beats random at :smoke size, the held-out DarkRoom's too).
+  assert [h.split(":")[0].split(",")[0] for h in heads] == [
+      "P1 snapshot", "goal identification", "P2 beyond the ceiling", "P2 beyond the ceiling",
+      "P2 power control", "trend", "trend", "trend", "P3 transplant to hard9 (DarkRoomHard {'episode_len'",
+      "P3 positive control"], heads
+  assert "cut at 20% of training, ad_p05" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
   for r in rows:
-    assert any(f"**{v}**" in r for v in ("supported", "refuted", "inconclusive")), r
-  assert "data cut at 50% of training" in rows[1]
-  assert "sampled actions; every rollout starts from an empty context" in text
-  for rel in ("p2/curves.png", "eval/curves.png", "teachers/teacher_curves.png", "hybrid/curves.png",
-              "p3/keytodoor/curves.png", "p3/room13/curves.png"):
+    cells = [c.strip() for c in r.split("|")[1:-1]]
+    assert len(cells) == 7, r
+    assert len(cells[3].split(", ")) == 2, r          # one value per replicate (2 at :smoke size)
+    assert any(cells[5] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
+                                                 "inconclusive: imitator below its data")), r
+  for r in rows[2:5]:
+    assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
+  assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
+  assert "the positive control came out" in rows[-1] or "the P3 scoring can say refuted" in rows[-1]
+  hybrid = _table_rows(text, "### Hybrid", "Protocol, fixed before the run")
+  assert [r.split("|")[1].strip()[:20] for r in hybrid] == ["hybrid (full), P2 pr", "hybrid (lora), P2 pr",
+                                                            "hybrid (full) in the", "hybrid (lora) in the",
+                                                            "hybrid (full) in the", "hybrid (lora) in the"]
+  assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
+  for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
+              "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):
     assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000
-  assert "## P2: beyond the ceiling" in text and "| optimal return (oracle), mean over tasks |" in text
-  p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
+  assert "## P2: beyond the ceiling, per replicate" in text and "| optimal return (oracle), mean over tasks |" in text
+  s = json.load(open(os.path.join(workdir, "p2", "summary.json")))
+  p2 = s["arms"]["ad_p50"]
   # 2 streams x 600 steps per learner, cut at 50%: 300 stream steps = 600 learner steps; horizon 2x that.
   assert p2["cut_learner_steps"] == 600 and p2["horizon_steps"] == 1200 and p2["episodes"] == 60
-  # DarkRoom goals differ in their optimal return: P2 also compares fractions of each task's optimum, and
-  # its verdict row uses them.
-  n = p2["normalised"]
-  assert 0 < n["ceiling"] <= 1 and n["optimal_mean_data"] > 0 and n["optimal_mean_eval"] > 0
-  assert n["ceiling"] * n["optimal_mean_data"] == pytest.approx(p2["ceiling"], rel=0.5)
-  assert "as a fraction of each task's optimal return" in rows[1]
-  # The teachers' greedy policy at the cut (after their last segment ending at or before it: 400 of 600).
-  assert p2["teacher_greedy_at_cut"]["env_steps"] == 400 and 0 <= n["teacher_greedy_at_cut"] <= 1
-  assert len(n["late_minus_teacher_greedy_at_cut"]) == 3 and "teachers' greedy policy at the cut" in text
-  assert f"| {n['late_minus_ceiling'][0]:.3f} [" in rows[1]
-  hybrid = json.load(open(os.path.join(workdir, "hybrid", "summary.json")))
-  assert "normalised" in hybrid and all("normalised" in e for e in hybrid["learners"].values())
+  pr = p2["per_replicate"]
+  # The ceiling of each replicate is the larger of its behaviour ceiling and its teachers' greedy return at
+  # the cut (after their segment ending at 600 learner steps), both as fractions of each task's optimum.
+  curves = np.load(os.path.join(workdir, "teachers", "curves.npz"))
+  opt = np.asarray(json.load(open(os.path.join(workdir, "teachers", "summary.json")))["optimal_return"])
+  seg = list(curves["greedy_env_steps"]).index(600)
+  greedy = (curves["greedy_returns"][..., seg] / opt[None]).mean(-1)
+  np.testing.assert_allclose(pr["greedy_at_cut"], greedy, rtol=1e-6)
+  np.testing.assert_allclose(pr["ceiling"], np.maximum(pr["behaviour_ceiling"], greedy), rtol=1e-6)
+  np.testing.assert_allclose(p2["late_minus_ceiling"]["per_replicate"], np.subtract(pr["late"], pr["ceiling"]))
+  assert p2["late_minus_ceiling"]["n"] == 2 and "t-interval over 2 replicates" in p2["late_minus_ceiling"]["method"]
+  assert s["arms"]["ad_eps_half"]["kind"] == "power_control" and s["arms"]["ad_eps_half"]["per_replicate"]["greedy_at_cut"] == [None, None]
   assert os.listdir(os.path.join(workdir, "tb", "p2", "all"))
-  for sub in ("hybrid", os.path.join("p3", "keytodoor")):
+  for sub in ("hybrid", os.path.join("p3", "hard9")):
     assert os.listdir(os.path.join(workdir, "tb", sub, "all")) and os.listdir(os.path.join(workdir, "tb", sub, "seed_0"))
-  p3 = json.load(open(os.path.join(workdir, "p3", "summary.json")))["targets"]["keytodoor"]
-  assert p3["horizon_steps"] == 1200 and p3["task_ids"] == json.load(
-      open(os.path.join(workdir, "p3", "keytodoor", "teachers", "summary.json")))["task_ids"]
+  p3 = json.load(open(os.path.join(workdir, "p3", "summary.json")))
+  assert p3["targets"]["hard9"]["horizon_steps"] == 1200 and p3["targets"]["hard9"]["task_ids"] == json.load(
+      open(os.path.join(workdir, "p3", "hard9", "teachers", "summary.json")))["task_ids"]
+  assert p3["targets"]["heldout"]["role"] == "positive_control"
+  # The positive control scores the same held-out goals P2 rolls out on.
+  assert p3["targets"]["heldout"]["task_ids"] == s["task_ids"]
+
+
+def test_p3_hybrids_and_the_frozen_imitator_see_the_same_tasks_and_keys(finished):
+  """Until its first SGD step a hybrid is the frozen imitator: on the same tasks with the same keys its
+  first act_steps of episodes are the frozen run's, episode for episode (P3 targets and the hybrid stage)."""
+  workdir = finished[0]
+  config = darkroom.get_config("smoke")
+  act, ep = int(config.experiments.hybrid.learner.act_steps), 20
+  n_h = int(config.experiments.p3.hybrid_tasks)
+  p3 = json.load(open(os.path.join(workdir, "p3", "summary.json")))
+  for name in ("hard9", "heldout"):
+    z = np.load(os.path.join(workdir, "p3", name, "returns.npz"))
+    frozen = z["frozen/episode_return"]
+    assert frozen.shape[1] == int(config.experiments.p3.num_tasks)
+    assert p3["hybrid"][name]["task_ids"] == p3["targets"][name]["task_ids"][:n_h]
+    for v in ("full", "lora"):
+      hy = z[f"hybrid_{v}/episode_return"]
+      assert hy.shape[:2] == (2, n_h)
+      np.testing.assert_array_equal(hy[..., :act // ep], frozen[:, :n_h, :act // ep])
+  z = np.load(os.path.join(workdir, "hybrid", "returns.npz"))
+  for v in ("full", "lora"):
+    np.testing.assert_array_equal(z[f"{v}/episode_return"][..., :act // ep], z["frozen/episode_return"][..., :act // ep])
+
+
+def test_p1_prompt_is_the_end_of_each_replicates_own_teacher_history(finished):
+  """The prompted P1 rollout's context holds the last whole episodes of stream 0 of that replicate's teacher
+  on that task (not another replicate's)."""
+  from cl_limits.histories import store  # noqa: PLC0415
+  from cl_limits.stages import p1  # noqa: PLC0415
+  workdir = finished[0]
+  history, _ = store.load(os.path.join(workdir, "teachers", "histories"))
+  prompt = p1.prompts(history, 2, 20)
+  obs = np.asarray(history.obs)
+  for r in range(2):
+    for k in range(2):
+      np.testing.assert_array_equal(prompt.obs[r, k], obs[r, k, 0, -20:])
+  assert np.asarray(prompt.done)[..., -1].all()          # ends at an episode end
+  assert not np.array_equal(prompt.obs[0], prompt.obs[1])
 
 
 def test_finished_run_only_prints_its_report(finished):
@@ -179,9 +235,10 @@ def test_checkpoints_restore_on_a_different_device_count(finished):
   assert teacher_total == pytest.approx(total(load_final_state(config, workdir).params), rel=1e-6)
 
 
-def test_reproduces_the_numbers_pinned_before_the_stages_redesign(finished):
-  """tests/pinned/darkroom_smoke.json: every summary number the :smoke job wrote before the stages layer
-  existed (tests/pinned/collect.py on a run of that code); same files, keys, arm order and values."""
+def test_reproduces_the_pinned_numbers(finished):
+  """tests/pinned/darkroom_smoke.json: every summary number the :smoke job writes (tests/pinned/collect.py,
+  re-pinned when the verdict protocol changed them on purpose: replicates, per-replicate ceilings); same
+  files, keys, arm order and values."""
   compare(finished[0], "darkroom_smoke.json")
 
 

@@ -126,3 +126,24 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
       "greedy actions", "sampled actions", "actions sampled at temperature 0.5"]
   with pytest.raises(ValueError, match="evaluation.temperature: must be > 0"):
     rollout_lib.actions_from(ml_collections.ConfigDict(dict(greedy=False, temperature=0.0)))
+
+
+def test_prompted_rollout_acts_as_if_it_had_lived_through_the_prompt(two_layer):
+  """A rollout prompted with a recorded episode: its greedy actions are the argmax of the training forward
+  pass over the prompt and the rollout's own transitions as one history, and differ from an empty start."""
+  env, model, params, tasks = two_layer
+  task = jax.tree.map(lambda x: x[2], tasks)
+  first = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, 10, 2, record=True))(
+      params, task, jax.random.key(5)).transitions)
+  prompt = rollout_lib.Prompt(obs=first.obs, action=first.action, reward=first.reward,
+                              done=first.terminated | first.truncated)
+  fn = jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, record=True, prompted=True))
+  rec = jax.device_get(fn(params, task, jax.random.key(0), prompt).transitions)
+  both = jax.tree.map(lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)]), first, rec)
+  fd = datasets.select(jax.tree.map(lambda x: np.asarray(x)[None, None, None], both))
+  tokens, _ = learner.gather(datasets.to_device(fd), jnp.arange(10 + HORIZON), model.num_actions)
+  logits = np.asarray(model.apply(params, tokens))[10:]
+  np.testing.assert_array_equal(np.argmax(logits, -1), np.asarray(rec.action))
+  empty = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, record=True))(
+      params, task, jax.random.key(0)).transitions)
+  assert (np.asarray(empty.action) != np.asarray(rec.action)).any()

@@ -22,13 +22,22 @@ BAD = [
     ("evaluation.episodes", 0, "evaluation.episodes: must be an integer >= 1 (got 0)"),
     ("experiments.p2.horizon_factor", -1.0, "experiments.p2.horizon_factor: must be > 0 (got -1.0)"),
     ("experiments.hybrid.variants", "full,sgd", "experiments.hybrid.variants: unknown hybrid variant"),
-    ("experiments.p3.targets.room13.name", "DarkRom13", "experiments.p3.targets.room13.name: unknown env"),
+    ("experiments.p3.targets.hard9.name", "DarkRom13", "experiments.p3.targets.hard9.name: unknown env"),
     # Bad fields of P1, P2, P3 and the hybrid, one each more.
     ("experiments.p1.arm", "nope", "experiments.p1.arm: is not one of the imitation arms"),
     ("experiments.p2.arms", "bc", "experiments.p2.arms: arm 'bc' must train on teacher histories truncated"),
     ("experiments.p3.hybrid_tasks", 5, "experiments.p3.hybrid_tasks: must be in [0, num_tasks=2] (got 5)"),
     ("experiments.hybrid.late_fraction", 0.0, "experiments.hybrid.late_fraction: must be in (0, 1] (got 0.0)"),
     ("experiments.hybrid.learner.act_steps", 0, "experiments.hybrid.learner.act_steps"),
+    # The verdict protocol's fields.
+    ("imitation.num_seeds", 3, "imitation.num_seeds: must equal teacher.num_seeds=2: replicate s's imitators "
+                               "train on teacher seed s's histories only (got 3)"),
+    ("experiments.p2.power_control", "ad_p50", "experiments.p2.power_control: arm 'ad_p50' must train on ad_eps "
+                                               "histories"),
+    ("experiments.p2.competence_fraction", 0.0, "experiments.p2.competence_fraction: must be in (0, 1]"),
+    ("experiments.p2.headroom_fraction", 1.5, "experiments.p2.headroom_fraction: must be in [0, 1]"),
+    ("experiments.p1.prompt_episodes", 0, "experiments.p1.prompt_episodes: must be an integer >= 1 (got 0)"),
+    ("experiments.p3.targets.heldout.role", "control", "experiments.p3.targets.heldout.role: must be one of"),
 ]
 
 
@@ -52,8 +61,8 @@ def test_bad_field_is_refused_before_anything_runs(tmp_path, path, value, msg):
 
 @pytest.mark.parametrize("override,msg", [
     ("--config.imitation.model.context_len=0", "error: imitation.model.context_len: must be >= 1 (got 0)"),
-    ("--config.experiments.p3.targets.keytodoor.name=Nope", "error: experiments.p3.targets.keytodoor.name: "
-                                                           "unknown env"),
+    ("--config.experiments.p3.targets.hard9.name=Nope", "error: experiments.p3.targets.hard9.name: "
+                                                       "unknown env"),
 ])
 def test_command_line_refusal_is_one_line_with_status_2(tmp_path, override, msg):
   workdir = tmp_path / "run"

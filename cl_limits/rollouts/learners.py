@@ -26,17 +26,25 @@ def parse_variants(spec: str) -> list[str]:
   return names
 
 
+def task_keys(key, num_seeds: int, num_tasks: int):
+  """Keys [S, K]: fold_in(fold_in(key, s), k)."""
+  return jax.vmap(lambda s: jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(key, s), k))(
+      jax.numpy.arange(num_tasks)))(jax.numpy.arange(num_seeds))
+
+
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
                  greedy=False, temperature=1.0, frozen=True, log=print, tag=""):
   """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
   every hybrid variant.
 
   params: one arm's imitators [S, ...]; tasks: env params [K]. Every learner gets the same keys, so the
-  frozen run and a hybrid act identically until the hybrid's first update.
+  frozen run and a hybrid act identically until the hybrid's first update. The key of (seed s, task k) is
+  `task_keys(key, S, K)[s, k]`, which does not depend on how many tasks run: a run on the first K' tasks
+  gets the first K' columns of a run on all K.
   """
   num_seeds = int(jax.tree.leaves(params)[0].shape[0])
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
-  keys = jax.random.split(key, num_seeds * num_tasks).reshape(num_seeds, num_tasks)
+  keys = task_keys(key, num_seeds, num_tasks)
   max_ep = rollout_lib.episodes_for(env, horizon)
   out = {}
   if frozen:

@@ -8,8 +8,9 @@ imitators frozen and a uniform random policy on the same tasks, and scores every
 random, 1 = the DQN's final return (analysis/scores.py), summarised over replicates. A target whose `role`
 is "positive_control" (held-out goals of the training family) is scored the same way: there the imitator
 is known to learn in context, so it shows that the scoring can say "refuted". On the first `hybrid_tasks`
-tasks, every hybrid variant of `experiments.hybrid` and the frozen imitator run once more together, from
-the same keys (rollouts/learners.py), for the hybrid section: test-time SGD is not what P3 predicts about. Writes `<workdir>/p3/{summary.json, <target>/returns.npz, <target>/curves.png}` and
+tasks, every hybrid variant of `experiments.hybrid` runs from the frozen run's keys (rollouts/learners.py:
+a task's key does not depend on how many tasks run), so each is paired with the frozen run's first tasks,
+for the hybrid section: test-time SGD is not what P3 predicts about. Writes `<workdir>/p3/{summary.json, <target>/returns.npz, <target>/curves.png}` and
 TensorBoard under `<workdir>/tb/p3/<target>`.
 """
 from __future__ import annotations
@@ -112,11 +113,12 @@ def run(step, log=print) -> None:
                               tag=tag))
     summary["targets"][name] = entry
     if names:
-      # Frozen and every hybrid on the same first tasks from the same keys: a paired comparison.
+      # Every hybrid on the frozen run's first tasks from the same keys: a paired comparison.
       n_h = int(p3.hybrid_tasks)
       sub = common.first(tasks, n_h)
-      hy = learners.run_learners(model, params, env, sub, horizon, jax.random.fold_in(key, 2), variants=names,
-                                 learner_cfg=h.learner, **actions, log=log, tag=tag + " (hybrid section)")
+      hy = learners.run_learners(model, params, env, sub, horizon, key, variants=names, learner_cfg=h.learner,
+                                 **actions, frozen=False, log=log, tag=tag + " (hybrid section)")
+      hy = {"frozen": tuple(a[:, :n_h] for a in runs["frozen"]), **hy}
       sub_dqn = dqn["returns"][:, :n_h]
       sub_rnd = tuple(a[:, :n_h] for a in rnd_runs)
       h_entry = {"task_ids": np.asarray(task_ids)[:n_h].tolist(), "horizon_steps": horizon,
@@ -126,7 +128,6 @@ def run(step, log=print) -> None:
       _paired(h_entry, hy, sub_rnd, sub_dqn, int(dqn["env_steps"][0]), horizon, frac)
       summary["hybrid"][name] = h_entry
       runs.update({f"hybrid_{v}": hy[v] for v in names})
-      runs["frozen_hybrid_tasks"] = hy["frozen"]
     write_target(target_dir(workdir, name), layout.path(workdir, "tb", "p3", name), f"p3/{name}", name, entry,
                  runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
   outputs.write_json(layout.path(workdir, "p3", layout.SUMMARY), summary)

@@ -71,6 +71,7 @@ def get_config(preset: str = ""):
     config.imitation.train.seq_len = 2 * ctx * ep_len
     config.experiments.p1.arm = ""
     config.experiments.p2.arms = ""
+    config.experiments.p2.power_control = ""
     config.experiments.hybrid.arm = ""
     config.experiments.p3.arm = ""
     config.experiments.p3.targets = ml_collections.ConfigDict()   # no transplant: model embeds 9x9 only
