@@ -335,3 +335,28 @@ def test_tensorboard_serves_every_stages_curves_on_the_step_axis(smoke_pipeline)
   finally:
     proc.terminate()
     proc.wait(timeout=20)
+
+
+def test_sensitivity_reruns_the_verdicts_at_another_temperature_on_the_same_imitators(smoke_pipeline, tmp_path):
+  """experiments.sensitivity.temperatures=argmax: P1, P2 and P3 again with argmax actions on the finished
+  run's imitators (linked, not retrained), every other stage reused, and a report section with one column
+  per temperature (the run's own first) and the temperature the data-driven rule would choose."""
+  workdir = str(tmp_path / "run")
+  shutil.copytree(smoke_pipeline[0], workdir, symlinks=True)
+  logs = []
+  pipeline.run(smoke_with("experiments.sensitivity.temperatures", "argmax"), workdir, log=logs.append)
+  steps = [line for line in logs if line.startswith("[pipeline] ")]
+  for name in ("teachers", "imitation", "evaluation", "p1", "p2", "p3", "hybrid"):
+    assert f"[pipeline] {name}: reused" in steps
+  assert not any(line.startswith(("[teachers] segment", "[imitation] segment")) for line in logs)
+  s = json.load(open(os.path.join(workdir, "sensitivity", "summary.json")))
+  assert list(s["columns"]) == ["sampled", "greedy"] and s["rule_choice"] in s["columns"]
+  assert os.path.islink(os.path.join(workdir, "sensitivity", "argmax", "imitators"))
+  main_rows = [r["prediction"] for r in s["columns"]["sampled"]["rows"]]
+  greedy_rows = [r["prediction"] for r in s["columns"]["greedy"]["rows"]]
+  assert set(greedy_rows) <= set(main_rows) and any(p.startswith("P3 positive control") for p in greedy_rows)
+  assert all(p.split(",")[0] != "P2 beyond the ceiling" or any(a in p for a in
+             [a for a in ("ad_p05", "ad_p50") if a not in s["skipped_p2_rows"]]) for p in greedy_rows)
+  text = open(os.path.join(workdir, "report.md")).read()
+  assert "## Sensitivity to the action temperature" in text and "| row | sampled | greedy |" in text
+  assert os.path.getsize(os.path.join(workdir, "sensitivity", "sensitivity.png")) > 1000

@@ -2,7 +2,8 @@
 first runs, each skipped when its results match its fingerprint, re-run with everything downstream when
 a field it reads (or an input) changed.
 
-  teachers -> imitation -> evaluation -> p1 -> p2 -> [p3 target DQNs -> p3] -> hybrid -> report
+  teachers -> imitation -> evaluation -> p1 -> p2 -> [p3 target DQNs -> p3] -> hybrid -> [sensitivity]
+  -> report
 
 A config with a `transplant` section is the MinAtar leave-one-game-out study: teachers per game,
 imitation and scoring per held-out game, one report (cl_limits/stages/transplant.py). A killed pipeline
@@ -13,7 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, teachers
+from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, sensitivity
+from cl_limits.stages import teachers
 from cl_limits.stages import transplant
 from cl_limits.stages.base import ConfigError, Step, changed_fields, fingerprint, read_fields
 
@@ -41,6 +43,9 @@ def plan(config, workdir: str) -> list[Step]:
     steps.append(Step("p3", p3.STAGE, config, workdir, ("imitation", *targets)))
   if hybrid.STAGE.enabled(config):
     steps.append(Step("hybrid", hybrid.STAGE, config, workdir, ("imitation", "teachers")))
+  if sensitivity.STAGE.enabled(config):
+    steps.append(Step("sensitivity", sensitivity.STAGE, config, workdir,
+                      tuple(s.id for s in steps if s.id in ("p1", "p2", "p3"))))
   steps.append(Step("report", report.STAGE, config, workdir, tuple(s.id for s in steps)))
   return steps
 

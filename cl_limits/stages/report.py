@@ -13,6 +13,7 @@ import numpy as np
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import report_rows as rr
+from cl_limits.stages import sensitivity
 from cl_limits.stages.base import Stage
 
 
@@ -55,7 +56,7 @@ def write(config, workdir: str) -> str:
   teachers_at = common.teachers_at(config, workdir)
   lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
   lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
-      + rr._capacity_section(workdir)
+      + rr._capacity_section(workdir) + sensitivity.section(workdir)
   return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
 
 

@@ -165,6 +165,9 @@ def experiments(**overrides):
                                                kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=20)))),
           heldout=ml_collections.ConfigDict(dict(name="DarkRoom", role="positive_control",
                                                  kwargs=ml_collections.ConfigDict(dict(size=9, episode_len=20))))))))
+  # Off by default: "argmax,0.3,0.5,0.7" re-runs P1, P2 and P3 at those temperatures on the finished run
+  # (cl_limits/stages/sensitivity.py) and adds the table of every verdict by temperature to the report.
+  ex.sensitivity = ml_collections.ConfigDict(dict(temperatures=""))
   ex.update(overrides)
   return ex
 
