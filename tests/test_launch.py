@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from scipy import stats as sstats
 
 from cl_limits.analysis import curves
 from cl_limits.stages.base import ConfigError
@@ -47,17 +46,24 @@ def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
   runs = {r["name"]: r for r in summary["runs"]}
   assert runs["broken"]["error"].startswith("not finished")
   assert (runs["ctx1-small"]["context_episodes"], runs["ctx2-small"]["context_episodes"]) == (1, 2)
-  for name in ("ctx1-small", "ctx2-small"):   # late = IQM over seeds x tasks of the last-episodes mean
+  for name in ("ctx1-small", "ctx2-small"):   # late = the mean over replicates of the last-episodes mean
     z = np.load(os.path.join(cap, name, "eval", "returns.npz"))["episode_return"][0]
     late = z[..., -int(darkroom.get_config("smoke").evaluation.late_episodes):].mean(-1)
-    assert runs[name]["late"][0] == pytest.approx(sstats.trim_mean(late.ravel(), 0.25))
+    assert runs[name]["late"][0] == pytest.approx(late.mean())
+    # Every run also went through P2 (the AD recipe of the main job's ad_p50): late - ceiling and trend.
+    p2 = json.load(open(os.path.join(cap, name, "p2", "summary.json")))["arms"]["ad"]
+    assert runs[name]["late_minus_ceiling_per_replicate"] == p2["late_minus_ceiling"]["per_replicate"]
+    assert runs[name]["trend"][0] == pytest.approx(p2["trend"]["estimate"])
   (c,) = summary["comparisons"]
   assert (c["larger"], c["smaller"]) == ("ctx2-small", "ctx1-small") and len(c["gain"]) == 3
+  diff = np.subtract(runs["ctx2-small"]["late_minus_ceiling_per_replicate"],
+                     runs["ctx1-small"]["late_minus_ceiling_per_replicate"])      # paired by replicate
+  assert c["gain"][0] == pytest.approx(diff.mean()) and "late - ceiling" in c["measure"]
   assert os.path.getsize(os.path.join(cap, "capacity.png")) > 1000
   assert os.listdir(os.path.join(root, "tb", "capacity", "ctx2-small"))
   # The capacity rows reach the main job's report, verdict table included.
   text = open(report).read()
-  verdicts = text[text.index("## Verdicts"):text.index("Evaluation protocol")]
+  verdicts = text[text.index("### Capacity"):text.index("Protocol, fixed before the run")]
   assert "| capacity (context, small model): in-context learning plateaus" in verdicts
   assert "## Capacity sweep" in text and "(capacity/capacity.png)" in text
   assert "| broken |" in text and "not finished" in text

@@ -33,6 +33,14 @@ def run_metrics(job, config) -> dict:
          "improvement": _iv(late - early),
          "mean_curve": curve.tolist(), "task_ids": task_ids}
   out["episodes_to_half"] = curves.episodes_to_fraction(curve, out["early"][0], out["late"][0])
+  p2 = (layout.summary(job.workdir, "p2") or {}).get("arms", {}).get("ad")
+  if p2 is not None:     # the P2 protocol on this run: late - ceiling and the trend, per replicate
+    for k in ("late_minus_ceiling", "trend"):
+      out[k] = list(stats.as_ci(p2[k]))
+      out[f"{k}_per_replicate"] = p2[k]["per_replicate"]
+    out["headroom_ok"] = bool(p2["headroom"]["ok"])
+    out["competence"] = float(p2["competence"]["ratio"])
+    late = np.asarray(p2["late_minus_ceiling"]["per_replicate"])     # the comparisons use this, per replicate
   return out, late
 
 
@@ -71,7 +79,8 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
                           f"{base.evaluation.episodes} episodes, {rollout_lib.describe_actions(base.evaluation)} "
                           f"actions, empty start, context carried across episodes; early = episodes 1-"
                           f"{base.evaluation.early_episodes}, late = last {base.evaluation.late_episodes}; "
-                          "t-intervals over the replicates (seeds: independent runs).")}
+                          "t-intervals over the replicates (independent runs). Comparisons: P2's late - "
+                          "ceiling of the larger minus the smaller setting, paired by replicate.")}
   outputs.write_json(os.path.join(out_dir, layout.SUMMARY), summary)
   plot(done, os.path.join(out_dir, "capacity.png"))
   _tensorboard(os.path.join(os.path.abspath(root), "tb", name), done, module)
@@ -93,8 +102,10 @@ def _iv(x) -> list:
 def _compare(axis, big, small, lates, where):
   if big["task_ids"] != small["task_ids"]:
     raise ValueError(f"runs {big['name']} and {small['name']} were evaluated on different tasks")
-  diff = lates[big["name"]][1] - lates[small["name"]][1]      # paired by seed and task
-  return {"axis": f"{axis}, {where}", "larger": big["name"], "smaller": small["name"],
+  diff = lates[big["name"]][1] - lates[small["name"]][1]      # paired by replicate (and task)
+  measure = ("P2 late - ceiling (fractions of each task's optimum)" if "late_minus_ceiling" in big
+             else "late return on held-out tasks")
+  return {"axis": f"{axis}, {where}", "larger": big["name"], "smaller": small["name"], "measure": measure,
           "gain": _iv(diff)}
 
 
@@ -109,24 +120,29 @@ def _update_report(base_config, root, log):
 
 
 def plot(done, path):
-  with outputs.figure(path, ncols=2, size=(5.5, 4)) as (_, axes):
+  with outputs.figure(path, ncols=3, size=(5, 4)) as (_, axes):
     for size in sorted({m["model"] for m in done}):
       ms = sorted((m for m in done if m["model"] == size), key=lambda m: m["context_episodes"])
       x = [m["context_episodes"] for m in ms]
-      for key, ls in (("late", "-"), ("early", ":")):
-        y = np.array([m[key] for m in ms])
-        axes[0].errorbar(x, y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], ls=ls, marker="o",
-                         capsize=3, label=f"{size}: {key}")
+      for ax, key in zip(axes[:2], ("late_minus_ceiling", "trend")):
+        if all(key in m for m in ms):
+          y = np.array([m[key] for m in ms])
+          ax.errorbar(x, y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], marker="o", capsize=3,
+                      label=f"{size} model")
+          for r in range(len(ms[0][f"{key}_per_replicate"])):
+            ax.plot(x, [m[f"{key}_per_replicate"][r] for m in ms], color="gray", lw=0.5, alpha=0.5)
       for m in ms:
-        axes[1].plot(np.arange(1, len(m["mean_curve"]) + 1), m["mean_curve"], lw=1,
+        axes[2].plot(np.arange(1, len(m["mean_curve"]) + 1), m["mean_curve"], lw=1,
                      label=f"{size}, {m['context_episodes']} ep")
-    axes[0].set_xscale("log", base=2)
-    axes[0].set_xlabel("context length (episodes)")
-    axes[0].set_ylabel("return on held-out tasks (IQM, 95% CI)")
-    axes[0].legend(fontsize=8)
-    axes[1].set_xlabel("episode of the rollout (context carried across episodes)")
-    axes[1].set_ylabel("return (mean over seeds and tasks)")
-    axes[1].legend(fontsize=7, ncol=2)
+    for ax, what in zip(axes[:2], ("P2 late - ceiling (fraction of optimum)", "trend: slope vs log(episode)")):
+      ax.set_xscale("log", base=2)
+      ax.axhline(0, color="gray", lw=0.6)
+      ax.set_xlabel("context length (episodes)")
+      ax.set_ylabel(f"{what}; grey: each replicate")
+      ax.legend(fontsize=8)
+    axes[2].set_xlabel("episode of the evaluation rollout (context carried across episodes)")
+    axes[2].set_ylabel("return (mean over replicates and tasks)")
+    axes[2].legend(fontsize=7, ncol=2)
 
 
 def _tensorboard(tb_dir, done, module):

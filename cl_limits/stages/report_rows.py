@@ -177,8 +177,9 @@ def capacity_rows(workdir) -> list[dict]:
   for c in s.get("comparisons", []):
     verdict, rule = verdicts.capacity(c["gain"])
     rows.append({"prediction": f"capacity ({c['axis']}): in-context learning plateaus",
-                 "measured": f"late return at {c['larger']} minus at {c['smaller']} (mean over replicates, paired by seed and task)",
-                 "estimate": c["gain"], "verdict": verdict, "rule": rule})
+                 "measured": f"{c.get('measure', 'late return')} at {c['larger']} minus at {c['smaller']} "
+                             "(mean over replicates, paired by replicate)",
+                 "estimate": c["gain"], "fmt": "{:.3f}", "verdict": verdict, "rule": rule})
   return rows
 
 
@@ -302,13 +303,15 @@ def _capacity_section(workdir) -> list[str]:
   if not s:
     return []
   lines = ["## Capacity sweep", "", s.get("protocol", ""), "",
-           "| run | context (episodes) | model | early (episodes 1-3) | late | late - early | failed |",
-           "|---|---|---|---|---|---|---|"]
+           "| run | context (episodes) | model | early (episodes 1-3) | late | late - early | P2 late - ceiling "
+           "| trend | failed |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for r in s["runs"]:
     if r.get("error"):
-      lines.append(f"| {r['name']} | | | | | | {r['error']} |")
+      lines.append(f"| {r['name']} | | | | | | | | {r['error']} |")
       continue
+    p2 = (f"{ci(r['late_minus_ceiling'], '{:.3f}')} | {ci(r['trend'], '{:.4f}')}" if "trend" in r else " | ")
     lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {ci(r['early'])} | "
-                 f"{ci(r['late'])} | {ci(r['improvement'])} | |")
+                 f"{ci(r['late'])} | {ci(r['improvement'])} | {p2} | |")
   lines.append("")
   return lines

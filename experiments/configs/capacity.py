@@ -1,8 +1,12 @@
 r"""Capacity sweep: context length (in episodes) x model size against in-context learning speed and return.
 
-Every (context, model size) pair changes array shapes, so each is its own run (its seeds stay vmapped
-inside it). The runs reuse the teachers of a finished main-job run directory (`teachers_from`), train AD
-on whole learning histories, and roll it out under the `evaluation` protocol. Run the whole sweep with
+Every (context, model size) pair changes array shapes, so each is its own run (its replicates stay vmapped
+inside it). The runs reuse the teachers of a finished main-job run directory (`teachers_from`) and train
+AD with the recipe that learns in context here (the main job's ad_p50: the first 50% of each history,
+every 10th episode), on an equal token budget per run (batch x window = TOKENS_PER_UPDATE for the same
+number of updates), with contexts up to the whole kept truncated history (25 kept episodes). Each run is
+rolled out under the `evaluation` protocol and under P2's (late - ceiling, trend, the same gates), which
+the sweep reports against context length and model size. Run the whole sweep with
 
   python -m launch.local --sweep=experiments/configs/capacity.py --root=runs/darkroom
   python -m launch.slurm --sweep=experiments/configs/capacity.py:gpu --root=/scratch/runs/darkroom
@@ -21,8 +25,9 @@ import ml_collections
 from experiments.configs import darkroom
 
 SIZES = {"small": dict(layers=2, width=32, heads=2), "base": dict(layers=4, width=64, heads=4)}
-CONTEXT_EPISODES = (1, 2, 4, 8)
+CONTEXT_EPISODES = (1, 2, 4, 8, 25)      # 25: the whole kept truncated history (first 50%, gap 10)
 SMOKE_CONTEXT_EPISODES = (1, 2)
+TOKENS_PER_UPDATE = 3_200                # the main job's 32 windows x 100 steps
 
 
 def _parse(preset: str):
@@ -64,21 +69,20 @@ def get_config(preset: str = ""):
   with config.unlocked():
     config.capacity = ml_collections.ConfigDict(dict(context_episodes=ctx, model=size))
     ep_len = int(config.env.kwargs.episode_len)
-    config.imitation.arms = ml_collections.ConfigDict(dict(ad=darkroom.ad_arm(
-        gap=1 if base == "smoke" else 10)))
+    config.imitation.arms = ml_collections.ConfigDict(dict(ad=darkroom.arm(
+        portion="first", fraction=0.5, gap=1 if base == "smoke" else 10)))
     config.imitation.model.update(SIZES[size] if base != "smoke" else dict(layers=1, width=16, heads=2))
     config.imitation.model.context_len = ctx * ep_len
-    config.imitation.train.seq_len = 2 * ctx * ep_len
+    config.imitation.train.seq_len = ctx * ep_len
+    if base != "smoke":
+      config.imitation.train.batch_size = max(1, round(TOKENS_PER_UPDATE / (ctx * ep_len)))
     config.experiments.p1.arm = ""
-    config.experiments.p2.arms = ""
+    config.experiments.p2.arms = "ad"
     config.experiments.p2.power_control = ""
     config.experiments.hybrid.arm = ""
     config.experiments.p3.arm = ""
     config.experiments.p3.targets = ml_collections.ConfigDict()   # no transplant: model embeds 9x9 only
     if base == "":
-      # CPU: half the main job's updates and no during-training rollouts, so that the 8 runs take about
-      # 20 minutes on 2 cores (the context-8 runs train on 2x longer windows).
-      config.imitation.train.num_updates = 300
-      config.imitation.eval.every_segments = 0
+      config.imitation.eval.every_segments = 0      # no during-training rollouts
   config.lock()
   return config
