@@ -16,11 +16,12 @@ from launch import cli, sweep
 
 
 def aggregate(spec: str, root: str, log=print) -> str | None:
-  from cl_limits.stages import capacity  # noqa: PLC0415
+  """The sweep file's aggregation (`AGGREGATE = "gap"`: the gap x streams sweep; else the capacity one)."""
+  from cl_limits.stages import capacity, gapsweep  # noqa: PLC0415
   path, preset = sweep.split(spec)
   module = sweep.load_module(path)
-  return capacity.aggregate(module, preset, sweep.jobs(spec, root), sweep.sweep_name(path, module), spec,
-                            root, log=log)
+  fn = {"gap": gapsweep.aggregate}.get(getattr(module, "AGGREGATE", "capacity"), capacity.aggregate)
+  return fn(module, preset, sweep.jobs(spec, root), sweep.sweep_name(path, module), spec, root, log=log)
 
 
 def main(argv):

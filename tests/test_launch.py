@@ -63,7 +63,7 @@ def test_local_sweep_runs_skips_lists_failures_and_aggregates(smoke_pipeline):
   assert os.listdir(os.path.join(root, "tb", "capacity", "ctx2-small"))
   # The capacity rows reach the main job's report, verdict table included.
   text = open(report).read()
-  verdicts = text[text.index("### Capacity"):text.index("Protocol, fixed before the run")]
+  verdicts = text[text.index("### Capacity and the gap"):text.index("Protocol, fixed before the run")]
   assert "| capacity (context, small model): in-context learning plateaus" in verdicts
   assert "## Capacity sweep" in text and "(capacity/capacity.png)" in text
   assert "| broken |" in text and "not finished" in text
@@ -104,3 +104,40 @@ def test_episodes_to_fraction_known_answers():
   assert curves.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 5) == 8
   assert curves.episodes_to_fraction(curve, 0.0, 10.0, 0.5, 1) == 6
   assert curves.episodes_to_fraction(curve, 5.0, 5.0) is None
+
+
+def test_replay_slope_known_answers():
+  """Episodes to half = 40 / (gap x streams) in every replicate: slope -1 (it replays its data); the same
+  number of episodes whatever the gap: slope 0 (its own pace)."""
+  from cl_limits.analysis import verdicts  # noqa: PLC0415
+  from cl_limits.stages import gapsweep  # noqa: PLC0415
+  ks = (1, 2, 4, 8)
+  replay = [{"kept_equivalent": k, "episodes_to_half_per_replicate": [40 // k, 40 // k, None]} for k in ks]
+  slopes = gapsweep.replay_slopes(replay)
+  assert slopes[0] == pytest.approx(-1.0, abs=0.05) and slopes[1] == slopes[0] and np.isnan(slopes[2])
+  own = [{"kept_equivalent": k, "episodes_to_half_per_replicate": [12, 13]} for k in ks]
+  np.testing.assert_allclose(gapsweep.replay_slopes(own), [0.0, 0.0], atol=1e-12)
+  assert verdicts.replay((-1.0, -1.2, -0.8))[0] == "replays its data"
+  assert verdicts.replay((0.0, -0.2, 0.2))[0] == "its own pace"
+  assert verdicts.replay((-0.4, -1.0, 0.2))[0] == "inconclusive"
+
+
+def test_gap_sweep_runs_beside_the_main_job_and_reaches_its_report(smoke_pipeline, tmp_path):
+  src, _, _ = smoke_pipeline
+  root = str(tmp_path / "root")
+  shutil.copytree(src, root)
+  logs = []
+  assert local.run_local("experiments/configs/gap.py:smoke", root, processes=2, log=logs.append) == 0
+  s = json.load(open(os.path.join(root, "gap", "summary.json")))
+  runs = {r["name"]: r for r in s["runs"]}
+  assert (runs["g1-s1"]["kept_equivalent"], runs["g2-s2"]["kept_equivalent"]) == (1, 4)
+  data = json.load(open(os.path.join(root, "gap", "g2-s2", "imitators", "data.json")))["arms"]["ad"]
+  assert (data["gap"], data["streams"]) == (2, 2)
+  for name, r in runs.items():      # episodes to half, per replicate, from the run's own evaluation curve
+    z = np.load(os.path.join(root, "gap", name, "eval", "returns.npz"))["episode_return"][0]
+    c = np.nanmean(z, axis=1)
+    for i, h in enumerate(r["episodes_to_half_per_replicate"]):
+      assert h == curves.episodes_to_fraction(c[i], c[i, :2].mean(), c[i, -2:].mean())
+  assert os.path.getsize(os.path.join(root, "gap", "gap.png")) > 1000
+  text = open(os.path.join(root, "report.md")).read()
+  assert "## Gap x streams sweep" in text and "(gap/gap.png)" in text

@@ -124,3 +124,17 @@ def positive_control(verdict: str) -> str:
   if verdict == REFUTED:
     return "the P3 scoring can say refuted where the imitator does learn in context"
   return f"the positive control came out {verdict}: the P3 scoring has not been shown able to refute"
+
+
+def replay(slope_ci) -> tuple[str, str]:
+  """slope_ci: (estimate, low, high) of the slope of log(episodes to half the improvement) on log(gap x
+  streams), over replicates. -1: the imitator's speed follows the compression of its data (it replays
+  it); 0: it learns at its own pace."""
+  rule = ("replays its data if the CI's upper end < 0 (fewer of its own episodes where each kept episode "
+          "stands for more teacher experience); its own pace if the lower end > -0.5; else inconclusive")
+  _, lo, hi = slope_ci
+  if hi < 0:
+    return "replays its data", rule
+  if lo > -0.5:
+    return "its own pace", rule
+  return INCONCLUSIVE, rule

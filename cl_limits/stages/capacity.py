@@ -91,7 +91,7 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
       log(f"[aggregate] {r['name']}: early {r['early'][0]:.2f}, late {r['late'][0]:.2f} "
           f"[{r['late'][1]:.2f}, {r['late'][2]:.2f}]")
   log(f"[aggregate] {len(done)} of {len(runs)} runs: {out_dir}/summary.json, capacity.png")
-  _update_report(base, root, log)
+  update_report(base, root, log)
   return os.path.join(out_dir, "summary.json")
 
 
@@ -109,7 +109,7 @@ def _compare(axis, big, small, lates, where):
           "gain": _iv(diff)}
 
 
-def _update_report(base_config, root, log):
+def update_report(base_config, root, log):
   from cl_limits.stages import pipeline  # noqa: PLC0415
   actions = pipeline.decide(pipeline.plan(base_config, root))
   if not all(a[0] == "reuse" for a in actions.values()):

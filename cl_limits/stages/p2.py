@@ -174,6 +174,7 @@ def run(step, log=print) -> None:
     arrays["teacher_greedy_steps"] = greedy_steps
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
   _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on held-out {config.env.name} tasks")
+  _plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
 
 
@@ -246,6 +247,37 @@ def _plot(summary, arrays, path, title):
                    fontsize=9)
       ax.legend(fontsize=6)
     fig.suptitle(title)
+
+
+def _plot_gap(summary, arrays, streams: int, path):
+  """The gap in view, per P2 row, on the imitator's episode axis: the data it saw (one point per kept
+  episode), the imitator (per own episode, each replicate), and the teachers with their stream episode i at
+  i / gap (a learner has then made i x streams episodes: gap x streams of its episodes per kept one). An
+  imitator that replays its data follows the data curve, not the teachers'."""
+  names = list(summary["arms"])
+  smooth = history_lib.moving_average
+  with outputs.figure(path, ncols=len(names), size=(5, 4)) as (fig, axes):
+    for ax, name in zip(axes, names):
+      e = summary["arms"][name]
+      gap = max(1, int(e["gap"]))
+      n_rep = len(e["per_replicate"]["ceiling"])
+      for r in range(n_rep):
+        dc = arrays[f"{name}/data_curve_{r}"]
+        ax.plot(np.arange(1, dc.size + 1), dc, color="C1", lw=0.8, alpha=0.6,
+                label="data (per kept episode), each replicate" if r == 0 else None)
+        tc = arrays[f"{name}/teacher_curve_{r}"]
+        ax.plot(np.arange(1, tc.size + 1) / gap, smooth(tc, gap), color="k", lw=0.6, alpha=0.5,
+                label=f"teachers (stream episode / {gap})" if r == 0 else None)
+      rets = arrays[f"{name}/unit_return"].mean(1)                               # [R, E]
+      for r, c in enumerate(rets):
+        ax.plot(np.arange(1, c.size + 1), c, color="C0", lw=0.6, alpha=0.5,
+                label="imitator (per own episode), each replicate" if r == 0 else None)
+      ax.set_xscale("log")
+      ax.set_xlabel(f"imitator episode = kept data episode = {gap} x {streams} teacher learner episodes")
+      ax.set_ylabel(f"return ({summary['protocol']['unit']})")
+      ax.set_title(f"{name}: gap {gap}, {streams} streams", fontsize=9)
+      ax.legend(fontsize=6)
+    fig.suptitle("the gap in view: data, imitator and teachers on the imitator's episode axis", fontsize=9)
 
 
 STAGE = Stage(name="p2", subdir="p2", reads=("seed", "experiments.p2", "evaluation", "tasks",

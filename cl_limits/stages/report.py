@@ -22,7 +22,7 @@ def write(config, workdir: str) -> str:
   workdir = os.path.abspath(workdir)
   rows = rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
   extra = rr.hybrid_rows(workdir)
-  caps = rr.capacity_rows(workdir)
+  caps = rr.capacity_rows(workdir) + rr.gap_rows(workdir)
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += _table(rows)
@@ -31,7 +31,7 @@ def write(config, workdir: str) -> str:
   if extra:
     lines += ["", "### Hybrid: does test-time SGD recover learning? (not a P3 verdict)", ""] + _table(extra)
   if caps:
-    lines += ["", "### Capacity", ""] + _table(caps)
+    lines += ["", "### Capacity and the gap (sweeps beside the main job)", ""] + _table(caps)
   ev = config.evaluation
   reps = int(config.imitation.num_seeds) if "imitation" in config else 0
   lines += ["", f"Protocol, fixed before the run: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))} for "
@@ -56,7 +56,7 @@ def write(config, workdir: str) -> str:
   teachers_at = common.teachers_at(config, workdir)
   lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
   lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
-      + rr._capacity_section(workdir) + sensitivity.section(workdir)
+      + rr._capacity_section(workdir) + rr._gap_section(workdir) + sensitivity.section(workdir)
   return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
 
 

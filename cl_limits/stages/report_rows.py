@@ -217,6 +217,10 @@ def _p2_section(workdir) -> list[str]:
             "come from a noisy oracle, whose greedy policy is optimal throughout; its ceiling is its behaviour "
             "ceiling and its headroom is its own stream's return after the cut.",
             "", "![P2 curves](p2/curves.png)", "",
+            "The gap in view: the data the imitator saw (per kept episode), the imitator (per own episode) "
+            "and the teachers (stream episode / gap: gap x streams of a teacher's episodes per kept one) on one "
+            "axis. An imitator that replays its data follows the data, not the teachers.", "",
+            "![the gap in view](p2/gap.png)", "",
             "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
   return lines
 
@@ -295,6 +299,39 @@ def _hybrid_section(workdir) -> list[str]:
                    f"{ci(e['final_minus_frozen']) if 'final_minus_frozen' in e else ''} | "
                    f"{per_rep(e.get('final_per_replicate', []))} |")
     lines.append("")
+  return lines
+
+
+def gap_rows(workdir) -> list[dict]:
+  s = layout.summary(workdir, "gap")
+  if not s or not s.get("replay_slope"):
+    return []
+  iv = s["replay_slope"]
+  verdict, rule = verdicts.replay(_triple(iv))
+  return [{"prediction": "gap x streams: does the imitator's in-context speed follow how much teacher "
+                         "experience a kept episode stands for?",
+           "measured": f"slope of log(episodes to half the improvement) on log(gap x streams) over "
+                       f"{len([r for r in s['runs'] if 'error' not in r])} runs, per replicate "
+                       f"({s['replay_slope_replicates_used']} with enough improving runs)",
+           "estimate": iv, "fmt": "{:.2f}", "per_replicate": per_rep(iv), "gates": "",
+           "verdict": verdict, "rule": rule}]
+
+
+def _gap_section(workdir) -> list[str]:
+  s = layout.summary(workdir, "gap")
+  if not s:
+    return []
+  lines = ["## Gap x streams sweep", "", s.get("protocol", ""), "",
+           "| run | gap | streams | gap x streams | early | late | episodes to half (per replicate) | "
+           "P2 late - ceiling | failed |", "|---|---|---|---|---|---|---|---|---|"]
+  for r in s["runs"]:
+    if r.get("error"):
+      lines.append(f"| {r['name']} | | | | | | | | {r['error']} |")
+      continue
+    lc = ci(r["late_minus_ceiling"], "{:.3f}") if "late_minus_ceiling" in r else ""
+    lines.append(f"| {r['name']} | {r['gap']} | {r['streams']} | {r['kept_equivalent']} | {ci(r['early'])} | "
+                 f"{ci(r['late'])} | {per_rep(r['episodes_to_half_per_replicate'], '{}')} | {lc} | |")
+  lines += ["", "![gap x streams](gap/gap.png)", ""]
   return lines
 
 

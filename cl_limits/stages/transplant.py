@@ -173,9 +173,12 @@ def report(step, log=print) -> None:
 def write_report(config, workdir: str, s: dict) -> str:
   rows = rr.p3_rows_from(s, unit="rollouts")
   lines = [f"# cl_limits report: MinAtar transplant, leave one game out ({', '.join(games(config))})", "",
-           "## Verdicts", "", "| prediction | measured | estimate [95% CI] | verdict | rule |", "|---|---|---|---|---|"]
-  lines += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'])} | **{r['verdict']}** | {r['rule']} |"
-            for r in rows]
+           "## Verdicts", "", "| prediction | measured | estimate [95% CI] | per replicate | verdict | rule |",
+           "|---|---|---|---|---|---|"]
+  lines += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'])} | {r['per_replicate']} | "
+            f"**{r['verdict']}** | {r['rule']} |" for r in rows]
+  lines += ["", "Replicates: each model seed s is an independent run, trained on teacher seed s of every other "
+            "game; the rollouts per seed are repeated measures. Intervals: t over the seeds' means."]
   lines += ["", "gymnax MinAtar differs from the original MinAtar (no sticky actions, full 6-action set, "
             "episodes cut at 1000 steps): returns are not directly comparable with published MinAtar results.", ""]
   for g in s["targets"]:
