@@ -360,3 +360,22 @@ def test_sensitivity_reruns_the_verdicts_at_another_temperature_on_the_same_imit
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Sensitivity to the action temperature" in text and "| row | sampled | greedy |" in text
   assert os.path.getsize(os.path.join(workdir, "sensitivity", "sensitivity.png")) > 1000
+
+
+def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smoke_pipeline, tmp_path):
+  """With headroom_fraction=1 no teacher rise can pass the gate: every P2 row (and its trend) reads
+  "inconclusive: no headroom" with the numbers, and the long held-out rollout is not run."""
+  workdir = str(tmp_path / "run")
+  shutil.copytree(smoke_pipeline[0], workdir, symlinks=True)
+  logs = []
+  pipeline.run(smoke_with("experiments.p2.headroom_fraction", 1.0), workdir, log=logs.append)
+  assert "[pipeline] p2: re-run (experiments.p2.headroom_fraction changed)" in logs
+  assert not any("env steps in" in line for line in logs if line.startswith("[p2]"))
+  s = json.load(open(os.path.join(workdir, "p2", "summary.json")))
+  for e in s["arms"].values():
+    assert "skipped" in e and not e["headroom"]["ok"] and "late" not in e
+  text = open(os.path.join(workdir, "report.md")).read()
+  rows = _table_rows(text, "## Verdicts", "### Hybrid")
+  p2_rows = [r for r in rows if r.startswith(("| P2", "| trend"))]
+  assert len(p2_rows) == 3 and all("**inconclusive: no headroom**" in r for r in p2_rows)
+  assert all("was not run" in r for r in p2_rows)

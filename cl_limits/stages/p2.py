@@ -61,6 +61,8 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.trend_from", 0.0, 1.0, hi_open=True)
   in_range(config, "experiments.p2.headroom_fraction", 0.0, 1.0)
   in_range(config, "experiments.p2.competence_fraction", 0.0, 1.0, lo_open=True)
+  check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
+        p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")
   positive_int(config, "experiments.p2.num_tasks", minimum=0)
   positive_int(config, "experiments.p2.competence_tasks")
@@ -142,6 +144,14 @@ def run(step, log=print) -> None:
     comp = replicates.competence(comp_rets, comp_data, window, None if opt is None else opt[:n_comp])
     # The test: held-out tasks, horizon_factor x one truncated history.
     horizon = common.whole_episodes(float(p2.horizon_factor) * cut, ep_len)
+    if not c["headroom"]["ok"] and bool(p2.skip_without_headroom):
+      summary["arms"][name] = _entry(kind, arm, data, c, comp, None, e_opt, frac, float(p2.trend_from), horizon,
+                                     cut, float(p2.competence_fraction), comp_h)
+      arrays[f"{name}/competence_return"] = comp_rets
+      log(f"[p2] {name}: no headroom (the teachers' greedy return rose {c['headroom']['rise']:.3f} past the "
+          f"ceiling, {c['headroom']['needed']:.3f} needed): the verdict cannot depend on the held-out rollout, "
+          "which is skipped (experiments.p2.skip_without_headroom)")
+      continue
     log(f"[p2] {name}: data cut at {cut:,} learner steps; ceiling {np.mean(c['ceiling']):.3f} ({unit}); "
         f"{num_seeds} replicates x {len(task_ids)} held-out tasks for {horizon:,} steps each")
     t0 = time.time()
@@ -189,6 +199,13 @@ def _episodes(res, horizon, ep_len):
 
 def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, horizon, cut, comp_needed,
            comp_h) -> dict:
+  if rets is None:
+    return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "cut_learner_steps": cut,
+            "horizon_steps": horizon, "headroom": c["headroom"],
+            "ceiling": stats.replicate_interval(np.asarray(c["ceiling"])),
+            "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h},
+            "skipped": "no headroom: the held-out rollout was not run (the verdict cannot depend on it)",
+            "per_replicate": {k: c[k] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise")}}
   n_ep = rets.shape[-1]
   n_late = max(1, int(round(late_fraction * n_ep)))
   unit_rets = replicates.in_unit(rets, e_opt, task_axis=1)
@@ -214,9 +231,11 @@ def _plot(summary, arrays, path, title):
   """Per P2 row, on one environment-step axis and in the summary's unit: the teachers' behaviour (each
   replicate) and greedy policy, the cut, every replicate's ceiling, and every replicate's imitator; below,
   the competence rollouts on training tasks against the data's end-of-data return."""
-  names = list(summary["arms"])
+  names = [n for n, e in summary["arms"].items() if "skipped" not in e]
   smooth = history_lib.moving_average
   w = max(1, int(summary["protocol"]["ceiling_window_episodes"]))
+  if not names:
+    return
   with outputs.figure(path, ncols=len(names), size=(6, 4)) as (fig, axes):
     for ax, name in zip(axes, names):
       e = summary["arms"][name]
@@ -254,8 +273,10 @@ def _plot_gap(summary, arrays, streams: int, path):
   episode), the imitator (per own episode, each replicate), and the teachers with their stream episode i at
   i / gap (a learner has then made i x streams episodes: gap x streams of its episodes per kept one). An
   imitator that replays its data follows the data curve, not the teachers'."""
-  names = list(summary["arms"])
+  names = [n for n, e in summary["arms"].items() if "skipped" not in e]
   smooth = history_lib.moving_average
+  if not names:
+    return
   with outputs.figure(path, ncols=len(names), size=(5, 4)) as (fig, axes):
     for ax, name in zip(axes, names):
       e = summary["arms"][name]

@@ -69,7 +69,9 @@ def p2_rows(workdir) -> list[dict]:
   order = sorted(s["arms"].items(), key=lambda kv: (kv[1]["kind"] == "power_control", kv[1]["fraction"]))
   for name, e in order:
     gates, (rise, needed, comp, comp_needed) = _p2_gates(e)
-    verdict, rule = verdicts.p2_gated(_triple(e["late_minus_ceiling"]), rise, needed, comp, comp_needed)
+    skipped = "skipped" in e
+    diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
+    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp, comp_needed)
     pr = e["per_replicate"]
     control = e["kind"] == "power_control"
     head = (f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} (expected: "
@@ -78,15 +80,23 @@ def p2_rows(workdir) -> list[dict]:
             "improvement past the ceiling)")
     ceiling_txt = ("the data's behaviour ceiling" if control else
                    "the ceiling (the larger of the data's behaviour ceiling and the teachers' greedy return at the cut)")
-    measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
-                f"on {len(s['task_ids'])} held-out tasks) minus {ceiling_txt}, {unit}; late {ci(e['late'], '{:.3f}')}, "
-                f"ceiling {ci(e['ceiling'], '{:.3f}')} (behaviour {per_rep(pr['behaviour_ceiling'], '{:.3f}')}"
+    ceil_txt = (f"ceiling {ci(e['ceiling'], '{:.3f}')} (behaviour {per_rep(pr['behaviour_ceiling'], '{:.3f}')}"
                 + ("" if control else f"; greedy at cut {per_rep(pr['greedy_at_cut'], '{:.3f}')}") + ")")
+    if skipped:
+      measured = (f"{ceil_txt}, {unit}; the teachers' greedy policy left no room above it after the cut, so no "
+                  f"late return could pass it: the {e['horizon_steps']:,}-step held-out rollout was not run "
+                  "(the estimate shown is the ceiling)")
+    else:
+      measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
+                  f"on {len(s['task_ids'])} held-out tasks) minus {ceiling_txt}, {unit}; late "
+                  f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")
     if control:
       rule = rule + ". " + verdicts.power_control(verdict)
-    rows.append({"prediction": head, "measured": measured, "estimate": e["late_minus_ceiling"], "fmt": "{:.3f}",
-                 "per_replicate": per_rep(e["late_minus_ceiling"], "{:.3f}"), "gates": gates,
+    rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
+                 "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
                  "verdict": verdict, "rule": rule})
+    if skipped:
+      continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
                                        e["headroom"]["random"])
     trends.append({"prediction": f"trend, {name}: the frozen imitator's return stops rising late in the rollout "
@@ -202,6 +212,14 @@ def _p2_section(workdir) -> list[str]:
   fmt = lambda v: "n/a" if v is None else f3.format(v)
   for name, e in s["arms"].items():
     pr, c = e["per_replicate"], e["competence"]
+    if "skipped" in e:
+      for r in range(len(pr["ceiling"])):
+        lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
+                     f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | not run | | | "
+                     f"{fmt(c['imitator_end'][r])} / {fmt(c['data_end'][r])} |")
+      lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
+                   f"{e['skipped']} | | | {c['ratio']:.2f} |")
+      continue
     for r in range(len(pr["ceiling"])):
       lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
                    f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | {fmt(pr['late'][r])} | "

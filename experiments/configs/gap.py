@@ -59,6 +59,7 @@ def get_config(preset: str = ""):
     config.experiments.p1.arm = ""
     config.experiments.p2.arms = "ad"
     config.experiments.p2.power_control = ""
+    config.experiments.p2.skip_without_headroom = False     # the sweep compares late - ceiling across runs
     config.experiments.hybrid.arm = ""
     config.experiments.p3.arm = ""
     config.experiments.p3.targets = ml_collections.ConfigDict()
