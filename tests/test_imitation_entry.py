@@ -210,3 +210,27 @@ def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():
   assert ad.portion == "first"
   assert ad.fraction * dqn.total_steps == dqn.eps_anneal_steps
   assert config.imitation.model.context_len >= 8 * config.env.kwargs.episode_len
+
+
+def test_an_arm_with_fewer_updates_stops_while_the_others_train_on(teacher_dir, tmp_path):
+  """imitation.arms.bc.updates=10 of 20: bc's weights after segment 2 are those after segment 1; AD's moved.
+  The summary says how many updates each arm took."""
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  workdir = workdir_with_teachers(teacher_dir, tmp_path)
+  config = smoke_config(**{"arms.bc.updates": 10})
+  lines = []
+  run_stage(config, workdir, "imitation", log=lines.append)
+  assert "[imitation] updates per arm: ad 20, bc 10" in lines
+  seg2 = next(line for line in lines if line.startswith("[imitation] segment 2/2"))
+  assert " ad " in seg2 and " bc " not in seg2.split("|")[0]
+  summary = json.load(open(os.path.join(workdir, "imitators", "summary.json")))
+  assert summary["updates_per_arm"] == {"ad": 20, "bc": 10}
+  mngr = ocp.CheckpointManager(os.path.join(workdir, "imitators", "checkpoints"))
+  one, two = (mngr.restore(k) for k in (1, 2))
+  flat = lambda t: np.concatenate([np.asarray(x).reshape(np.asarray(x).shape[0], -1)
+                                   for x in jax.tree.leaves(t["params"])], 1)        # [models, weights]
+  a, b = flat(one), flat(two)
+  np.testing.assert_array_equal(a[2:], b[2:])                # bc = models 2, 3 (arm-major, 2 seeds)
+  assert not np.allclose(a[:2], b[:2])
+  with pytest.raises(ConfigError, match="imitation.arms.bc.updates: must be a multiple of"):
+    run_imitation(smoke_config(**{"arms.bc.updates": 15}), str(tmp_path / "bad"))

@@ -11,6 +11,8 @@ An *arm* of an imitation run names what its model is trained on:
             state) or "teacher" (XLand-100B's relabelling: the final teacher's greedy action).
   augment   True: every training window gets its own random observation projection and action
             permutation (GPICL's task augmentation, `imitation.learner.augment_window`).
+  updates   how many of the run's `train.num_updates` this arm's models take (0: all of them); an arm
+            that needs less (snapshot BC) leaves the rest of the budget to the ones that need more.
 
 `select` turns [seeds, tasks, streams, T] histories into `FlatData`: the kept steps of every history
 concatenated in history order, with each history's length, so that `windows.build_index` can draw
@@ -60,7 +62,7 @@ class DeviceData:
 
 
 ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action",
-                    augment=False)
+                    augment=False, updates=0)
 
 
 def resolve_arm(arm) -> dict:
@@ -84,6 +86,8 @@ def validate_arm(name: str, arm) -> None:
     raise ValueError(f"{where}.streams: must be >= 0, 0 meaning all (got {a['streams']})")
   if a["labels"] not in LABELS:
     raise ValueError(f"{where}.labels: must be one of {LABELS} (got {a['labels']!r})")
+  if int(a["updates"]) < 0:
+    raise ValueError(f"{where}.updates: must be >= 0, 0 meaning all of train.num_updates (got {a['updates']})")
   if not isinstance(a["augment"], (bool, np.bool_)):
     raise ValueError(f"{where}.augment: must be True or False (got {a['augment']!r})")
 

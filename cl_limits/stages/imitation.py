@@ -81,6 +81,11 @@ def validate(config) -> None:
   for name in names:
     wrap("", datasets.validate_arm, name, im.arms[name])
   positive_int(config, "imitation.num_seeds")
+  total, per_seg = int(im.train.num_updates), int(im.train.updates_per_segment)
+  for name, a in arms_of(config).items():
+    u = int(a["updates"])
+    check(u <= total and u % per_seg == 0, f"imitation.arms.{name}.updates",
+          f"must be a multiple of train.updates_per_segment={per_seg} and at most train.num_updates={total}", u)
   check(sources(config) or not any(a["data"] == "teacher" for a in arms_of(config).values())
         or int(im.num_seeds) == int(config.teacher.num_seeds), "imitation.num_seeds",
         f"must equal teacher.num_seeds={int(config.teacher.num_seeds)}: replicate s's imitators train on "
@@ -198,31 +203,46 @@ def run(step, log=print) -> None:
   board = outputs.Board(layout.path(out_dir, "tb"), num_seeds, groups=tuple(arms),
                         purge_step=start * per_seg + 1, config=config)
   evaluate = _check(config, env, model)
-  tokens_per_seg = num_models * learner.tokens_per_update * per_seg
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
   log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program; "
       f"{n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
   if evaluate is not None:
     log(f"[imitation] held-out check every {int(im.eval.every_segments)} segments: {evaluate.describe}")
   per_arm = lambda v: np.asarray(v).reshape(len(arms), num_seeds)
-  t_start, rate, metrics = time.time(), None, None
+  arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in arms_of(config).values()]
+  model_updates = np.repeat(arm_updates, num_seeds)                                      # [M]
+  if len(set(arm_updates)) > 1:
+    log("[imitation] updates per arm: " + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
+  t_start, rate, metrics, n_active = time.time(), None, None, num_models
+  last_loss, last_acc = np.full(num_models, np.nan), np.full(num_models, np.nan)   # each model's last update
   for seg in range(start, n_seg):
     t0 = time.time()
-    state, metrics = segment(state, data, starts, n_starts, group)
-    metrics = jax.device_get(metrics)
+    active = np.flatnonzero(model_updates > seg * per_seg)
+    if active.size == num_models:
+      state, metrics = segment(state, data, starts, n_starts, group)
+      metrics = jax.device_get(metrics)
+    else:     # only the arms with updates left: a second program on those models, written back
+      state, metrics = _partial_segment(segment, state, active, num_models, data, starts, n_starts, group)
+    last_loss[active] = np.asarray(metrics.loss)[active, -1]
+    last_acc[active] = np.asarray(metrics.accuracy)[active, -1]
     dt = time.time() - t0
-    if seg > start:   # the first segment of a process includes compilation
-      rate = tokens_per_seg / dt
+    if seg > start and active.size == n_active:   # a new program's first segment includes compilation
+      rate = (active.size * learner.tokens_per_update * per_seg) / dt
+    n_active = active.size
     upd = (seg + 1) * per_seg
     for i, a in enumerate(arms):
+      if arm_updates[i] < upd:
+        continue
       board.scalars("imitator/loss", per_arm(metrics.loss.mean(-1))[i], upd, a)
       board.scalars("imitator/accuracy", per_arm(metrics.accuracy.mean(-1))[i], upd, a)
       if rate:
         board.scalars("imitator/tokens_per_s", np.full(num_seeds, rate), upd, a)
     loss = per_arm(metrics.loss[:, -1]).mean(-1)
+    left = sum(int(np.sum(model_updates > s_ * per_seg)) for s_ in range(seg + 1, n_seg))
     line = (f"[imitation] segment {seg + 1}/{n_seg}: update {upd}, loss "
-            + " ".join(f"{a} {loss[i]:.3f}" for i, a in enumerate(arms))
-            + (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta {(n_seg - seg - 1) * tokens_per_seg / rate:.0f}s)"
+            + " ".join(f"{a} {loss[i]:.3f}" for i, a in enumerate(arms) if arm_updates[i] >= upd)
+            + (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta "
+               f"{left * learner.tokens_per_update * per_seg / rate:.0f}s)"
                if rate else f" ({dt:.1f}s, includes compilation)"))
     if evaluate is not None and ((seg + 1) % int(im.eval.every_segments) == 0 or seg + 1 == n_seg):
       early, late = evaluate(state.params, jax.random.fold_in(jax.random.key(int(config.seed) + 3), seg))
@@ -239,11 +259,26 @@ def run(step, log=print) -> None:
   summary = {"arms": arms, "num_seeds": num_seeds, "num_models": num_models, "segments": n_seg,
              "tokens_per_update_per_model": learner.tokens_per_update, "tokens_per_s": rate,
              "wall_s": time.time() - t_start}
-  if metrics is not None:
-    summary["final_loss"] = per_arm(metrics.loss[:, -1]).tolist()
-    summary["final_accuracy"] = per_arm(metrics.accuracy[:, -1]).tolist()
+  summary["updates_per_arm"] = dict(zip(arms, arm_updates))
+  if metrics is not None and np.isfinite(last_loss).all():
+    summary["final_loss"] = per_arm(last_loss).tolist()
+    summary["final_accuracy"] = per_arm(last_acc).tolist()
   outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
+
+
+def _partial_segment(segment, state, active, num_models, data, starts, n_starts, group):
+  """One segment of updates for the models `active` only (the others keep their state); metrics of the
+  others are NaN."""
+  idx = jnp.asarray(active)
+  sub = jax.tree.map(lambda x: x[idx], state)
+  sub, m = segment(sub, data, starts, n_starts, group[idx])
+  state = jax.tree.map(lambda x, y: x.at[idx].set(y), state, sub)
+  m = jax.device_get(m)
+  full = lambda v: np.full((num_models,) + np.shape(v)[1:], np.nan, np.float32)
+  loss, acc = full(m.loss), full(m.accuracy)
+  loss[active], acc[active] = m.loss, m.accuracy
+  return state, type(m)(loss=loss, accuracy=acc)
 
 
 def final_imitators(config, workdir: str):
