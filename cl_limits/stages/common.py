@@ -9,7 +9,7 @@ from cl_limits.stages.base import ConfigError, check, field, in_range
 
 
 def env_of(config, section: str = "env"):
-  """The env a config section names (`env`, or a P3 target such as `experiments.p3.targets.room13`)."""
+  """The env a config section names (`env`, or a P3 target such as `experiments.p3.targets.hard9`)."""
   name = field(config, f"{section}.name")
   check(name in envs_lib.names(), f"{section}.name", f"unknown env; known: {', '.join(envs_lib.names())}",
         name)

@@ -13,6 +13,7 @@ import numpy as np
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.stages import report_rows as rr
+from cl_limits.stages import report_sections as sections
 from cl_limits.stages import sensitivity
 from cl_limits.stages.base import Stage
 
@@ -55,8 +56,8 @@ def write(config, workdir: str) -> str:
       lines += [f"![{title}]({rel})", ""]
   teachers_at = common.teachers_at(config, workdir)
   lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
-  lines += rr._p2_section(workdir) + rr._p3_section(workdir) + rr._hybrid_section(workdir) \
-      + rr._capacity_section(workdir) + rr._gap_section(workdir) + sensitivity.section(workdir)
+  lines += (sections.p2_section(workdir) + sections.p3_section(workdir) + sections.hybrid_section(workdir)
+            + sections.capacity_section(workdir) + sections.gap_section(workdir) + sensitivity.section(workdir))
   return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
 
 

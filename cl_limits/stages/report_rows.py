@@ -1,9 +1,9 @@
-"""The verdict rows and detail sections of report.md, one pair per analysis stage, read from what the
-stages wrote (their summary.json files, through cl_limits/stages/layout.py)."""
+"""The verdict rows of report.md, one function per analysis stage or sweep, read from what the stages
+wrote (their summary.json files, through cl_limits/stages/layout.py); the detail sections are in
+report_sections.py."""
 from __future__ import annotations
 
 from cl_limits.analysis import verdicts
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import layout
 
 
@@ -193,133 +193,6 @@ def capacity_rows(workdir) -> list[dict]:
   return rows
 
 
-def _p2_section(workdir) -> list[str]:
-  s = layout.summary(workdir, "p2")
-  if not s or "unit" not in s.get("protocol", {}):
-    return []
-  p = s["protocol"]
-  f3 = "{:.3f}"
-  lines = ["## P2: beyond the ceiling, per replicate", "",
-           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['horizon']}, context {p['context']}, "
-           f"{len(s['task_ids'])} held-out tasks {s['task_ids']}; late = {p['late']}; unit: {p['unit']}. "
-           f"Behaviour ceiling = best {p['ceiling_window_episodes']}-teacher-episode moving average of the "
-           "replicate's data; the ceiling of a teacher-data row is the larger of that and the teachers' greedy "
-           f"return at the cut. Competence: {p['competence']} (tasks {s['competence_task_ids']}). Trend: "
-           f"{p['trend']}. Random policy: {s['random_return']:.3f}. Intervals: {p['ci']}.", "",
-           "| row | replicate | behaviour ceiling | greedy at cut | ceiling | greedy rise after the cut | late | "
-           "late - ceiling | trend | competence (imitator / data end) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
-  fmt = lambda v: "n/a" if v is None else f3.format(v)
-  for name, e in s["arms"].items():
-    pr, c = e["per_replicate"], e["competence"]
-    if "skipped" in e:
-      for r in range(len(pr["ceiling"])):
-        lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
-                     f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | not run | | | "
-                     f"{fmt(c['imitator_end'][r])} / {fmt(c['data_end'][r])} |")
-      lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
-                   f"{e['skipped']} | | | {c['ratio']:.2f} |")
-      continue
-    for r in range(len(pr["ceiling"])):
-      lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
-                   f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | {fmt(pr['late'][r])} | "
-                   f"{fmt(e['late_minus_ceiling']['per_replicate'][r])} | {pr['trend'][r]:.4f} | "
-                   f"{fmt(c['imitator_end'][r])} / {fmt(c['data_end'][r])} |")
-    lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
-                 f"{ci(e['late'], f3)} | {ci(e['late_minus_ceiling'], f3)} | {ci(e['trend'], '{:.4f}')} | "
-                 f"{c['ratio']:.2f} |")
-  lines += ["", "The behaviour ceiling is the return of the data the imitator saw (the teachers' epsilon-greedy "
-            "actions); the greedy return at the cut is what the teachers' networks could do at that point. An "
-            "imitator sampled more sharply than its teachers acted could pass the first without learning "
-            "anything its data did not show, so a teacher-data row must pass both. The power control's data "
-            "come from a noisy oracle, whose greedy policy is optimal throughout; its ceiling is its behaviour "
-            "ceiling and its headroom is its own stream's return after the cut.",
-            "", "![P2 curves](p2/curves.png)", "",
-            "The gap in view: the data the imitator saw (per kept episode), the imitator (per own episode) "
-            "and the teachers (stream episode / gap: gap x streams of a teacher's episodes per kept one) on one "
-            "axis. An imitator that replays its data follows the data, not the teachers.", "",
-            "![the gap in view](p2/gap.png)", "",
-            "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
-  return lines
-
-
-def _p3_section(workdir) -> list[str]:
-  return p3_section_from(layout.summary(workdir, "p3"),
-                         "## P3 within family: transplant to grid worlds the imitator never saw",
-                         "TensorBoard: `tb/p3/<target>` (DQN, imitators and the random level on one step "
-                         "axis); the DQNs' own runs under `p3/<target>/teachers/tb`.")
-
-
-def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[str]:
-  """The detail table of a P3-shaped summary."""
-  if not s:
-    return []
-  p = s["protocol"]
-  lines = [title, "",
-           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, context {p['context']}; horizon = {p['horizon']}; "
-           f"normalisation {p['normalisation']}; AUC = {p['auc']}; final = {p['final']}. The DQN's own AUC "
-           f"and final use its epsilon-greedy training returns (its final is 1 by construction, up to the "
-           f"spread over its seeds). Intervals: {p['ci']}.", "",
-           f"| target | role | learner | {unit} | normalised AUC | normalised final | per replicate | final return (raw mean) |",
-           "|---|---|---|---|---|---|---|---|"]
-  for name, t in s["targets"].items():
-    if t.get("note"):
-      lines.append(f"| {name} | | | | | | | {t['note']} |")
-    role = t.get("role", "transfer")
-    for k, e in t["learners"].items():
-      if "final" not in e:
-        lines.append(f"| {name} | {role} | {k} | | | | | {e.get('note', '')} |")
-        continue
-      lines.append(f"| {name} | {role} | {k} | {e['tasks']} | {ci(e['auc'])} | {ci(e['final'])} | "
-                   f"{per_rep(e.get('final_per_replicate', []))} | {e['final_raw']:.2f} |")
-  lines += ["", "Random policy mean return per target: " + "; ".join(
-      f"{n} {sum(t['random_return']) / len(t['random_return']):.2f}" for n, t in s["targets"].items())
-      + ". DQN final return: " + "; ".join(
-      f"{n} {sum(t['dqn_final_return']) / len(t['dqn_final_return']):.2f}" for n, t in s["targets"].items())
-      + ".", "", tb_note, ""]
-  return lines
-
-
-def _hybrid_section(workdir) -> list[str]:
-  s = layout.summary(workdir, "hybrid")
-  p3 = layout.summary(workdir, "p3") or {}
-  if not (s and isinstance(s.get("ceiling"), dict)) and not p3.get("hybrid"):
-    return []
-  lines = ["## The hybrid: does test-time SGD recover learning?", "",
-           "Not a P3 verdict: Byrnes' prediction is about an imitator whose weights are frozen. Every "
-           "comparison here is paired: the frozen imitator and each hybrid run on the same tasks from the "
-           "same keys, so they act identically until the hybrid's first update.", ""]
-  if s and isinstance(s.get("ceiling"), dict):
-    p, c = s["protocol"], s["learner"]
-    f3 = "{:.3f}"
-    lines += [f"P2 protocol: {s['arm']} imitators on {len(s['task_ids'])} held-out tasks {s['task_ids']} for "
-              f"{s['horizon_steps']:,} steps ({rollout_lib.actions_phrase(p['actions'])}, context {p['context']}). "
-              f"Every {c['act_steps']:,} steps: {c['sgd_steps']} AdamW steps (lr {c['lr']:g}, batch "
-              f"{c['batch_size']} x {c['seq_len']} steps) of the AD loss on its own last {c['buffer_steps']:,} "
-              f"transitions, weighting '{c['weighting']}' (top fraction {c['top_fraction']:g}); 'full' updates "
-              f"every weight, 'lora' a rank-{c['lora_rank']} adapter only. Late = {p['late']}; unit: {s['unit']}; "
-              f"ceiling {ci(s['ceiling'], f3)} (per replicate {per_rep(s['ceiling'], f3)}). Intervals: {p['ci']}.",
-              "", "| learner | late | per replicate | late - frozen | late - ceiling |", "|---|---|---|---|---|"]
-    for k, e in s["learners"].items():
-      lines.append(f"| {k} | {ci(e['late'], f3)} | {per_rep(e['late'], f3)} | "
-                   f"{ci(e['late_minus_frozen'], f3) if 'late_minus_frozen' in e else ''} | "
-                   f"{ci(e['late_minus_ceiling'], f3)} |")
-    lines += ["", "![hybrid vs frozen](hybrid/curves.png)", "", "TensorBoard: `tb/hybrid`.", ""]
-  for name, t in (p3.get("hybrid") or {}).items():
-    lines += [f"P3 target {name} ({t['env']} {t['env_kwargs']}), tasks {t['task_ids']}, {t['horizon_steps']:,} "
-              "steps, normalised per task (0 random, 1 DQN final):", "",
-              "| learner | normalised AUC | normalised final | final - frozen | per replicate |",
-              "|---|---|---|---|---|"]
-    for k, e in t["learners"].items():
-      if "final" not in e:
-        continue
-      lines.append(f"| {k} | {ci(e['auc'])} | {ci(e['final'])} | "
-                   f"{ci(e['final_minus_frozen']) if 'final_minus_frozen' in e else ''} | "
-                   f"{per_rep(e.get('final_per_replicate', []))} |")
-    lines.append("")
-  return lines
-
-
 def gap_rows(workdir) -> list[dict]:
   s = layout.summary(workdir, "gap")
   if not s or not s.get("replay_slope"):
@@ -333,40 +206,3 @@ def gap_rows(workdir) -> list[dict]:
                        f"({s['replay_slope_replicates_used']} with enough improving runs)",
            "estimate": iv, "fmt": "{:.2f}", "per_replicate": per_rep(iv), "gates": "",
            "verdict": verdict, "rule": rule}]
-
-
-def _gap_section(workdir) -> list[str]:
-  s = layout.summary(workdir, "gap")
-  if not s:
-    return []
-  lines = ["## Gap x streams sweep", "", s.get("protocol", ""), "",
-           "| run | gap | streams | gap x streams | early | late | episodes to half (per replicate) | "
-           "P2 late - ceiling | failed |", "|---|---|---|---|---|---|---|---|---|"]
-  for r in s["runs"]:
-    if r.get("error"):
-      lines.append(f"| {r['name']} | | | | | | | | {r['error']} |")
-      continue
-    lc = ci(r["late_minus_ceiling"], "{:.3f}") if "late_minus_ceiling" in r else ""
-    lines.append(f"| {r['name']} | {r['gap']} | {r['streams']} | {r['kept_equivalent']} | {ci(r['early'])} | "
-                 f"{ci(r['late'])} | {per_rep(r['episodes_to_half_per_replicate'], '{}')} | {lc} | |")
-  lines += ["", "![gap x streams](gap/gap.png)", ""]
-  return lines
-
-
-def _capacity_section(workdir) -> list[str]:
-  s = _capacity_summary(workdir)
-  if not s:
-    return []
-  lines = ["## Capacity sweep", "", s.get("protocol", ""), "",
-           "| run | context (episodes) | model | early (episodes 1-3) | late | late - early | P2 late - ceiling "
-           "| trend | failed |",
-           "|---|---|---|---|---|---|---|---|---|"]
-  for r in s["runs"]:
-    if r.get("error"):
-      lines.append(f"| {r['name']} | | | | | | | | {r['error']} |")
-      continue
-    p2 = (f"{ci(r['late_minus_ceiling'], '{:.3f}')} | {ci(r['trend'], '{:.4f}')}" if "trend" in r else " | ")
-    lines.append(f"| {r['name']} | {r['context_episodes']} | {r['model']} | {ci(r['early'])} | "
-                 f"{ci(r['late'])} | {ci(r['improvement'])} | {p2} | |")
-  lines.append("")
-  return lines

@@ -33,6 +33,7 @@ from cl_limits.stages import hybrid as hybrid_stage
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages import p3 as p3_stage
 from cl_limits.stages import report_rows as rr
+from cl_limits.stages import report_sections as sections
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
 
 
@@ -184,7 +185,7 @@ def write_report(config, workdir: str, s: dict) -> str:
   for g in s["targets"]:
     if os.path.exists(layout.path(holdout_dir(workdir, g), "p3", "curves.png")):
       lines += [f"![held out {g}](holdout/{g}/p3/curves.png)", ""]
-  lines += rr.p3_section_from(
+  lines += sections.p3_section_from(
       s, "## P3 on MinAtar: each game held out in turn", "TensorBoard: `tb/transplant/<Game>` (DQN, imitators "
       "and the random level on one step axis); the DQNs' own runs under `games/<Game>/teachers/tb`, the "
       "imitators' training under `holdout/<Game>/imitators/tb`.", unit="rollouts")
