@@ -45,8 +45,8 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   # positive control (hard9's DQN beats random at :smoke size, the held-out DarkRoom's too).
   assert [h.split(":")[0].split(",")[0] for h in heads] == [
       "P1 snapshot", "goal identification", "P2 beyond the ceiling", "P2 beyond the ceiling",
-      "P2 power control", "trend", "trend", "trend", "P3 transplant to hard9 (DarkRoomHard {'episode_len'",
-      "P3 positive control"], heads
+      "P2 power control", "P2 known positive", "trend", "trend", "trend", "trend",
+      "P3 transplant to hard9 (DarkRoomHard {'episode_len'", "P3 positive control"], heads
   assert "cut at 20% of training, ad_p05" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
   for r in rows:
     cells = [c.strip() for c in r.split("|")[1:-1]]
@@ -54,14 +54,16 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
     assert len(cells[3].split(", ")) == 2, r          # one value per replicate (2 at :smoke size)
     assert any(cells[5] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
                                                  "inconclusive: imitator below its data")), r
-  for r in rows[2:5]:
+  for r in rows[2:6]:
     assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
+  assert "**refuted**" in rows[5] and "the P2 scoring says refuted when it should" in rows[5]
   assert "the positive control came out" in rows[-1] or "the P3 scoring can say refuted" in rows[-1]
   hybrid = _table_rows(text, "### Hybrid", "Protocol, fixed before the run")
-  assert [r.split("|")[1].strip()[:20] for r in hybrid] == ["hybrid (full), P2 pr", "hybrid (lora), P2 pr",
-                                                            "hybrid (full) in the", "hybrid (lora) in the",
-                                                            "hybrid (full) in the", "hybrid (lora) in the"]
+  # The P2-protocol hybrids, then the P3 target with hybrid=True (hard9; the positive control has none).
+  assert [r.split("|")[1].strip()[:34] for r in hybrid] == [
+      "hybrid (full), P2 protocol: SGD on", "hybrid (lora), P2 protocol: SGD on",
+      "hybrid (full) in the P3 target har", "hybrid (lora) in the P3 target har"]
   assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
   for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
               "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):
@@ -102,7 +104,8 @@ def test_p3_hybrids_and_the_frozen_imitator_see_the_same_tasks_and_keys(finished
   act, ep = int(config.experiments.hybrid.learner.act_steps), 20
   n_h = int(config.experiments.p3.hybrid_tasks)
   p3 = json.load(open(os.path.join(workdir, "p3", "summary.json")))
-  for name in ("hard9", "heldout"):
+  assert "heldout" not in p3["hybrid"]          # experiments.p3.targets.heldout.hybrid=False
+  for name in ("hard9",):
     z = np.load(os.path.join(workdir, "p3", name, "returns.npz"))
     frozen = z["frozen/episode_return"]
     assert frozen.shape[1] == int(config.experiments.p3.num_tasks)
@@ -377,5 +380,5 @@ def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smok
   text = open(os.path.join(workdir, "report.md")).read()
   rows = _table_rows(text, "## Verdicts", "### Hybrid")
   p2_rows = [r for r in rows if r.startswith(("| P2", "| trend"))]
-  assert len(p2_rows) == 3 and all("**inconclusive: no headroom**" in r for r in p2_rows)
+  assert len(p2_rows) == 4 and all("**inconclusive: no headroom**" in r for r in p2_rows)
   assert all("was not run" in r for r in p2_rows)

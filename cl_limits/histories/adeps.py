@@ -19,8 +19,13 @@ def epsilon_at(t, steps: int, eps_floor: float, decay_fraction: float):
   return jnp.maximum(eps_floor, 1.0 - (1.0 - eps_floor) * t / decay)
 
 
-def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fraction: float):
-  """`generate(key, env_params) -> History [streams, steps]`, pure and jittable (vmap over tasks/seeds)."""
+def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fraction: float, start: int = 0,
+                  schedule_steps: int | None = None):
+  """`generate(key, env_params) -> History [streams, steps]`, pure and jittable (vmap over tasks/seeds).
+
+  start / schedule_steps: epsilon follows the schedule of a stream of `schedule_steps` (default `steps`)
+  from its step `start` on: a stream's continuation past a cut (P2's known positive)."""
+  sched = int(steps if schedule_steps is None else schedule_steps)
   if not hasattr(env, "optimal_action"):
     raise ValueError(f"AD-epsilon needs an env with an oracle; {env.name} has no optimal_action")
   num_actions = env.action_space(env.default_params).n
@@ -33,7 +38,7 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
       obs, state, episode = carry
       t, k = inp
       k_eps, k_act, k_env = jax.random.split(k, 3)
-      eps = epsilon_at(t, steps, eps_floor, decay_fraction)
+      eps = epsilon_at(t + start, sched, eps_floor, decay_fraction)
       oracle = env.optimal_action(state, env_params)
       random = jax.random.randint(k_act, (), 0, num_actions)
       action = jnp.where(jax.random.uniform(k_eps) < eps, random, oracle)

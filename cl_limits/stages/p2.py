@@ -14,12 +14,13 @@ from __future__ import annotations
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import curves, replicates, stats
-from cl_limits.histories import datasets
+from cl_limits.histories import adeps, datasets
 from cl_limits.histories import history as history_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
@@ -36,9 +37,15 @@ def control(config) -> str:
   return str(config.experiments.p2.get("power_control", "") or "")
 
 
+def known_positive(config) -> bool:
+  return bool(control(config)) and bool(config.experiments.p2.get("known_positive", False))
+
+
 def rows(config) -> list[tuple[str, str]]:
-  """[(arm, "p2" | "power_control")] in report order."""
-  return [(a, "p2") for a in arms(config)] + ([(control(config), "power_control")] if control(config) else [])
+  """[(arm, "p2" | "power_control" | "known_positive")] in report order; the known positive is the power
+  control's own data-generating process continued past the cut (no imitator), scored by the same rule."""
+  out = [(a, "p2") for a in arms(config)] + ([(control(config), "power_control")] if control(config) else [])
+  return out + ([(control(config), "known_positive")] if known_positive(config) else [])
 
 
 def enabled(config) -> bool:
@@ -52,6 +59,8 @@ def validate(config) -> None:
     check(a in names, field, f"names an arm that is not one of {names}", a)
     arm = datasets.resolve_arm(config.imitation.arms[a])
     want = "teacher" if kind == "p2" else "ad_eps"
+    if kind == "known_positive":
+      continue
     check(arm["data"] == want and arm["portion"] == "first", field,
           f"arm {a!r} must train on {want} histories truncated at a fraction of training (data={want!r}, "
           "portion='first')", (arm["data"], arm["portion"]))
@@ -61,6 +70,10 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.trend_from", 0.0, 1.0, hi_open=True)
   in_range(config, "experiments.p2.headroom_fraction", 0.0, 1.0)
   in_range(config, "experiments.p2.competence_fraction", 0.0, 1.0, lo_open=True)
+  check(isinstance(p2.get("known_positive", False), bool), "experiments.p2.known_positive", "must be True or False",
+        p2.get("known_positive"))
+  check(not p2.get("known_positive", False) or hasattr(common.env_of(config), "optimal_action"),
+        "experiments.p2.known_positive", f"needs an env with an oracle; {config.env.name} has none", True)
   check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
         p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")
@@ -123,23 +136,34 @@ def run(step, log=print) -> None:
              "random_return": random, "arms": {}}
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
-  for i_row, (name, kind) in enumerate(rows(config)):
-    arm = datasets.resolve_arm(config.imitation.arms[name])
+  for i_row, (arm_name, kind) in enumerate(rows(config)):
+    name = f"{arm_name}_known_positive" if kind == "known_positive" else arm_name
+    arm = datasets.resolve_arm(config.imitation.arms[arm_name])
     history, manifest = sources[arm["data"]]
     opt = t_opt if kind == "p2" else ceiling_lib.task_optimum(env, manifest["task_ids"])
+    ad = config.imitation.ad_eps
     data = replicates.data_per_replicate(history, manifest, arm, window, opt)
     cut = int(data[0]["cut_learner_steps"])
     c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
                             headroom_fraction=float(p2.headroom_fraction))
-    i = arm_list.index(name)
-    arm_params = learner_lib.arm_params(params, arm_list, name, num_seeds)
+    i = arm_list.index(arm_name)
+    arm_params = learner_lib.arm_params(params, arm_list, arm_name, num_seeds)
+    cut_stream = int(data[0]["cut_stream_steps"])
+
+    def act(horizon, task_params, seed_offset):
+      """Episode returns [R, K, E] (and ends) of the row's learner for `horizon` steps on task_params."""
+      n_k = int(jax.tree.leaves(task_params)[0].shape[0])
+      keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + seed_offset), i),
+                              num_seeds * n_k).reshape(num_seeds, n_k)
+      if kind == "known_positive":
+        return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
+      fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon), **actions)
+      res = jax.device_get(fn(arm_params, task_params, keys))
+      rets = _episodes(res, horizon, ep_len)
+      return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence: on the training tasks, for one truncated history's steps.
     comp_h = common.whole_episodes(cut, ep_len)
-    fn = rollout_lib.make_batched_rollout(model, env, comp_h, rollout_lib.episodes_for(env, comp_h), **actions)
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 31), i),
-                            num_seeds * n_comp).reshape(num_seeds, n_comp)
-    res = jax.device_get(fn(arm_params, comp_tasks, keys))
-    comp_rets = _episodes(res, comp_h, ep_len)
+    comp_rets, _ = act(comp_h, comp_tasks, 31)
     comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
     comp = replicates.competence(comp_rets, comp_data, window, None if opt is None else opt[:n_comp])
     # The test: held-out tasks, horizon_factor x one truncated history.
@@ -155,12 +179,7 @@ def run(step, log=print) -> None:
     log(f"[p2] {name}: data cut at {cut:,} learner steps; ceiling {np.mean(c['ceiling']):.3f} ({unit}); "
         f"{num_seeds} replicates x {len(task_ids)} held-out tasks for {horizon:,} steps each")
     t0 = time.time()
-    fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon), **actions)
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 13), i),
-                            num_seeds * len(task_ids)).reshape(num_seeds, len(task_ids))
-    res = jax.device_get(fn(arm_params, tasks, keys))
-    rets = _episodes(res, horizon, ep_len)                                      # [R, K, E]
-    ends = np.asarray(res.episode_end)[..., :rets.shape[-1]]
+    rets, ends = act(horizon, tasks, 13)                                        # [R, K, E]
     log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
     entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
                    float(p2.competence_fraction), comp_h)
@@ -186,6 +205,21 @@ def run(step, log=print) -> None:
   _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on held-out {config.env.name} tasks")
   _plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
+
+
+def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
+  """The AD-epsilon generator continued from stream step `start` of its schedule (epsilon still falling),
+  one stream of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
+  gen = adeps.make_generate(env, int(horizon), 1, float(ad.eps_floor), float(ad.decay_fraction), start=start,
+                            schedule_steps=int(ad.steps))
+  hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen)))(keys, jax.tree.map(
+      lambda x: jnp.broadcast_to(x, (keys.shape[0],) + x.shape), tasks)))
+  done = np.asarray(hist.terminated) | np.asarray(hist.truncated)                 # [R, K, 1, T]
+  r, k = done.shape[:2]
+  rets = [[ceiling_lib.episode_matrix(np.asarray(hist.reward)[a, b], done[a, b]) for b in range(k)] for a in range(r)]
+  n = min(m[0].shape[1] for row in rets for m in row)
+  return (np.array([[m[0][0, :n] for m in row] for row in rets]),
+          np.array([[m[1][0, :n] for m in row] for row in rets]))
 
 
 def fmt(iv) -> str:

@@ -64,6 +64,8 @@ def validate(config) -> None:
   for name, t in p3.targets.items():
     check(t.get("role", "transfer") in ROLES, f"experiments.p3.targets.{name}.role", f"must be one of {ROLES}",
           t.get("role"))
+    check(isinstance(t.get("hybrid", True), bool), f"experiments.p3.targets.{name}.hybrid", "must be True or False",
+          t.get("hybrid"))
   env = common.env_of(config)
   n_act = env.action_space(env.default_params).n
   for name, target in imitation_stage.target_envs(config).items():
@@ -112,7 +114,7 @@ def run(step, log=print) -> None:
     entry.update(scores.score(runs, rnd_runs, dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, log=log,
                               tag=tag))
     summary["targets"][name] = entry
-    if names:
+    if names and bool(p3.targets[name].get("hybrid", True)):
       # Every hybrid on the frozen run's first tasks from the same keys: a paired comparison.
       n_h = int(p3.hybrid_tasks)
       sub = common.first(tasks, n_h)

@@ -66,18 +66,21 @@ def p2_rows(workdir) -> list[dict]:
   if not s or "protocol" not in s or "unit" not in s.get("protocol", {}):
     return []
   unit, rows, trends = s["protocol"]["unit"], [], []
-  order = sorted(s["arms"].items(), key=lambda kv: (kv[1]["kind"] == "power_control", kv[1]["fraction"]))
+  rank = {"p2": 0, "power_control": 1, "known_positive": 2}
+  order = sorted(s["arms"].items(), key=lambda kv: (rank[kv[1]["kind"]], kv[1]["fraction"]))
   for name, e in order:
     gates, (rise, needed, comp, comp_needed) = _p2_gates(e)
     skipped = "skipped" in e
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
     verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp, comp_needed)
     pr = e["per_replicate"]
-    control = e["kind"] == "power_control"
-    head = (f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} (expected: "
-            "refuted)" if control else
-            f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training, {name} (predicted: no "
-            "improvement past the ceiling)")
+    control = e["kind"] in ("power_control", "known_positive")
+    head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
+                             "(expected: refuted)",
+            "known_positive": f"P2 known positive: no imitator, the AD-epsilon generator itself continued past "
+                              f"the same cut ({name}), epsilon still falling (must be refuted)",
+            "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training, {name} (predicted: no "
+                  "improvement past the ceiling)"}[e["kind"]]
     ceiling_txt = ("the data's behaviour ceiling" if control else
                    "the ceiling (the larger of the data's behaviour ceiling and the teachers' greedy return at the cut)")
     ceil_txt = (f"ceiling {ci(e['ceiling'], '{:.3f}')} (behaviour {per_rep(pr['behaviour_ceiling'], '{:.3f}')}"
@@ -90,8 +93,12 @@ def p2_rows(workdir) -> list[dict]:
       measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
                   f"on {len(s['task_ids'])} held-out tasks) minus {ceiling_txt}, {unit}; late "
                   f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")
-    if control:
+    if e["kind"] == "power_control":
       rule = rule + ". " + verdicts.power_control(verdict)
+    elif e["kind"] == "known_positive":
+      rule = (rule + ". A learner known to keep improving past its data, scored exactly as the imitators are: "
+              + ("the P2 scoring says refuted when it should" if verdict == verdicts.REFUTED else
+                 f"it came out {verdict}: the P2 scoring itself is broken"))
     rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
                  "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
                  "verdict": verdict, "rule": rule})
