@@ -45,7 +45,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   # positive control (hard9's DQN beats random at :smoke size, the held-out DarkRoom's too).
   assert [h.split(":")[0].split(",")[0] for h in heads] == [
       "P1 snapshot", "goal identification", "P2 beyond the ceiling", "P2 beyond the ceiling",
-      "P2 power control", "P2 known positive", "trend", "trend", "trend", "trend",
+      "P2 power control", "P2 known positive", "trend", "trend", "trend",
       "P3 transplant to hard9 (DarkRoomHard {'episode_len'", "P3 positive control"], heads
   assert "cut at 20% of training, ad_p05" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
   for r in rows:
@@ -380,5 +380,5 @@ def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smok
   text = open(os.path.join(workdir, "report.md")).read()
   rows = _table_rows(text, "## Verdicts", "### Hybrid")
   p2_rows = [r for r in rows if r.startswith(("| P2", "| trend"))]
-  assert len(p2_rows) == 4 and all("**inconclusive: no headroom**" in r for r in p2_rows)
+  assert len(p2_rows) == 4 and all("**inconclusive: no headroom**" in r for r in p2_rows)   # no trend rows
   assert all("was not run" in r for r in p2_rows)

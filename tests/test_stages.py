@@ -72,3 +72,16 @@ def test_command_line_refusal_is_one_line_with_status_2(tmp_path, override, msg)
   assert out.returncode == 2, out.stderr[-2000:]
   assert out.stderr.startswith(msg) and len(out.stderr.strip().splitlines()) == 1, out.stderr
   assert out.stdout == "" and not workdir.exists()
+
+
+def test_fingerprint_ignores_with_a_wildcard_leave_out_what_a_stage_does_not_use():
+  """The imitation stage reads the P3 targets for their envs only: a target's role or hybrid flag is not
+  part of its fingerprint (changing one must not retrain the imitators), its env is."""
+  from cl_limits.stages import imitation  # noqa: PLC0415
+  from cl_limits.stages.base import fingerprint, read_fields  # noqa: PLC0415
+  st = imitation.STAGE
+  fp = lambda c: fingerprint(read_fields(c, st.reads, st.ignores), {})
+  base = fp(darkroom.get_config("smoke"))
+  assert fp(smoke_with("experiments.p3.targets.heldout.hybrid", True)) == base
+  assert fp(smoke_with("experiments.p3.targets.hard9.role", "positive_control")) == base
+  assert fp(smoke_with("experiments.p3.targets.hard9.kwargs.size", 7)) != base

@@ -84,16 +84,24 @@ def _jsonable(x):
 
 
 def read_fields(config, paths, ignores=()) -> dict:
-  """{path: JSON-able value} of the fields a stage reads (absent ones as None), `ignores` left out."""
+  """{path: JSON-able value} of the fields a stage reads (absent ones as None), `ignores` left out; a `*`
+  in an ignored path matches every key at that level (`experiments.p3.targets.*.role`)."""
   out = {p: _jsonable(field(config, p)) for p in paths}
+
+  def drop(node, parts):
+    if not isinstance(node, dict) or not parts:
+      return
+    if len(parts) == 1:
+      for k in (list(node) if parts[0] == "*" else [parts[0]]):
+        node.pop(k, None)
+      return
+    for k in (list(node) if parts[0] == "*" else [parts[0]]):
+      drop(node.get(k), parts[1:])
+
   for ig in ignores:
     for p, v in out.items():
-      if ig.startswith(p + ".") and isinstance(v, dict):
-        node, parts = v, ig[len(p) + 1:].split(".")
-        for part in parts[:-1]:
-          node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-          node.pop(parts[-1], None)
+      if ig.startswith(p + "."):
+        drop(v, ig[len(p) + 1:].split("."))
   return out
 
 

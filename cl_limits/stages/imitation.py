@@ -310,5 +310,7 @@ def arm(config, workdir: str, name: str):
 STAGE = Stage(name="imitation", subdir="imitators",
               reads=("seed", "imitation", "evaluation.greedy", "evaluation.temperature",
                      "experiments.p3.targets", "tasks.split_seed", "tasks.heldout_fraction"),
-              ignores=("imitation.sources",),     # where the stores are; their fingerprints are inputs
+              # where the stores are (their fingerprints are inputs); what P3 does with a target (only
+              # its env shapes the model's embedding)
+              ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid"),
               validate=validate, run=run, extra_outputs=("histories/ad_eps",))

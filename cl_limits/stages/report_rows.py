@@ -102,12 +102,12 @@ def p2_rows(workdir) -> list[dict]:
     rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
                  "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
                  "verdict": verdict, "rule": rule})
-    if skipped:
+    if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
                                        e["headroom"]["random"])
     trends.append({"prediction": f"trend, {name}: the frozen imitator's return stops rising late in the rollout "
-                               f"({'expected: refuted' if control else 'predicted: yes'})",
+                               f"({'reported, no prediction' if control else 'predicted: yes'})",
                  "measured": f"slope of return ({unit}) against log(episode) over the second half of the "
                              f"{e['episodes']} episodes, per replicate",
                  "estimate": e["trend"], "fmt": "{:.4f}", "per_replicate": per_rep(e["trend"], "{:.4f}"),
