@@ -268,7 +268,7 @@ def test_a_changed_field_reruns_its_stage_and_what_reads_it(smoke_pipeline, tmp_
     assert file_stamps(os.path.join(workdir, d)) == stamps, f"{d} was touched"
   p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
   assert p2["horizon_steps"] == 3 * p2["cut_learner_steps"] == 1800
-  assert "3x the environment steps of one truncated history" in open(os.path.join(workdir, "report.md")).read()
+  assert "3 x the environment steps of one truncated history" in open(os.path.join(workdir, "report.md")).read()
   logs.clear()
   pipeline.run(config, workdir, log=logs.append)
   assert logs == [f"[pipeline] finished run; report: {os.path.join(workdir, 'report.md')}"]
@@ -353,7 +353,7 @@ def test_sensitivity_reruns_the_verdicts_at_another_temperature_on_the_same_imit
     assert f"[pipeline] {name}: reused" in steps
   assert not any(line.startswith(("[teachers] segment", "[imitation] segment")) for line in logs)
   s = json.load(open(os.path.join(workdir, "sensitivity", "summary.json")))
-  assert list(s["columns"]) == ["sampled", "greedy"] and s["rule_choice"] in s["columns"]
+  assert s["order"] == ["sampled", "greedy"] and s["rule_choice"] in s["columns"]
   assert os.path.islink(os.path.join(workdir, "sensitivity", "argmax", "imitators"))
   main_rows = [r["prediction"] for r in s["columns"]["sampled"]["rows"]]
   greedy_rows = [r["prediction"] for r in s["columns"]["greedy"]["rows"]]

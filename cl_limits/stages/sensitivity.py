@@ -105,6 +105,7 @@ def run(step, log=print) -> None:
       if stage.enabled(cfg) and layout.summary(sub, stage.subdir) is None:
         stage.run(Step(f"sensitivity/{lab}/{stage.name}", stage, cfg, sub), log)
     out["columns"][name] = {"rows": _rows(cfg, sub), "competence": _competence(sub), "main": False}
+  out["order"] = list(out["columns"])          # the run's own first (summary.json sorts its keys)
   comp = {k: v["competence"] for k, v in out["columns"].items() if v["competence"] is not None}
   out["rule_choice"] = max(comp, key=comp.get) if comp else None
   outputs.write_json(layout.path(workdir, "sensitivity", layout.SUMMARY), out)
@@ -117,7 +118,7 @@ def _short(prediction: str) -> str:
 
 
 def _plot(out, path):
-  cols = list(out["columns"])
+  cols = out["order"]
   preds = [r["prediction"] for r in out["columns"][out["fixed"]]["rows"]]
   with outputs.figure(path, size=(8, 0.45 * max(4, len(preds)) + 1)) as (_, (ax,)):
     for j, col in enumerate(cols):
@@ -143,7 +144,7 @@ def section(workdir) -> list[str]:
   s = layout.summary(workdir, "sensitivity")
   if not s:
     return []
-  cols = list(s["columns"])
+  cols = s["order"]
   preds = [r["prediction"] for r in s["columns"][s["fixed"]]["rows"]]
   lines = ["## Sensitivity to the action temperature", "",
            f"The protocol fixed before the run: {s['fixed']} (the main table). The other columns re-run P1, "
