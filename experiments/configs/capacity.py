@@ -69,20 +69,12 @@ def get_config(preset: str = ""):
   with config.unlocked():
     config.capacity = ml_collections.ConfigDict(dict(context_episodes=ctx, model=size))
     ep_len = int(config.env.kwargs.episode_len)
-    config.imitation.arms = ml_collections.ConfigDict(dict(ad=darkroom.arm(
-        portion="first", fraction=0.5, gap=1 if base == "smoke" else 10)))
+    darkroom.one_arm_job(config, darkroom.arm(portion="first", fraction=0.5, gap=1 if base == "smoke" else 10))
     config.imitation.model.update(SIZES[size] if base != "smoke" else dict(layers=1, width=16, heads=2))
     config.imitation.model.context_len = ctx * ep_len
     config.imitation.train.seq_len = ctx * ep_len
     if base != "smoke":
       config.imitation.train.batch_size = max(1, round(TOKENS_PER_UPDATE / (ctx * ep_len)))
-    config.experiments.p1.arm = ""
-    config.experiments.p2.arms = "ad"
-    config.experiments.p2.power_control = ""
-    config.experiments.p2.skip_without_headroom = False     # the sweep compares late - ceiling across runs
-    config.experiments.hybrid.arm = ""
-    config.experiments.p3.arm = ""
-    config.experiments.p3.targets = ml_collections.ConfigDict()   # no transplant: model embeds 9x9 only
     if base == "":
       config.imitation.eval.every_segments = 0      # no during-training rollouts
   config.lock()

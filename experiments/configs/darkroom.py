@@ -180,6 +180,20 @@ def experiments(**overrides):
   return ex
 
 
+def one_arm_job(config, ad_arm) -> None:
+  """Makes `config` (unlocked) a sweep job: one imitation arm `ad`, measured by the evaluation stage and by
+  P2, whose rollout runs even without headroom (the sweep compares late - ceiling across runs); no P1, P3
+  or hybrid, no P3 targets (the model embeds the training env only)."""
+  config.imitation.arms = ml_collections.ConfigDict(dict(ad=ad_arm))
+  config.experiments.p1.arm = ""
+  config.experiments.p2.arms = "ad"
+  config.experiments.p2.power_control = ""
+  config.experiments.p2.skip_without_headroom = False
+  config.experiments.hybrid.arm = ""
+  config.experiments.p3.arm = ""
+  config.experiments.p3.targets = ml_collections.ConfigDict()
+
+
 def get_config(preset: str = ""):
   config = ml_collections.ConfigDict()
   config.seed = 0

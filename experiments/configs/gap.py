@@ -54,15 +54,7 @@ def get_config(preset: str = ""):
   config = darkroom.get_config(base)
   with config.unlocked():
     config.gap_sweep = ml_collections.ConfigDict(dict(gap=gap, streams=streams))
-    config.imitation.arms = ml_collections.ConfigDict(dict(ad=darkroom.arm(
-        portion="first", fraction=0.5, gap=gap, streams=streams)))
-    config.experiments.p1.arm = ""
-    config.experiments.p2.arms = "ad"
-    config.experiments.p2.power_control = ""
-    config.experiments.p2.skip_without_headroom = False     # the sweep compares late - ceiling across runs
-    config.experiments.hybrid.arm = ""
-    config.experiments.p3.arm = ""
-    config.experiments.p3.targets = ml_collections.ConfigDict()
+    darkroom.one_arm_job(config, darkroom.arm(portion="first", fraction=0.5, gap=gap, streams=streams))
     config.imitation.eval.every_segments = 0
   config.lock()
   return config
