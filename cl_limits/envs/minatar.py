@@ -67,6 +67,11 @@ class SharedMinAtar(environment.Environment):
     obs, state = self.inner.reset_env(key, params)
     return self._pad_obs(obs), state
 
+  @property
+  def max_episode_len(self) -> int:
+    """gymnax's cut (`max_steps_in_episode`): no episode is longer; most are shorter."""
+    return int(self.inner.default_params.max_steps_in_episode)
+
   def is_truncated(self, state, params):
     return self.inner.is_truncated(state, params)
 

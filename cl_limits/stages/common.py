@@ -58,6 +58,13 @@ def episode_length(env) -> int | None:
   return int(n) if n else None
 
 
+def episode_cap(env) -> int | None:
+  """The longest an episode can be: the fixed length, else the env's time limit (MinAtar's 1000 steps).
+  A horizon of n x the cap holds at least n whole episodes, so stages that count episodes (evaluation, P1)
+  run on envs whose episodes end early."""
+  return episode_length(env) or (int(getattr(env, "max_episode_len", 0)) or None)
+
+
 def whole_episodes(horizon: int, ep_len: int | None) -> int:
   """The one horizon rule: a rollout of about `horizon` steps, cut to whole episodes where episodes have a
   fixed length (at least one episode)."""

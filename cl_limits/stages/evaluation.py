@@ -39,7 +39,7 @@ def validate(config) -> None:
   for f in ("early_episodes", "late_episodes"):
     check(1 <= int(ev[f]) <= episodes, f"evaluation.{f}", f"must be in [1, episodes={episodes}]", ev[f])
   imitation_stage.protocol(config)
-  check(common.episode_length(env) is not None, "env.name", "has no fixed episode limit to size the "
+  check(common.episode_cap(env) is not None, "env.name", "has no episode limit to size the "
         "evaluation horizon", config.env.name)
   names = imitation_stage.arm_names(config)
   for pair in parse_compare(ev.compare):
@@ -54,7 +54,7 @@ def run(step, log=print) -> None:
   model, params, arms, num_seeds = imitation_stage.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)
-  horizon = episodes * common.episode_length(env)
+  horizon = episodes * common.episode_cap(env)     # at least `episodes` whole episodes
   fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
                                         **imitation_stage.protocol(config))
   num_models, num_tasks = len(arms) * num_seeds, len(task_ids)

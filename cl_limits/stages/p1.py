@@ -38,8 +38,8 @@ def validate(config) -> None:
   check(int(p1.late_episodes) <= int(p1.episodes), "experiments.p1.late_episodes",
         f"must be <= experiments.p1.episodes={int(p1.episodes)}", p1.late_episodes)
   check(float(p1.threshold) > 0, "experiments.p1.threshold", "must be > 0", p1.threshold)
-  check(common.episode_length(common.env_of(config)) is not None, "env.name",
-        "P1 needs fixed-length episodes to build its prompts", config.env.name)
+  check(common.episode_cap(common.env_of(config)) is not None, "env.name",
+        "P1 needs an episode limit to size its prompts and rollouts", config.env.name)
 
 
 def prompts(history, num_tasks: int, length: int) -> rollout_lib.Prompt:
@@ -107,7 +107,7 @@ def run(step, log=print) -> None:
   n = int(p1.num_tasks) or len(task_ids)
   tasks, task_ids = common.first(tasks, n), np.asarray(task_ids)[:n]
   history, _ = imitation_stage.load_teacher_histories(config, workdir)
-  ep_len = common.episode_length(env)
+  ep_len = common.episode_cap(env)          # at least `episodes` whole episodes in episodes x ep_len
   length = min(int(p1.prompt_episodes) * ep_len, int(model.context_len))
   prompt = prompts(history, n, length)
   finals = teacher_finals(history, layout.teacher_curves(common.teachers_at(config, workdir)), n,

@@ -133,7 +133,8 @@ def run(step, log=print) -> None:
                           "ci": f"t-interval over the {num_seeds} replicates' means (tasks and episodes are "
                                 "repeated measures inside a replicate)"},
              "task_ids": np.asarray(task_ids).tolist(), "competence_task_ids": np.asarray(train_ids)[:n_comp].tolist(),
-             "random_return": random, "arms": {}}
+             "random_return": random, "arms": {},
+             "power_control_note": "" if control(config) else str(p2.get("power_control_note", "") or "")}
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
   for i_row, (arm_name, kind) in enumerate(rows(config)):
@@ -191,6 +192,7 @@ def run(step, log=print) -> None:
     for r, d in enumerate(data):
       arrays[f"{name}/data_curve_{r}"] = d["data_curve_norm" if opt is not None else "data_curve"]
       arrays[f"{name}/teacher_curve_{r}"] = d["teacher_curve_norm" if opt is not None else "teacher_curve"]
+      arrays[f"{name}/teacher_x_{r}"] = d["teacher_x"]       # replicates end different numbers of episodes
     outputs.line_board(layout.path(tb_dir, "teacher"), f"p2/{name}/teacher", data[0]["teacher_x"],
                        data[0]["teacher_curve"])
     outputs.curves_board(tb_dir, f"p2/{name}", {"imitator": (rets, ends)}, horizon,
@@ -283,7 +285,9 @@ def _plot(summary, arrays, path, title):
       for r in range(len(pr["ceiling"])):
         tc = arrays.get(f"{name}/teacher_curve_{r}")
         if tc is not None:
-          ax.plot(tx[:tc.size], smooth(tc, w), color="k", lw=0.7, alpha=0.5,
+          tx_r = arrays.get(f"{name}/teacher_x_{r}", tx)
+          n = min(tx_r.size, tc.size)
+          ax.plot(tx_r[:n], smooth(tc, w)[:n], color="k", lw=0.7, alpha=0.5,
                   label="teachers' behaviour, each replicate" if r == 0 else None)
         ax.hlines(pr["ceiling"][r], 0, x[-1], color="C3", ls="--", lw=0.8,
                   label="ceiling, each replicate" if r == 0 else None)

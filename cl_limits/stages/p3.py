@@ -53,6 +53,16 @@ def target_dir(workdir: str, name: str) -> str:
   return layout.path(workdir, "p3", name)
 
 
+def reuses_teachers(config, name: str) -> bool:
+  """A target with `reuse_teachers=True` is the training env itself (a positive control on a one-task env
+  such as a MinAtar game): its "DQN from scratch" is the main teachers' run, not a second one."""
+  return bool(config.experiments.p3.targets[name].get("reuse_teachers", False))
+
+
+def dqn_dir(config, workdir: str, name: str) -> str:
+  return common.teachers_at(config, workdir) if reuses_teachers(config, name) else target_dir(workdir, name)
+
+
 def validate(config) -> None:
   p3 = config.experiments.p3
   names = imitation_stage.arm_names(config)
@@ -66,6 +76,10 @@ def validate(config) -> None:
           t.get("role"))
     check(isinstance(t.get("hybrid", True), bool), f"experiments.p3.targets.{name}.hybrid", "must be True or False",
           t.get("hybrid"))
+    same = t.name == config.env.name and t.kwargs.to_dict() == config.env.kwargs.to_dict()
+    check(not t.get("reuse_teachers", False) or same, f"experiments.p3.targets.{name}.reuse_teachers",
+          f"needs the target to be the training env {config.env.name} {config.env.kwargs.to_dict()}",
+          (t.name, t.kwargs.to_dict()))
   env = common.env_of(config)
   n_act = env.action_space(env.default_params).n
   for name, target in imitation_stage.target_envs(config).items():
@@ -94,10 +108,10 @@ def run(step, log=print) -> None:
              "targets": {}, "hybrid": {}}
   for t_i, (name, env) in enumerate(imitation_stage.target_envs(config).items()):
     tcfg = target_config(config, name)
-    dqn = layout.teacher_curves(target_dir(workdir, name))
+    dqn = layout.teacher_curves(dqn_dir(config, workdir, name))
     tasks, task_ids = common.heldout_tasks(tcfg, env, int(p3.num_tasks))
     if not np.array_equal(np.asarray(task_ids), dqn["task_ids"]):
-      raise ConfigError(f"{target_dir(workdir, name)}: the DQN's tasks {dqn['task_ids']} are not the "
+      raise ConfigError(f"{dqn_dir(config, workdir, name)}: the DQN's tasks {dqn['task_ids']} are not the "
                         f"imitator's {task_ids}")
     total = int(tcfg.teacher.dqn.total_steps)
     horizon = common.whole_segments(total, int(h.learner.act_steps)) if names else total

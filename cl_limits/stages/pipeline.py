@@ -37,10 +37,13 @@ def plan(config, workdir: str) -> list[Step]:
   if p3.STAGE.enabled(config):
     targets = []
     for name in config.experiments.p3.targets:
+      if p3.reuses_teachers(config, name):     # the training env itself: its DQN is the main teachers
+        targets.append("teachers")
+        continue
       steps.append(Step(f"p3/{name}/teachers", teachers.STAGE, p3.target_config(config, name),
                         p3.target_dir(workdir, name)))
       targets.append(steps[-1].id)
-    steps.append(Step("p3", p3.STAGE, config, workdir, ("imitation", *targets)))
+    steps.append(Step("p3", p3.STAGE, config, workdir, ("imitation", *dict.fromkeys(targets))))
   if hybrid.STAGE.enabled(config):
     steps.append(Step("hybrid", hybrid.STAGE, config, workdir, ("imitation", "teachers")))
   if sensitivity.STAGE.enabled(config):

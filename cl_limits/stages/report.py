@@ -38,8 +38,10 @@ def write(config, workdir: str) -> str:
   lines += ["", f"Protocol, fixed before the run: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))} for "
             "every row; rollouts start from an empty context (P1: from the teacher's last episodes), which "
             f"then carries across episodes (a sliding window of {config.imitation.model.context_len} "
-            "transitions); held-out tasks the teachers never trained on (P1 and the competence gate: the "
-            "teachers' own tasks). The unit of replication is an independent run: replicate r = teacher seed "
+            "transitions); " + ("held-out tasks the teachers never trained on (P1 and the competence gate: the "
+            "teachers' own tasks)" if float(config.tasks.heldout_fraction) > 0 else "the teachers' own game "
+            "(one task: there are no held-out tasks; P2 asks whether the imitator passes its data's ceiling "
+            "in the game it imitated)") + ". The unit of replication is an independent run: replicate r = teacher seed "
             f"r and the imitators trained only on its histories ({reps} replicates); tasks and episodes are "
             "repeated measures inside a replicate. Every estimate is the mean over replicates of the "
             "per-replicate value, with a 95% t-interval on r - 1 degrees of freedom; the per-replicate "
@@ -92,12 +94,37 @@ def _teachers(config, teachers_at, workdir) -> str:
       first, last = np.nanmean(ret[..., 0]), np.nanmean(ret[..., -1])
     lines += [f"| training return, first {curves['env_steps'][0]} steps | {first:.2f} |",
               f"| training return, last {curves['env_steps'][0]} steps | {last:.2f} |", ""]
+  lines += _greedy_at_cuts(curves, layout.summary(workdir, "p2"))
   rel = os.path.relpath(layout.teachers_dir(teachers_at), os.path.abspath(workdir))
   lines += ["Greedy return: one episode per (seed, task) with the final Q-network, argmax actions.",
             "Training return: episodes completed in each window, epsilon-greedy as trained.", "",
             f"![teacher learning curves]({rel}/teacher_curves.png)", "",
             f"Histories: `{rel}/histories`; TensorBoard: `{rel}/tb`.", ""]
   return "\n".join(lines)
+
+
+def _greedy_at_cuts(curves, p2) -> list[str]:
+  """Per replicate: the teachers' greedy return (mean over tasks) at every P2 row's cut and at the end,
+  and its best after the cut: what the headroom gate reads."""
+  if curves is None or "greedy_returns" not in curves or not p2:
+    return []
+  g = np.asarray(curves["greedy_returns"]).mean(1)                    # [R, segments]
+  steps = np.asarray(curves["greedy_env_steps"])
+  cuts = [(n, e) for n, e in p2["arms"].items() if e.get("kind") == "p2"]
+  if not cuts:
+    return []
+  head = "| replicate | " + " | ".join(f"greedy at the {e['fraction']:.0%} cut ({e['cut_learner_steps']:,} steps)"
+                                       for _, e in cuts) + f" | greedy at the end ({int(steps[-1]):,} steps) |"
+  out = ["Teachers' greedy return per replicate (mean over tasks; the last evaluation at or before each P2 "
+         "cut, and the final one). The headroom gate compares the best greedy return after a cut with the "
+         "cut's ceiling.", "", head, "|" + "---|" * (len(cuts) + 2)]
+  for r in range(g.shape[0]):
+    cells = []
+    for _, e in cuts:
+      before = np.flatnonzero(steps <= int(e["cut_learner_steps"]))
+      cells.append(f"{g[r, before[-1]]:.2f}" if before.size else "n/a")
+    out.append(f"| {r} | " + " | ".join(cells) + f" | {g[r, -1]:.2f} |")
+  return out + [""]
 
 
 def _imitation(config, workdir) -> str:

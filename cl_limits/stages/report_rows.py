@@ -9,6 +9,8 @@ from cl_limits.stages import layout
 
 def ci(t, fmt="{:.2f}"):
   """'est [low, high]' of a (estimate, low, high) triple or a `stats.replicate_interval` dict."""
+  if t is None:
+    return "n/a"
   if isinstance(t, dict):
     t = (t["estimate"], t["low"], t["high"])
   return f"{fmt.format(t[0])} [{fmt.format(t[1])}, {fmt.format(t[2])}]"
@@ -112,6 +114,10 @@ def p2_rows(workdir) -> list[dict]:
                              f"{e['episodes']} episodes, per replicate",
                  "estimate": e["trend"], "fmt": "{:.4f}", "per_replicate": per_rep(e["trend"], "{:.4f}"),
                  "gates": gates.split(";")[0], "verdict": t_verdict, "rule": t_rule})
+  if s.get("power_control_note"):
+    rows.append({"prediction": "P2 power control", "measured": s["power_control_note"], "estimate": None,
+                 "verdict": "none applies", "rule": "a power control needs data from a learner known to "
+                 "improve past the cut, scored by the same rule"})
   return rows + trends
 
 
@@ -167,8 +173,9 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
       verdict, rule = verdicts.p3(e["final"], s["threshold"])
       what = t.get("labels", {}).get(k) or ("frozen imitator" if k == "frozen" else k)
       if control:
-        prediction = (f"P3 positive control: {what} on held-out goals of its training family ({t['env']} "
-                      f"{t['env_kwargs']}) (expected: refuted)")
+        where = ("its training game itself, scored against its own teachers' curve" if len(t.get("task_ids", [])) == 1
+                 and t["task_ids"][0] == 0 and t["env"].startswith("MinAtar") else "held-out goals of its training family")
+        prediction = (f"P3 positive control: {what} on {where} ({t['env']} {t['env_kwargs']}) (expected: refuted)")
         rule += ". " + verdicts.positive_control(verdict)
       else:
         prediction = (f"P3 transplant to {name} ({t['env']} {t['env_kwargs']}), {what} (predicted: it does "

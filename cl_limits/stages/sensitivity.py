@@ -97,7 +97,7 @@ def run(step, log=print) -> None:
     _link(layout.path(teachers_at, "teachers"), os.path.join(sub, "teachers"))
     if os.path.isdir(layout.path(workdir, "histories")):
       _link(layout.path(workdir, "histories"), os.path.join(sub, "histories"))
-    for t in cfg.experiments.p3.targets:
+    for t in [t for t in cfg.experiments.p3.targets if not p3_stage.reuses_teachers(cfg, t)]:
       _link(layout.path(p3_stage.target_dir(workdir, t), "teachers"),
             os.path.join(p3_stage.target_dir(sub, t), "teachers"))
     log(f"[sensitivity] {name}: P1, P2 ({', '.join(with_headroom) or 'no rows with headroom'}, power control), P3")

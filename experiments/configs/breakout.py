@@ -1,0 +1,120 @@
+r"""Breakout, as in Byrnes' thought experiment: the P1 / P2 / P3 study on MinAtar Breakout.
+
+  python -m experiments.pipeline --config=experiments/configs/breakout.py --workdir=runs/breakout
+  python -m experiments.pipeline --config=experiments/configs/breakout.py:gpu --workdir=runs/breakout_gpu
+
+A DQN learns MinAtar Breakout from random weights (5 replicates on the CPU, 8 on a GPU); imitators are
+trained on its learning history (snapshot BC on the last 10%, AD on the first part), frozen, rolled out
+10x longer than their data (P2), prompted with the teacher's last episodes (P1), and put into another
+game, SpaceInvaders, that a DQN also learns from scratch (P3), with Breakout itself as the P3 positive
+control (the same scoring on the training game). The same stages and verdict rules as the DarkRoom job
+(experiments/configs/darkroom.py); only the sizes and the arms differ.
+
+Presets: "" (CPU: under an hour on 2 cores), `smoke` (the test suite), `gpu` (one H100 / H200: the Young &
+Tian 2019 DQN for 5M steps x 8 replicates; BUILD_NOTES "Breakout study, gpu preset").
+
+Cuts, chosen from the teachers' curves by a rule fixed here: P2's cuts are where the teachers' greedy
+return is still rising, at 10% and 25% of training; the study reports the greedy return at each cut and at
+the end per replicate, and the headroom gate decides per cut whether the test could come out the other
+way. gymnax MinAtar differs from the original MinAtar (no sticky actions, episodes cut at 1000 steps, the
+full 6-action set here): returns are not directly comparable with published MinAtar results.
+"""
+import ml_collections
+
+from experiments.configs import darkroom, minatar
+
+PRESETS = ("", "smoke", "gpu")
+NO_POWER_CONTROL = ("none applies on Breakout: the DarkRoom power control (AD-epsilon) is a noisy oracle whose "
+                    "epsilon falls past the cut, and MinAtar has no oracle policy; the P2 scoring's ability to "
+                    "refute is shown by the DarkRoom job's known positive (README)")
+
+
+def teacher_dqn(size: str):
+  cfg = minatar.teacher_dqn("gpu" if size == "gpu" else "smoke" if size == "smoke" else "")
+  if size == "":
+    # 4 streams, one update of 32 per 4 steps (the CPU MinAtar preset), 200k steps: epsilon reaches its
+    # floor at 50k, and the greedy return still rises at the end (BUILD_NOTES "Breakout study").
+    cfg.update(dict(total_steps=200_000, segment_steps=10_000, eps_anneal_steps=50_000))
+  elif size == "smoke":
+    cfg.update(dict(total_steps=4_000, segment_steps=1_000, eps_anneal_steps=2_000, hidden=(32,)))
+  return cfg
+
+
+def get_config(preset: str = ""):
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r} for breakout.py; choose from {PRESETS}")
+  size = preset
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.teachers_from = ""
+  config.env = ml_collections.ConfigDict(dict(name="MinAtar-Breakout", kwargs=dict()))
+  # One task (the game): "held-out tasks" are the game itself, so the evaluation, P2 and the hybrid roll out
+  # on the teachers' own game, as in the thought experiment.
+  config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.0, teacher_split="train",
+                                                max_tasks=0))
+  seeds = {"gpu": 8, "smoke": 2}.get(size, 5)
+  config.teacher = ml_collections.ConfigDict(dict(
+      num_seeds=seeds, log_every={"gpu": 50_000, "smoke": 500}.get(size, 5_000),
+      eval_episodes={"gpu": 10, "smoke": 1}.get(size, 5), record_gap={"gpu": 10}.get(size, 1),
+      dqn=teacher_dqn(size)))
+
+  im = darkroom.imitation()
+  im.num_seeds = seeds
+  # bc (P1): the last 10%. ad_p10 / ad_p25 (P2): the first 10% / 25%, every 2nd / 4th episode (short
+  # early episodes: a 256-step context holds several of them). ad_p25 is also P3's and the hybrid's arm.
+  im.arms = ml_collections.ConfigDict(dict(
+      bc=darkroom.arm(portion="last", fraction=0.1, updates=300),
+      ad_p10=darkroom.arm(portion="first", fraction=0.1, gap=2, updates=300),
+      ad_p25=darkroom.arm(portion="first", fraction=0.25, gap=4, updates=300)))
+  im.ad_eps.update(dict(streams=1, steps=1_000))
+  im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
+  im.train.update(dict(seq_len=256, batch_size=16, num_updates=300, updates_per_segment=100, warmup_updates=20))
+  im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
+  config.imitation = im
+
+  config.evaluation = darkroom.evaluation(episodes=20, num_tasks=1, early_episodes=3, late_episodes=10)
+  ex = darkroom.experiments()
+  ex.p1.update(dict(num_tasks=1, prompt_episodes=3, episodes=20, late_episodes=10))
+  ex.p2.update(dict(arms="ad_p10,ad_p25", power_control="", known_positive=False, num_tasks=1,
+                    competence_tasks=1, ceiling_window=20))
+  ex.p2.power_control_note = NO_POWER_CONTROL
+  ex.hybrid.update(dict(arm="ad_p25", num_tasks=1, horizon_factor=1.0))
+  ex.hybrid.learner.update(dict(act_steps=10_000, sgd_steps=16, batch_size=4, seq_len=256, buffer_steps=10_000))
+  ex.p3 = ml_collections.ConfigDict(dict(
+      arm="ad_p25", num_tasks=1, hybrid_tasks=1, late_fraction=0.1, threshold=0.8,
+      targets=ml_collections.ConfigDict(dict(
+          spaceinvaders=ml_collections.ConfigDict(dict(name="MinAtar-SpaceInvaders", role="transfer", hybrid=True,
+                                                       reuse_teachers=False, kwargs=ml_collections.ConfigDict())),
+          breakout=ml_collections.ConfigDict(dict(name="MinAtar-Breakout", role="positive_control", hybrid=False,
+                                                  reuse_teachers=True, kwargs=ml_collections.ConfigDict()))))))
+  config.experiments = ex
+
+  if size == "smoke":
+    config.teacher.log_every = 500
+    im.model.update(dict(context_len=32, layers=1, width=16, heads=2))
+    im.train.update(dict(seq_len=32, batch_size=4, num_updates=20, updates_per_segment=10, warmup_updates=2))
+    for a in im.arms.values():
+      a.updates = 20
+    im.arms.ad_p10.update(dict(fraction=0.25, gap=1))
+    im.arms.ad_p25.update(dict(fraction=0.5, gap=1))
+    im.eval.update(dict(episodes=1))
+    config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
+    ex.p1.update(dict(prompt_episodes=1, episodes=2, late_episodes=1))
+    ex.p2.update(dict(horizon_factor=1.5, ceiling_window=3))
+    ex.hybrid.learner.update(dict(act_steps=500, sgd_steps=2, batch_size=2, seq_len=32, buffer_steps=500))
+  elif size == "gpu":
+    # Imitation grows with the data: 8 replicates x 3 arms; each arm's data is 4M stored steps / 10 (record
+    # gap) x its portion; 20k updates of 32 x 1024 tokens is 655M tokens per model (BUILD_NOTES).
+    im.model.update(dict(context_len=1024, layers=4, width=128, heads=4))
+    im.train.update(dict(seq_len=1024, batch_size=32, num_updates=20_000, updates_per_segment=1_000,
+                         warmup_updates=1_000, lr=3e-4))
+    for a in im.arms.values():
+      a.updates = 20_000
+    im.arms.ad_p10.gap = 1
+    im.arms.ad_p25.gap = 1
+    ex.hybrid.learner.update(dict(act_steps=250_000, sgd_steps=32, batch_size=8, seq_len=1024,
+                                  buffer_steps=100_000))
+    config.evaluation.episodes = 100
+    ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))
+  config.lock()
+  return config
