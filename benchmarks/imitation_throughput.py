@@ -1,12 +1,16 @@
-r"""Imitation training speed (predicted tokens per second) for the DarkRoom config.
+r"""Imitation training speed (predicted tokens per second) at the DarkRoom or the Breakout study's shapes.
 
   python benchmarks/imitation_throughput.py                 # the config's arms x seeds in one program
   python benchmarks/imitation_throughput.py --models=1
+  python benchmarks/imitation_throughput.py --shapes=breakout
 
 Trains the DarkRoom config's transformer (imitation.model, imitation.train) on DarkRoom-shaped random
 histories (speed does not depend on the data's content) and prints one line per model count:
   models=6 tokens_per_s=... updates_per_s=... seconds_per_segment=... compile_s=...
-tokens_per_s counts predicted tokens (batch_size x seq_len per update) over all models.
+tokens_per_s counts predicted tokens (batch_size x seq_len per update) over all models. gflop_per_s and
+gb_per_s: FLOPs and bytes of one update from `compiled.cost_analysis()` (a one-update segment, compiled
+separately) times updates/s, and their fractions of this machine's measured matmul rate and memory
+bandwidth (benchmarks/machine.py).
 """
 from __future__ import annotations
 
@@ -19,34 +23,47 @@ from absl import app, flags
 
 from cl_limits.histories import datasets, windows
 from cl_limits.imitation import learner as learner_lib
-from experiments.configs import darkroom
+import machine  # benchmarks/machine.py, beside this script
+from cl_limits.envs import minatar
+from experiments.configs import breakout, darkroom
 
 _MODELS = flags.DEFINE_list("models", [], "Model counts (default: arms x seeds of the config, and 1).")
 _UPDATES = flags.DEFINE_integer("updates", 20, "Updates per timed segment.")
+_SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose config and observations")
 
 
 def main(argv):
   del argv
-  config = darkroom.get_config()
+  config = (darkroom if _SHAPES.value == "darkroom" else breakout).get_config()
   im = config.imitation
   default = len(im.arms) * int(im.num_seeds)
   counts = [int(m) for m in _MODELS.value] or [1, default]
   train = im.train.copy_and_resolve_references()
   train.updates_per_segment = _UPDATES.value
   train.num_updates = 10 * _UPDATES.value
+  train.warmup_updates = 0
   rng = np.random.default_rng(0)
   n, length = 400_000, 10_000
-  fd = datasets.FlatData(obs=rng.integers(0, 9, (n, 2)).astype(np.int8),
-                         action=rng.integers(0, 5, n).astype(np.int32),
-                         label=rng.integers(0, 5, n).astype(np.int32),
+  if _SHAPES.value == "darkroom":
+    obs, n_act, nvec = rng.integers(0, 9, (n, 2)).astype(np.int8), 5, (9, 9)
+  else:
+    n = 100_000
+    obs, n_act, nvec = rng.random((n, 10, 10, minatar.NUM_CHANNELS)) < 0.05, minatar.NUM_ACTIONS, None
+  fd = datasets.FlatData(obs=obs, action=rng.integers(0, n_act, n).astype(np.int32),
+                         label=rng.integers(0, n_act, n).astype(np.int32),
                          reward=(rng.random(n) < 0.3).astype(np.float32), done=rng.random(n) < 0.05,
                          lengths=np.full(n // length, length), episodes=0)
   data = datasets.to_device(fd)
   starts, n_starts = learner_lib.pad_starts([np.asarray(windows.build_index(fd.lengths, train.seq_len).starts)])
-  model = learner_lib.make_model(im.model, 5, (9, 9))
+  model = learner_lib.make_model(im.model, n_act, nvec)
   learner = learner_lib.make_learner(train, model)
-  tokens = learner_lib.example_tokens(data, int(train.seq_len), 5)
-  print(f"# devices: {jax.devices()}; model layers={im.model.layers} width={im.model.width} "
+  one = train.copy_and_resolve_references()
+  one.updates_per_segment, one.num_updates = 1, 10
+  one_update = learner_lib.make_learner(one, model)
+  tokens = learner_lib.example_tokens(data, int(train.seq_len), n_act)
+  peak, bw, line = machine.describe()
+  print(line)
+  print(f"# {_SHAPES.value} shapes; devices: {jax.devices()}; model layers={im.model.layers} width={im.model.width} "
         f"context={im.model.context_len}; seq_len={train.seq_len} batch={train.batch_size}")
   for m in counts:
     state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(jax.random.split(jax.random.key(0), m), tokens)
@@ -63,8 +80,12 @@ def main(argv):
       jax.block_until_ready(out)
       best = min(best, time.perf_counter() - t0)
     tok = m * learner.tokens_per_update * _UPDATES.value
-    print(f"models={m} tokens_per_s={tok / best:.0f} updates_per_s={_UPDATES.value / best:.2f} "
-          f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f}", flush=True)
+    flops, nbytes = machine.cost(jax.jit(one_update.segment).lower(state, data, starts, n_starts, arm).compile())
+    ups = _UPDATES.value / best
+    print(f"models={m} tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
+          f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f} gflop_per_s={flops * ups / 1e9:.2f} "
+          f"({flops * ups / peak:.0%} of matmul) gb_per_s={nbytes * ups / 1e9:.2f} ({nbytes * ups / bw:.0%} of "
+          "bandwidth)", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ r"""Frozen-rollout speed: the compiled KV-cache rollout against a naive one that
 
   python benchmarks/rollout_throughput.py                      # contexts 64, 256, 1024; H=2000 and 10H
   python benchmarks/rollout_throughput.py --contexts=256 --horizon=1000 --batch=4
+  python benchmarks/rollout_throughput.py --shapes=breakout --contexts=256 --horizon=2000
 
 One line per (context, horizon):
   context=256 horizon=20000 cached_steps_per_s=... naive_steps_per_s=... seconds=...
@@ -11,6 +12,10 @@ model is the DarkRoom config's (4 layers, width 64, 4 heads) with random weights
 on what the weights are. The naive rollout costs a full forward pass over `context` transitions every
 step whatever the horizon, so its rate is measured once per context over `--naive_steps` steps (one
 timed run after compiling) and printed on both horizons' lines; the cached rollout is timed at H and 10H.
+`--shapes=breakout`: MinAtar Breakout and the Breakout study's model (experiments/configs/breakout.py).
+gflop_per_s / gb_per_s: one cached step's FLOPs and bytes from `compiled.cost_analysis()` (a one-step
+rollout: its scan body is counted once) times the cached steps/s, with their fractions of this machine's
+measured matmul rate and memory bandwidth (benchmarks/machine.py).
 """
 from __future__ import annotations
 
@@ -24,13 +29,15 @@ from cl_limits import envs
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.models.transformer import Tokens
 from cl_limits.rollouts import rollout as rollout_lib
-from experiments.configs import darkroom
+import machine  # benchmarks/machine.py, beside this script
+from experiments.configs import breakout, darkroom
 
 _CONTEXTS = flags.DEFINE_list("contexts", ["64", "256", "1024"], "Context lengths (transitions).")
 _HORIZON = flags.DEFINE_integer("horizon", 2000, "H: the short horizon; 10H is measured too.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Parallel rollouts (tasks), vmapped.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (best is reported).")
 _NAIVE_STEPS = flags.DEFINE_integer("naive_steps", 400, "Steps over which the naive rollout is timed.")
+_SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose env and model")
 
 
 def _time(fn, *args, repeats):
@@ -45,16 +52,24 @@ def _time(fn, *args, repeats):
 
 def main(argv):
   del argv
-  env = envs.make("DarkRoom", size=9, episode_len=20)
-  tasks = envs.select_tasks(env.all_tasks(), np.arange(_BATCH.value))
-  cfg = darkroom.get_config().imitation.model
-  print(f"# devices: {jax.devices()}; batch={_BATCH.value} DarkRoom rollouts; model layers={cfg.layers} "
+  peak, bw, line = machine.describe()
+  print(line)
+  if _SHAPES.value == "darkroom":
+    env = envs.make("DarkRoom", size=9, episode_len=20)
+    tasks = envs.select_tasks(env.all_tasks(), np.arange(_BATCH.value))
+    cfg = darkroom.get_config().imitation.model
+  else:
+    env = envs.make("MinAtar-Breakout")
+    tasks = jax.tree.map(lambda x: np.repeat(np.asarray(x)[None], _BATCH.value, 0), env.default_params)
+    cfg = breakout.get_config().imitation.model
+  obs0, _ = env.reset(jax.random.key(0), env.default_params)
+  print(f"# devices: {jax.devices()}; batch={_BATCH.value} {env.name} rollouts; model layers={cfg.layers} "
         f"width={cfg.width} heads={cfg.heads}")
   for ctx in (int(c) for c in _CONTEXTS.value):
     mcfg = cfg.copy_and_resolve_references()
     mcfg.context_len = ctx
-    model = learner_lib.make_model(mcfg, env.num_actions, env.obs_nvec)
-    tok = Tokens(obs=np.zeros((4, 2), np.int8), prev_action=np.zeros(4, np.int32),
+    model = learner_lib.make_model(mcfg, env.num_actions, getattr(env, "obs_nvec", None))
+    tok = Tokens(obs=np.repeat(np.asarray(obs0)[None], 4, 0), prev_action=np.zeros(4, np.int32),
                  prev_reward=np.zeros(4, np.float32), prev_done=np.zeros(4, bool))
     params = model.init(jax.random.key(0), tok)
     keys = jax.random.split(jax.random.key(1), _BATCH.value)
@@ -65,11 +80,16 @@ def main(argv):
       secs = _time(fn, params, tasks, keys, repeats=repeats)
       return horizon * _BATCH.value / secs, secs
 
+    one = rollout_lib.make_rollout(model, env, 1, 1, mode="cached")
+    flops, nbytes = machine.cost(jax.jit(jax.vmap(one, in_axes=(None, 0, 0))).lower(params, tasks, keys).compile())
     naive, _ = rate("naive", _NAIVE_STEPS.value, 1)
     for horizon in (_HORIZON.value, 10 * _HORIZON.value):
       cached, secs = rate("cached", horizon, _REPEATS.value)
+      per_s = cached / _BATCH.value          # vmapped steps per second
       print(f"context={ctx} horizon={horizon} cached_steps_per_s={cached:.0f} "
-            f"naive_steps_per_s={naive:.0f} seconds={secs:.3f}", flush=True)
+            f"naive_steps_per_s={naive:.0f} seconds={secs:.3f} gflop_per_s={flops * per_s / 1e9:.3f} "
+            f"({flops * per_s / peak:.1%} of matmul) gb_per_s={nbytes * per_s / 1e9:.2f} "
+            f"({nbytes * per_s / bw:.0%} of bandwidth)", flush=True)
 
 
 if __name__ == "__main__":

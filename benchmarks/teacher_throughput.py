@@ -22,36 +22,6 @@ from cl_limits.teachers import dqn
 from experiments.configs import breakout, cartpole
 
 
-def flops(compiled) -> float:
-  ca = compiled.cost_analysis()
-  ca = ca[0] if isinstance(ca, (list, tuple)) else ca
-  return float((ca or {}).get("flops", 0.0))
-
-
-def flops_per_step(cfg, env, teacher) -> float:
-  """FLOPs of one env step of one learner: an acting forward pass per stream, plus an update's share."""
-  key = jax.random.key(0)
-  state = teacher.init(key, env.default_params)
-  obs = state.obs
-  act = jax.jit(teacher.greedy_action).lower(state.params, obs).compile()
-  b = int(cfg.batch_size)
-  batch_obs = jax.numpy.repeat(obs[:1], b, axis=0)
-
-  def update(params, target, o, a, r, o2):
-    def loss(p):
-      q = teacher.q_fn(p, o)
-      q_t = jax.numpy.take_along_axis(q, a[:, None], axis=-1)[:, 0]
-      best = jax.numpy.argmax(teacher.q_fn(p, o2), axis=-1)
-      q_next = jax.numpy.take_along_axis(teacher.q_fn(target, o2), best[:, None], axis=-1)[:, 0]
-      return ((q_t - jax.lax.stop_gradient(r + 0.99 * q_next)) ** 2).mean()
-    return jax.grad(loss)(params)
-  acts = jax.numpy.zeros((b,), jax.numpy.int32)
-  upd = jax.jit(update).lower(state.params, state.params, batch_obs, acts, jax.numpy.zeros((b,)),
-                              batch_obs).compile()
-  per_update = flops(upd)
-  return flops(act) / int(cfg.num_envs) + per_update / int(cfg.train_every)
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--env", choices=("cartpole", "breakout"), default="cartpole")
@@ -73,7 +43,7 @@ def main():
   cfg.total_steps = total
   cfg.segment_steps = total
   teacher = dqn.make_teacher(cfg, env)
-  per_step = flops_per_step(cfg, env, teacher)
+  per_step = dqn.flops_per_env_step(cfg, env, teacher)
   print(f"# {jax.devices()[0].platform} x{jax.device_count()}, jax {jax.__version__}, {env.name}, "
         f"{cfg.total_steps} steps per seed, {per_step / 1e6:.2f} MFLOP per env step (acting + updates)",
         flush=True)

@@ -36,7 +36,7 @@ def teacher_dqn(size: str):
     # floor at 50k, and the greedy return still rises at the end (BUILD_NOTES "Breakout study").
     cfg.update(dict(total_steps=200_000, segment_steps=10_000, eps_anneal_steps=50_000))
   elif size == "smoke":
-    cfg.update(dict(total_steps=4_000, segment_steps=1_000, eps_anneal_steps=2_000, hidden=(32,)))
+    cfg.update(dict(total_steps=3_000, segment_steps=1_000, eps_anneal_steps=1_500, hidden=(32,)))
   return cfg
 
 
@@ -101,18 +101,23 @@ def get_config(preset: str = ""):
     config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
     ex.p1.update(dict(prompt_episodes=1, episodes=2, late_episodes=1))
     ex.p2.update(dict(horizon_factor=1.5, ceiling_window=3))
+    ex.hybrid.update(dict(variants="full"))
     ex.hybrid.learner.update(dict(act_steps=500, sgd_steps=2, batch_size=2, seq_len=32, buffer_steps=500))
+    ex.p3.targets.spaceinvaders.hybrid = False     # the hybrid stage covers test-time SGD in the smoke run
   elif size == "gpu":
-    # Imitation grows with the data: 8 replicates x 3 arms; each arm's data is 4M stored steps / 10 (record
-    # gap) x its portion; 20k updates of 32 x 1024 tokens is 655M tokens per model (BUILD_NOTES).
+    # Every 5th episode recorded: 8 replicates x 5M steps -> 8M stored steps, 5.7 GB of unpacked frames on
+    # device. The imitation budget grows with the data: 4,000 updates of 8 x 1,024 tokens (33M tokens per
+    # model, about 130 passes over ad_p25's 250k stored steps per replicate and 330 over the 100k of bc and
+    # ad_p10); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, BUILD_NOTES).
+    config.teacher.record_gap = 5
     im.model.update(dict(context_len=1024, layers=4, width=128, heads=4))
-    im.train.update(dict(seq_len=1024, batch_size=32, num_updates=20_000, updates_per_segment=1_000,
-                         warmup_updates=1_000, lr=3e-4))
+    im.train.update(dict(seq_len=1024, batch_size=8, num_updates=4_000, updates_per_segment=500,
+                         warmup_updates=200, lr=3e-4))
     for a in im.arms.values():
-      a.updates = 20_000
+      a.updates = 4_000
     im.arms.ad_p10.gap = 1
     im.arms.ad_p25.gap = 1
-    ex.hybrid.learner.update(dict(act_steps=250_000, sgd_steps=32, batch_size=8, seq_len=1024,
+    ex.hybrid.learner.update(dict(act_steps=250_000, sgd_steps=32, batch_size=4, seq_len=1024,
                                   buffer_steps=100_000))
     config.evaluation.episodes = 100
     ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))

@@ -1,0 +1,100 @@
+"""The Breakout study (experiments/configs/breakout.py): its :smoke run end to end, the report's rows, the
+:gpu preset's config checks and memory arithmetic, and the pieces MinAtar needed (episode caps, the patch
+convolution, the positive control on the training game)."""
+import os
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from cl_limits import envs
+from cl_limits.stages import common, layout, pipeline
+from cl_limits.teachers.networks import PatchConv
+from conftest import finished_pipeline
+from experiments import budget
+from experiments.configs import breakout
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  return finished_pipeline(tmp_path_factory, breakout.get_config("smoke"), "breakout_smoke")
+
+
+def _table(report):
+  text = open(report).read()
+  return text, text.split("## Verdicts")[1].split("\n\n")[1].splitlines()
+
+
+def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finished):
+  workdir, report, _ = finished
+  text, table = _table(report)
+  starts = lambda p: [r for r in table if r.startswith("| " + p)]
+  assert len(starts("P1 snapshot: prompted")) == 1
+  assert len(starts("goal identification")) == 1
+  cuts = starts("P2 beyond the ceiling")
+  assert [c.split("data cut at ")[1].split("%")[0] for c in cuts] == ["25", "50"]       # ad_p10, ad_p25 (smoke)
+  control = starts("P2 power control")
+  assert len(control) == 1 and "none applies" in control[0] and "no oracle" in control[0]
+  transfer = starts("P3 transplant to spaceinvaders (MinAtar-SpaceInvaders")
+  positive = starts("P3 positive control")
+  assert len(transfer) == 1 and len(positive) == 1
+  assert "its training game itself" in positive[0]
+  verdict_words = ("**supported**", "**refuted**", "**inconclusive", "**none applies**")
+  for row in starts("P1") + cuts + transfer + positive:
+    cells = [c.strip() for c in row.split("|")]
+    per_rep = cells[4].split(", ")
+    assert len(per_rep) == 2 and all(np.isfinite(float(v)) for v in per_rep), row     # 2 replicates
+    assert any(v in row for v in verdict_words), row
+  for c in cuts:
+    assert "headroom:" in c and "competence:" in c
+  # The teachers' greedy return at each cut and at the end, per replicate.
+  g = text.split("Teachers' greedy return per replicate")[1].split("\n\n")[1].splitlines()
+  assert g[0].count("greedy at the") == 3 and len(g) == 2 + 2
+  assert "Hybrid: does test-time SGD recover learning?" in text
+  assert os.path.getsize(os.path.join(workdir, "p2", "curves.png")) > 5000
+
+
+def test_the_positive_control_is_scored_against_the_main_teachers(finished):
+  workdir, _, _ = finished
+  assert not os.path.exists(os.path.join(workdir, "p3", "breakout", "teachers"))
+  assert os.path.exists(os.path.join(workdir, "p3", "spaceinvaders", "teachers", "summary.json"))
+  e = layout.summary(workdir, "p3")["targets"]["breakout"]
+  main = layout.teacher_curves(workdir)
+  assert e["role"] == "positive_control" and e["horizon_steps"] == int(main["env_steps"][-1])
+  z = np.load(os.path.join(workdir, "p3", "breakout", "returns.npz"))
+  np.testing.assert_array_equal(z["dqn_curves"], main["returns"])
+
+
+def test_gpu_preset_passes_every_config_check_and_fits_80_gb(tmp_path):
+  config = breakout.get_config("gpu")
+  steps = pipeline.plan(config, str(tmp_path))
+  pipeline.validate(steps)            # every stage's checks, nothing compiled or run
+  assert [s.id for s in steps] == ["teachers", "imitation", "evaluation", "p1", "p2", "p3/spaceinvaders/teachers",
+                                   "p3", "hybrid", "report"]
+  assert int(config.teacher.num_seeds) >= 8 and int(config.teacher.dqn.total_steps) == 5_000_000
+  assert int(config.imitation.model.context_len) >= 1000
+  name, total = budget.peak(budget.memory(config))
+  assert total <= 80e9, (name, total)
+  # The arithmetic is not vacuous: the same model at batch 32 would not fit.
+  big = breakout.get_config("gpu")
+  big.unlock()
+  big.imitation.train.batch_size = 32
+  assert budget.peak(budget.memory(big))[1] > 80e9
+
+
+def test_minatar_episode_cap_sizes_episode_counted_rollouts():
+  env = envs.make("MinAtar-Breakout")
+  assert common.episode_length(env) is None and common.episode_cap(env) == 1000
+  assert common.episode_cap(envs.make("DarkRoom", size=9, episode_len=20)) == 20
+
+
+def test_patch_conv_is_nn_conv():
+  x = jax.random.normal(jax.random.key(1), (3, 10, 10, 7))
+  m = PatchConv(16)
+  p = m.init(jax.random.key(0), x)
+  p = {"params": {"kernel": p["params"]["kernel"], "bias": jax.random.normal(jax.random.key(2), (16,))}}
+  np.testing.assert_allclose(m.apply(p, x), nn.Conv(16, (3, 3), padding="VALID").apply(p, x), atol=1e-5)
+  g = jax.grad(lambda q: (m.apply(q, x) ** 2).sum())(p)
+  g_ref = jax.grad(lambda q: (nn.Conv(16, (3, 3), padding="VALID").apply(q, x) ** 2).sum())(p)
+  np.testing.assert_allclose(g["params"]["kernel"], g_ref["params"]["kernel"], rtol=1e-4, atol=1e-4)
