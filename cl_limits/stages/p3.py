@@ -45,6 +45,9 @@ def target_config(config, name: str):
   cfg.tasks.teacher_split = "heldout"
   cfg.tasks.max_tasks = int(config.experiments.p3.num_tasks)
   cfg.teachers_from = ""
+  steps = int(t.get("total_steps", 0) or 0)     # 0: the main teachers' steps
+  if steps:
+    cfg.teacher.dqn.total_steps = steps
   cfg.lock()
   return cfg
 
@@ -76,6 +79,12 @@ def validate(config) -> None:
           t.get("role"))
     check(isinstance(t.get("hybrid", True), bool), f"experiments.p3.targets.{name}.hybrid", "must be True or False",
           t.get("hybrid"))
+    steps = int(t.get("total_steps", 0) or 0)
+    seg = int(config.teacher.dqn.segment_steps)
+    check(steps >= 0 and steps % seg == 0, f"experiments.p3.targets.{name}.total_steps",
+          f"must be 0 (the main teachers' steps) or a multiple of teacher.dqn.segment_steps={seg}", steps)
+    check(not steps or not t.get("reuse_teachers", False), f"experiments.p3.targets.{name}.total_steps",
+          "must be 0 for a target that reuses the main teachers", steps)
     same = t.name == config.env.name and t.kwargs.to_dict() == config.env.kwargs.to_dict()
     check(not t.get("reuse_teachers", False) or same, f"experiments.p3.targets.{name}.reuse_teachers",
           f"needs the target to be the training env {config.env.name} {config.env.kwargs.to_dict()}",

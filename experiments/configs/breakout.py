@@ -13,8 +13,9 @@ control (the same scoring on the training game). The same stages and verdict rul
 Presets: "" (CPU: under an hour on 2 cores), `smoke` (the test suite), `gpu` (one H100 / H200: the Young &
 Tian 2019 DQN for 5M steps x 8 replicates; BUILD_NOTES "Breakout study, gpu preset").
 
-Cuts, chosen from the teachers' curves by a rule fixed here: P2's cuts are where the teachers' greedy
-return is still rising, at 10% and 25% of training; the study reports the greedy return at each cut and at
+Cuts, chosen by a rule fixed before the study's first full run: P2's cuts are early in training, where
+the teachers' greedy return is still far below its final value (5% and 15%: 10k and 30k of 200k steps;
+the CPU teachers' greedy return rose from about 1 to about 7 by 200k steps in a first run); the study reports the greedy return at each cut and at
 the end per replicate, and the headroom gate decides per cut whether the test could come out the other
 way. gymnax MinAtar differs from the original MinAtar (no sticky actions, episodes cut at 1000 steps, the
 full 6-action set here): returns are not directly comparable with published MinAtar results.
@@ -60,33 +61,38 @@ def get_config(preset: str = ""):
 
   im = darkroom.imitation()
   im.num_seeds = seeds
-  # bc (P1): the last 10%. ad_p10 / ad_p25 (P2): the first 10% / 25%, every 2nd / 4th episode (short
-  # early episodes: a 256-step context holds several of them). ad_p25 is also P3's and the hybrid's arm.
+  # bc (P1): the last 10%. ad_p05 / ad_p15 (P2): the first 5% / 15% (10k / 30k of 200k learner steps: the
+  # teachers' greedy return is still far below its final value there), every episode / every 2nd (short
+  # early episodes: a 256-step context holds several of them). ad_p15 is also P3's and the hybrid's arm.
   im.arms = ml_collections.ConfigDict(dict(
       bc=darkroom.arm(portion="last", fraction=0.1, updates=300),
-      ad_p10=darkroom.arm(portion="first", fraction=0.1, gap=2, updates=300),
-      ad_p25=darkroom.arm(portion="first", fraction=0.25, gap=4, updates=300)))
+      ad_p05=darkroom.arm(portion="first", fraction=0.05, gap=1, updates=300),
+      ad_p15=darkroom.arm(portion="first", fraction=0.15, gap=2, updates=300)))
   im.ad_eps.update(dict(streams=1, steps=1_000))
   im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
   im.train.update(dict(seq_len=256, batch_size=16, num_updates=300, updates_per_segment=100, warmup_updates=20))
   im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
   config.imitation = im
 
-  config.evaluation = darkroom.evaluation(episodes=20, num_tasks=1, early_episodes=3, late_episodes=10)
+  config.evaluation = darkroom.evaluation(episodes=10, num_tasks=1, early_episodes=3, late_episodes=5)
   ex = darkroom.experiments()
   ex.p1.update(dict(num_tasks=1, prompt_episodes=3, episodes=20, late_episodes=10))
-  ex.p2.update(dict(arms="ad_p10,ad_p25", power_control="", known_positive=False, num_tasks=1,
+  ex.p2.update(dict(arms="ad_p05,ad_p15", power_control="", known_positive=False, num_tasks=1,
                     competence_tasks=1, ceiling_window=20))
   ex.p2.power_control_note = NO_POWER_CONTROL
-  ex.hybrid.update(dict(arm="ad_p25", num_tasks=1, horizon_factor=1.0))
+  ex.hybrid.update(dict(arm="ad_p15", num_tasks=1, horizon_factor=1.0))
   ex.hybrid.learner.update(dict(act_steps=10_000, sgd_steps=16, batch_size=4, seq_len=256, buffer_steps=10_000))
   ex.p3 = ml_collections.ConfigDict(dict(
-      arm="ad_p25", num_tasks=1, hybrid_tasks=1, late_fraction=0.1, threshold=0.8,
+      arm="ad_p15", num_tasks=1, hybrid_tasks=1, late_fraction=0.1, threshold=0.8,
       targets=ml_collections.ConfigDict(dict(
+          # SpaceInvaders' DQN learns for half the Breakout teachers' steps (total_steps; CPU time), and P3
+          # rolls the imitators out there for as many steps as it learned.
           spaceinvaders=ml_collections.ConfigDict(dict(name="MinAtar-SpaceInvaders", role="transfer", hybrid=True,
-                                                       reuse_teachers=False, kwargs=ml_collections.ConfigDict())),
+                                                       reuse_teachers=False, total_steps=100_000,
+                                                       kwargs=ml_collections.ConfigDict())),
           breakout=ml_collections.ConfigDict(dict(name="MinAtar-Breakout", role="positive_control", hybrid=False,
-                                                  reuse_teachers=True, kwargs=ml_collections.ConfigDict()))))))
+                                                  reuse_teachers=True, total_steps=0,
+                                                  kwargs=ml_collections.ConfigDict()))))))
   config.experiments = ex
 
   if size == "smoke":
@@ -95,8 +101,9 @@ def get_config(preset: str = ""):
     im.train.update(dict(seq_len=32, batch_size=4, num_updates=20, updates_per_segment=10, warmup_updates=2))
     for a in im.arms.values():
       a.updates = 20
-    im.arms.ad_p10.update(dict(fraction=0.25, gap=1))
-    im.arms.ad_p25.update(dict(fraction=0.5, gap=1))
+    im.arms.ad_p05.update(dict(fraction=0.25, gap=1))
+    im.arms.ad_p15.update(dict(fraction=0.5, gap=1))
+    config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
     im.eval.update(dict(episodes=1))
     config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
     ex.p1.update(dict(prompt_episodes=1, episodes=2, late_episodes=1))
@@ -104,21 +111,23 @@ def get_config(preset: str = ""):
     ex.hybrid.update(dict(variants="full"))
     ex.hybrid.learner.update(dict(act_steps=500, sgd_steps=2, batch_size=2, seq_len=32, buffer_steps=500))
     ex.p3.targets.spaceinvaders.hybrid = False     # the hybrid stage covers test-time SGD in the smoke run
+    ex.p3.targets.spaceinvaders.total_steps = 0
   elif size == "gpu":
     # Every 5th episode recorded: 8 replicates x 5M steps -> 8M stored steps, 5.7 GB of unpacked frames on
     # device. The imitation budget grows with the data: 4,000 updates of 8 x 1,024 tokens (33M tokens per
-    # model, about 130 passes over ad_p25's 250k stored steps per replicate and 330 over the 100k of bc and
-    # ad_p10); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, BUILD_NOTES).
+    # model: about 220 passes over ad_p15's 150k stored steps per replicate, 330 over bc's 100k and 660
+    # over ad_p05's 50k); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, BUILD_NOTES).
     config.teacher.record_gap = 5
     im.model.update(dict(context_len=1024, layers=4, width=128, heads=4))
     im.train.update(dict(seq_len=1024, batch_size=8, num_updates=4_000, updates_per_segment=500,
                          warmup_updates=200, lr=3e-4))
     for a in im.arms.values():
       a.updates = 4_000
-    im.arms.ad_p10.gap = 1
-    im.arms.ad_p25.gap = 1
+    im.arms.ad_p05.gap = 1
+    im.arms.ad_p15.gap = 1
     ex.hybrid.learner.update(dict(act_steps=250_000, sgd_steps=32, batch_size=4, seq_len=1024,
                                   buffer_steps=100_000))
+    ex.p3.targets.spaceinvaders.total_steps = 0     # as long as the Breakout teachers: 5M steps
     config.evaluation.episodes = 100
     ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))
   config.lock()
