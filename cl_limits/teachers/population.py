@@ -15,8 +15,20 @@ from cl_limits.histories.history import window_sums
 
 
 def per_task(f):
-  """f(key_or_state, env_params) vmapped over [seeds, tasks] states and [tasks] env params."""
-  return jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
+  """f(key_or_state, env_params) vmapped over [seeds, tasks] states and [tasks] env params.
+
+  With one task (a MinAtar game) the env params enter unbatched: XLA then keeps them constants instead of
+  per-row operands of every env op, and the DQN runs about 1.3x faster (BUILD_NOTES "MinAtar teacher
+  throughput"); the result has the same [seeds, 1, ...] layout."""
+  many = jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
+
+  def g(x, env_params):
+    if {int(a.shape[0]) for a in jax.tree.leaves(env_params)} != {1}:
+      return many(x, env_params)
+    one = jax.tree.map(lambda a: a[0], env_params)
+    out = jax.vmap(f, in_axes=(0, None))(jax.tree.map(lambda a: a[:, 0], x), one)
+    return jax.tree.map(lambda a: a[:, None], out)
+  return g
 
 
 def seed_task_keys(seed: int, num_seeds: int, num_tasks: int):
