@@ -31,7 +31,7 @@ def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finis
   text, table = _table(report)
   starts = lambda p: [r for r in table if r.startswith("| " + p)]
   assert len(starts("P1 snapshot: prompted")) == 1
-  assert len(starts("goal identification")) == 1
+  assert len(starts("P1 snapshot, unprompted")) == 1
   cuts = starts("P2 beyond the ceiling")
   assert [c.split("data cut at ")[1].split("%")[0] for c in cuts] == ["25", "50"]       # ad_p05, ad_p15 (smoke)
   control = starts("P2 power control")

@@ -204,7 +204,7 @@ def run(step, log=print) -> None:
     arrays["teacher_greedy"] = replicates.in_unit(greedy, t_opt, task_axis=1).mean(1)       # [R, segments]
     arrays["teacher_greedy_steps"] = greedy_steps
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
-  _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on held-out {config.env.name} tasks")
+  _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
   _plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
 

@@ -7,6 +7,11 @@ from cl_limits.analysis import verdicts
 from cl_limits.stages import layout
 
 
+def where(task_ids, one_task: bool) -> str:
+  """'N held-out tasks', or the game itself for a one-task env (a MinAtar game: train = held out = task 0)."""
+  return "the teachers' own game (one task)" if one_task else f"{len(task_ids)} held-out tasks"
+
+
 def ci(t, fmt="{:.2f}"):
   """'est [low, high]' of a (estimate, low, high) triple or a `stats.replicate_interval` dict."""
   if t is None:
@@ -39,6 +44,9 @@ def p1_rows(config, workdir) -> list[dict]:
                        f"context filled with the last {s['prompt_steps']} steps of its replicate's teacher"),
           "empty": ("goal identification: the same imitator from an empty context (not P1: with one hidden "
                     "goal per task it must find the goal first)", "empty context")}
+  if str(config.env.name).startswith("MinAtar"):       # the frame is the whole state: nothing hidden to find
+    what["empty"] = ("P1 snapshot, unprompted: the same imitator from an empty context (the frame is the whole "
+                     "state, so no goal is hidden; predicted: yes)", "empty context")
   for mode in ("prompted", "empty"):
     m = s["modes"][mode]
     verdict, rule = verdicts.p1(_triple(m["over_behaviour"]), thr)
@@ -93,7 +101,7 @@ def p2_rows(workdir) -> list[dict]:
                   "(the estimate shown is the ceiling)")
     else:
       measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
-                  f"on {len(s['task_ids'])} held-out tasks) minus {ceiling_txt}, {unit}; late "
+                  f"in {where(s['task_ids'], s.get('competence_task_ids') == s['task_ids'] == [0])}) minus {ceiling_txt}, {unit}; late "
                   f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")
     if e["kind"] == "power_control":
       rule = rule + ". " + verdicts.power_control(verdict)
