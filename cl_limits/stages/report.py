@@ -39,7 +39,7 @@ def write(config, workdir: str) -> str:
             "every row; rollouts start from an empty context (P1: from the teacher's last episodes), which "
             f"then carries across episodes (a sliding window of {config.imitation.model.context_len} "
             "transitions); " + ("held-out tasks the teachers never trained on (P1 and the competence gate: the "
-            "teachers' own tasks)" if float(config.tasks.heldout_fraction) > 0 else "the teachers' own game "
+            "teachers' own tasks)" if not rr.one_task(config.env.name, config.env.kwargs) else "the teachers' own game "
             "(one task: there are no held-out tasks; P2 asks whether the imitator passes its data's ceiling "
             "in the game it imitated)") + ". The unit of replication is an independent run: replicate r = teacher seed "
             f"r and the imitators trained only on its histories ({reps} replicates); tasks and episodes are "

@@ -4,12 +4,15 @@ report_sections.py."""
 from __future__ import annotations
 
 from cl_limits.analysis import verdicts
+from cl_limits import envs as envs_lib
 from cl_limits.stages import layout
 
 
-def where(task_ids, one_task: bool) -> str:
-  """'N held-out tasks', or the game itself for a one-task env (a MinAtar game: train = held out = task 0)."""
-  return "the teachers' own game (one task)" if one_task else f"{len(task_ids)} held-out tasks"
+def one_task(name, kwargs) -> bool:
+  """An env with a single task (a MinAtar game): its "held-out" task is the training task, and there is no
+  hidden goal to identify."""
+  kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs or {})
+  return envs_lib.num_tasks(envs_lib.make(name, **kwargs)) == 1
 
 
 def ci(t, fmt="{:.2f}"):
@@ -44,7 +47,7 @@ def p1_rows(config, workdir) -> list[dict]:
                        f"context filled with the last {s['prompt_steps']} steps of its replicate's teacher"),
           "empty": ("goal identification: the same imitator from an empty context (not P1: with one hidden "
                     "goal per task it must find the goal first)", "empty context")}
-  if str(config.env.name).startswith("MinAtar"):       # the frame is the whole state: nothing hidden to find
+  if one_task(config.env.name, config.env.kwargs):       # nothing hidden to find
     what["empty"] = ("P1 snapshot, unprompted: the same imitator from an empty context (the frame is the whole "
                      "state, so no goal is hidden; predicted: yes)", "empty context")
   for mode in ("prompted", "empty"):
@@ -76,6 +79,7 @@ def p2_rows(workdir) -> list[dict]:
   if not s or "protocol" not in s or "unit" not in s.get("protocol", {}):
     return []
   unit, rows, trends = s["protocol"]["unit"], [], []
+  same_game = "the teachers' own game (one task)"     # held-out tasks = training tasks: a one-task env
   rank = {"p2": 0, "power_control": 1, "known_positive": 2}
   order = sorted(s["arms"].items(), key=lambda kv: (rank[kv[1]["kind"]], kv[1]["fraction"]))
   for name, e in order:
@@ -101,7 +105,8 @@ def p2_rows(workdir) -> list[dict]:
                   "(the estimate shown is the ceiling)")
     else:
       measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
-                  f"in {where(s['task_ids'], s.get('competence_task_ids') == s['task_ids'] == [0])}) minus {ceiling_txt}, {unit}; late "
+                  f"in {same_game if s.get('competence_task_ids') == s['task_ids'] else str(len(s['task_ids'])) + ' held-out tasks'}) "
+                  f"minus {ceiling_txt}, {unit}; late "
                   f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")
     if e["kind"] == "power_control":
       rule = rule + ". " + verdicts.power_control(verdict)
@@ -181,9 +186,9 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
       verdict, rule = verdicts.p3(e["final"], s["threshold"])
       what = t.get("labels", {}).get(k) or ("frozen imitator" if k == "frozen" else k)
       if control:
-        where = ("its training game itself, scored against its own teachers' curve" if len(t.get("task_ids", [])) == 1
-                 and t["task_ids"][0] == 0 and t["env"].startswith("MinAtar") else "held-out goals of its training family")
-        prediction = (f"P3 positive control: {what} on {where} ({t['env']} {t['env_kwargs']}) (expected: refuted)")
+        on = ("its training game itself, scored against its own teachers' curve" if one_task(t["env"], t["env_kwargs"])
+              else "held-out goals of its training family")
+        prediction = (f"P3 positive control: {what} on {on} ({t['env']} {t['env_kwargs']}) (expected: refuted)")
         rule += ". " + verdicts.positive_control(verdict)
       else:
         prediction = (f"P3 transplant to {name} ({t['env']} {t['env_kwargs']}), {what} (predicted: it does "
