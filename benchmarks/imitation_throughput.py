@@ -30,6 +30,9 @@ from experiments.configs import breakout, darkroom
 _MODELS = flags.DEFINE_list("models", [], "Model counts (default: arms x seeds of the config, and 1).")
 _UPDATES = flags.DEFINE_integer("updates", 20, "Updates per timed segment.")
 _SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose config and observations")
+_CHUNKS = flags.DEFINE_list("attention_chunks", ["0", "config"],
+                            "training-pass attention blocks to time side by side: 0 is one [T, T] block (the "
+                            "path before chunked attention), 'config' the config's imitation.model.attention_chunk")
 
 
 def main(argv):
@@ -55,17 +58,20 @@ def main(argv):
                          lengths=np.full(n // length, length), episodes=0)
   data = datasets.to_device(fd)
   starts, n_starts = learner_lib.pad_starts([np.asarray(windows.build_index(fd.lengths, train.seq_len).starts)])
-  model = learner_lib.make_model(im.model, n_act, nvec)
-  learner = learner_lib.make_learner(train, model)
-  one = train.copy_and_resolve_references()
-  one.updates_per_segment, one.num_updates = 1, 10
-  one_update = learner_lib.make_learner(one, model)
   tokens = learner_lib.example_tokens(data, int(train.seq_len), n_act)
   peak, bw, line = machine.describe()
   print(line)
   print(f"# {_SHAPES.value} shapes; devices: {jax.devices()}; model layers={im.model.layers} width={im.model.width} "
         f"context={im.model.context_len}; seq_len={train.seq_len} batch={train.batch_size}")
-  for m in counts:
+  chunks = [int(im.model.attention_chunk) if c == "config" else int(c) for c in _CHUNKS.value]
+  for chunk, m in [(c, m) for c in chunks for m in counts]:
+    model_cfg = im.model.copy_and_resolve_references()
+    model_cfg.attention_chunk = chunk
+    model = learner_lib.make_model(model_cfg, n_act, nvec)
+    learner = learner_lib.make_learner(train, model)
+    one = train.copy_and_resolve_references()
+    one.updates_per_segment, one.num_updates = 1, 10
+    one_update = learner_lib.make_learner(one, model)
     state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(jax.random.split(jax.random.key(0), m), tokens)
     seg = jax.jit(learner.segment)
     arm = jnp.zeros((m,), jnp.int32)
@@ -82,7 +88,7 @@ def main(argv):
     tok = m * learner.tokens_per_update * _UPDATES.value
     flops, nbytes = machine.cost(jax.jit(one_update.segment).lower(state, data, starts, n_starts, arm).compile())
     ups = _UPDATES.value / best
-    print(f"models={m} tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
+    print(f"attention_chunk={chunk} models={m} tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
           f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f} gflop_per_s={flops * ups / 1e9:.2f} "
           f"({flops * ups / peak:.0%} of matmul) gb_per_s={nbytes * ups / 1e9:.2f} ({nbytes * ups / bw:.0%} of "
           "bandwidth)", flush=True)

@@ -61,7 +61,7 @@ def test_gap_keeps_every_kth_episode_and_streams_limit():
 def test_windows_over_selected_data_stay_in_one_history():
   fd = datasets.select(toy_history(streams=3), gap=2)
   index = windows.build_index(fd.lengths, 8)
-  idx = np.asarray(windows.sample(index, jax.random.key(0), 500))
+  idx = np.asarray(windows.sample(index, jax.random.key(0), 500)[0])
   hid = np.asarray(index.history_id)[idx]
   assert (hid == hid[:, :1]).all()
 
@@ -154,7 +154,7 @@ def test_each_replicates_windows_come_from_its_own_teacher_only():
       one.replace(reward=np.asarray(one.reward) + 100.0 * r) for r in range(3)])        # [3, 1, 2, 20]
   arm_specs = {"ad": datasets.resolve_arm(dict(portion="first", fraction=0.6)),
                "bc": datasets.resolve_arm(dict(portion="last", fraction=0.4))}
-  data, starts, n_starts, meta = arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2,
+  data, starts, n_starts, meta, _ = arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2,
                                                                           "env_steps_per_learner": 40})},
                                             seq_len=4, replicates=3)
   assert starts.shape[0] == 6 and meta["arms"]["ad"]["replicates"] == 3
@@ -168,3 +168,29 @@ def test_each_replicates_windows_come_from_its_own_teacher_only():
   with pytest.raises(ValueError, match="imitation.num_seeds: 2 replicates, but the teacher histories hold 3"):
     arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 40})},
                seq_len=4, replicates=2)
+
+
+def test_heldout_stream_is_cut_like_training_and_never_trained_on():
+  """heldout_streams=1: every group trains on stream 0 only (obs[..., 1] == 0 in every window) and its
+  held-out part is stream 1 cut the same way (the same kept episodes), with the behaviour record."""
+  from cl_limits.histories import arms  # noqa: PLC0415
+  one = toy_history(streams=2)
+  one = one.replace(greedy=np.asarray(one.action), epsilon=np.full(np.asarray(one.action).shape, 0.25, np.float32))
+  hist = jax.tree.map(lambda *xs: np.concatenate(xs, 0), one, one)                    # 2 replicates
+  spec = {"ad": datasets.resolve_arm(dict(portion="first", fraction=0.6, gap=2))}
+  src = {"teacher": (hist, {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 40})}
+  data, starts, n_starts, meta, heldout = arms.build(spec, src, seq_len=4, replicates=2, heldout_streams=1)
+  obs = np.asarray(data.obs)
+  for g in range(2):
+    idx = starts[g, :n_starts[g]][:, None] + np.arange(4)[None]
+    assert (obs[idx][..., 1] == 0).all()
+  assert len(heldout) == 2
+  train_eps = episodes_of(datasets.select(jax.tree.map(lambda x: np.asarray(x)[:1], hist), portion="first",
+                                          fraction=0.6, gap=2, streams=1))
+  for fd in heldout:
+    assert (fd.obs[:, 1] == 1).all()
+    assert [[r - 10 for r in h] for h in episodes_of(fd)] == train_eps     # same episodes, stream 1
+    assert (fd.epsilon == 0.25).all() and (fd.greedy == fd.action).all()
+  assert meta["arms"]["ad"]["trained_streams_per_learner"] == 1
+  with pytest.raises(ValueError, match="imitation.fidelity.heldout_streams: 2 held-out streams leave none"):
+    arms.build(spec, src, seq_len=4, replicates=2, heldout_streams=2)

@@ -95,10 +95,22 @@ def test_outputs(finished):
   data = json.load(open(os.path.join(im, "data.json")))
   ad, bc = data["arms"]["ad"], data["arms"]["bc"]
   assert ad["gap"] == 10 and ad["streams"] == 0 and ad["source_streams_per_learner"] == 2
-  # 2 seeds x 4 tasks x 2 streams, 600 steps (30 episodes of 20) per stream: gap 10 keeps episodes 0, 10,
-  # 20 of each stream; the last 10% is episodes 27-29. Both: 16 histories x 60 steps.
-  assert (ad["histories"], ad["steps"], ad["episodes"]) == (16, 960, 48)
-  assert bc["portion"] == "last" and (bc["histories"], bc["steps"]) == (16, 960)
+  # 2 seeds x 4 tasks x 2 streams, 600 steps (30 episodes of 20) per stream, the second stream held out:
+  # gap 10 keeps episodes 0, 10, 20 of each stream; the last 10% is episodes 27-29. Both: 8 histories x
+  # 60 steps trained on, and as many held out.
+  assert (ad["histories"], ad["steps"], ad["episodes"]) == (8, 480, 24)
+  assert ad["trained_streams_per_learner"] == 1 and ad["heldout_steps_per_replicate"] == [240, 240]
+  assert bc["portion"] == "last" and (bc["histories"], bc["steps"]) == (8, 480)
+  assert ad["behaviour_recorded"] and bc["behaviour_recorded"]
+  # Fidelity per arm and replicate, in nats: KL = CE - H >= 0, by thirds of the kept history, and a curve.
+  fid = summary["fidelity"]["per_arm"]
+  for a in ("ad", "bc"):
+    kl, ce, h = (np.asarray(fid[a][k]) for k in ("kl", "ce", "entropy"))
+    assert kl.shape == (2,) and (kl >= 0).all() and np.allclose(kl, ce - h, atol=1e-4)
+    assert all(np.isfinite(fid[a][f"kl_{p}"]).all() for p in ("early", "middle", "late"))
+    assert [c["update"] for c in summary["fidelity"]["curve"][a]] == [10, 20]
+  assert summary["updates_per_arm"] == {"ad": 20, "bc": 20}
+  assert any("held-out KL ad" in line for line in lines)
   assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
   assert any("held-out early->late" in line for line in lines)
   # The check during training acts as the evaluation stage does (sampled, not argmax).
@@ -220,7 +232,7 @@ def test_an_arm_with_fewer_updates_stops_while_the_others_train_on(teacher_dir, 
   config = smoke_config(**{"arms.bc.updates": 10})
   lines = []
   run_stage(config, workdir, "imitation", log=lines.append)
-  assert "[imitation] updates per arm: ad 20, bc 10" in lines
+  assert any(line.startswith("[imitation] update caps per arm") and line.endswith("ad 20, bc 10") for line in lines)
   seg2 = next(line for line in lines if line.startswith("[imitation] segment 2/2"))
   assert " ad " in seg2 and " bc " not in seg2.split("|")[0]
   summary = json.load(open(os.path.join(workdir, "imitators", "summary.json")))

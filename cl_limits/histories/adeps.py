@@ -44,7 +44,8 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
       action = jnp.where(jax.random.uniform(k_eps) < eps, random, oracle)
       obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
       rec = History(obs=obs, action=action.astype(jnp.int32), reward=reward.astype(jnp.float32),
-                    terminated=term, truncated=trunc, episode=episode, update=t.astype(jnp.int32))
+                    terminated=term, truncated=trunc, episode=episode, update=t.astype(jnp.int32),
+                    greedy=oracle.astype(jnp.int32), epsilon=jnp.asarray(eps, jnp.float32))
       return (obs2, state2, episode + (term | trunc).astype(jnp.int32)), rec
 
     ts = jnp.arange(steps)

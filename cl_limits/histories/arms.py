@@ -66,16 +66,20 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
   return store.load(directory)
 
 
-def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None, replicates: int = 1):
-  """(DeviceData, starts [A * R, max_n], n_starts [A * R], data manifest) for every arm and replicate.
+def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None, replicates: int = 1,
+          heldout_streams: int = 0):
+  """(DeviceData, starts [A * R, max_n], n_starts [A * R], data manifest, held-out parts) for every arm
+  and replicate.
 
   arms: {name: resolved arm}; sources: {"teacher" | "ad_eps": (History, manifest)} (each source an arm
   names); teacher_labels(history) -> labels, for arms with labels='teacher'. replicates: R, the number of
   independent runs. Every store then holds R learners on its seed axis, and window group a * R + r (the
   model of arm a, seed r) draws only from learner r's histories: replicate r's imitators never see another
-  replicate's data."""
+  replicate's data. heldout_streams: each learner's last streams, cut like the others but never trained
+  on; their FlatData per group (in group order) is the last item (empty list when 0), for the fidelity
+  measurement (`imitation.fidelity`). Window starts are `windows.legal_starts` of `seq_len`."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
-  parts, per_arm, arms_meta, offset = [], [], {}, 0
+  parts, per_arm, arms_meta, offset, heldout = [], [], {}, 0, []
   for name, arm in arms.items():
     history, manifest = sources[arm["data"]]
     n_learners = int(np.asarray(history.action).shape[0])
@@ -83,6 +87,14 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
       raise ValueError(f"imitation.num_seeds: {replicates} replicates, but the {arm['data']} histories hold "
                        f"{n_learners} learners (teacher seeds); each replicate's imitators train on its own "
                        "teachers, so the two must match")
+    n_streams = int(np.asarray(history.action).shape[2])
+    train_streams = n_streams - int(heldout_streams)
+    if train_streams < 1:
+      raise ValueError(f"imitation.fidelity.heldout_streams: {heldout_streams} held-out streams leave none to "
+                       f"train on: the {arm['data']} histories have {n_streams} streams per learner")
+    if int(arm["streams"]) > train_streams:
+      raise ValueError(f"imitation.arms.{name}.streams: {arm['streams']} streams, but {heldout_streams} of the "
+                       f"{n_streams} streams per learner are held out for the fidelity measurement")
     label = None
     if arm["labels"] == "oracle":
       label = datasets.oracle_labels(env, history, envs_lib.tasks_at(env, np.asarray(manifest["task_ids"])))
@@ -91,16 +103,17 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
         raise ValueError(f"imitation.arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
       label = teacher_labels(history)
     rep_parts = []
+    cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]))
     for r in range(int(replicates)):
       one = jax.tree.map(lambda x: np.asarray(x)[r:r + 1], history)
-      fd = datasets.select(one, portion=arm["portion"], fraction=float(arm["fraction"]),
-                           gap=int(arm["gap"]), streams=int(arm["streams"]),
+      fd = datasets.select(one, **cut, streams=int(arm["streams"]) or train_streams,
                            label=None if label is None else np.asarray(label)[r:r + 1])
+      if heldout_streams:
+        heldout.append(datasets.select(one, **cut, first_stream=train_streams))
       try:
         index = windows.build_index(fd.lengths, seq_len)
       except ValueError as e:
-        raise ValueError(f"imitation.arms.{name}: {e}; its histories after portion/gap selection are too "
-                         f"short for train.seq_len={seq_len}") from None
+        raise ValueError(f"imitation.arms.{name}: {e}; its histories after portion/gap selection are empty") from None
       per_arm.append(np.asarray(index.starts) + offset)
       offset += fd.num_steps
       rep_parts.append((fd, int(len(index.starts))))
@@ -109,10 +122,12 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
     episodes = sum(fd.episodes for fd in fds)
     arms_meta[name] = {**arm, "source_streams_per_learner": int(manifest["streams_per_learner"]),
                        "source_env_steps_per_learner": int(manifest["env_steps_per_learner"]),
-                       "replicates": int(replicates),
+                       "replicates": int(replicates), "trained_streams_per_learner": int(arm["streams"]) or train_streams,
+                       "heldout_streams_per_learner": int(heldout_streams),
                        "histories": int(sum(len(fd.lengths) for fd in fds)),
                        "steps": int(sum(fd.num_steps for fd in fds)),
                        "steps_per_replicate": [fd.num_steps for fd in fds],
+                       "shortest_history": int(min(int(fd.lengths.min()) for fd in fds)),
                        "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
                        "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1))}
   flat, _ = datasets.concat(parts)
@@ -122,4 +137,4 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
     m = sources["teacher"][1]
     meta["teacher_histories"] = {"env": m["env"], "record_gap": m.get("record_gap", 1),
                                  "sources": m.get("sources", [])}
-  return datasets.to_device(flat), starts, n_starts, meta
+  return datasets.to_device(flat), starts, n_starts, meta, heldout

@@ -44,6 +44,9 @@ class FlatData:
   done: np.ndarray
   lengths: np.ndarray
   episodes: int     # complete episodes kept, over all histories
+  time: np.ndarray | None = None      # each step's index in its stream (before selection)
+  greedy: np.ndarray | None = None    # the behaviour policy's record (History.greedy / epsilon), -1 / NaN
+  epsilon: np.ndarray | None = None   # where not recorded
 
   @property
   def num_steps(self) -> int:
@@ -59,6 +62,7 @@ class DeviceData:
   reward: jax.Array
   done: jax.Array
   history_start: jax.Array
+  history_end: jax.Array     # flat index one past the last step of each step's history
 
 
 ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action",
@@ -93,7 +97,7 @@ def validate_arm(name: str, arm) -> None:
 
 
 def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,
-              streams: int) -> np.ndarray:
+              streams: int, first_stream: int = 0) -> np.ndarray:
   """Bool [S, K, E, T]: which steps an arm keeps. done/episode are [S, K, E, T]."""
   done = np.asarray(done, bool)
   t_len = done.shape[-1]
@@ -115,44 +119,57 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
     keep &= (np.asarray(episode) % gap) == 0   # composes with a record-time gap: episode ids are kept
   if streams:
     keep[:, :, streams:] = False
+  if first_stream:
+    keep[:, :, :first_stream] = False
   return keep
 
 
 def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,
-           streams: int = 0, label=None) -> FlatData:
-  """Flat training data of one arm from histories [S, K, E, T, ...]; label [S, K, E, T] or None (actions)."""
+           streams: int = 0, label=None, first_stream: int = 0) -> FlatData:
+  """Flat training data of one arm from histories [S, K, E, T, ...]; label [S, K, E, T] or None (actions).
+  streams: keep streams [first_stream, streams) of each learner (streams 0: up to the last one); the cuts
+  (portion, gap) are the same whichever streams are kept, so a held-out stream is cut like the others."""
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   lead = done.shape
   if streams > lead[2]:
     raise ValueError(f"streams={streams} but the histories have only {lead[2]} streams per learner")
-  keep = keep_mask(done, np.asarray(history.episode), portion, fraction, gap, streams)
+  keep = keep_mask(done, np.asarray(history.episode), portion, fraction, gap, streams, first_stream)
   rows = keep.reshape(-1, lead[-1])
   lengths = rows.sum(-1)
   flat = lambda x: np.asarray(x).reshape((-1,) + np.asarray(x).shape[4:])[keep.reshape(-1)]
   action = flat(history.action).astype(np.int32)
+  time = np.broadcast_to(np.arange(lead[-1], dtype=np.int32), lead)
+  behaviour = lambda x, fill, dtype: (np.full(int(keep.sum()), fill, dtype) if x is None
+                                      else flat(x).astype(dtype))
   return FlatData(obs=flat(history.obs), action=action,
                   label=action if label is None else flat(label).astype(np.int32),
                   reward=flat(history.reward).astype(np.float32), done=flat(done),
-                  lengths=lengths[lengths > 0], episodes=int((done & keep).sum()))
+                  lengths=lengths[lengths > 0], episodes=int((done & keep).sum()), time=flat(time),
+                  greedy=behaviour(history.greedy, -1, np.int32),
+                  epsilon=behaviour(history.epsilon, np.nan, np.float32))
 
 
 def concat(parts: list[FlatData]) -> tuple[FlatData, np.ndarray]:
   """One FlatData of all parts in order, and the number of histories before each part [P + 1]."""
-  cat = lambda f: np.concatenate([getattr(p, f) for p in parts], 0)
+  cat = lambda f: (None if any(getattr(p, f) is None for p in parts)
+                   else np.concatenate([getattr(p, f) for p in parts], 0))
   hist_offsets = np.concatenate([[0], np.cumsum([len(p.lengths) for p in parts])])
   return FlatData(obs=cat("obs"), action=cat("action"), label=cat("label"), reward=cat("reward"),
                   done=cat("done"), lengths=cat("lengths"),
-                  episodes=sum(p.episodes for p in parts)), hist_offsets
+                  episodes=sum(p.episodes for p in parts), time=cat("time"), greedy=cat("greedy"),
+                  epsilon=cat("epsilon")), hist_offsets
 
 
 def to_device(data: FlatData) -> DeviceData:
   offsets = np.concatenate([[0], np.cumsum(data.lengths)])
   hist_start = np.repeat(offsets[:-1], data.lengths).astype(np.int32)
+  hist_end = np.repeat(offsets[1:], data.lengths).astype(np.int32)
   if data.num_steps >= np.iinfo(np.int32).max:
     raise ValueError(f"{data.num_steps} training steps do not fit int32 indices; use a larger gap")
   return DeviceData(obs=jnp.asarray(data.obs), action=jnp.asarray(data.action),
                     label=jnp.asarray(data.label), reward=jnp.asarray(data.reward),
-                    done=jnp.asarray(data.done), history_start=jnp.asarray(hist_start))
+                    done=jnp.asarray(data.done), history_start=jnp.asarray(hist_start),
+                    history_end=jnp.asarray(hist_end))
 
 
 def oracle_labels(env, history: History, tasks):

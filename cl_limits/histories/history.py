@@ -5,9 +5,14 @@ import chex
 import numpy as np
 from flax import struct
 
-FIELDS = ("obs", "action", "reward", "terminated", "truncated", "episode", "update")
+FIELDS = ("obs", "action", "reward", "terminated", "truncated", "episode", "update", "greedy", "epsilon")
+# The behaviour policy's record: optional (None in a History that has none, e.g. a frozen rollout's).
+BEHAVIOUR_FIELDS = ("greedy", "epsilon")
 # The value of every field at a padding step (`keep_every`, `pad_time`); episode -1 marks it for readers.
-PAD = dict(obs=0, action=0, reward=0, terminated=False, truncated=False, episode=-1, update=-1)
+PAD = dict(obs=0, action=0, reward=0, terminated=False, truncated=False, episode=-1, update=-1, greedy=-1,
+           epsilon=float("nan"))
+# "Not recorded": what a store made before the behaviour policy was recorded reads as (store.load).
+NOT_RECORDED = dict(greedy=-1, epsilon=float("nan"))
 
 
 @struct.dataclass
@@ -23,6 +28,12 @@ class History:
     truncated   bool, the episode hit its time limit (bootstrap)
     episode     int32 index of the episode within the stream, from 0
     update      int32 number of gradient updates the teacher had made before this step
+    greedy      int32 the behaviour policy's greedy action at this step (the DQN's argmax Q; AD-epsilon's
+                demonstrator action); -1 where not recorded
+    epsilon     float32 the behaviour policy's exploration rate at this step: it took `greedy` with
+                probability 1 - epsilon, else a uniformly random action (of all of them, `greedy`
+                included); NaN where not recorded. Together they are the exact behaviour policy
+                (`behaviour_probs`), which the imitators' fidelity is measured against.
   """
 
   obs: chex.Array
@@ -32,6 +43,8 @@ class History:
   truncated: chex.Array
   episode: chex.Array
   update: chex.Array
+  greedy: chex.Array | None = None
+  epsilon: chex.Array | None = None
 
   @property
   def length(self) -> int:
@@ -128,7 +141,7 @@ def keep_every(history: History, gap: int, time_axis: int = 3) -> History:
     v = valid.reshape(valid.shape + (1,) * (x.ndim - valid.ndim))
     return np.where(v, out, np.asarray(pad, out.dtype))
 
-  return History(**{f: pick(getattr(history, f), PAD[f]) for f in FIELDS})
+  return History(**{f: _maybe(pick, getattr(history, f), PAD[f]) for f in FIELDS})
 
 
 def pad_time(history: History, length: int, time_axis: int = 3) -> History:
@@ -146,4 +159,25 @@ def pad_time(history: History, length: int, time_axis: int = 3) -> History:
     width[time_axis] = (0, length - n)
     return np.pad(x, width, constant_values=np.asarray(value, x.dtype))
 
-  return History(**{f: pad(getattr(history, f), PAD[f]) for f in FIELDS})
+  return History(**{f: _maybe(pad, getattr(history, f), PAD[f]) for f in FIELDS})
+
+
+def _maybe(fn, x, pad):
+  return None if x is None else fn(x, pad)
+
+
+def behaviour_recorded(history: History) -> bool:
+  """Whether every kept step's behaviour policy is on record (greedy >= 0 and a finite epsilon)."""
+  if history.greedy is None or history.epsilon is None:
+    return False
+  real = np.asarray(history.episode) >= 0
+  return bool(np.all(np.asarray(history.greedy)[real] >= 0) and np.all(np.isfinite(np.asarray(history.epsilon)[real])))
+
+
+def behaviour_probs(greedy, epsilon, num_actions: int):
+  """The behaviour policy's action probabilities [..., num_actions] from greedy [...] and epsilon [...]:
+  epsilon / A everywhere, plus 1 - epsilon on the greedy action (numpy or jax arrays)."""
+  xp = np if isinstance(greedy, np.ndarray) else __import__("jax.numpy", fromlist=["numpy"])
+  eps = xp.asarray(epsilon, xp.float32)[..., None]
+  onehot = (xp.arange(num_actions) == xp.asarray(greedy)[..., None]).astype(xp.float32)
+  return eps / num_actions + (1.0 - eps) * onehot

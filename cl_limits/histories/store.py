@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cl_limits.histories.history import FIELDS, History
+from cl_limits.histories.history import BEHAVIOUR_FIELDS, FIELDS, NOT_RECORDED, History
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -99,6 +99,8 @@ class HistoryWriter:
   def write_chunk(self, index: int, history: History) -> None:
     arrays, packed, fields = {}, {}, {}
     for name in FIELDS:
+      if getattr(history, name) is None:       # a History without the behaviour record
+        continue
       x = np.asarray(getattr(history, name))
       fields[name] = {"dtype": x.dtype.str, "shape": list(x.shape)}
       arrays[name], packed[name] = _pack(name, x, self.time_axis)
@@ -203,7 +205,15 @@ def load(directory: str, expect: dict | None = None) -> tuple[History, dict]:
                               f"expected {value!r}")
   axis = manifest["time_axis"]
   parts = [_read_chunk(directory, c, manifest["fields"], axis) for c in manifest["chunks"]]
-  arrays = {name: np.concatenate([p[name] for p in parts], axis=axis) for name in FIELDS}
+  arrays = {name: np.concatenate([p[name] for p in parts], axis=axis) for name in FIELDS
+            if name in manifest["fields"]}
+  missing = [f for f in FIELDS if f not in arrays and f not in BEHAVIOUR_FIELDS]
+  if missing:
+    raise HistoryStoreError(f"history store {directory}: its manifest lists no field {missing[0]!r}")
+  lead = arrays["action"].shape
+  for name in BEHAVIOUR_FIELDS:      # a store made before the behaviour policy was recorded: "not recorded"
+    if name not in arrays:
+      arrays[name] = np.full(lead, NOT_RECORDED[name], np.int32 if name == "greedy" else np.float32)
   for name, spec in manifest["fields"].items():
     if list(arrays[name].shape) != spec["shape"]:
       raise HistoryStoreError(f"history store {directory}: field {name!r} totals {list(arrays[name].shape)}"

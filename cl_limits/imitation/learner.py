@@ -9,8 +9,10 @@ still share one vmapped update.
 A training window is `seq_len` consecutive steps of one history (never crossing into another). The model
 attends `context_len` steps back in every layer (sliding-window attention, the same function the cached
 rollout computes), and the loss is the cross-entropy of every step's label (the recorded action, or a
-relabelled one) under the model's logits. Optimiser: AdamW with linear warmup and cosine decay, global
-gradient-norm clipping.
+relabelled one) under the model's logits, over the window's steps that lie inside its history (a window
+of a history shorter than `seq_len` is padded and masked). Optimiser: AdamW with global gradient-norm
+clipping, its learning rate warming up and decaying over each model's own update budget
+(`learning_rate`; an arm that stops early still ran its whole schedule).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from cl_limits.histories import windows
 from cl_limits.histories.datasets import DeviceData
 from cl_limits.models.transformer import Tokens, TransitionTransformer
 
@@ -40,7 +43,9 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def default_model_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4))
+  # attention_chunk: query block size of the training pass (`transformer.chunked_attention`; 0: one
+  # [T, T] block). It changes speed only, not the function: the logits agree to float rounding.
+  return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4, attention_chunk=32))
 
 
 def validate(train_cfg, model_cfg) -> None:
@@ -70,10 +75,12 @@ def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransfor
   return TransitionTransformer(num_actions=int(num_actions), context_len=int(model_cfg.context_len),
                                layers=int(model_cfg.layers), width=int(model_cfg.width),
                                heads=int(model_cfg.heads),
+                               attention_chunk=int(model_cfg.get("attention_chunk", 32)),
                                obs_nvec=None if obs_nvec is None else tuple(int(n) for n in obs_nvec))
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
+  """AdamW under the schedule of `cfg.num_updates` updates (the hybrid's test-time SGD uses it)."""
   schedule = optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=float(cfg.lr), warmup_steps=int(cfg.warmup_updates),
       decay_steps=int(cfg.num_updates), end_value=float(cfg.lr) * float(cfg.end_lr_fraction))
@@ -81,6 +88,38 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
   if float(cfg.max_grad_norm) > 0:
     chain.insert(0, optax.clip_by_global_norm(float(cfg.max_grad_norm)))
   return optax.chain(*chain)
+
+
+def make_direction(cfg) -> optax.GradientTransformation:
+  """AdamW's update direction without the learning rate (clip, Adam, decoupled weight decay): the
+  imitation learner scales it by each model's own schedule (`learning_rate`)."""
+  chain = [optax.scale_by_adam(b1=float(cfg.b1), b2=float(cfg.b2)),
+           optax.add_decayed_weights(float(cfg.weight_decay))]
+  if float(cfg.max_grad_norm) > 0:
+    chain.insert(0, optax.clip_by_global_norm(float(cfg.max_grad_norm)))
+  return optax.chain(*chain)
+
+
+def warmup_for(cfg, budget):
+  """An arm's warmup: the config's warmup_updates scaled to the arm's budget (the global schedule's shape
+  on the arm's own length), at least 1 update when the config has any warmup."""
+  w = np.round(float(cfg.warmup_updates) * np.asarray(budget, np.float64) / float(cfg.num_updates))
+  return np.where(float(cfg.warmup_updates) > 0, np.maximum(w, 1), 0).astype(np.int32)
+
+
+def learning_rate(cfg, update, budget, warmup):
+  """The learning rate of 1-based update `update` of a model whose schedule is `budget` updates long with
+  `warmup` of them warming up: linear from lr / warmup to lr at update `warmup`, then cosine to
+  lr * end_lr_fraction at update `budget` (and held there). numpy or jax arrays."""
+  xp = np if all(isinstance(a, (int, np.integer, np.ndarray)) for a in (update, budget, warmup)) else jnp
+  peak, end = float(cfg.lr), float(cfg.lr) * float(cfg.end_lr_fraction)
+  u = xp.asarray(update, xp.float32)
+  w = xp.asarray(warmup, xp.float32)
+  b = xp.asarray(budget, xp.float32)
+  warm = peak * u / xp.maximum(w, 1.0)
+  frac = xp.clip((u - w) / xp.maximum(b - w, 1.0), 0.0, 1.0)
+  decay = end + (peak - end) * 0.5 * (1.0 + xp.cos(np.pi * frac))
+  return xp.where(u <= w, warm, decay)
 
 
 @struct.dataclass
@@ -92,8 +131,9 @@ class ImitatorState:
 
 
 class Metrics(NamedTuple):
-  loss: jax.Array        # [updates] mean cross-entropy of the batch
+  loss: jax.Array        # [updates] mean cross-entropy of the batch (its steps inside their histories)
   accuracy: jax.Array    # [updates] argmax == label
+  lr: jax.Array          # [updates] the learning rate this update was applied with
 
 
 def gather(data: DeviceData, idx, num_actions: int):
@@ -107,8 +147,16 @@ def gather(data: DeviceData, idx, num_actions: int):
   return tokens, data.label[idx]
 
 
+def draw_windows(key, data: DeviceData, starts, n_starts, group, batch: int, seq_len: int):
+  """(idx, valid) [batch, seq_len] of `batch` windows drawn uniformly from group `group`'s legal starts
+  `starts[group, :n_starts[group]]` (windows.legal_starts): steps past the history's end are not valid."""
+  pick = jax.random.randint(key, (batch,), 0, n_starts[group])
+  return windows.window_at(starts[group, pick], data.history_end, seq_len)
+
+
 def example_tokens(data: DeviceData, seq_len: int, num_actions: int) -> Tokens:
-  return gather(data, jnp.arange(seq_len), num_actions)[0]
+  idx = jnp.minimum(jnp.arange(seq_len), data.action.shape[0] - 1)
+  return gather(data, idx, num_actions)[0]
 
 
 @struct.dataclass
@@ -142,50 +190,60 @@ def augment_window(key, tokens: Tokens, labels, num_actions: int, on):
   return out, jnp.where(on, inv[labels], labels)
 
 
-def make_learner(cfg, model: TransitionTransformer, augment=None) -> Learner:
+def make_learner(cfg, model: TransitionTransformer, augment=None, budgets=None) -> Learner:
   """augment: optional bool per window group [G] (a group is the rows `starts[g]` a model draws from: one
   arm's data, or one arm's data of one replicate); the windows of a group marked True are augmented
-  (`augment_window`), and every group's observations are then flattened to float."""
-  optimizer = make_optimizer(cfg)
+  (`augment_window`), and every group's observations are then flattened to float.
+  budgets: optional update budget per group [G] (default: cfg.num_updates for every group): a model of
+  group g warms up and decays its learning rate over budgets[g] updates (`learning_rate`), so arms with
+  different budgets each run their whole schedule in one vmapped program."""
+  direction = make_direction(cfg)
   seq_len, batch = int(cfg.seq_len), int(cfg.batch_size)
   num_actions = model.num_actions
   augment = None if augment is None or not np.any(augment) else jnp.asarray(np.asarray(augment, bool))
+  budgets_np = None if budgets is None else np.asarray(budgets, np.int32)
+  budget_of = (lambda g: jnp.int32(int(cfg.num_updates))) if budgets_np is None else (
+      lambda g: jnp.asarray(budgets_np)[g])
+  warmup_of = (lambda g: jnp.int32(int(warmup_for(cfg, int(cfg.num_updates))))) if budgets_np is None else (
+      lambda g: jnp.asarray(warmup_for(cfg, budgets_np))[g])
 
   def init(key, tokens) -> ImitatorState:
     k_init, k_rng = jax.random.split(key)
     params = model.init(k_init, tokens)
-    return ImitatorState(params=params, opt_state=optimizer.init(params), step=jnp.int32(0),
+    return ImitatorState(params=params, opt_state=direction.init(params), step=jnp.int32(0),
                          rng=jax.random.key_data(k_rng))
 
-  def loss_fn(params, tokens, labels):
+  def loss_fn(params, tokens, labels, valid):
     logits = jax.vmap(model.apply, in_axes=(None, 0))(params, tokens)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     acc = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-    return ce.mean(), acc.mean()
+    w = valid.astype(jnp.float32)
+    n = jnp.maximum(w.sum(), 1.0)
+    return (ce * w).sum() / n, (acc * w).sum() / n
 
   def update(state: ImitatorState, data, starts, n_starts, arm):
     key = jax.random.wrap_key_data(state.rng)
     key, k_pick = jax.random.split(key)
-    pick = jax.random.randint(k_pick, (batch,), 0, n_starts[arm])
-    idx = starts[arm, pick][:, None] + jnp.arange(seq_len)[None, :]
+    idx, valid = draw_windows(k_pick, data, starts, n_starts, arm, batch, seq_len)
     tokens, labels = gather(data, idx, num_actions)
     if augment is not None:
       key, k_aug = jax.random.split(key)
       tokens, labels = jax.vmap(augment_window, in_axes=(0, 0, 0, None, None))(
           jax.random.split(k_aug, batch), tokens, labels, num_actions, augment[arm])
-    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, tokens, labels)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, tokens, labels, valid)
+    updates, opt_state = direction.update(grads, state.opt_state, state.params)
+    lr = learning_rate(cfg, state.step + 1, budget_of(arm), warmup_of(arm))
+    params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
     state = ImitatorState(params=params, opt_state=opt_state, step=state.step + 1,
                           rng=jax.random.key_data(key))
-    return state, Metrics(loss=loss, accuracy=acc)
+    return state, Metrics(loss=loss, accuracy=acc, lr=lr)
 
   def one_model_segment(state, data, starts, n_starts, arm):
     return jax.lax.scan(lambda s, _: update(s, data, starts, n_starts, arm), state, None,
                         length=int(cfg.updates_per_segment))
 
   segment = jax.vmap(one_model_segment, in_axes=(0, None, None, None, 0))
-  return Learner(init=init, segment=segment, model=model, optimizer=optimizer,
+  return Learner(init=init, segment=segment, model=model, optimizer=direction,
                  tokens_per_update=seq_len * batch)
 
 

@@ -88,6 +88,32 @@ class _Block(nn.Module):
     return self._finish(x[None], att)[0], k_cache, v_cache
 
 
+def chunked_attention(q, k, v, slopes, context_len: int, valid=None, chunk: int = 32):
+  """Causal sliding-window attention with ALiBi biases, one stream: q/k/v [T, H, D] -> [T, H, D].
+
+  Query t attends to keys t - context_len + 1 .. t (and only to those marked `valid`), with bias
+  -slope_h * (t - s). Queries are processed in blocks of `chunk` steps; block i multiplies only the key
+  blocks its window reaches, so on a causal window about half of the [T, T] logits (and their gradients)
+  are never computed. The blocks are a static Python loop (T / chunk of them)."""
+  n = q.shape[0]
+  chunk = n if int(chunk) <= 0 else min(int(chunk), n)     # 0: one block, the plain [T, T] product
+  scale = 1.0 / np.sqrt(q.shape[-1])
+  slopes = jnp.asarray(slopes, jnp.float32)
+  q, k, v = (jnp.swapaxes(a, 0, 1) for a in (q * scale, k, v))      # [H, T, D]
+  outs = []
+  for lo in range(0, n, chunk):
+    hi = min(lo + chunk, n)
+    k_lo = max(0, lo - context_len + 1)          # the first key any query of this block reaches
+    dist = np.arange(lo, hi)[:, None] - np.arange(k_lo, hi)[None, :]
+    allowed = jnp.asarray((dist >= 0) & (dist < context_len))
+    if valid is not None:
+      allowed = allowed & valid[k_lo:hi][None, :]
+    bias = jnp.where(allowed[None], -slopes[:, None, None] * jnp.asarray(dist, jnp.float32)[None], NEG_INF)
+    logits = jnp.einsum("hqd,hkd->hqk", q[:, lo:hi], k[:, k_lo:hi]) + bias
+    outs.append(jnp.einsum("hqk,hkd->hqd", jax.nn.softmax(logits, axis=-1), v[:, k_lo:hi]))
+  return jnp.swapaxes(jnp.concatenate(outs, axis=1), 0, 1)
+
+
 class TransitionTransformer(nn.Module):
   """Causal transformer over transitions -> action logits.
 
@@ -106,6 +132,7 @@ class TransitionTransformer(nn.Module):
   width: int = 64
   heads: int = 4
   obs_nvec: Sequence[int] | None = None
+  attention_chunk: int = 32
 
   def setup(self):
     if self.width % self.heads:
@@ -141,16 +168,16 @@ class TransitionTransformer(nn.Module):
     """Full causal pass over one stream [T] (window `context_len`). Returns logits [T, num_actions].
 
     valid: optional bool [T]; steps marked False are never attended to (padding).
+
+    Attention runs in query blocks of `attention_chunk` steps, each against only the key blocks its
+    window reaches (`chunked_attention`): the same logits as one masked [T, T] product, without computing
+    (and differentiating) the masked half.
     """
     x = self.embed(t)
-    n = x.shape[0]
-    dist = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]       # query - key
-    allowed = (dist >= 0) & (dist < self.context_len)
-    if valid is not None:
-      allowed = allowed & valid[None, :]
-    bias = jnp.where(allowed[None], -self.slopes[:, None, None] * dist[None], NEG_INF)
     for block in self.blocks:
-      x = block(x, bias)
+      q, k, v = block._qkv(x)
+      att = chunked_attention(q, k, v, self.slopes, self.context_len, valid, self.attention_chunk)
+      x = block._finish(x, att)
     return self.head(self.ln_f(x))
 
   def decode(self, t: Tokens, cache: KVCache):

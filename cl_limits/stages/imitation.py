@@ -16,6 +16,7 @@ same key sequence, so arms are compared pairwise within a replicate.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -29,6 +30,7 @@ from cl_limits import sharding
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import check as check_lib
+from cl_limits.imitation import fidelity as fidelity_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
@@ -110,6 +112,13 @@ def validate(config) -> None:
     positive_int(config, "imitation.ad_eps.streams")
     in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)
     in_range(config, "imitation.ad_eps.decay_fraction", 0.0, 1.0, lo_open=True)
+  positive_int(config, "imitation.fidelity.heldout_streams", minimum=0)
+  positive_int(config, "imitation.fidelity.max_windows", minimum=0)
+  positive_int(config, "imitation.fidelity.patience", minimum=0)
+  in_range(config, "imitation.fidelity.min_improvement", 0.0, float("inf"))
+  check(int(im.fidelity.heldout_streams) > 0 or int(im.fidelity.patience) == 0, "imitation.fidelity.patience",
+        "needs held-out data to stop on (fidelity.heldout_streams >= 1); 0 trains every arm to its cap",
+        int(im.fidelity.patience))
   positive_int(config, "imitation.eval.every_segments", minimum=0)
   positive_int(config, "imitation.eval.num_tasks", minimum=0)
   positive_int(config, "imitation.eval.episodes")
@@ -150,7 +159,8 @@ def _data(config, workdir, env, log):
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
   try:
     return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
-                          replicates=int(config.imitation.num_seeds))
+                          replicates=int(config.imitation.num_seeds),
+                          heldout_streams=int(config.imitation.fidelity.heldout_streams))
   except ValueError as e:
     raise ConfigError(str(e)) from None
 
@@ -178,14 +188,24 @@ def run(step, log=print) -> None:
   out_dir = layout.path(workdir, "imitators")
   arms, num_seeds = arm_names(config), int(im.num_seeds)
   num_models = len(arms) * num_seeds
-  data, starts, n_starts, data_meta = _data(config, workdir, env, log)
+  data, starts, n_starts, data_meta, heldout_parts = _data(config, workdir, env, log)
+  seq_len = int(im.train.seq_len)
+  heldout = fidelity_lib.held_out(heldout_parts, seq_len, int(im.fidelity.max_windows)) if heldout_parts else None
+  if heldout is not None:
+    for i, a in enumerate(arms):
+      g = slice(i * num_seeds, (i + 1) * num_seeds)
+      data_meta["arms"][a]["heldout_steps_per_replicate"] = heldout.steps[g].tolist()
+      data_meta["arms"][a]["heldout_windows_per_replicate"] = heldout.n_windows[g].tolist()
+      data_meta["arms"][a]["behaviour_recorded"] = bool(heldout.recorded[g].all())
   outputs.write_json(layout.path(out_dir, "data.json"), data_meta)
   model = build_model(config, env)
-  learner = learner_lib.make_learner(im.train, model, np.repeat([a["augment"] for a in arms_of(config).values()],
-                                                                num_seeds))
+  augment = np.repeat([a["augment"] for a in arms_of(config).values()], num_seeds)
+  arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in arms_of(config).values()]
+  model_updates = np.repeat(arm_updates, num_seeds)                                      # [M] caps
+  learner = learner_lib.make_learner(im.train, model, augment, budgets=model_updates)
   mesh = sharding.seed_mesh(num_models)
   keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds), mesh)
-  tokens = learner_lib.example_tokens(data, int(im.train.seq_len), model.num_actions)
+  tokens = learner_lib.example_tokens(data, seq_len, model.num_actions)
   state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
   group = sharding.shard_seeds(jnp.arange(num_models, dtype=jnp.int32), mesh)   # model m draws from group m
   data, starts, n_starts = sharding.replicate((data, jnp.asarray(starts), jnp.asarray(n_starts)), mesh)
@@ -197,27 +217,38 @@ def run(step, log=print) -> None:
   start = mngr.latest_step() or 0
   if start > n_seg:
     raise ConfigError(f"{out_dir}: checkpoint at segment {start}, past this config's {n_seg}")
+  progress = Progress.load(layout.path(out_dir, PROGRESS), arms, start) if start else Progress.new(arms)
   if start:
     state = mngr.restore(start, args=ocp.args.StandardRestore(state))
     log(f"[imitation] resuming from segment {start}/{n_seg}")
   board = outputs.Board(layout.path(out_dir, "tb"), num_seeds, groups=tuple(arms),
                         purge_step=start * per_seg + 1, config=config)
   evaluate = _check(config, env, model)
+  score = None
+  if heldout is not None:
+    score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()))
+  fid = im.fidelity
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
   log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program; "
-      f"{n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
+      f"at most {n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
+  log("[imitation] update caps per arm (each arm's learning-rate schedule runs over its own cap): "
+      + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
+  if score is not None:
+    log(f"[imitation] fidelity on each learner's last {int(fid.heldout_streams)} stream(s), held out "
+        f"(KL(behaviour || imitator) in nats); an arm stops when its replicates' mean has not improved by "
+        f"{float(fid.min_improvement)} nats in {int(fid.patience)} checks" if int(fid.patience) else
+        "; every arm trains to its cap")
   if evaluate is not None:
     log(f"[imitation] held-out check every {int(im.eval.every_segments)} segments: {evaluate.describe}")
   per_arm = lambda v: np.asarray(v).reshape(len(arms), num_seeds)
-  arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in arms_of(config).values()]
-  model_updates = np.repeat(arm_updates, num_seeds)                                      # [M]
-  if len(set(arm_updates)) > 1:
-    log("[imitation] updates per arm: " + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
   t_start, rate, metrics, n_active = time.time(), None, None, num_models
   last_loss, last_acc = np.full(num_models, np.nan), np.full(num_models, np.nan)   # each model's last update
+  last_stats = None
   for seg in range(start, n_seg):
+    active = np.flatnonzero((model_updates > seg * per_seg) & ~np.repeat(progress.stopped_mask(arms), num_seeds))
+    if active.size == 0:
+      break
     t0 = time.time()
-    active = np.flatnonzero(model_updates > seg * per_seg)
     if active.size == num_models:
       state, metrics = segment(state, data, starts, n_starts, group)
       metrics = jax.device_get(metrics)
@@ -230,20 +261,35 @@ def run(step, log=print) -> None:
       rate = (active.size * learner.tokens_per_update * per_seg) / dt
     n_active = active.size
     upd = (seg + 1) * per_seg
-    for i, a in enumerate(arms):
-      if arm_updates[i] < upd:
-        continue
+    running = [i for i in range(len(arms)) if i * num_seeds in set(active.tolist())]
+    for i in running:
+      a = arms[i]
       board.scalars("imitator/loss", per_arm(metrics.loss.mean(-1))[i], upd, a)
       board.scalars("imitator/accuracy", per_arm(metrics.accuracy.mean(-1))[i], upd, a)
+      board.scalars("imitator/learning_rate", per_arm(metrics.lr[:, -1])[i], upd, a)
       if rate:
         board.scalars("imitator/tokens_per_s", np.full(num_seeds, rate), upd, a)
     loss = per_arm(metrics.loss[:, -1]).mean(-1)
-    left = sum(int(np.sum(model_updates > s_ * per_seg)) for s_ in range(seg + 1, n_seg))
     line = (f"[imitation] segment {seg + 1}/{n_seg}: update {upd}, loss "
-            + " ".join(f"{a} {loss[i]:.3f}" for i, a in enumerate(arms) if arm_updates[i] >= upd)
-            + (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta "
-               f"{left * learner.tokens_per_update * per_seg / rate:.0f}s)"
-               if rate else f" ({dt:.1f}s, includes compilation)"))
+            + " ".join(f"{arms[i]} {loss[i]:.3f}" for i in running))
+    if score is not None:
+      last_stats = score(state.params, heldout, np.arange(num_models))
+      summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
+      for i in running:
+        for name in fidelity_lib.STATS:
+          board.scalars(f"imitator/fidelity_{name}", per_arm(summ[name])[i], upd, arms[i])
+      stopped_now = progress.record(upd, [arms[i] for i in running], {k: per_arm(v) for k, v in summ.items()
+                                                                      if k in fidelity_lib.STATS},
+                                    arms, int(fid.patience), float(fid.min_improvement),
+                                    [arm_updates[i] <= upd for i in range(len(arms))])
+      line += " | held-out KL " + " ".join(f"{arms[i]} {progress.curve[arms[i]][-1]['criterion']:.3f}"
+                                           for i in running)
+      if stopped_now:
+        line += " | stopped (no improvement): " + ", ".join(stopped_now)
+    left = sum(int(np.sum((model_updates > s_ * per_seg) & ~np.repeat(progress.stopped_mask(arms), num_seeds)))
+               for s_ in range(seg + 1, n_seg))
+    line += (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta at most {left * learner.tokens_per_update * per_seg / rate:.0f}s)"
+             if rate else f" ({dt:.1f}s, includes compilation)")
     if evaluate is not None and ((seg + 1) % int(im.eval.every_segments) == 0 or seg + 1 == n_seg):
       early, late = evaluate(state.params, jax.random.fold_in(jax.random.key(int(config.seed) + 3), seg))
       for i, a in enumerate(arms):
@@ -252,19 +298,103 @@ def run(step, log=print) -> None:
       line += " | held-out early->late: " + " ".join(
           f"{a} {per_arm(early)[i].mean():.1f}->{per_arm(late)[i].mean():.1f}" for i, a in enumerate(arms))
     log(line)
-    mngr.save(seg + 1, args=ocp.args.StandardSave(state), force=seg + 1 == n_seg)
+    progress.updates_done = {a: progress.updates_done.get(a, 0) + (per_seg if i in running else 0)
+                             for i, a in enumerate(arms)}
+    mngr.save(seg + 1, args=ocp.args.StandardSave(state), force=True)
+    mngr.wait_until_finished()
+    progress.save(layout.path(out_dir, PROGRESS), seg + 1)
   mngr.wait_until_finished()
   mngr.close()
-  board.close()
   summary = {"arms": arms, "num_seeds": num_seeds, "num_models": num_models, "segments": n_seg,
              "tokens_per_update_per_model": learner.tokens_per_update, "tokens_per_s": rate,
              "wall_s": time.time() - t_start}
-  summary["updates_per_arm"] = dict(zip(arms, arm_updates))
+  summary["update_caps"] = dict(zip(arms, arm_updates))
+  summary["updates_per_arm"] = {a: int(progress.updates_done.get(a, 0)) for a in arms}
+  summary["stopped_early"] = {a: a in progress.stopped for a in arms}
   if metrics is not None and np.isfinite(last_loss).all():
     summary["final_loss"] = per_arm(last_loss).tolist()
     summary["final_accuracy"] = per_arm(last_acc).tolist()
+  if score is not None:
+    if last_stats is None:
+      last_stats = score(state.params, heldout, np.arange(num_models))
+    summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
+    manifest = sources_manifest(config, workdir, data_meta)
+    steps_axis, kl_by_step = {}, {}
+    for i, a in enumerate(arms):
+      g = np.arange(i * num_seeds, (i + 1) * num_seeds)
+      x, y = fidelity_lib.by_env_step(jax.tree.map(lambda v: np.asarray(v)[g], last_stats), heldout,
+                                      manifest.get(a, 1))
+      steps_axis[a], kl_by_step[a] = x.tolist(), y.tolist()
+      for j, xs in enumerate(x):
+        if np.isfinite(y[:, j]).any():
+          board.scalars("imitator/fidelity_kl_by_env_step", y[:, j], int(xs), a)
+    summary["fidelity"] = {
+        "heldout": f"each learner's last {int(fid.heldout_streams)} stream(s), cut like the training streams, "
+                   f"in consecutive windows of {seq_len} steps (at most {int(fid.max_windows) or 'all'} per model)",
+        "per_arm": {a: {k: per_arm(v)[i].tolist() for k, v in summ.items()} for i, a in enumerate(arms)},
+        "curve": progress.curve, "kl_by_env_step": {a: {"env_steps": steps_axis[a], "kl": kl_by_step[a]}
+                                                     for a in arms}}
+  board.close()
   outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
+
+
+def sources_manifest(config, workdir, data_meta) -> dict:
+  """{arm: streams per learner of its source} (the env-step axis of its fidelity curve)."""
+  return {a: int(m.get("source_streams_per_learner", 1)) for a, m in data_meta["arms"].items()}
+
+
+PROGRESS = "progress.json"
+
+
+class Progress:
+  """Which arms have stopped, each arm's held-out fidelity curve and its updates: saved beside every
+  checkpoint, so a resumed run continues the same stopping rule."""
+
+  def __init__(self, curve, stopped, best, since, updates_done):
+    self.curve, self.stopped, self.best, self.since, self.updates_done = curve, stopped, best, since, updates_done
+
+  @classmethod
+  def new(cls, arms):
+    return cls({a: [] for a in arms}, {}, {a: None for a in arms}, {a: 0 for a in arms}, {a: 0 for a in arms})
+
+  @classmethod
+  def load(cls, path, arms, segment):
+    d = None
+    if os.path.exists(path):
+      with open(path) as f:
+        d = json.load(f)
+    if d is None or int(d.get("segment", -1)) != int(segment):
+      raise ConfigError(f"{path}: missing or not at checkpoint segment {segment}; delete the imitators "
+                        "directory to retrain")
+    return cls(d["curve"], d["stopped"], d["best"], d["since"], d["updates_done"])
+
+  def save(self, path, segment):
+    outputs.write_json(path, {"segment": int(segment), "curve": self.curve, "stopped": self.stopped,
+                              "best": self.best, "since": self.since, "updates_done": self.updates_done})
+
+  def stopped_mask(self, arms):
+    return np.array([a in self.stopped for a in arms])
+
+  def record(self, update, running, stats, arms, patience, min_improvement, at_cap):
+    """Adds one check of the running arms; returns the arms that stop now for lack of improvement.
+    The criterion is the replicates' mean KL, or the mean NLL of the recorded action when the behaviour
+    policy is not on record."""
+    now = []
+    for a in running:
+      i = arms.index(a)
+      kl = stats["kl"][i]
+      crit = float(np.mean(kl)) if np.isfinite(kl).all() else float(np.mean(stats["nll"][i]))
+      self.curve[a].append({"update": int(update), "criterion": crit,
+                            **{k: [float(x) for x in v[i]] for k, v in stats.items()}})
+      if self.best[a] is None or crit < self.best[a] - min_improvement:
+        self.best[a], self.since[a] = crit, 0
+      else:
+        self.since[a] += 1
+      if patience and self.since[a] >= patience and not at_cap[i]:
+        self.stopped[a] = int(update)
+        now.append(a)
+    return now
 
 
 def _partial_segment(segment, state, active, num_models, data, starts, n_starts, group):
@@ -276,9 +406,9 @@ def _partial_segment(segment, state, active, num_models, data, starts, n_starts,
   state = jax.tree.map(lambda x, y: x.at[idx].set(y), state, sub)
   m = jax.device_get(m)
   full = lambda v: np.full((num_models,) + np.shape(v)[1:], np.nan, np.float32)
-  loss, acc = full(m.loss), full(m.accuracy)
-  loss[active], acc[active] = m.loss, m.accuracy
-  return state, type(m)(loss=loss, accuracy=acc)
+  loss, acc, lr = full(m.loss), full(m.accuracy), full(m.lr)
+  loss[active], acc[active], lr[active] = m.loss, m.accuracy, m.lr
+  return state, type(m)(loss=loss, accuracy=acc, lr=lr)
 
 
 def final_imitators(config, workdir: str):

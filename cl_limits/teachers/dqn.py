@@ -176,7 +176,8 @@ def make_teacher(config, env):
   def act_and_step(state: TeacherState, env_params):
     rng, (k_explore, k_rand, k_env) = _split(state.rng, 4)
     greedy = jnp.argmax(q_fn(state.params, state.obs), axis=-1)
-    explore = jax.random.uniform(k_explore, (num_envs,)) < epsilon(state.env_steps)
+    eps = epsilon(state.env_steps)
+    explore = jax.random.uniform(k_explore, (num_envs,)) < eps
     action = jnp.where(explore, jax.random.randint(k_rand, (num_envs,), 0, num_actions), greedy)
     next_obs, env_state, reward, terminated, truncated, info = env_step(
         jax.random.split(k_env, num_envs), state.env_state, action, env_params)
@@ -191,7 +192,9 @@ def make_teacher(config, env):
                        size=jnp.minimum(r.size + num_envs, r.action.shape[0]))
     record = History(obs=state.obs.astype(obs_dtype), action=action.astype(jnp.int32), reward=reward,
                      terminated=terminated, truncated=truncated, episode=state.episode,
-                     update=jnp.broadcast_to(state.updates, (num_envs,)))
+                     update=jnp.broadcast_to(state.updates, (num_envs,)),
+                     greedy=greedy.astype(jnp.int32),
+                     epsilon=jnp.broadcast_to(jnp.asarray(eps, jnp.float32), (num_envs,)))
     done = jnp.logical_or(terminated, truncated)
     ep_return = state.ep_return + reward
     state = state.replace(replay=replay, env_state=env_state, obs=next_obs, rng=rng,

@@ -65,6 +65,13 @@ def imitation(**overrides):
   im.train = learner.default_config()
   im.train.update(dict(seq_len=100, batch_size=32, num_updates=600))
   im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=5, episodes=20))
+  # Fidelity (cl_limits/imitation/fidelity.py): each learner's last `heldout_streams` streams are never
+  # trained on; after every segment every imitator is scored on its own replicate's held-out streams (at
+  # most `max_windows` windows) as KL(behaviour policy || imitator) in nats. An arm stops when its
+  # replicates' mean KL has not improved by `min_improvement` nats in `patience` checks (0: train every arm
+  # to its cap, `arms.<arm>.updates` or train.num_updates).
+  im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1, max_windows=64, patience=3,
+                                               min_improvement=0.005))
   im.update(overrides)
   return im
 

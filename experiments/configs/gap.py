@@ -56,5 +56,7 @@ def get_config(preset: str = ""):
     config.gap_sweep = ml_collections.ConfigDict(dict(gap=gap, streams=streams))
     darkroom.one_arm_job(config, darkroom.arm(portion="first", fraction=0.5, gap=gap, streams=streams))
     config.imitation.eval.every_segments = 0
+    if streams >= int(config.teacher.dqn.num_envs):   # every stream trained on: none left to hold out
+      config.imitation.fidelity.update(dict(heldout_streams=0, patience=0))
   config.lock()
   return config

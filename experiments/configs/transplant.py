@@ -45,6 +45,11 @@ def get_config(preset: str = ""):
   im.train.update(dict(seq_len=256, batch_size=32, num_updates=20_000, updates_per_segment=500, lr=3e-4,
                        warmup_updates=1_000))
   im.eval = ml_collections.ConfigDict(dict(every_segments=10, num_tasks=1, episodes=3))
+  # Fidelity on a held-out stream of every joined game needs 2+ streams per learner (the CPU MinAtar teachers
+  # have 4; the gpu preset's 1): on where there are.
+  streams = int(config.teacher.dqn.num_envs)
+  im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1 if streams > 1 else 0, max_windows=64,
+                                               patience=3 if streams > 1 else 0, min_improvement=0.005))
   config.imitation = im
   config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0))
 

@@ -1,0 +1,160 @@
+"""Fidelity: how far an imitator is from the exact policy that made its data, in nats, on held-out data.
+
+Every recorded step carries its behaviour policy (`History.greedy`, `History.epsilon`: epsilon-greedy
+around the DQN's greedy action, or AD-epsilon's demonstrator with its noise), so for every held-out step
+
+  KL(behaviour || imitator) = CE(behaviour, imitator) - H(behaviour)     (nats, >= 0, 0 = exact imitation)
+
+is computed exactly, not sampled: CE(b, pi) = -sum_a b(a) log pi(a), H(b) = -sum_a b(a) log b(a). The
+imitator's negative log-likelihood of the recorded action (NLL) is its sampled estimate of CE.
+
+Held-out data are each learner's last stream(s), never trained on, cut like the training streams (the same
+portion, fraction and gap). They are tiled into consecutive windows of `seq_len` steps (the last one of a
+history padded and masked), the distribution the training windows are drawn from, so a step's context
+reaches back to its window's start. Long held-out sets are subsampled to at most `max_windows` evenly
+spaced windows per model.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from cl_limits.histories import datasets, windows
+from cl_limits.histories.history import behaviour_probs
+
+STATS = ("kl", "ce", "entropy", "nll")
+POSITIONS = ("early", "middle", "late")     # thirds of each kept history
+
+
+def tile_starts(lengths, seq_len: int, max_windows: int) -> np.ndarray:
+  """Flat starts of consecutive, non-overlapping windows of `seq_len` over histories of `lengths` (flat
+  order); at most `max_windows` of them, evenly spaced (0: all)."""
+  lengths = np.asarray(lengths, np.int64)
+  offsets = np.concatenate([[0], np.cumsum(lengths)])
+  starts = np.concatenate([np.arange(offsets[h], offsets[h + 1], seq_len) for h in range(len(lengths))]
+                          or [np.zeros((0,), np.int64)])
+  if max_windows and starts.size > max_windows:
+    starts = starts[np.unique(np.linspace(0, starts.size - 1, max_windows).round().astype(np.int64))]
+  return starts
+
+
+@dataclasses.dataclass
+class HeldOut:
+  """Every window group's held-out data in one flat set (group g: arm a, replicate r)."""
+  data: datasets.DeviceData
+  greedy: jax.Array            # [N] int32
+  epsilon: jax.Array           # [N] float32
+  starts: np.ndarray           # [G, W] flat window starts, padded with 0
+  n_windows: np.ndarray        # [G]
+  position: np.ndarray         # [N] float: fraction of the way through its kept history, in [0, 1)
+  time: np.ndarray             # [N] int: the step's index in its stream (before selection)
+  recorded: np.ndarray         # [G] bool: the behaviour policy is on record for every step of the group
+  steps: np.ndarray            # [G] held-out steps of the group (before subsampling)
+
+
+def held_out(parts: list, seq_len: int, max_windows: int) -> HeldOut:
+  """parts: one FlatData per window group (its held-out streams)."""
+  flat, _ = datasets.concat(parts)
+  offset, per_group = 0, []
+  for fd in parts:
+    per_group.append(tile_starts(fd.lengths, seq_len, max_windows) + offset)
+    offset += fd.num_steps
+  n = np.array([len(s) for s in per_group], np.int32)
+  starts = np.zeros((len(parts), max(int(n.max()), 1)), np.int32)
+  for g, s in enumerate(per_group):
+    starts[g, :len(s)] = s
+  position = np.concatenate([np.arange(length) / length for length in flat.lengths]) if flat.num_steps else np.zeros(0)
+  recorded = np.array([fd.num_steps > 0 and bool(np.all(fd.greedy >= 0) and np.all(np.isfinite(fd.epsilon)))
+                       for fd in parts])
+  greedy = np.where(flat.greedy >= 0, flat.greedy, 0)
+  eps = np.where(np.isfinite(flat.epsilon), flat.epsilon, 1.0)
+  return HeldOut(data=datasets.to_device(flat), greedy=jnp.asarray(greedy, jnp.int32),
+                 epsilon=jnp.asarray(eps, jnp.float32), starts=starts, n_windows=n, position=position,
+                 time=np.asarray(flat.time), recorded=recorded,
+                 steps=np.array([fd.num_steps for fd in parts], np.int64))
+
+
+@struct.dataclass
+class StepStats:
+  """Per model, window and step [M, W, T]: the four statistics, whether the step counts, its flat index."""
+  kl: jax.Array
+  ce: jax.Array
+  entropy: jax.Array
+  nll: jax.Array
+  valid: jax.Array
+  idx: jax.Array
+
+
+def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False):
+  """`run(params [M, ...], heldout, group [M]) -> StepStats [M, W, T]` (jitted): model m is scored on
+  group[m]'s held-out windows. flatten_obs: the models were trained on observations flattened to float
+  (a run with augmented arms: `learner.augment_window`'s plain path)."""
+  from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+
+  def one(params, data, greedy, eps, starts, n_windows):
+    w = starts.shape[0]
+    idx, valid = windows.window_at(starts, data.history_end, seq_len)             # [W, T]
+    valid = valid & (jnp.arange(w) < n_windows)[:, None]
+    tokens, _ = learner_lib.gather(data, idx, num_actions)
+    if flatten_obs:
+      tokens = learner_lib.Tokens(obs=tokens.obs.reshape(tokens.obs.shape[:2] + (-1,)).astype(jnp.float32),
+                                  prev_action=tokens.prev_action, prev_reward=tokens.prev_reward,
+                                  prev_done=tokens.prev_done)
+    logp = jax.nn.log_softmax(jax.vmap(model.apply, in_axes=(None, 0))(params, tokens), axis=-1)
+    b = behaviour_probs(greedy[idx], eps[idx], num_actions)
+    entropy = -jnp.sum(jax.scipy.special.xlogy(b, b), -1)
+    ce = -jnp.sum(b * logp, -1)
+    nll = -jnp.take_along_axis(logp, data.action[idx][..., None], -1)[..., 0]
+    return StepStats(kl=jnp.maximum(ce - entropy, 0.0), ce=ce, entropy=entropy, nll=nll, valid=valid, idx=idx)
+
+  @jax.jit
+  def run(params, data, greedy, eps, starts, n_windows, group):
+    return jax.vmap(one, in_axes=(0, None, None, None, 0, 0))(params, data, greedy, eps, starts[group],
+                                                               n_windows[group])
+
+  def score(params, heldout: HeldOut, group):
+    return jax.device_get(run(params, heldout.data, heldout.greedy, heldout.epsilon,
+                              jnp.asarray(heldout.starts), jnp.asarray(heldout.n_windows), jnp.asarray(group)))
+  return score
+
+
+def summarize(stats: StepStats, heldout: HeldOut, group) -> dict:
+  """Per model [M]: the mean of each statistic over its held-out steps, and the same over each third of
+  the kept history ({stat}_{early|middle|late}); NaN where the behaviour policy is not recorded (nll
+  needs no record)."""
+  valid = np.asarray(stats.valid)
+  idx = np.asarray(stats.idx)
+  pos = np.minimum((heldout.position[idx] * len(POSITIONS)).astype(np.int64), len(POSITIONS) - 1)
+  recorded = heldout.recorded[np.asarray(group)]
+  out = {}
+  for name in STATS:
+    x = np.asarray(getattr(stats, name), np.float64)
+    mean = lambda mask: np.where(mask.sum((1, 2)) > 0, (x * mask).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1), np.nan)
+    keep = recorded if name != "nll" else np.ones_like(recorded)
+    out[name] = np.where(keep, mean(valid), np.nan)
+    for p, label in enumerate(POSITIONS):
+      out[f"{name}_{label}"] = np.where(keep, mean(valid & (pos == p)), np.nan)
+  out["steps_scored"] = valid.sum((1, 2))
+  return out
+
+
+def by_env_step(stats: StepStats, heldout: HeldOut, streams_per_learner: int, bins: int = 10):
+  """(env_steps [B], kl [M, B]): mean KL per model in `bins` equal ranges of the learner's environment
+  steps (stream step t is learner step (t + 1) * streams_per_learner), at each range's centre; NaN
+  where a range holds no scored step."""
+  valid = np.asarray(stats.valid)
+  step = (heldout.time[np.asarray(stats.idx)] + 1) * int(streams_per_learner)
+  lo, hi = float(step[valid].min()) if valid.any() else 0.0, float(step[valid].max()) if valid.any() else 1.0
+  edges = np.linspace(lo, hi + 1, bins + 1)
+  b = np.clip(np.searchsorted(edges, step, side="right") - 1, 0, bins - 1)
+  kl = np.asarray(stats.kl, np.float64)
+  out = np.full((kl.shape[0], bins), np.nan)
+  for j in range(bins):
+    m = valid & (b == j)
+    cnt = m.sum((1, 2))
+    out[:, j] = np.where(cnt > 0, (kl * m).sum((1, 2)) / np.maximum(cnt, 1), np.nan)
+  return (edges[:-1] + edges[1:]) / 2, out
