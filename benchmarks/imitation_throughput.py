@@ -14,13 +14,21 @@ bandwidth (benchmarks/machine.py).
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
+
+# Before anything imports gymnax (which starts a JAX backend): --cpu_devices virtual CPU devices.
+jax.config.update("jax_num_cpu_devices", next((int(a.split("=", 1)[1]) for a in sys.argv
+                                                if a.startswith("--cpu_devices=")), 1))
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+_CPU = flags.DEFINE_integer("cpu_devices", 1, "virtual CPU devices (jax_num_cpu_devices) to shard the models over; "
+                            "the pipeline's default is one per core (experiments/main.py --cpu_devices)")
+from cl_limits import sharding
 from cl_limits.histories import datasets, windows
 from cl_limits.imitation import learner as learner_lib
 import machine  # benchmarks/machine.py, beside this script
@@ -30,6 +38,8 @@ from experiments.configs import breakout, darkroom
 _MODELS = flags.DEFINE_list("models", [], "Model counts (default: arms x seeds of the config, and 1).")
 _UPDATES = flags.DEFINE_integer("updates", 20, "Updates per timed segment.")
 _SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose config and observations")
+_ENCODERS = flags.DEFINE_list("frame_encoders", ["config"],
+                               "frame encoders to time ('linear', 'patch'; 'config': the config's)")
 _CHUNKS = flags.DEFINE_list("attention_chunks", ["0", "config"],
                             "training-pass attention blocks to time side by side: 0 is one [T, T] block (the "
                             "path before chunked attention), 'config' the config's imitation.model.attention_chunk")
@@ -64,31 +74,41 @@ def main(argv):
   print(f"# {_SHAPES.value} shapes; devices: {jax.devices()}; model layers={im.model.layers} width={im.model.width} "
         f"context={im.model.context_len}; seq_len={train.seq_len} batch={train.batch_size}")
   chunks = [int(im.model.attention_chunk) if c == "config" else int(c) for c in _CHUNKS.value]
-  for chunk, m in [(c, m) for c in chunks for m in counts]:
+  encoders = [str(im.model.frame_encoder) if e == "config" else e for e in _ENCODERS.value]
+  if nvec is not None:
+    encoders = encoders[:1]          # integer observations: the frame encoder does not apply
+  for enc, chunk, m in [(e, c, m) for e in encoders for c in chunks for m in counts]:
+    padded, mesh = sharding.padded_layout(m)
     model_cfg = im.model.copy_and_resolve_references()
     model_cfg.attention_chunk = chunk
+    model_cfg.frame_encoder = enc
     model = learner_lib.make_model(model_cfg, n_act, nvec)
     learner = learner_lib.make_learner(train, model)
     one = train.copy_and_resolve_references()
     one.updates_per_segment, one.num_updates = 1, 10
     one_update = learner_lib.make_learner(one, model)
-    state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(jax.random.split(jax.random.key(0), m), tokens)
+    keys = sharding.shard_seeds(jax.random.split(jax.random.key(0), padded), mesh)
+    state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
     seg = jax.jit(learner.segment)
-    arm = jnp.zeros((m,), jnp.int32)
+    arm = sharding.shard_seeds(jnp.zeros((padded,), jnp.int32), mesh)
+    data_r, starts_r, n_starts_r = sharding.replicate((data, jnp.asarray(starts), jnp.asarray(n_starts)), mesh)
     t0 = time.perf_counter()
-    state, out = seg(state, data, starts, n_starts, arm)
+    state, out = seg(state, data_r, starts_r, n_starts_r, arm)
     jax.block_until_ready(out)
     compile_s = time.perf_counter() - t0
     best = np.inf
     for _ in range(2):
       t0 = time.perf_counter()
-      state, out = seg(state, data, starts, n_starts, arm)
+      state, out = seg(state, data_r, starts_r, n_starts_r, arm)
       jax.block_until_ready(out)
       best = min(best, time.perf_counter() - t0)
-    tok = m * learner.tokens_per_update * _UPDATES.value
-    flops, nbytes = machine.cost(jax.jit(one_update.segment).lower(state, data, starts, n_starts, arm).compile())
+    tok = m * learner.tokens_per_update * _UPDATES.value          # the real models' tokens (padding excluded)
+    flops, nbytes = machine.cost(jax.jit(one_update.segment).lower(state, data_r, starts_r, n_starts_r, arm).compile())
+    flops *= m / padded
+    nbytes *= m / padded
     ups = _UPDATES.value / best
-    print(f"attention_chunk={chunk} models={m} tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
+    print(f"frame_encoder={enc} attention_chunk={chunk} models={m} devices={mesh.devices.size if mesh else 1} "
+          f"tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
           f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f} gflop_per_s={flops * ups / 1e9:.2f} "
           f"({flops * ups / peak:.0%} of matmul) gb_per_s={nbytes * ups / 1e9:.2f} ({nbytes * ups / bw:.0%} of "
           "bandwidth)", flush=True)

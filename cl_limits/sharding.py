@@ -20,6 +20,19 @@ def seed_mesh(num_seeds: int, devices=None) -> Mesh | None:
   return Mesh(np.asarray(devices[:n]), ("seeds",))
 
 
+def padded_layout(num_models: int, devices=None) -> tuple[int, Mesh | None]:
+  """(padded count, mesh) for a model axis of `num_models`: the device count d that puts the fewest models
+  on each device (ties: the least padding, then fewer devices), and the count padded to a multiple of d.
+  15 models on 2 devices -> 16 (8 each); on 1 device -> 15 and no mesh. The imitation stage pads its
+  model axis with copies of the last model whose results are dropped, so that every core of a CPU (one
+  virtual device each) or every GPU of a box trains models."""
+  devices = list(jax.devices() if devices is None else devices)
+  best = min(range(1, len(devices) + 1),
+             key=lambda d: (-(-num_models // d), -(-num_models // d) * d - num_models, d))
+  padded = -(-num_models // best) * best
+  return padded, (None if best == 1 else Mesh(np.asarray(devices[:best]), ("seeds",)))
+
+
 def shard_seeds(tree, mesh: Mesh | None):
   """Places every leaf's leading (seed) axis across the mesh; identity when mesh is None."""
   if mesh is None:

@@ -54,6 +54,23 @@ def test_history_records_time_order_episodes_and_updates():
   assert upd[0] == 0 and np.all(np.diff(upd) >= 0) and upd[-1] == 300 - 50
 
 
+def test_history_records_the_behaviour_policy():
+  """Every step records the greedy action and the epsilon it was taken under (the schedule at that learner
+  step), and the recorded action equals the greedy one at the rate epsilon-greedy implies."""
+  env = envs.make("DarkRoom", size=5)
+  cfg = tiny_dqn(num_envs=2, total_steps=4_000, segment_steps=2_000, eps_start=1.0, eps_end=0.2,
+                 eps_anneal_steps=2_000)
+  teacher = dqn.make_teacher(cfg, env)
+  _, h, _ = jax.jit(teacher.train)(jax.random.key(1), env.default_params)
+  eps, greedy, action = np.asarray(h.epsilon), np.asarray(h.greedy), np.asarray(h.action)
+  steps = np.arange(eps.shape[1]) * 2                      # learner steps before each stream step
+  np.testing.assert_allclose(eps[0], np.asarray(teacher.epsilon(steps)), rtol=1e-6)
+  late = np.isclose(eps, 0.2)
+  agree = (action == greedy)[late].mean()
+  assert abs(agree - (0.8 + 0.2 / 5)) < 0.03, agree       # 1 - eps + eps / A
+  assert ((greedy >= 0) & (greedy < 5)).all()
+
+
 def test_seeds_are_independent():
   env = envs.make("DarkRoom", size=5)
   teacher = dqn.make_teacher(tiny_dqn(total_steps=2_000, segment_steps=2_000, eps_end=0.1), env)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from cl_limits import envs
+from cl_limits import envs, sharding
 from cl_limits.stages import evaluation, layout
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages.base import ConfigError
@@ -110,6 +110,15 @@ def test_outputs(finished):
     assert all(np.isfinite(fid[a][f"kl_{p}"]).all() for p in ("early", "middle", "late"))
     assert [c["update"] for c in summary["fidelity"]["curve"][a]] == [10, 20]
   assert summary["updates_per_arm"] == {"ad": 20, "bc": 20}
+  # Each arm keeps the weights of its best held-out check (the minimum of its curve), saved beside them.
+  for a in ("ad", "bc"):
+    curve = summary["fidelity"]["curve"][a]
+    assert summary["kept_update"][a] == min(curve, key=lambda c: c["criterion"])["update"]
+  _, params, arms, seeds = imitation_stage.final_imitators(config, workdir)
+  with np.load(os.path.join(im, "best", "bc.npz")) as z:
+    saved = [z[f"arr_{i}"] for i in range(len(z.files))]
+  for leaf, b in zip(jax.tree.leaves(params), saved):
+    np.testing.assert_array_equal(np.asarray(leaf)[2:4], b)             # bc = models 2, 3
   assert any("held-out KL ad" in line for line in lines)
   assert os.path.isdir(os.path.join(im, "tb", "ad", "seed_1"))
   assert any("held-out early->late" in line for line in lines)
@@ -246,3 +255,31 @@ def test_an_arm_with_fewer_updates_stops_while_the_others_train_on(teacher_dir, 
   assert not np.allclose(a[:2], b[:2])
   with pytest.raises(ConfigError, match="imitation.arms.bc.updates: must be a multiple of"):
     run_imitation(smoke_config(**{"arms.bc.updates": 15}), str(tmp_path / "bad"))
+
+
+def test_padded_layout_puts_the_fewest_models_on_each_device():
+  devs = jax.devices()                        # four virtual CPU devices (tests/conftest.py)
+  assert sharding.padded_layout(15, devs[:2])[0] == 16
+  assert sharding.padded_layout(15, devs[:1]) == (15, None)
+  n, mesh = sharding.padded_layout(6, devs)   # 3 devices x 2 beats 4 devices x 2 with 2 copies
+  assert n == 6 and mesh.devices.size == 3
+  n, mesh = sharding.padded_layout(5, devs)   # 2 per device on 3 or 4 devices: 1 copy beats 3
+  assert (n, mesh.devices.size) == (6, 3)
+
+
+def test_a_padded_model_axis_trains_the_same_models(finished, teacher_dir, tmp_path, monkeypatch):
+  """The 4 models padded to 6 over 3 devices (2 copies of the last model, dropped): every real model ends
+  with the weights of the unpadded run, and the checkpoint holds the 4 real ones."""
+  from jax.sharding import Mesh  # noqa: PLC0415
+  config, workdir_full, _ = finished
+  monkeypatch.setattr(imitation_stage, "layout_models",
+                      lambda n: (6, Mesh(np.asarray(jax.devices()[:3]), ("seeds",))))
+  workdir = workdir_with_teachers(teacher_dir, tmp_path)
+  lines = []
+  run_stage(config, workdir, "imitation", log=lines.append)
+  assert any("padded to 6 over 3 devices" in line for line in lines)
+  _, padded_params, _, _ = imitation_stage.final_imitators(config, workdir)
+  _, params, _, _ = imitation_stage.final_imitators(config, workdir_full)
+  for a, b in zip(jax.tree.leaves(padded_params), jax.tree.leaves(params)):
+    assert a.shape == b.shape and a.shape[0] == 4
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)

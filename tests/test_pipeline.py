@@ -50,10 +50,16 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "cut at 20% of training, ad_p05" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
   for r in rows:
     cells = [c.strip() for c in r.split("|")[1:-1]]
-    assert len(cells) == 7, r
+    assert len(cells) == 8, r
     assert len(cells[3].split(", ")) == 2, r          # one value per replicate (2 at :smoke size)
-    assert any(cells[5] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
+    assert any(cells[6] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
                                                  "inconclusive: imitator below its data")), r
+    # Every row that uses an imitator shows its held-out fidelity, per replicate, in nats.
+    known_positive = cells[0].startswith("P2 known positive")
+    assert known_positive == (cells[4] == ""), r
+    if not known_positive:
+      assert " nats (" in cells[4] and "vs behaviour H" in cells[4], r
+      assert len(cells[4].split("nats (")[1].split(")")[0].split(", ")) == 2, r
   for r in rows[2:6]:
     assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
@@ -66,6 +72,8 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
       "hybrid (full), P2 protocol: SGD on", "hybrid (lora), P2 protocol: SGD on",
       "hybrid (full) in the P3 target har", "hybrid (lora) in the P3 target har"]
   assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
+  fid = _table_rows(text, "Fidelity (held-out", "![imitator curves]")
+  assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["bc", "ad_p05", "ad_p50", "ad_eps_half"]
   for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
               "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):
     assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000

@@ -18,7 +18,8 @@ def make_history(rng, t, obs_shape=(2,), obs_dtype=np.int8):
   return History(obs=obs, action=rng.integers(0, 5, shape).astype(np.int32),
                  reward=rng.random(shape).astype(np.float32), terminated=rng.random(shape) < 0.1,
                  truncated=rng.random(shape) < 0.1, episode=rng.integers(0, 9, shape).astype(np.int32),
-                 update=rng.integers(0, 9, shape).astype(np.int32))
+                 update=rng.integers(0, 9, shape).astype(np.int32),
+                 greedy=rng.integers(0, 5, shape).astype(np.int32), epsilon=rng.random(shape).astype(np.float32))
 
 
 def write_store(tmp_path, rng, **kw):
@@ -109,3 +110,22 @@ def test_a_killed_write_leaves_no_file_that_reads_as_valid(tmp_path, monkeypatch
   with pytest.raises(KeyboardInterrupt):
     store.atomic_write_bytes(path, b"new and longer")
   assert open(path, "rb").read() == b"old"
+
+
+def test_a_store_without_the_behaviour_record_loads_as_not_recorded(tmp_path):
+  """A store written before the behaviour policy was recorded (no greedy / epsilon fields) still loads:
+  greedy -1 and epsilon NaN everywhere, which the fidelity measurement reads as "not recorded"."""
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.histories.history import behaviour_recorded  # noqa: PLC0415
+  from cl_limits.imitation import fidelity  # noqa: PLC0415
+  h = make_history(np.random.default_rng(0), 6)
+  old = h.replace(greedy=None, epsilon=None)
+  w = store.HistoryWriter(str(tmp_path / "old"), {"env": "toy"})
+  w.write_chunk(0, old)
+  manifest = w.finalize(1)
+  assert "greedy" not in manifest["fields"]
+  loaded, _ = store.load(str(tmp_path / "old"))
+  assert (np.asarray(loaded.greedy) == -1).all() and np.isnan(np.asarray(loaded.epsilon)).all()
+  assert not behaviour_recorded(loaded)
+  fd = datasets.select(loaded)
+  assert not fidelity.held_out([fd], seq_len=4, max_windows=8).recorded.any()

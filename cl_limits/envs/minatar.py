@@ -36,6 +36,11 @@ class SharedMinAtar(environment.Environment):
     self.game = game
     self.inner = GAMES[game](use_minimal_action_set=False)
     self.minimal_actions = tuple(int(a) for a in self.inner.minimal_action_set)
+    # Actions with the same effect, as one class each: the game's own actions, and every action it lacks in
+    # the no-op's class (it acts as the no-op). Fidelity is measured over these classes.
+    noop = self.minimal_actions.index(0) if 0 in self.minimal_actions else 0
+    self.action_classes = tuple(self.minimal_actions.index(a) if a in self.minimal_actions else noop
+                                for a in range(NUM_ACTIONS))
     self._pad = NUM_CHANNELS - self.inner.obs_shape[-1]
 
   @property

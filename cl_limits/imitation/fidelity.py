@@ -8,6 +8,12 @@ around the DQN's greedy action, or AD-epsilon's demonstrator with its noise), so
 is computed exactly, not sampled: CE(b, pi) = -sum_a b(a) log pi(a), H(b) = -sum_a b(a) log b(a). The
 imitator's negative log-likelihood of the recorded action (NLL) is its sampled estimate of CE.
 
+Actions with the same effect are one action here: an env may declare `action_classes` (MinAtar: the
+actions a game lacks act as its no-op), and kl / ce / entropy are then taken over the classes (b and pi
+summed within each class). A DQN's argmax among equivalent actions is decided by noise in its Q-values (in
+Breakout four of the six actions are the no-op, and 45% of the teachers' greedy actions fall among them),
+which no imitator can or should reproduce; `kl_actions` keeps the KL over the raw actions beside it.
+
 Held-out data are each learner's last stream(s), never trained on, cut like the training streams (the same
 portion, fraction and gap). They are tiled into consecutive windows of `seq_len` steps (the last one of a
 history padded and masked), the distribution the training windows are drawn from, so a step's context
@@ -26,7 +32,7 @@ from flax import struct
 from cl_limits.histories import datasets, windows
 from cl_limits.histories.history import behaviour_probs
 
-STATS = ("kl", "ce", "entropy", "nll")
+STATS = ("kl", "ce", "entropy", "nll", "kl_actions")
 POSITIONS = ("early", "middle", "late")     # thirds of each kept history
 
 
@@ -80,20 +86,32 @@ def held_out(parts: list, seq_len: int, max_windows: int) -> HeldOut:
 
 @struct.dataclass
 class StepStats:
-  """Per model, window and step [M, W, T]: the four statistics, whether the step counts, its flat index."""
+  """Per model, window and step [M, W, T]: the statistics (kl, ce, entropy over action classes; nll of the
+  recorded action; kl_actions over the raw actions), whether the step counts, its flat index."""
   kl: jax.Array
   ce: jax.Array
   entropy: jax.Array
   nll: jax.Array
   valid: jax.Array
   idx: jax.Array
+  kl_actions: jax.Array
 
 
-def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False):
+def class_matrix(num_actions: int, action_classes=None) -> np.ndarray:
+  """[A, K] 0/1: action a belongs to class action_classes[a] (identity when None)."""
+  classes = np.arange(num_actions) if action_classes is None else np.asarray(action_classes, np.int64)
+  if classes.shape != (num_actions,) or classes.min() < 0:
+    raise ValueError(f"action_classes must give a class >= 0 to each of {num_actions} actions (got {classes})")
+  return (classes[:, None] == np.arange(int(classes.max()) + 1)[None, :]).astype(np.float32)
+
+
+def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False, action_classes=None):
   """`run(params [M, ...], heldout, group [M]) -> StepStats [M, W, T]` (jitted): model m is scored on
   group[m]'s held-out windows. flatten_obs: the models were trained on observations flattened to float
-  (a run with augmented arms: `learner.augment_window`'s plain path)."""
+  (a run with augmented arms: `learner.augment_window`'s plain path). action_classes: the class of each
+  action (actions of one class have the same effect); kl, ce and entropy are over classes."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+  merge = jnp.asarray(class_matrix(num_actions, action_classes))
 
   def one(params, data, greedy, eps, starts, n_windows):
     w = starts.shape[0]
@@ -106,10 +124,14 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
                                   prev_done=tokens.prev_done)
     logp = jax.nn.log_softmax(jax.vmap(model.apply, in_axes=(None, 0))(params, tokens), axis=-1)
     b = behaviour_probs(greedy[idx], eps[idx], num_actions)
-    entropy = -jnp.sum(jax.scipy.special.xlogy(b, b), -1)
-    ce = -jnp.sum(b * logp, -1)
+    kl_actions = jnp.maximum(jnp.sum(jax.scipy.special.xlogy(b, b) - b * logp, -1), 0.0)
+    bk = b @ merge                                                  # [W, T, K] per class
+    logq = jnp.log(jnp.maximum(jnp.exp(logp) @ merge, 1e-30))
+    entropy = -jnp.sum(jax.scipy.special.xlogy(bk, bk), -1)
+    ce = -jnp.sum(bk * logq, -1)
     nll = -jnp.take_along_axis(logp, data.action[idx][..., None], -1)[..., 0]
-    return StepStats(kl=jnp.maximum(ce - entropy, 0.0), ce=ce, entropy=entropy, nll=nll, valid=valid, idx=idx)
+    return StepStats(kl=jnp.maximum(ce - entropy, 0.0), ce=ce, entropy=entropy, nll=nll, valid=valid, idx=idx,
+                     kl_actions=kl_actions)
 
   @jax.jit
   def run(params, data, greedy, eps, starts, n_windows, group):

@@ -45,7 +45,10 @@ def default_config() -> ml_collections.ConfigDict:
 def default_model_config() -> ml_collections.ConfigDict:
   # attention_chunk: query block size of the training pass (`transformer.chunked_attention`; 0: one
   # [T, T] block). It changes speed only, not the function: the logits agree to float rounding.
-  return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4, attention_chunk=32))
+  # frame_encoder: "linear" (a frame's bits flattened and projected) or "patch" (p x p patches through a
+  # shared dense layer and a GELU first; MinAtar frames only, not with augmented arms); see transformer.py.
+  return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4, attention_chunk=32,
+                                        frame_encoder="linear", patch=2, patch_features=16))
 
 
 def validate(train_cfg, model_cfg) -> None:
@@ -76,6 +79,9 @@ def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransfor
                                layers=int(model_cfg.layers), width=int(model_cfg.width),
                                heads=int(model_cfg.heads),
                                attention_chunk=int(model_cfg.get("attention_chunk", 32)),
+                               frame_encoder=str(model_cfg.get("frame_encoder", "linear")),
+                               patch=int(model_cfg.get("patch", 2)),
+                               patch_features=int(model_cfg.get("patch_features", 16)),
                                obs_nvec=None if obs_nvec is None else tuple(int(n) for n in obs_nvec))
 
 

@@ -122,7 +122,9 @@ class TransitionTransformer(nn.Module):
     context_len: attention window in transitions (the KV cache size).
     obs_nvec: cardinalities of integer observation entries (grid worlds: each entry gets its own
       embedding table, summed, e.g. separate x and y embeddings); None for float/bool observations,
-      which are flattened and projected by a dense layer. Observations may have fewer entries than
+      which are flattened and projected by a dense layer (frame_encoder "linear") or, for frames
+      [H, W, C] (MinAtar), cut into `patch` x `patch` patches that share a dense layer of
+      `patch_features` and a GELU before that projection (frame_encoder "patch"). Observations may have fewer entries than
       obs_nvec (the missing ones read as 0), so one model serves a family of grid worlds.
   """
 
@@ -133,6 +135,9 @@ class TransitionTransformer(nn.Module):
   heads: int = 4
   obs_nvec: Sequence[int] | None = None
   attention_chunk: int = 32
+  frame_encoder: str = "linear"
+  patch: int = 2
+  patch_features: int = 16
 
   def setup(self):
     if self.width % self.heads:
@@ -140,6 +145,10 @@ class TransitionTransformer(nn.Module):
     if self.obs_nvec is not None:
       self.obs_embed = [nn.Embed(int(n), self.width) for n in self.obs_nvec]
     else:
+      if self.frame_encoder not in ("linear", "patch"):
+        raise ValueError(f"frame_encoder must be 'linear' or 'patch' (got {self.frame_encoder!r})")
+      if self.frame_encoder == "patch":
+        self.patch_proj = nn.Dense(self.patch_features)
       self.obs_proj = nn.Dense(self.width)
     self.action_embed = nn.Embed(self.num_actions + 1, self.width)
     self.reward_proj = nn.Dense(self.width)
@@ -159,10 +168,28 @@ class TransitionTransformer(nn.Module):
       x = sum(emb(obs[..., i] if i < obs.shape[-1] else zero) for i, emb in enumerate(self.obs_embed))
     else:
       lead = t.prev_action.ndim
-      x = self.obs_proj(t.obs.reshape(t.obs.shape[:lead] + (-1,)).astype(jnp.float32))
+      if self.frame_encoder == "patch":
+        x = self.obs_proj(self._patches(t.obs.astype(jnp.float32), lead))
+      else:
+        x = self.obs_proj(t.obs.reshape(t.obs.shape[:lead] + (-1,)).astype(jnp.float32))
     x = x + self.action_embed(t.prev_action.astype(jnp.int32))
     x = x + self.reward_proj(t.prev_reward.astype(jnp.float32)[..., None])
     return x + self.done_embed(t.prev_done.astype(jnp.int32))
+
+  def _patches(self, obs, lead: int):
+    """The patch frame encoder: a frame [..., H, W, C] cut into p x p patches, each through one shared
+    dense layer of `patch_features` and a GELU, concatenated in place (the second dense layer, `obs_proj`,
+    sees where each patch is)."""
+    if obs.ndim - lead != 3:
+      raise ValueError(f"frame_encoder='patch' needs frames [H, W, C]; got observations {obs.shape[lead:]}")
+    h, w, c = obs.shape[lead:]
+    p = int(self.patch)
+    if h % p or w % p:
+      raise ValueError(f"frame_encoder='patch': patch {p} does not divide the frame {h} x {w}")
+    head = obs.shape[:lead]
+    x = obs.reshape(head + (h // p, p, w // p, p, c))
+    x = jnp.moveaxis(x, lead + 2, lead + 1).reshape(head + ((h // p) * (w // p), p * p * c))
+    return nn.gelu(self.patch_proj(x)).reshape(head + (-1,))
 
   def __call__(self, t: Tokens, valid=None):
     """Full causal pass over one stream [T] (window `context_len`). Returns logits [T, num_actions].

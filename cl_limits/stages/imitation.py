@@ -103,6 +103,17 @@ def validate(config) -> None:
         im.sources)
   check(not any(a["augment"] for a in arms) or getattr(env, "obs_nvec", None) is None, "imitation.arms",
         f"augment=True projects flat features; {config.env.name} has integer entries (obs_nvec)", names)
+  enc = str(im.model.get("frame_encoder", "linear"))
+  check(enc in ("linear", "patch"), "imitation.model.frame_encoder", "must be 'linear' or 'patch'", enc)
+  if enc == "patch":
+    shape, _ = envs_lib.obs_spec(env)
+    p = int(im.model.patch)
+    check(len(shape) == 3 and p >= 1 and shape[0] % p == 0 and shape[1] % p == 0, "imitation.model.patch",
+          f"'patch' frames need observations [H, W, C] with H and W multiples of the patch; {config.env.name} "
+          f"gives {tuple(shape)}", p)
+    check(not any(a["augment"] for a in arms), "imitation.model.frame_encoder",
+          "'patch' needs frames; augmented arms project flattened features", enc)
+    positive_int(config, "imitation.model.patch_features")
   check(not any(a["labels"] == "oracle" for a in arms) or hasattr(env, "optimal_action_from_obs"),
         "imitation.arms", f"labels='oracle' needs an env with an oracle; {config.env.name} has none", names)
   if any(a["data"] == "ad_eps" for a in arms):
@@ -203,12 +214,17 @@ def run(step, log=print) -> None:
   arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in arms_of(config).values()]
   model_updates = np.repeat(arm_updates, num_seeds)                                      # [M] caps
   learner = learner_lib.make_learner(im.train, model, augment, budgets=model_updates)
-  mesh = sharding.seed_mesh(num_models)
-  keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds), mesh)
+  # The model axis, padded with copies of the last model to a multiple of the devices it is sharded over
+  # (results of the copies are dropped; checkpoints hold the num_models real ones).
+  padded, mesh = layout_models(num_models)
+  pad_idx = np.concatenate([np.arange(num_models), np.full(padded - num_models, num_models - 1)]).astype(np.int32)
+  keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds)[pad_idx], mesh)
   tokens = learner_lib.example_tokens(data, seq_len, model.num_actions)
   state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
-  group = sharding.shard_seeds(jnp.arange(num_models, dtype=jnp.int32), mesh)   # model m draws from group m
+  group = sharding.shard_seeds(jnp.asarray(pad_idx), mesh)   # model m draws from group m
   data, starts, n_starts = sharding.replicate((data, jnp.asarray(starts), jnp.asarray(n_starts)), mesh)
+  real = lambda tree: jax.tree.map(lambda x: x[:num_models], tree)
+  pad = lambda tree: sharding.shard_seeds(jax.tree.map(lambda x: x[pad_idx], tree), mesh)
   segment = jax.jit(learner.segment, donate_argnums=0)
   mngr = ocp.CheckpointManager(layout.path(out_dir, "checkpoints"),
                                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
@@ -218,26 +234,29 @@ def run(step, log=print) -> None:
   if start > n_seg:
     raise ConfigError(f"{out_dir}: checkpoint at segment {start}, past this config's {n_seg}")
   progress = Progress.load(layout.path(out_dir, PROGRESS), arms, start) if start else Progress.new(arms)
+  best = {a: _load_best(out_dir, a) for a in arms if start and progress.best_update.get(a) is not None}
   if start:
-    state = mngr.restore(start, args=ocp.args.StandardRestore(state))
+    state = pad(mngr.restore(start, args=ocp.args.StandardRestore(real(state))))
     log(f"[imitation] resuming from segment {start}/{n_seg}")
   board = outputs.Board(layout.path(out_dir, "tb"), num_seeds, groups=tuple(arms),
                         purge_step=start * per_seg + 1, config=config)
   evaluate = _check(config, env, model)
   score = None
   if heldout is not None:
-    score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()))
+    score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
+                                       action_classes=getattr(env, "action_classes", None))
   fid = im.fidelity
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
-  log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program; "
+  log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program"
+      + (f" (padded to {padded} over {mesh.devices.size} devices)" if padded > num_models else "") + "; "
       f"at most {n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
   log("[imitation] update caps per arm (each arm's learning-rate schedule runs over its own cap): "
       + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
   if score is not None:
     log(f"[imitation] fidelity on each learner's last {int(fid.heldout_streams)} stream(s), held out "
-        f"(KL(behaviour || imitator) in nats); an arm stops when its replicates' mean has not improved by "
-        f"{float(fid.min_improvement)} nats in {int(fid.patience)} checks" if int(fid.patience) else
-        "; every arm trains to its cap")
+        "(KL(behaviour || imitator) in nats); "
+        + (f"an arm stops when its replicates' mean has not improved by {float(fid.min_improvement)} nats in "
+           f"{int(fid.patience)} checks" if int(fid.patience) else "every arm trains to its cap"))
   if evaluate is not None:
     log(f"[imitation] held-out check every {int(im.eval.every_segments)} segments: {evaluate.describe}")
   per_arm = lambda v: np.asarray(v).reshape(len(arms), num_seeds)
@@ -245,7 +264,8 @@ def run(step, log=print) -> None:
   last_loss, last_acc = np.full(num_models, np.nan), np.full(num_models, np.nan)   # each model's last update
   last_stats = None
   for seg in range(start, n_seg):
-    active = np.flatnonzero((model_updates > seg * per_seg) & ~np.repeat(progress.stopped_mask(arms), num_seeds))
+    live = (model_updates > seg * per_seg) & ~np.repeat(progress.stopped_mask(arms), num_seeds)
+    active = np.flatnonzero(live)
     if active.size == 0:
       break
     t0 = time.time()
@@ -253,7 +273,9 @@ def run(step, log=print) -> None:
       state, metrics = segment(state, data, starts, n_starts, group)
       metrics = jax.device_get(metrics)
     else:     # only the arms with updates left: a second program on those models, written back
-      state, metrics = _partial_segment(segment, state, active, num_models, data, starts, n_starts, group)
+      state, metrics = _partial_segment(segment, state, np.flatnonzero(live[pad_idx]), padded, data, starts,
+                                        n_starts, group)
+    metrics = jax.tree.map(lambda x: np.asarray(x)[:num_models], metrics)
     last_loss[active] = np.asarray(metrics.loss)[active, -1]
     last_acc[active] = np.asarray(metrics.accuracy)[active, -1]
     dt = time.time() - t0
@@ -273,25 +295,37 @@ def run(step, log=print) -> None:
     line = (f"[imitation] segment {seg + 1}/{n_seg}: update {upd}, loss "
             + " ".join(f"{arms[i]} {loss[i]:.3f}" for i in running))
     if score is not None:
-      last_stats = score(state.params, heldout, np.arange(num_models))
+      last_stats = real(score(state.params, heldout, pad_idx))
       summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
       for i in running:
         for name in fidelity_lib.STATS:
           board.scalars(f"imitator/fidelity_{name}", per_arm(summ[name])[i], upd, arms[i])
-      stopped_now = progress.record(upd, [arms[i] for i in running], {k: per_arm(v) for k, v in summ.items()
-                                                                      if k in fidelity_lib.STATS},
-                                    arms, int(fid.patience), float(fid.min_improvement),
-                                    [arm_updates[i] <= upd for i in range(len(arms))])
+      stopped_now, improved = progress.record(upd, [arms[i] for i in running],
+                                              {k: per_arm(v) for k, v in summ.items() if k in fidelity_lib.STATS},
+                                              arms, int(fid.patience), float(fid.min_improvement),
+                                              [arm_updates[i] <= upd for i in range(len(arms))])
+      for a in improved:          # the best held-out weights so far, kept on disk
+        i = arms.index(a)
+        best[a] = jax.device_get(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], real(state.params)))
+        _save_best(out_dir, a, best[a])
       line += " | held-out KL " + " ".join(f"{arms[i]} {progress.curve[arms[i]][-1]['criterion']:.3f}"
                                            for i in running)
       if stopped_now:
         line += " | stopped (no improvement): " + ", ".join(stopped_now)
+      # An arm that is done (stopped, or at its cap) keeps its best held-out weights from now on.
+      done = [arms[i] for i in running if arms[i] in stopped_now or arm_updates[i] <= upd]
+      for a in done:
+        i = arms.index(a)
+        state = state.replace(params=_put_models(state.params, best[a], i * num_seeds, pad_idx, mesh))
+        line += f" | {a}: weights of update {progress.best_update[a]} kept"
+      if done:
+        last_stats = None
     left = sum(int(np.sum((model_updates > s_ * per_seg) & ~np.repeat(progress.stopped_mask(arms), num_seeds)))
                for s_ in range(seg + 1, n_seg))
     line += (f" ({dt:.1f}s, {rate:,.0f} tokens/s, eta at most {left * learner.tokens_per_update * per_seg / rate:.0f}s)"
              if rate else f" ({dt:.1f}s, includes compilation)")
     if evaluate is not None and ((seg + 1) % int(im.eval.every_segments) == 0 or seg + 1 == n_seg):
-      early, late = evaluate(state.params, jax.random.fold_in(jax.random.key(int(config.seed) + 3), seg))
+      early, late = evaluate(real(state.params), jax.random.fold_in(jax.random.key(int(config.seed) + 3), seg))
       for i, a in enumerate(arms):
         board.scalars("imitator/eval_return_early", per_arm(early)[i], upd, a)
         board.scalars("imitator/eval_return_late", per_arm(late)[i], upd, a)
@@ -300,7 +334,7 @@ def run(step, log=print) -> None:
     log(line)
     progress.updates_done = {a: progress.updates_done.get(a, 0) + (per_seg if i in running else 0)
                              for i, a in enumerate(arms)}
-    mngr.save(seg + 1, args=ocp.args.StandardSave(state), force=True)
+    mngr.save(seg + 1, args=ocp.args.StandardSave(real(state)), force=True)
     mngr.wait_until_finished()
     progress.save(layout.path(out_dir, PROGRESS), seg + 1)
   mngr.wait_until_finished()
@@ -311,12 +345,13 @@ def run(step, log=print) -> None:
   summary["update_caps"] = dict(zip(arms, arm_updates))
   summary["updates_per_arm"] = {a: int(progress.updates_done.get(a, 0)) for a in arms}
   summary["stopped_early"] = {a: a in progress.stopped for a in arms}
+  summary["kept_update"] = {a: progress.best_update.get(a) for a in arms}
   if metrics is not None and np.isfinite(last_loss).all():
     summary["final_loss"] = per_arm(last_loss).tolist()
     summary["final_accuracy"] = per_arm(last_acc).tolist()
   if score is not None:
-    if last_stats is None:
-      last_stats = score(state.params, heldout, np.arange(num_models))
+    if last_stats is None:      # the weights kept (best held-out checks), not the last ones
+      last_stats = real(score(state.params, heldout, pad_idx))
     summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
     manifest = sources_manifest(config, workdir, data_meta)
     steps_axis, kl_by_step = {}, {}
@@ -331,12 +366,18 @@ def run(step, log=print) -> None:
     summary["fidelity"] = {
         "heldout": f"each learner's last {int(fid.heldout_streams)} stream(s), cut like the training streams, "
                    f"in consecutive windows of {seq_len} steps (at most {int(fid.max_windows) or 'all'} per model)",
+        "action_classes": list(getattr(env, "action_classes", None) or range(model.num_actions)),
         "per_arm": {a: {k: per_arm(v)[i].tolist() for k, v in summ.items()} for i, a in enumerate(arms)},
         "curve": progress.curve, "kl_by_env_step": {a: {"env_steps": steps_axis[a], "kl": kl_by_step[a]}
                                                      for a in arms}}
   board.close()
   outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
+
+
+def layout_models(num_models: int):
+  """(padded model count, mesh) of the imitation program (`sharding.padded_layout` over every device)."""
+  return sharding.padded_layout(num_models)
 
 
 def sources_manifest(config, workdir, data_meta) -> dict:
@@ -351,12 +392,14 @@ class Progress:
   """Which arms have stopped, each arm's held-out fidelity curve and its updates: saved beside every
   checkpoint, so a resumed run continues the same stopping rule."""
 
-  def __init__(self, curve, stopped, best, since, updates_done):
+  def __init__(self, curve, stopped, best, since, updates_done, best_update):
     self.curve, self.stopped, self.best, self.since, self.updates_done = curve, stopped, best, since, updates_done
+    self.best_update = best_update
 
   @classmethod
   def new(cls, arms):
-    return cls({a: [] for a in arms}, {}, {a: None for a in arms}, {a: 0 for a in arms}, {a: 0 for a in arms})
+    return cls({a: [] for a in arms}, {}, {a: None for a in arms}, {a: 0 for a in arms}, {a: 0 for a in arms},
+               {a: None for a in arms})
 
   @classmethod
   def load(cls, path, arms, segment):
@@ -367,34 +410,74 @@ class Progress:
     if d is None or int(d.get("segment", -1)) != int(segment):
       raise ConfigError(f"{path}: missing or not at checkpoint segment {segment}; delete the imitators "
                         "directory to retrain")
-    return cls(d["curve"], d["stopped"], d["best"], d["since"], d["updates_done"])
+    return cls(d["curve"], d["stopped"], d["best"], d["since"], d["updates_done"], d["best_update"])
 
   def save(self, path, segment):
     outputs.write_json(path, {"segment": int(segment), "curve": self.curve, "stopped": self.stopped,
-                              "best": self.best, "since": self.since, "updates_done": self.updates_done})
+                              "best": self.best, "since": self.since, "updates_done": self.updates_done,
+                              "best_update": self.best_update})
 
   def stopped_mask(self, arms):
     return np.array([a in self.stopped for a in arms])
 
   def record(self, update, running, stats, arms, patience, min_improvement, at_cap):
-    """Adds one check of the running arms; returns the arms that stop now for lack of improvement.
-    The criterion is the replicates' mean KL, or the mean NLL of the recorded action when the behaviour
-    policy is not on record."""
-    now = []
+    """Adds one check of the running arms; returns (the arms that stop now for lack of improvement, the
+    arms whose check is their best so far). The criterion is the replicates' mean KL, or the mean NLL of
+    the recorded action when the behaviour policy is not on record."""
+    now, improved = [], []
     for a in running:
       i = arms.index(a)
       kl = stats["kl"][i]
       crit = float(np.mean(kl)) if np.isfinite(kl).all() else float(np.mean(stats["nll"][i]))
       self.curve[a].append({"update": int(update), "criterion": crit,
                             **{k: [float(x) for x in v[i]] for k, v in stats.items()}})
+      if self.best[a] is None or crit < self.best[a]:
+        improved.append(a)
+        self.best_update[a] = int(update)
       if self.best[a] is None or crit < self.best[a] - min_improvement:
         self.best[a], self.since[a] = crit, 0
       else:
         self.since[a] += 1
+        self.best[a] = min(self.best[a], crit)
       if patience and self.since[a] >= patience and not at_cap[i]:
         self.stopped[a] = int(update)
         now.append(a)
-    return now
+    return now, improved
+
+
+def _best_path(out_dir, arm):
+  return layout.path(out_dir, "best", f"{arm}.npz")
+
+
+def _save_best(out_dir, arm, params) -> None:
+  """An arm's best held-out weights [S, ...] (leaves in tree order), written atomically."""
+  import io  # noqa: PLC0415
+  from cl_limits.histories import store  # noqa: PLC0415
+  buf = io.BytesIO()
+  np.savez(buf, *[np.asarray(x) for x in jax.tree.leaves(params)])
+  os.makedirs(os.path.dirname(_best_path(out_dir, arm)), exist_ok=True)
+  store.atomic_write_bytes(_best_path(out_dir, arm), buf.getvalue())
+
+
+def _load_best(out_dir, arm):
+  """The leaves saved by `_save_best` (a list; `_put_models` takes it as the params' leaves in order)."""
+  path = _best_path(out_dir, arm)
+  if not os.path.exists(path):
+    raise ConfigError(f"{path} is missing: the imitation run cannot resume its early stopping; delete "
+                      f"{os.path.dirname(os.path.dirname(path))} to retrain")
+  with np.load(path) as z:
+    return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def _put_models(params, arm_params, first: int, pad_idx, mesh):
+  """params [padded, ...] with the models first .. first + S (and their padding copies) set to arm_params
+  [S, ...] (a pytree like params, or its leaves in order)."""
+  leaves, treedef = jax.tree.flatten(params)
+  new = arm_params if isinstance(arm_params, list) else jax.tree.leaves(arm_params)
+  n = np.asarray(new[0]).shape[0]
+  pos = np.flatnonzero((pad_idx >= first) & (pad_idx < first + n))
+  out = [x.at[jnp.asarray(pos)].set(jnp.asarray(np.asarray(b)[pad_idx[pos] - first])) for x, b in zip(leaves, new)]
+  return sharding.shard_seeds(jax.tree.unflatten(treedef, out), mesh)
 
 
 def _partial_segment(segment, state, active, num_models, data, starts, n_starts, group):

@@ -24,6 +24,8 @@ def write(config, workdir: str) -> str:
   rows = rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
   extra = rr.hybrid_rows(workdir)
   caps = rr.capacity_rows(workdir) + rr.gap_rows(workdir)
+  for r in rows + extra:         # the held-out fidelity of the imitator each row uses
+    r.setdefault("fidelity", rr.fidelity_cell(workdir, r.get("arm")))
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += _table(rows)
@@ -64,10 +66,11 @@ def write(config, workdir: str) -> str:
 
 
 def _table(rows) -> list[str]:
-  out = ["| prediction | measured | estimate [95% CI] | per replicate | gates | verdict | rule |",
-         "|---|---|---|---|---|---|---|"]
+  out = ["| prediction | measured | estimate [95% CI] | per replicate | imitator fidelity (held-out) | gates | "
+         "verdict | rule |", "|---|---|---|---|---|---|---|---|"]
   out += [f"| {r['prediction']} | {r['measured']} | {rr.ci(r['estimate'], r.get('fmt', '{:.2f}'))} | "
-          f"{r.get('per_replicate', '')} | {r.get('gates', '')} | **{r['verdict']}** | {r['rule']} |" for r in rows]
+          f"{r.get('per_replicate', '')} | {r.get('fidelity', '')} | {r.get('gates', '')} | **{r['verdict']}** | "
+          f"{r['rule']} |" for r in rows]
   return out
 
 
@@ -150,10 +153,36 @@ def _imitation(config, workdir) -> str:
                  f"tasks): {ev['teacher_final_return']:.2f}.")
   for c in ev["comparisons"]:
     lines.append(f"{c['a']} minus {c['b']}, {c['measure']}: {rr.ci(c['diff'])}.")
+  lines += [""] + _fidelity(workdir)
   lines += ["", "![imitator curves](eval/curves.png)", "",
             "TensorBoard: `imitators/tb` (loss, accuracy, tokens/s, held-out early/late return during "
             "training).", ""]
   return "\n".join(lines)
+
+
+def _fidelity(workdir) -> list[str]:
+  """Per arm: updates used of its cap, held-out KL / CE / behaviour entropy / NLL (means over replicates,
+  KL per replicate), and KL over the early, middle and late thirds of the kept history."""
+  s = layout.summary(workdir, "imitators")
+  if not s or "fidelity" not in s:
+    return ["Fidelity: not measured in this run (no held-out streams)."]
+  f = s["fidelity"]
+  lines = [f"Fidelity (held-out: {f['heldout']}): KL(behaviour policy || imitator) in nats, 0 = exact imitation, "
+           "over the game's distinct actions (actions with the same effect merged; the raw-action KL beside it); "
+           "CE = the imitator's expected cross-entropy under the behaviour policy, H = the behaviour policy's "
+           "entropy (KL = CE - H), NLL = of the recorded actions. Each arm keeps the weights of its best "
+           "held-out check (kept).", "",
+           "| arm | updates (cap), kept | KL per replicate | KL | KL raw actions | CE | H | NLL | KL early / middle / late |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  m = lambda v: float(np.mean(v)) if np.isfinite(v).all() else float("nan")
+  for arm, v in f["per_arm"].items():
+    stop = " stopped" if s.get("stopped_early", {}).get(arm) else ""
+    thirds = " / ".join(f"{m(v[f'kl_{p}']):.3f}" for p in ("early", "middle", "late"))
+    kept = s.get("kept_update", {}).get(arm)
+    lines.append(f"| {arm} | {s['updates_per_arm'][arm]} ({s['update_caps'][arm]}){stop}, kept {kept} | "
+                 f"{rr.per_rep(v['kl'], '{:.3f}')} | {m(v['kl']):.3f} | {m(v['kl_actions']):.3f} | {m(v['ce']):.3f} | "
+                 f"{m(v['entropy']):.3f} | {m(v['nll']):.3f} | {thirds} |")
+  return lines
 
 
 def run(step, log=print) -> None:

@@ -31,6 +31,31 @@ def per_rep(values, fmt="{:.2f}") -> str:
   return ", ".join("n/a" if v is None else fmt.format(v) for v in values)
 
 
+def fidelity_of(workdir, arm) -> dict | None:
+  """The imitation summary's fidelity of `arm` (per replicate: kl, ce, entropy, nll, by thirds), or None."""
+  s = layout.summary(workdir, "imitators")
+  if not arm or not s or "fidelity" not in s:
+    return None
+  return s["fidelity"]["per_arm"].get(arm)
+
+
+def fidelity_cell(workdir, arm) -> str:
+  """'KL 0.04 (0.03, 0.05, ...) nats; CE 0.61 vs behaviour H 0.57' for the imitator arm a row uses:
+  held-out KL(behaviour || imitator) per replicate, its mean, and the mean cross-entropy beside the
+  behaviour policy's entropy; '' when the row uses no imitator."""
+  if not arm:
+    return ""
+  f = fidelity_of(workdir, arm)
+  if f is None:
+    return f"{arm}: not measured"
+  import numpy as np  # noqa: PLC0415
+  kl = np.asarray(f["kl"], float)
+  if not np.isfinite(kl).all():
+    return f"{arm}: behaviour policy not recorded (held-out NLL {np.nanmean(f['nll']):.3f} nats)"
+  return (f"{arm}: KL {kl.mean():.3f} nats ({per_rep(list(kl), '{:.3f}')}); CE {np.mean(f['ce']):.3f} vs "
+          f"behaviour H {np.mean(f['entropy']):.3f}")
+
+
 def _triple(iv) -> tuple:
   return (iv["estimate"], iv["low"], iv["high"])
 
@@ -60,7 +85,7 @@ def p1_rows(config, workdir) -> list[dict]:
                              f"episodes) {ci(m['late'])} over its teachers' final behaviour return on the same tasks"
                              + greedy,
                  "estimate": m["over_behaviour"], "fmt": "{:.3f}", "per_replicate": per_rep(m["over_behaviour"], "{:.3f}"),
-                 "gates": "", "verdict": verdict, "rule": rule})
+                 "gates": "", "verdict": verdict, "rule": rule, "arm": s["arm"]})
   return rows
 
 
@@ -116,7 +141,7 @@ def p2_rows(workdir) -> list[dict]:
                  f"it came out {verdict}: the P2 scoring itself is broken"))
     rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
                  "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
-                 "verdict": verdict, "rule": rule})
+                 "verdict": verdict, "rule": rule, "arm": "" if e["kind"] == "known_positive" else name})
     if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
@@ -126,7 +151,7 @@ def p2_rows(workdir) -> list[dict]:
                  "measured": f"slope of return ({unit}) against log(episode) over the second half of the "
                              f"{e['episodes']} episodes, per replicate",
                  "estimate": e["trend"], "fmt": "{:.4f}", "per_replicate": per_rep(e["trend"], "{:.4f}"),
-                 "gates": gates.split(";")[0], "verdict": t_verdict, "rule": t_rule})
+                 "gates": gates.split(";")[0], "verdict": t_verdict, "rule": t_rule, "arm": name})
   if s.get("power_control_note"):
     rows.append({"prediction": "P2 power control", "measured": s["power_control_note"], "estimate": None,
                  "verdict": "none applies", "rule": "a power control needs data from a learner known to "
@@ -151,7 +176,7 @@ def hybrid_rows(workdir) -> list[dict]:
                               f"ceiling {ci(e['late_minus_ceiling'], '{:.3f}')}",
                   "estimate": e["late_minus_frozen"], "fmt": "{:.3f}",
                   "per_replicate": per_rep(e["late_minus_frozen"], "{:.3f}"), "gates": "",
-                  "verdict": verdict, "rule": rule})
+                  "verdict": verdict, "rule": rule, "arm": s["arm"]})
   p3 = layout.summary(workdir, "p3")
   for name, t in ((p3 or {}).get("hybrid") or {}).items():
     for k, e in t["learners"].items():
@@ -162,7 +187,7 @@ def hybrid_rows(workdir) -> list[dict]:
                   "measured": f"normalised final (0 random, 1 DQN) {ci(e['final'])} minus the frozen imitator's "
                               f"{ci(t['learners']['frozen']['final'])} on the same {e['tasks']} tasks and keys",
                   "estimate": e["final_minus_frozen"], "per_replicate": per_rep(e["final_minus_frozen_per_replicate"]),
-                  "gates": "", "verdict": verdict, "rule": rule})
+                  "gates": "", "verdict": verdict, "rule": rule, "arm": p3.get("arm", "")})
   return out
 
 
@@ -198,7 +223,7 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
                                f"final), {e['tasks']} {unit}, {t['horizon_steps']:,} steps; AUC {ci(e['auc'])} vs the "
                                f"DQN's {ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
                    "estimate": e["final"], "per_replicate": per_rep(e.get("final_per_replicate", [])),
-                   "gates": "", "verdict": verdict, "rule": rule})
+                   "gates": "", "verdict": verdict, "rule": rule, "arm": t.get("arm", s.get("arm", ""))})
   return rows
 
 

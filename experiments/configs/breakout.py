@@ -64,13 +64,15 @@ def get_config(preset: str = ""):
   # bc (P1): the last 10%. ad_p05 / ad_p15 (P2): the first 5% / 15% (10k / 30k of 200k learner steps: the
   # teachers' greedy return is still far below its final value there), every episode / every 2nd (short
   # early episodes: a 256-step context holds several of them). ad_p15 is also P3's and the hybrid's arm.
+  # Caps of 600 updates of 16 x 256 tokens (2.5M tokens per model); every arm stops earlier when its
+  # held-out fidelity stops improving (imitation.fidelity).
   im.arms = ml_collections.ConfigDict(dict(
-      bc=darkroom.arm(portion="last", fraction=0.1, updates=300),
-      ad_p05=darkroom.arm(portion="first", fraction=0.05, gap=1, updates=300),
-      ad_p15=darkroom.arm(portion="first", fraction=0.15, gap=2, updates=300)))
+      bc=darkroom.arm(portion="last", fraction=0.1, updates=600),
+      ad_p05=darkroom.arm(portion="first", fraction=0.05, gap=1, updates=600),
+      ad_p15=darkroom.arm(portion="first", fraction=0.15, gap=2, updates=600)))
   im.ad_eps.update(dict(streams=1, steps=1_000))
   im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
-  im.train.update(dict(seq_len=256, batch_size=16, num_updates=300, updates_per_segment=100, warmup_updates=20))
+  im.train.update(dict(seq_len=256, batch_size=16, num_updates=600, updates_per_segment=100, warmup_updates=40))
   im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
   config.imitation = im
 

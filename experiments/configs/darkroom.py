@@ -51,12 +51,13 @@ def imitation(**overrides):
   # the context shows almost no improvement and AD learned nothing in context; see BUILD_NOTES).
   # ad_eps_half (P2 power control): AD-epsilon streams (oracle with epsilon falling from 1 to 0.05 over the
   # stream) cut half way through the decay, every 5th episode. AD on whole histories is `ad_arm()`.
-  # Updates: the imitation budget goes where the verdicts need it. Snapshot BC and ad_p05 (whose data is
-  # close to random play) reach their data in 100-200 updates; the two arms that must learn in context
-  # (ad_p50 for P3 and its positive control, ad_eps_half for the power control) take all 600.
+  # Updates: each arm has a cap (arms.<arm>.updates; 0 = train.num_updates, 600) with its own learning-rate
+  # schedule over it, stops earlier when its held-out fidelity stops improving, and keeps the weights of
+  # its best held-out check. Snapshot BC and ad_p05 (18k steps per replicate) are capped at 300, the two
+  # arms that must learn in context at 600 (the main job's 30 minutes; BUILD_NOTES has the fidelity curves).
   im.arms = ml_collections.ConfigDict(dict(
-      bc=arm(portion="last", fraction=0.1, updates=200),
-      ad_p05=arm(portion="first", fraction=0.05, gap=5, updates=100),
+      bc=arm(portion="last", fraction=0.1, updates=300),
+      ad_p05=arm(portion="first", fraction=0.05, gap=5, updates=300),
       ad_p50=arm(portion="first", fraction=0.5, gap=10),
       ad_eps_half=arm(data="ad_eps", portion="first", fraction=0.5, gap=5)))
   im.ad_eps = ml_collections.ConfigDict(dict(streams=2, steps=4_000, eps_floor=0.05, decay_fraction=1.0))
@@ -70,7 +71,7 @@ def imitation(**overrides):
   # most `max_windows` windows) as KL(behaviour policy || imitator) in nats. An arm stops when its
   # replicates' mean KL has not improved by `min_improvement` nats in `patience` checks (0: train every arm
   # to its cap, `arms.<arm>.updates` or train.num_updates).
-  im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1, max_windows=64, patience=3,
+  im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1, max_windows=64, patience=2,
                                                min_improvement=0.005))
   im.update(overrides)
   return im

@@ -49,7 +49,7 @@ def get_config(preset: str = ""):
   # have 4; the gpu preset's 1): on where there are.
   streams = int(config.teacher.dqn.num_envs)
   im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1 if streams > 1 else 0, max_windows=64,
-                                               patience=3 if streams > 1 else 0, min_improvement=0.005))
+                                               patience=2 if streams > 1 else 0, min_improvement=0.005))
   config.imitation = im
   config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0))
 

@@ -1,0 +1,34 @@
+r"""The frame-encoder comparison: snapshot BC on the Breakout study's teachers, one encoder per run, scored by
+held-out fidelity (KL to the teachers' behaviour policy, in nats) at the same updates and tokens.
+
+  python -m experiments.imitate --config=experiments/configs/frame_encoder.py:linear \
+      --workdir=runs/encoder_linear --config.teachers_from=runs/breakout
+  python -m experiments.imitate --config=experiments/configs/frame_encoder.py:patch \
+      --workdir=runs/encoder_patch --config.teachers_from=runs/breakout
+
+Presets: the encoder (`linear`, `patch`), optionally `smoke,` before it. Only the `bc` arm (the P1 arm) is
+trained; everything else is the Breakout study's (experiments/configs/breakout.py). Patience is off so both
+encoders take the same number of updates; the fidelity curve shows where each stopped improving.
+"""
+import ml_collections
+
+from experiments.configs import breakout
+
+
+def get_config(preset: str = "patch"):
+  size, _, enc = preset.rpartition(",")
+  if enc not in ("linear", "patch") or size not in ("", "smoke"):
+    raise ValueError(f"frame_encoder.py preset {preset!r}: '[smoke,]linear' or '[smoke,]patch'")
+  config = breakout.get_config(size)
+  with config.unlocked():
+    config.imitation.arms = ml_collections.ConfigDict(dict(bc=config.imitation.arms.bc))
+    config.imitation.model.frame_encoder = enc
+    config.imitation.fidelity.patience = 0
+    config.imitation.eval.every_segments = 0
+    config.experiments.p1.arm = "bc"
+    config.experiments.p2.arms = ""
+    config.experiments.hybrid.arm = ""
+    config.experiments.p3.arm = ""
+    config.experiments.p3.targets = ml_collections.ConfigDict()
+  config.lock()
+  return config

@@ -1,0 +1,91 @@
+"""Fidelity in nats against the exact behaviour policy: known answers with stand-in imitators."""
+import jax.numpy as jnp
+import numpy as np
+
+from cl_limits.histories import datasets
+from cl_limits.histories.history import behaviour_probs
+from cl_limits.imitation import fidelity
+
+A, EPS = 4, 0.2
+
+
+class StandIn:
+  """An 'imitator' whose logits are a function of the observation, which holds the behaviour's greedy
+  action: 'exact' returns log of the behaviour policy itself, 'uniform' equal logits, 'greedy' puts 0.97 on
+  the greedy action."""
+
+  def __init__(self, mode):
+    self.mode = mode
+
+  def apply(self, params, tokens):
+    g = tokens.obs[..., 0].astype(jnp.int32)
+    if self.mode == "exact":
+      return jnp.log(behaviour_probs(g, jnp.full(g.shape, EPS), A))
+    if self.mode == "uniform":
+      return jnp.zeros(g.shape + (A,))
+    if self.mode == "swapped":      # the behaviour policy with actions 0 and 2 swapped (one class below)
+      p = behaviour_probs(g, jnp.full(g.shape, EPS), A)
+      return jnp.log(p[..., jnp.array([2, 1, 0, 3])])
+    p = jnp.where(jnp.arange(A) == g[..., None], 0.97, 0.01)
+    return jnp.log(p)
+
+
+def part(n_hist=(10, 25), seed=0):
+  rng = np.random.default_rng(seed)
+  n = sum(n_hist)
+  greedy = rng.integers(0, A, n).astype(np.int32)
+  action = np.where(rng.random(n) < EPS, rng.integers(0, A, n), greedy).astype(np.int32)
+  return datasets.FlatData(obs=greedy[:, None].astype(np.int8), action=action, label=action,
+                           reward=np.zeros(n, np.float32), done=np.zeros(n, bool), lengths=np.asarray(n_hist),
+                           episodes=0, time=np.concatenate([np.arange(k) for k in n_hist]).astype(np.int32),
+                           greedy=greedy, epsilon=np.full(n, EPS, np.float32))
+
+
+def score(mode, parts, seq_len=8, classes=None):
+  held = fidelity.held_out(parts, seq_len, max_windows=0)
+  run = fidelity.make_fidelity(StandIn(mode), seq_len, A, action_classes=classes)
+  group = np.arange(len(parts))
+  stats = run(jnp.zeros((len(parts),)), held, group)
+  return fidelity.summarize(stats, held, group), stats, held
+
+
+def test_kl_is_zero_for_the_behaviour_policy_and_log_a_minus_h_for_uniform():
+  b = np.array([1 - EPS + EPS / A] + [EPS / A] * (A - 1))
+  h = -(b * np.log(b)).sum()
+  parts = [part(seed=0), part((7, 3, 12), seed=1)]
+  exact, stats, _ = score("exact", parts)
+  np.testing.assert_allclose(exact["kl"], 0.0, atol=1e-5)
+  np.testing.assert_allclose(exact["entropy"], h, rtol=1e-5)
+  np.testing.assert_allclose(exact["ce"], h, rtol=1e-5)
+  assert (np.asarray(stats.valid).sum((1, 2)) == [35, 22]).all()     # every held-out step scored once
+  uni, _, _ = score("uniform", parts)
+  np.testing.assert_allclose(uni["kl"], np.log(A) - h, rtol=1e-5)
+  np.testing.assert_allclose(uni["nll"], np.log(A), rtol=1e-5)
+  for p in fidelity.POSITIONS:
+    np.testing.assert_allclose(uni[f"kl_{p}"], np.log(A) - h, rtol=1e-5)
+  # A near-greedy imitator: KL = sum_a b(a) log(b(a) / q(a)), by hand.
+  q = np.array([0.97] + [0.01] * (A - 1))
+  near, _, _ = score("greedy", parts)
+  np.testing.assert_allclose(near["kl"], (b * np.log(b / q)).sum(), rtol=1e-4)
+
+
+def test_subsampled_windows_and_env_step_bins():
+  held = fidelity.held_out([part((100,))], seq_len=8, max_windows=5)
+  assert held.n_windows.tolist() == [5]
+  assert held.starts[0, 0] == 0 and held.starts[0, 4] == 96        # evenly spaced, first and last kept
+  _, stats, held = score("uniform", [part((40,))])
+  x, kl = fidelity.by_env_step(stats, held, streams_per_learner=4, bins=4)
+  assert x.shape == (4,) and np.isfinite(kl).all() and x[0] < x[-1] <= 4 * 41
+
+
+def test_equivalent_actions_are_one_action():
+  """Actions 0 and 2 in one class (as a MinAtar game's missing actions act as its no-op): an imitator that
+  swaps them is exact over the classes (kl 0) but not over the raw actions (kl_actions > 0)."""
+  parts = [part(seed=3)]
+  same, _, _ = score("swapped", parts, classes=[0, 1, 0, 2])
+  np.testing.assert_allclose(same["kl"], 0.0, atol=1e-5)
+  assert (same["kl_actions"] > 0.1).all()
+  raw, _, _ = score("swapped", parts)
+  np.testing.assert_allclose(raw["kl"], raw["kl_actions"], rtol=1e-5)
+  from cl_limits import envs  # noqa: PLC0415
+  assert envs.make("MinAtar-Breakout").action_classes == (0, 1, 0, 2, 0, 0)   # noop, left, right; the rest no-ops
