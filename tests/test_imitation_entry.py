@@ -283,3 +283,15 @@ def test_a_padded_model_axis_trains_the_same_models(finished, teacher_dir, tmp_p
   for a, b in zip(jax.tree.leaves(padded_params), jax.tree.leaves(params)):
     assert a.shape == b.shape and a.shape[0] == 4
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
+
+
+def test_held_out_streams_that_leave_none_to_train_on_fail_before_compiling(tmp_path):
+  config = smoke_config(**{"fidelity.heldout_streams": 2})        # the :smoke teachers have 2 streams
+  fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
+                         match="imitation.fidelity.heldout_streams: must leave a stream to train on")
+
+
+def test_a_patch_frame_encoder_without_frames_fails_before_compiling(tmp_path):
+  config = smoke_config(**{"model.frame_encoder": "patch"})        # DarkRoom observes (x, y)
+  fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
+                         match=r"imitation.model.patch: 'patch' frames need observations \[H, W, C\]")

@@ -95,3 +95,25 @@ def test_family_embedding_reads_missing_observation_entries_as_zero():
   params = model.init(jax.random.key(0), tok(xy))
   padded = jnp.concatenate([xy, jnp.zeros((3, 1), jnp.int8)], axis=-1)
   np.testing.assert_array_equal(np.asarray(model.apply(params, tok(xy))), np.asarray(model.apply(params, tok(padded))))
+
+
+@pytest.mark.parametrize("encoder", ["linear", "patch"])
+def test_chunked_attention_and_patch_frames_match_decode(encoder):
+  """Query blocks of 3 steps (7 blocks over 21 steps, a window of 8) give the one-block pass's logits, and
+  the cached decode reproduces them at every step, for the linear and the patch frame encoder."""
+  key = jax.random.key(3)
+  ko, ka, kr, kd = jax.random.split(key, 4)
+  tokens = Tokens(obs=jax.random.bernoulli(ko, 0.3, (T, 4, 4, 2)), prev_action=jax.random.randint(ka, (T,), 0, 6),
+                  prev_reward=jax.random.normal(kr, (T,)), prev_done=jax.random.bernoulli(kd, 0.2, (T,)))
+  kw = dict(num_actions=5, context_len=C, layers=2, width=16, heads=4, frame_encoder=encoder, patch=2,
+            patch_features=4)
+  blocked = TransitionTransformer(attention_chunk=3, **kw)
+  whole = TransitionTransformer(attention_chunk=0, **kw)
+  params = blocked.init(jax.random.key(0), tokens)
+  a, b = blocked.apply(params, tokens), whole.apply(params, tokens)
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  dec, _ = decode_all(blocked, params, tokens)
+  np.testing.assert_allclose(np.asarray(dec), np.asarray(a), rtol=1e-4, atol=1e-4)
+  valid = jnp.arange(T) < 15                     # padding after step 15: earlier steps never see it
+  np.testing.assert_allclose(np.asarray(blocked.apply(params, tokens, valid))[:15], np.asarray(a)[:15],
+                             rtol=1e-5, atol=1e-5)

@@ -120,6 +120,8 @@ def get_config(preset: str = ""):
     # model: about 220 passes over ad_p15's 150k stored steps per replicate, 330 over bc's 100k and 660
     # over ad_p05's 50k); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, BUILD_NOTES).
     config.teacher.record_gap = 5
+    # One stream per teacher: none to hold out, so no fidelity measurement and every arm to its cap.
+    im.fidelity.update(dict(heldout_streams=0, patience=0))
     im.model.update(dict(context_len=1024, layers=4, width=128, heads=4))
     im.train.update(dict(seq_len=1024, batch_size=8, num_updates=4_000, updates_per_segment=500,
                          warmup_updates=200, lr=3e-4))
