@@ -132,10 +132,10 @@ def validate(config) -> None:
         or int(im.fidelity.heldout_streams) < streams, "imitation.fidelity.heldout_streams",
         f"must leave a stream to train on: the teachers have teacher.dqn.num_envs={streams} streams per learner",
         int(im.fidelity.heldout_streams))
-  check(not any(a["data"] == "ad_eps" for a in arms_of(config).values())
-        or int(im.fidelity.heldout_streams) < int(im.ad_eps.streams), "imitation.fidelity.heldout_streams",
-        f"must leave an AD-epsilon stream to train on (imitation.ad_eps.streams={int(im.ad_eps.streams)})",
-        int(im.fidelity.heldout_streams))
+  if any(a["data"] == "ad_eps" for a in arms_of(config).values()):
+    check(int(im.fidelity.heldout_streams) < int(im.ad_eps.streams), "imitation.fidelity.heldout_streams",
+          f"must leave an AD-epsilon stream to train on (imitation.ad_eps.streams={int(im.ad_eps.streams)})",
+          int(im.fidelity.heldout_streams))
   check(int(im.fidelity.heldout_streams) > 0 or int(im.fidelity.patience) == 0, "imitation.fidelity.patience",
         "needs held-out data to stop on (fidelity.heldout_streams >= 1); 0 trains every arm to its cap",
         int(im.fidelity.patience))
