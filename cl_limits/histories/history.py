@@ -176,8 +176,8 @@ def behaviour_recorded(history: History) -> bool:
 
 def behaviour_probs(greedy, epsilon, num_actions: int):
   """The behaviour policy's action probabilities [..., num_actions] from greedy [...] and epsilon [...]:
-  epsilon / A everywhere, plus 1 - epsilon on the greedy action (numpy or jax arrays)."""
-  xp = np if isinstance(greedy, np.ndarray) else __import__("jax.numpy", fromlist=["numpy"])
-  eps = xp.asarray(epsilon, xp.float32)[..., None]
-  onehot = (xp.arange(num_actions) == xp.asarray(greedy)[..., None]).astype(xp.float32)
+  epsilon / A everywhere, plus 1 - epsilon on the greedy action."""
+  import jax.numpy as jnp  # noqa: PLC0415
+  eps = jnp.asarray(epsilon, jnp.float32)[..., None]
+  onehot = (jnp.arange(num_actions) == jnp.asarray(greedy)[..., None]).astype(jnp.float32)
   return eps / num_actions + (1.0 - eps) * onehot

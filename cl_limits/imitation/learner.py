@@ -116,16 +116,15 @@ def warmup_for(cfg, budget):
 def learning_rate(cfg, update, budget, warmup):
   """The learning rate of 1-based update `update` of a model whose schedule is `budget` updates long with
   `warmup` of them warming up: linear from lr / warmup to lr at update `warmup`, then cosine to
-  lr * end_lr_fraction at update `budget` (and held there). numpy or jax arrays."""
-  xp = np if all(isinstance(a, (int, np.integer, np.ndarray)) for a in (update, budget, warmup)) else jnp
+  lr * end_lr_fraction at update `budget` (and held there)."""
   peak, end = float(cfg.lr), float(cfg.lr) * float(cfg.end_lr_fraction)
-  u = xp.asarray(update, xp.float32)
-  w = xp.asarray(warmup, xp.float32)
-  b = xp.asarray(budget, xp.float32)
-  warm = peak * u / xp.maximum(w, 1.0)
-  frac = xp.clip((u - w) / xp.maximum(b - w, 1.0), 0.0, 1.0)
-  decay = end + (peak - end) * 0.5 * (1.0 + xp.cos(np.pi * frac))
-  return xp.where(u <= w, warm, decay)
+  u = jnp.asarray(update, jnp.float32)
+  w = jnp.asarray(warmup, jnp.float32)
+  b = jnp.asarray(budget, jnp.float32)
+  warm = peak * u / jnp.maximum(w, 1.0)
+  frac = jnp.clip((u - w) / jnp.maximum(b - w, 1.0), 0.0, 1.0)
+  decay = end + (peak - end) * 0.5 * (1.0 + jnp.cos(np.pi * frac))
+  return jnp.where(u <= w, warm, decay)
 
 
 @struct.dataclass

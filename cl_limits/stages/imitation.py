@@ -362,7 +362,7 @@ def run(step, log=print) -> None:
     if last_stats is None:      # the weights kept (best held-out checks), not the last ones
       last_stats = real(score(state.params, heldout, pad_idx))
     summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
-    manifest = sources_manifest(config, workdir, data_meta)
+    manifest = streams_per_arm(data_meta)
     steps_axis, kl_by_step = {}, {}
     for i, a in enumerate(arms):
       g = np.arange(i * num_seeds, (i + 1) * num_seeds)
@@ -389,7 +389,7 @@ def layout_models(num_models: int):
   return sharding.padded_layout(num_models)
 
 
-def sources_manifest(config, workdir, data_meta) -> dict:
+def streams_per_arm(data_meta) -> dict:
   """{arm: streams per learner of its source} (the env-step axis of its fidelity curve)."""
   return {a: int(m.get("source_streams_per_learner", 1)) for a, m in data_meta["arms"].items()}
 
