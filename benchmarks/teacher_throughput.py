@@ -18,7 +18,7 @@ import numpy as np
 
 from cl_limits import envs
 from cl_limits.histories.history import learner_curve
-from cl_limits.teachers import dqn
+from cl_limits.teachers import cost, dqn
 from experiments.configs import breakout, cartpole
 
 
@@ -43,7 +43,7 @@ def main():
   cfg.total_steps = total
   cfg.segment_steps = total
   teacher = dqn.make_teacher(cfg, env)
-  per_step = dqn.flops_per_env_step(cfg, env, teacher)
+  per_step = cost.flops_per_env_step(cfg, env, teacher)
   print(f"# {jax.devices()[0].platform} x{jax.device_count()}, jax {jax.__version__}, {env.name}, "
         f"{cfg.total_steps} steps per seed, {per_step / 1e6:.2f} MFLOP per env step (acting + updates)",
         flush=True)

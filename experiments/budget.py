@@ -85,11 +85,11 @@ def flops(config) -> dict[str, float]:
   from cl_limits import envs  # noqa: PLC0415
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   from cl_limits.models.transformer import Tokens  # noqa: PLC0415
-  from cl_limits.teachers import dqn  # noqa: PLC0415
+  from cl_limits.teachers import cost, dqn  # noqa: PLC0415
   env = envs.make(config.env.name)
   cfg = config.teacher.dqn
   teacher = dqn.make_teacher(cfg, env)
-  per_step = dqn.flops_per_env_step(cfg, env, teacher)
+  per_step = cost.flops_per_env_step(cfg, env, teacher)
   im = config.imitation
   model = learner_lib.make_model(im.model, env.num_actions)
   T, B = int(im.train.seq_len), int(im.train.batch_size)
@@ -101,7 +101,7 @@ def flops(config) -> dict[str, float]:
     logits = jax.vmap(lambda t: model.apply(p, t))(tokens)
     return logits.astype(np.float32).mean()
   compiled = jax.jit(jax.grad(loss)).lower(params, tok).compile()
-  return {"dqn_flops_per_env_step": per_step, "imitation_flops_per_token": dqn.compiled_flops(compiled) / (B * T)}
+  return {"dqn_flops_per_env_step": per_step, "imitation_flops_per_token": cost.compiled_flops(compiled) / (B * T)}
 
 
 def main(_):

@@ -17,7 +17,7 @@ from launch import cli, sweep
 
 def aggregate(spec: str, root: str, log=print) -> str | None:
   """The sweep file's aggregation (`AGGREGATE = "gap"`: the gap x streams sweep; else the capacity one)."""
-  from cl_limits.stages import capacity, gapsweep  # noqa: PLC0415
+  from launch import capacity, gapsweep  # noqa: PLC0415
   path, preset = sweep.split(spec)
   module = sweep.load_module(path)
   fn = {"gap": gapsweep.aggregate}.get(getattr(module, "AGGREGATE", "capacity"), capacity.aggregate)

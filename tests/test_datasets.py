@@ -108,11 +108,11 @@ def test_ad_epsilon_histories_anneal_from_random_to_oracle():
 
 
 def test_arm_validation_names_the_field():
-  with pytest.raises(ValueError, match=r"imitation.arms.x.portion"):
+  with pytest.raises(ValueError, match=r"^arms.x.portion"):
     datasets.validate_arm("x", {"portion": "middle"})
-  with pytest.raises(ValueError, match=r"imitation.arms.x.gap"):
+  with pytest.raises(ValueError, match=r"^arms.x.gap"):
     datasets.validate_arm("x", {"gap": 0})
-  with pytest.raises(ValueError, match=r"imitation.arms.x.fraction"):
+  with pytest.raises(ValueError, match=r"^arms.x.fraction"):
     datasets.validate_arm("x", {"fraction": 0.0})
 
 
@@ -165,7 +165,7 @@ def test_each_replicates_windows_come_from_its_own_teacher_only():
     idx = starts[g, :n_starts[g]][:, None] + np.arange(4)[None]
     paid = reward[idx][done[idx]]
     assert paid.size and ((paid >= 100 * r) & (paid < 100 * (r + 1))).all(), g
-  with pytest.raises(ValueError, match="imitation.num_seeds: 2 replicates, but the teacher histories hold 3"):
+  with pytest.raises(ValueError, match="^num_seeds: 2 replicates, but the teacher histories hold 3"):
     arms.build(arm_specs, {"teacher": (hist, {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 40})},
                seq_len=4, replicates=2)
 
@@ -192,5 +192,5 @@ def test_heldout_stream_is_cut_like_training_and_never_trained_on():
     assert [[r - 10 for r in h] for h in episodes_of(fd)] == train_eps     # same episodes, stream 1
     assert (fd.epsilon == 0.25).all() and (fd.greedy == fd.action).all()
   assert meta["arms"]["ad"]["trained_streams_per_learner"] == 1
-  with pytest.raises(ValueError, match="imitation.fidelity.heldout_streams: 2 held-out streams leave none"):
+  with pytest.raises(ValueError, match="^fidelity.heldout_streams: 2 held-out streams leave none"):
     arms.build(spec, src, seq_len=4, replicates=2, heldout_streams=2)

@@ -9,6 +9,7 @@ import pytest
 
 from cl_limits import envs, sharding
 from cl_limits.stages import evaluation, layout
+from cl_limits.stages import artifacts
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages.base import ConfigError
 from cl_limits.stages.pipeline import run_stage
@@ -114,7 +115,7 @@ def test_outputs(finished):
   for a in ("ad", "bc"):
     curve = summary["fidelity"]["curve"][a]
     assert summary["kept_update"][a] == min(curve, key=lambda c: c["criterion"])["update"]
-  _, params, arms, seeds = imitation_stage.final_imitators(config, workdir)
+  _, params, arms, seeds = artifacts.final_imitators(config, workdir)
   with np.load(os.path.join(im, "best", "bc.npz")) as z:
     saved = [z[f"arr_{i}"] for i in range(len(z.files))]
   for leaf, b in zip(jax.tree.leaves(params), saved):
@@ -163,8 +164,8 @@ def test_killed_run_resumes_to_the_same_weights(finished, teacher_dir, tmp_path)
   lines = []
   run_stage(config, workdir, "imitation", log=lines.append)
   assert any("resuming from segment 1/2" in line for line in lines)
-  _, resumed, _, _ = imitation_stage.final_imitators(config, workdir)
-  _, full, _, _ = imitation_stage.final_imitators(config, workdir_full)
+  _, resumed, _, _ = artifacts.final_imitators(config, workdir)
+  _, full, _, _ = artifacts.final_imitators(config, workdir_full)
   jax.tree.map(np.testing.assert_array_equal, resumed, full)
 
 
@@ -205,7 +206,7 @@ def test_training_check_follows_the_evaluation_protocol(teacher_dir, tmp_path):
   env = envs.make(config.env.name, **config.env.kwargs.to_dict())
   with config.unlocked():
     config.evaluation.temperature = 0.5
-  model = imitation_stage.build_model(config, env)
+  model = artifacts.build_model(config, env)
   assert "actions sampled at temperature 0.5" in imitation_stage._check(config, env, model).describe
   with config.unlocked():
     config.evaluation.greedy = True
@@ -272,14 +273,14 @@ def test_a_padded_model_axis_trains_the_same_models(finished, teacher_dir, tmp_p
   with the weights of the unpadded run, and the checkpoint holds the 4 real ones."""
   from jax.sharding import Mesh  # noqa: PLC0415
   config, workdir_full, _ = finished
-  monkeypatch.setattr(imitation_stage, "layout_models",
+  monkeypatch.setattr(artifacts, "layout_models",
                       lambda n: (6, Mesh(np.asarray(jax.devices()[:3]), ("seeds",))))
   workdir = workdir_with_teachers(teacher_dir, tmp_path)
   lines = []
   run_stage(config, workdir, "imitation", log=lines.append)
   assert any("padded to 6 over 3 devices" in line for line in lines)
-  _, padded_params, _, _ = imitation_stage.final_imitators(config, workdir)
-  _, params, _, _ = imitation_stage.final_imitators(config, workdir_full)
+  _, padded_params, _, _ = artifacts.final_imitators(config, workdir)
+  _, params, _, _ = artifacts.final_imitators(config, workdir_full)
   for a, b in zip(jax.tree.leaves(padded_params), jax.tree.leaves(params)):
     assert a.shape == b.shape and a.shape[0] == 4
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)

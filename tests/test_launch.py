@@ -110,7 +110,7 @@ def test_replay_slope_known_answers():
   """Episodes to half = 40 / (gap x streams) in every replicate: slope -1 (it replays its data); the same
   number of episodes whatever the gap: slope 0 (its own pace)."""
   from cl_limits.analysis import verdicts  # noqa: PLC0415
-  from cl_limits.stages import gapsweep  # noqa: PLC0415
+  from launch import gapsweep  # noqa: PLC0415
   ks = (1, 2, 4, 8)
   replay = [{"kept_equivalent": k, "episodes_to_half_per_replicate": [40 // k, 40 // k, None]} for k in ks]
   slopes = gapsweep.replay_slopes(replay)

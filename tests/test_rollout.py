@@ -124,7 +124,7 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
   assert rollout_lib.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
   assert [rollout_lib.actions_phrase(d) for d in ("greedy", "sampled", "sampled at temperature 0.5")] == [
       "greedy actions", "sampled actions", "actions sampled at temperature 0.5"]
-  with pytest.raises(ValueError, match="evaluation.temperature: must be > 0"):
+  with pytest.raises(ValueError, match="^temperature: must be > 0"):
     rollout_lib.actions_from(ml_collections.ConfigDict(dict(greedy=False, temperature=0.0)))
 
 

@@ -38,6 +38,10 @@ BAD = [
     ("experiments.p2.headroom_fraction", 1.5, "experiments.p2.headroom_fraction: must be in [0, 1]"),
     ("experiments.p1.prompt_episodes", 0, "experiments.p1.prompt_episodes: must be an integer >= 1 (got 0)"),
     ("experiments.p3.targets.heldout.role", "control", "experiments.p3.targets.heldout.role: must be one of"),
+    # Library checks name bare fields; the stage adds the section's path.
+    ("evaluation.temperature", 0.0, "evaluation.temperature: must be > 0 (got 0.0); use greedy=True"),
+    ("imitation.arms.ad_p50.portion", "middle", "imitation.arms.ad_p50.portion: must be one of"),
+    ("imitation.train.seq_len", 10, "imitation.train.seq_len: must be >= model.context_len=20 (got 10)"),
 ]
 
 

@@ -117,3 +117,8 @@ def test_augmented_window_matches_the_wrapped_env():
 def test_reproduces_the_pinned_numbers(finished):
   """tests/pinned/transplant_smoke.json, as for the main job (tests/test_pipeline.py)."""
   compare(finished[0], "transplant_smoke.json")
+
+
+def test_each_spec_field_reruns_exactly_the_steps_that_read_it_and_their_downstream(finished):
+  from test_pipeline import spec_fields_rerun_exactly_their_stages  # noqa: PLC0415
+  assert spec_fields_rerun_exactly_their_stages(transplant_config.get_config("smoke"), finished[0]) > 50

@@ -24,11 +24,11 @@ def join_stores(loaded: list, names: list[str]):
   for (_, m), d in zip(loaded, names):
     for k in ("num_seeds", "streams_per_learner", "env_steps_per_learner"):
       if m.get(k) != first.get(k):
-        raise store.HistoryStoreError(f"imitation.sources: {d} has {k}={m.get(k)}, {names[0]} has "
+        raise store.HistoryStoreError(f"sources: {d} has {k}={m.get(k)}, {names[0]} has "
                                       f"{first.get(k)}; joined sources need the same learners")
     spec = lambda man: (man["fields"]["obs"]["dtype"], man["fields"]["obs"]["shape"][4:])
     if spec(m) != spec(first):
-      raise store.HistoryStoreError(f"imitation.sources: {d} holds observations {spec(m)}, "
+      raise store.HistoryStoreError(f"sources: {d} holds observations {spec(m)}, "
                                     f"{names[0]} {spec(first)}")
   length = max(int(h.action.shape[3]) for h, _ in loaded)
   padded = [history_lib.pad_time(h, length) for h, _ in loaded]
@@ -84,23 +84,23 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
     history, manifest = sources[arm["data"]]
     n_learners = int(np.asarray(history.action).shape[0])
     if n_learners != int(replicates):
-      raise ValueError(f"imitation.num_seeds: {replicates} replicates, but the {arm['data']} histories hold "
+      raise ValueError(f"num_seeds: {replicates} replicates, but the {arm['data']} histories hold "
                        f"{n_learners} learners (teacher seeds); each replicate's imitators train on its own "
                        "teachers, so the two must match")
     n_streams = int(np.asarray(history.action).shape[2])
     train_streams = n_streams - int(heldout_streams)
     if train_streams < 1:
-      raise ValueError(f"imitation.fidelity.heldout_streams: {heldout_streams} held-out streams leave none to "
+      raise ValueError(f"fidelity.heldout_streams: {heldout_streams} held-out streams leave none to "
                        f"train on: the {arm['data']} histories have {n_streams} streams per learner")
     if int(arm["streams"]) > train_streams:
-      raise ValueError(f"imitation.arms.{name}.streams: {arm['streams']} streams, but {heldout_streams} of the "
+      raise ValueError(f"arms.{name}.streams: {arm['streams']} streams, but {heldout_streams} of the "
                        f"{n_streams} streams per learner are held out for the fidelity measurement")
     label = None
     if arm["labels"] == "oracle":
       label = datasets.oracle_labels(env, history, envs_lib.tasks_at(env, np.asarray(manifest["task_ids"])))
     elif arm["labels"] == "teacher":
       if arm["data"] != "teacher":
-        raise ValueError(f"imitation.arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
+        raise ValueError(f"arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
       label = teacher_labels(history)
     rep_parts = []
     cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]))
@@ -113,7 +113,7 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
       try:
         index = windows.build_index(fd.lengths, seq_len)
       except ValueError as e:
-        raise ValueError(f"imitation.arms.{name}: {e}; its histories after portion/gap selection are empty") from None
+        raise ValueError(f"arms.{name}: {e}; its histories after portion/gap selection are empty") from None
       per_arm.append(np.asarray(index.starts) + offset)
       offset += fd.num_steps
       rep_parts.append((fd, int(len(index.starts))))

@@ -75,8 +75,8 @@ def resolve_arm(arm) -> dict:
 
 
 def validate_arm(name: str, arm) -> None:
-  """ValueError naming the field `imitation.arms.<name>.<field>` for a malformed arm."""
-  where = f"imitation.arms.{name}"
+  """ValueError naming the field `arms.<name>.<field>` for a malformed arm."""
+  where = f"arms.{name}"
   a = resolve_arm(arm)
   if a["data"] not in ("teacher", "ad_eps"):
     raise ValueError(f"{where}.data: must be 'teacher' or 'ad_eps' (got {a['data']!r})")

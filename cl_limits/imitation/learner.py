@@ -57,20 +57,20 @@ def validate(train_cfg, model_cfg) -> None:
     if not ok:
       raise ValueError(f"{field}: {msg}")
   m, t = model_cfg, train_cfg
-  need(int(m.context_len) >= 1, "imitation.model.context_len", f"must be >= 1 (got {m.context_len})")
-  need(int(m.layers) >= 1, "imitation.model.layers", f"must be >= 1 (got {m.layers})")
-  need(int(m.heads) >= 1 and int(m.width) % int(m.heads) == 0, "imitation.model.width",
+  need(int(m.context_len) >= 1, "model.context_len", f"must be >= 1 (got {m.context_len})")
+  need(int(m.layers) >= 1, "model.layers", f"must be >= 1 (got {m.layers})")
+  need(int(m.heads) >= 1 and int(m.width) % int(m.heads) == 0, "model.width",
        f"must be a positive multiple of heads={m.heads} (got {m.width})")
-  need(int(t.seq_len) >= int(m.context_len), "imitation.train.seq_len",
+  need(int(t.seq_len) >= int(m.context_len), "train.seq_len",
        f"must be >= model.context_len={m.context_len} (got {t.seq_len}): training windows shorter than "
        "the context never show the model a full context")
-  need(int(t.batch_size) >= 1, "imitation.train.batch_size", f"must be >= 1 (got {t.batch_size})")
-  need(int(t.num_updates) >= 1, "imitation.train.num_updates", f"must be >= 1 (got {t.num_updates})")
+  need(int(t.batch_size) >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
+  need(int(t.num_updates) >= 1, "train.num_updates", f"must be >= 1 (got {t.num_updates})")
   need(int(t.updates_per_segment) >= 1 and int(t.num_updates) % int(t.updates_per_segment) == 0,
-       "imitation.train.updates_per_segment",
+       "train.updates_per_segment",
        f"must divide num_updates={t.num_updates} (got {t.updates_per_segment})")
-  need(float(t.lr) > 0, "imitation.train.lr", f"must be > 0 (got {t.lr})")
-  need(0 <= int(t.warmup_updates) < int(t.num_updates), "imitation.train.warmup_updates",
+  need(float(t.lr) > 0, "train.lr", f"must be > 0 (got {t.lr})")
+  need(0 <= int(t.warmup_updates) < int(t.num_updates), "train.warmup_updates",
        f"must be in [0, num_updates) (got {t.warmup_updates})")
 
 

@@ -22,7 +22,7 @@ def parse_variants(spec: str) -> list[str]:
   names = comma_list(spec)
   for v in names:
     if v not in VARIANTS:
-      raise ValueError(f"experiments.hybrid.variants: unknown variant {v!r}; choose from {sorted(VARIANTS)}")
+      raise ValueError(f"variants: unknown variant {v!r}; choose from {sorted(VARIANTS)}")
   return names
 
 

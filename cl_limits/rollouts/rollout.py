@@ -48,8 +48,7 @@ def actions_from(ev) -> dict:
   `greedy`, else a sample from softmax(logits / temperature) (1.0: the policy as trained)."""
   temperature = float(ev.get("temperature", 1.0))
   if not temperature > 0:
-    raise ValueError(f"evaluation.temperature: must be > 0 (got {temperature}); use evaluation.greedy=True "
-                     "for argmax actions")
+    raise ValueError(f"temperature: must be > 0 (got {temperature}); use greedy=True for argmax actions")
   return dict(greedy=bool(ev.get("greedy", False)), temperature=temperature)
 
 

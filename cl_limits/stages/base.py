@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import ml_collections
 
+from cl_limits.stages.spec import Spec
+
 
 class ConfigError(ValueError):
   """A config or input the user can fix; printed as one line `error: <field>: <what> (got <value>)`."""
@@ -24,7 +26,7 @@ def field(config, path: str, default=None):
   """The value at a dotted path of a ConfigDict (`default` where a section or field is absent)."""
   node = config
   for part in path.split("."):
-    if isinstance(node, (ml_collections.ConfigDict, dict)) and part in node:
+    if isinstance(node, (ml_collections.ConfigDict, dict, Spec)) and part in node:
       node = node[part]
     else:
       return default
@@ -72,7 +74,7 @@ def wrap(prefix: str, fn: Callable, *args, **kwargs):
 
 
 def _jsonable(x):
-  if isinstance(x, ml_collections.ConfigDict):
+  if isinstance(x, (ml_collections.ConfigDict, Spec)):
     return {k: _jsonable(v) for k, v in x.items()}
   if isinstance(x, dict):
     return {str(k): _jsonable(v) for k, v in x.items()}
@@ -140,6 +142,8 @@ class Stage:
   enabled: Callable = lambda config: True
   extra_outputs: tuple[str, ...] = ()    # other run-directory paths it writes (cleared on a re-run)
   ignores: tuple[str, ...] = ()          # fields under `reads` left out of the fingerprint
+  locations: tuple[str, ...] = ()        # fields that say where its inputs are, not what they hold (read,
+                                         # not fingerprinted: the inputs' own fingerprints cover that)
   marker: str = ""                       # the file written last (default <subdir>/summary.json)
   record: str = ""                       # its fingerprint record (default <subdir>/stage.json)
 
@@ -161,3 +165,11 @@ class Step:
   workdir: str
   inputs: tuple[str, ...] = ()
   args: dict = dataclasses.field(default_factory=dict)
+
+  def spec(self) -> Spec:
+    """The stage's view of the config: its `reads` and nothing else (cl_limits/stages/spec.py)."""
+    return Spec(self.config, self.stage.reads, self.stage.ignores, self.stage.name, self.stage.locations)
+
+  def scoped(self) -> "Step":
+    """This step with its config replaced by its spec: what the stage's validate and run see."""
+    return dataclasses.replace(self, config=self.spec())

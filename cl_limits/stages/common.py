@@ -4,7 +4,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from cl_limits import comma_list
 from cl_limits import envs as envs_lib
+from cl_limits.rollouts import learners
 from cl_limits.stages.base import ConfigError, check, field, in_range
 
 
@@ -81,3 +83,29 @@ def teachers_at(config, workdir: str) -> str:
   """The run directory whose teacher stage this config uses: `teachers_from` (the capacity sweep's jobs
   reuse the main job's teachers), else workdir itself."""
   return str(config.get("teachers_from") or "") or workdir
+
+
+def p2_arms(config) -> list[str]:
+  return comma_list(config.experiments.p2.arms)
+
+
+def fmt(iv) -> str:
+  return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def hybrid_enabled(config) -> bool:
+  return bool(str(config.experiments.hybrid.arm or ""))
+
+
+def hybrid_variants(spec, path: str) -> list[str]:
+  """The hybrid variants a config field names; ConfigError naming the field for an unknown one."""
+  names = comma_list(spec)
+  bad = [v for v in names if v not in learners.VARIANTS]
+  check(not bad, path, f"unknown hybrid variant; choose from {sorted(learners.VARIANTS)}", ",".join(bad))
+  return names
+
+
+def reuses_teachers(config, name: str) -> bool:
+  """A target with `reuse_teachers=True` is the training env itself (a positive control on a one-task env
+  such as a MinAtar game): its "DQN from scratch" is the main teachers' run, not a second one."""
+  return bool(config.experiments.p3.targets[name].get("reuse_teachers", False))

@@ -17,8 +17,7 @@ import numpy as np
 from cl_limits import comma_list
 from cl_limits.analysis import stats
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, positive_int
 
 
@@ -38,10 +37,10 @@ def validate(config) -> None:
   positive_int(config, "evaluation.num_tasks", minimum=0)
   for f in ("early_episodes", "late_episodes"):
     check(1 <= int(ev[f]) <= episodes, f"evaluation.{f}", f"must be in [1, episodes={episodes}]", ev[f])
-  imitation_stage.protocol(config)
+  artifacts.protocol(config)
   check(common.episode_cap(env) is not None, "env.name", "has no episode limit to size the "
         "evaluation horizon", config.env.name)
-  names = imitation_stage.arm_names(config)
+  names = artifacts.arm_names(config)
   for pair in parse_compare(ev.compare):
     for a in pair:
       check(a in names, "evaluation.compare", f"names an arm that is not one of {names}", a)
@@ -51,12 +50,12 @@ def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   env = common.env_of(config)
   ev = config.evaluation
-  model, params, arms, num_seeds = imitation_stage.final_imitators(config, workdir)
+  model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)
   horizon = episodes * common.episode_cap(env)     # at least `episodes` whole episodes
   fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                        **imitation_stage.protocol(config))
+                                        **artifacts.protocol(config))
   num_models, num_tasks = len(arms) * num_seeds, len(task_ids)
   keys = jax.random.split(jax.random.key(int(config.seed) + 11), num_models * num_tasks).reshape(
       num_models, num_tasks)
@@ -130,6 +129,7 @@ def _plot(rets, ends, arms, summary, path, title):
     ax.legend(fontsize=8)
 
 
-STAGE = Stage(name="evaluation", subdir="eval", reads=("seed", "evaluation", "tasks.split_seed",
-                                                       "tasks.heldout_fraction"),
+STAGE = Stage(name="evaluation", subdir="eval", reads=("seed", "env", "imitation", "evaluation", "tasks.split_seed",
+                                                       "tasks.heldout_fraction", "experiments.p3.targets"),
+              locations=("teachers_from",),
               validate=validate, run=run)

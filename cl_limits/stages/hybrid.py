@@ -12,7 +12,6 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from cl_limits import comma_list
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import curves, replicates, stats
 from cl_limits.histories import datasets
@@ -20,32 +19,18 @@ from cl_limits.histories import history as history_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import imitation as imitation_stage
-from cl_limits.stages import p2 as p2_stage
+from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
-
-
-def enabled(config) -> bool:
-  return bool(str(config.experiments.hybrid.arm or ""))
-
-
-def variants(spec, path: str) -> list[str]:
-  """The hybrid variants a config field names; ConfigError naming the field for an unknown one."""
-  names = comma_list(spec)
-  bad = [v for v in names if v not in learners.VARIANTS]
-  check(not bad, path, f"unknown hybrid variant; choose from {sorted(learners.VARIANTS)}", ",".join(bad))
-  return names
 
 
 def validate(config) -> None:
   h = config.experiments.hybrid
-  names = imitation_stage.arm_names(config)
+  names = artifacts.arm_names(config)
   check(h.arm in names, "experiments.hybrid.arm", f"is not one of the imitation arms {names}", h.arm)
   arm = datasets.resolve_arm(config.imitation.arms[h.arm])
   check(arm["data"] == "teacher" and arm["portion"] == "first", "experiments.hybrid.arm",
         "must be a P2 arm (data='teacher', portion='first')", h.arm)
-  check(bool(variants(h.variants, "experiments.hybrid.variants")), "experiments.hybrid.variants",
+  check(bool(common.hybrid_variants(h.variants, "experiments.hybrid.variants")), "experiments.hybrid.variants",
         f"name at least one of {sorted(learners.VARIANTS)}", h.variants)
   in_range(config, "experiments.hybrid.horizon_factor", 0.0, float("inf"), lo_open=True)
   in_range(config, "experiments.hybrid.late_fraction", 0.0, 1.0, lo_open=True)
@@ -58,26 +43,26 @@ def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   h = config.experiments.hybrid
   env = common.env_of(config)
-  model, params, num_seeds = imitation_stage.arm(config, workdir, h.arm)
-  history, manifest = imitation_stage.load_teacher_histories(config, workdir)
+  model, params, num_seeds = artifacts.arm(config, workdir, h.arm)
+  history, manifest = artifacts.load_teacher_histories(config, workdir)
   arm = datasets.resolve_arm(config.imitation.arms[h.arm])
   window = int(config.experiments.p2.ceiling_window)
   t_opt = ceiling_lib.teacher_optimum(env, manifest)
   data = replicates.data_per_replicate(history, manifest, arm, window, t_opt)
   d = data[0]
-  greedy, steps = p2_stage.teacher_greedy(config, workdir, manifest)
+  greedy, steps = artifacts.teacher_greedy(config, workdir, manifest)
   c = replicates.ceilings(data, greedy, steps, t_opt)
   horizon = common.whole_segments(float(h.horizon_factor) * d["cut_learner_steps"], int(h.learner.act_steps))
   tasks, task_ids = common.heldout_tasks(config, env, int(h.num_tasks))
   e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
   unit = "fraction of each task's optimal return" if e_opt is not None else "return"
-  names = variants(h.variants, "experiments.hybrid.variants")
+  names = common.hybrid_variants(h.variants, "experiments.hybrid.variants")
   ceil = np.asarray(c["ceiling"])
   log(f"[hybrid] {h.arm}: frozen vs {', '.join(names)} on {len(task_ids)} held-out tasks, {horizon:,} steps "
       f"({h.horizon_factor:g} x the {d['cut_learner_steps']:,} steps of one truncated history); ceiling "
       f"{ceil.mean():.3f} ({unit})")
   runs = learners.run_learners(model, params, env, tasks, horizon, jax.random.key(int(config.seed) + 19),
-                               variants=names, learner_cfg=h.learner, **imitation_stage.protocol(config),
+                               variants=names, learner_cfg=h.learner, **artifacts.protocol(config),
                                log=log, tag=f"[hybrid] {h.arm}")
   frac = float(h.late_fraction)
   late = {}
@@ -103,8 +88,8 @@ def run(step, log=print) -> None:
       entry["late_minus_frozen"] = stats.replicate_interval(late[k] - late["frozen"])
     summary["learners"][k] = entry
     log(f"[hybrid] {k}: late {entry['late']['estimate']:.3f}"
-        + (f", minus frozen {p2_stage.fmt(entry['late_minus_frozen'])}" if k != "frozen" else "")
-        + f"; minus ceiling {p2_stage.fmt(entry['late_minus_ceiling'])}")
+        + (f", minus frozen {common.fmt(entry['late_minus_frozen'])}" if k != "frozen" else "")
+        + f"; minus ceiling {common.fmt(entry['late_minus_ceiling'])}")
   arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
   outputs.write_npz(layout.path(workdir, "hybrid", "returns.npz"), teacher_curve=d["teacher_curve"],
                     teacher_x=d["teacher_x"], **arrays)
@@ -133,5 +118,6 @@ def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
 
 
 STAGE = Stage(name="hybrid", subdir="hybrid",
-              reads=("seed", "experiments.hybrid", "experiments.p2.ceiling_window", "evaluation", "tasks"),
-              validate=validate, run=run, enabled=enabled, extra_outputs=("tb/hybrid",))
+              reads=("seed", "env", "imitation", "experiments.hybrid", "experiments.p2.ceiling_window",
+                     "experiments.p3.targets", "evaluation", "tasks"), locations=("teachers_from",),
+              validate=validate, run=run, enabled=common.hybrid_enabled, extra_outputs=("tb/hybrid",))

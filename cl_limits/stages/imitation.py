@@ -16,153 +16,30 @@ same key sequence, so arms are compared pairwise within a replicate.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cl_limits import comma_list
-from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import check as check_lib
 from cl_limits.imitation import fidelity as fidelity_lib
 from cl_limits.imitation import learner as learner_lib
+from cl_limits.imitation import progress as progress_lib
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import teachers as teachers_stage
-from cl_limits.stages.base import ConfigError, Stage, check, in_range, positive_int, wrap
-
-
-def arm_names(config) -> list[str]:
-  return list(config.imitation.arms.keys())
-
-
-def arms_of(config) -> dict:
-  return {n: datasets.resolve_arm(config.imitation.arms[n]) for n in arm_names(config)}
-
-
-def sources(config) -> list[str]:
-  """The teacher stores an imitation run reads: `imitation.sources` (comma-separated store directories,
-  set by the transplant), else the config's own teacher stage (empty list)."""
-  return [os.path.abspath(p) for p in comma_list(config.imitation.sources)]
-
-
-def protocol(config) -> dict:
-  """The evaluation protocol's actions {greedy, temperature}, which the held-out check also uses."""
-  return wrap("", rollout_lib.actions_from, config.evaluation)
-
-
-def target_envs(config) -> dict:
-  """{name: env} of the P3 transplant targets (their observation entries widen the model's embedding)."""
-  targets = config.experiments.p3.targets if "experiments" in config else {}
-  return {n: common.env_of(config, f"experiments.p3.targets.{n}") for n in targets}
-
-
-def build_model(config, env):
-  nvec = getattr(env, "obs_nvec", None)
-  others = []
-  for name, t in target_envs(config).items():
-    other = getattr(t, "obs_nvec", None)
-    check(nvec is None or other is not None, f"experiments.p3.targets.{name}.name",
-          f"has no integer observation entries to share an embedding with {config.env.name}", t.name)
-    others.append(other)
-  return learner_lib.make_model(config.imitation.model, env.action_space(env.default_params).n,
-                                learner_lib.widened_obs_nvec(nvec, others))
-
-
-def validate(config) -> None:
-  env = common.env_of(config)
-  im = config.imitation
-  names = arm_names(config)
-  check(bool(names), "imitation.arms", "no arms configured", {})
-  for name in names:
-    wrap("", datasets.validate_arm, name, im.arms[name])
-  positive_int(config, "imitation.num_seeds")
-  total, per_seg = int(im.train.num_updates), int(im.train.updates_per_segment)
-  for name, a in arms_of(config).items():
-    u = int(a["updates"])
-    check(u <= total and u % per_seg == 0, f"imitation.arms.{name}.updates",
-          f"must be a multiple of train.updates_per_segment={per_seg} and at most train.num_updates={total}", u)
-  check(sources(config) or not any(a["data"] == "teacher" for a in arms_of(config).values())
-        or int(im.num_seeds) == int(config.teacher.num_seeds), "imitation.num_seeds",
-        f"must equal teacher.num_seeds={int(config.teacher.num_seeds)}: replicate s's imitators train on "
-        "teacher seed s's histories only", int(im.num_seeds))
-  wrap("", learner_lib.validate, im.train, im.model)
-  in_range(config, "imitation.train.lr", 0.0, float("inf"), lo_open=True)
-  ep, ctx = common.episode_length(env), int(im.model.context_len)
-  check(ep is None or ctx >= ep, "imitation.model.context_len", f"is shorter than one episode of "
-        f"{config.env.name} ({ep} steps): the model could never see an earlier episode", ctx)
-  arms = list(arms_of(config).values())
-  check(not sources(config) or all(a["data"] == "teacher" and a["labels"] == "action" for a in arms),
-        "imitation.sources", "joined stores support only arms with data='teacher', labels='action'",
-        im.sources)
-  check(not any(a["augment"] for a in arms) or getattr(env, "obs_nvec", None) is None, "imitation.arms",
-        f"augment=True projects flat features; {config.env.name} has integer entries (obs_nvec)", names)
-  enc = str(im.model.get("frame_encoder", "linear"))
-  check(enc in ("linear", "patch"), "imitation.model.frame_encoder", "must be 'linear' or 'patch'", enc)
-  if enc == "patch":
-    shape, _ = envs_lib.obs_spec(env)
-    p = int(im.model.patch)
-    check(len(shape) == 3 and p >= 1 and shape[0] % p == 0 and shape[1] % p == 0, "imitation.model.patch",
-          f"'patch' frames need observations [H, W, C] with H and W multiples of the patch; {config.env.name} "
-          f"gives {tuple(shape)}", p)
-    check(not any(a["augment"] for a in arms), "imitation.model.frame_encoder",
-          "'patch' needs frames; augmented arms project flattened features", enc)
-    positive_int(config, "imitation.model.patch_features")
-  check(not any(a["labels"] == "oracle" for a in arms) or hasattr(env, "optimal_action_from_obs"),
-        "imitation.arms", f"labels='oracle' needs an env with an oracle; {config.env.name} has none", names)
-  if any(a["data"] == "ad_eps" for a in arms):
-    check(hasattr(env, "optimal_action"), "imitation.arms", f"data='ad_eps' needs an env with an oracle; "
-          f"{config.env.name} has none", names)
-    positive_int(config, "imitation.ad_eps.steps")
-    positive_int(config, "imitation.ad_eps.streams")
-    in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)
-    in_range(config, "imitation.ad_eps.decay_fraction", 0.0, 1.0, lo_open=True)
-  positive_int(config, "imitation.fidelity.heldout_streams", minimum=0)
-  positive_int(config, "imitation.fidelity.max_windows", minimum=0)
-  positive_int(config, "imitation.fidelity.patience", minimum=0)
-  in_range(config, "imitation.fidelity.min_improvement", 0.0, float("inf"))
-  streams = int(config.teacher.dqn.num_envs) if "teacher" in config else 0
-  check(sources(config) or not any(a["data"] == "teacher" for a in arms_of(config).values())
-        or int(im.fidelity.heldout_streams) < streams, "imitation.fidelity.heldout_streams",
-        f"must leave a stream to train on: the teachers have teacher.dqn.num_envs={streams} streams per learner",
-        int(im.fidelity.heldout_streams))
-  if any(a["data"] == "ad_eps" for a in arms_of(config).values()):
-    check(int(im.fidelity.heldout_streams) < int(im.ad_eps.streams), "imitation.fidelity.heldout_streams",
-          f"must leave an AD-epsilon stream to train on (imitation.ad_eps.streams={int(im.ad_eps.streams)})",
-          int(im.fidelity.heldout_streams))
-  check(int(im.fidelity.heldout_streams) > 0 or int(im.fidelity.patience) == 0, "imitation.fidelity.patience",
-        "needs held-out data to stop on (fidelity.heldout_streams >= 1); 0 trains every arm to its cap",
-        int(im.fidelity.patience))
-  positive_int(config, "imitation.eval.every_segments", minimum=0)
-  positive_int(config, "imitation.eval.num_tasks", minimum=0)
-  positive_int(config, "imitation.eval.episodes")
-  protocol(config)
-  build_model(config, env)
-
-
-def load_teacher_histories(config, workdir: str):
-  """The sealed teacher store(s), every chunk checked (ConfigError naming the file otherwise)."""
-  srcs = sources(config)
-  if not srcs:
-    teachers_from = common.teachers_at(config, workdir)
-    return layout.load_histories(layout.histories_dir(teachers_from), expect={"env": config.env.name})
-  try:
-    return arms_lib.join_stores([layout.load_histories(d) for d in srcs], srcs)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+from cl_limits.stages import artifacts, common, layout, outputs
+from cl_limits.stages.imitation_checks import validate
+from cl_limits.stages.base import ConfigError, Stage
 
 
 def _data(config, workdir, env, log):
-  arms = arms_of(config)
+  arms = artifacts.arms_of(config)
   srcs = {}
   if any(a["data"] == "teacher" for a in arms.values()):
-    srcs["teacher"] = load_teacher_histories(config, workdir)
+    srcs["teacher"] = artifacts.load_teacher_histories(config, workdir)
   if any(a["data"] == "ad_eps" for a in arms.values()):
     a = config.imitation.ad_eps
     tasks, task_ids = common.teacher_tasks(config, env)
@@ -174,15 +51,15 @@ def _data(config, workdir, env, log):
                                            meta, int(config.seed), log, replicates=int(config.imitation.num_seeds))
 
   def teacher_labels(history):
-    _, _, _, teacher = teachers_stage.teacher_setup(config)
-    state = teachers_stage.final_state(config, common.teachers_at(config, workdir))
+    _, _, _, teacher = artifacts.teacher_setup(config)
+    state = artifacts.final_state(config, common.teachers_at(config, workdir))
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
   try:
     return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
                           replicates=int(config.imitation.num_seeds),
                           heldout_streams=int(config.imitation.fidelity.heldout_streams))
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+  except ValueError as e:          # the library names the field inside the imitation section
+    raise ConfigError(f"imitation.{e}") from None
 
 
 def _check(config, env, model):
@@ -190,9 +67,9 @@ def _check(config, env, model):
   if int(ev.every_segments) == 0:
     return None
   tasks, _ = common.heldout_tasks(config, env, int(ev.num_tasks))
-  flags = np.repeat([a["augment"] for a in arms_of(config).values()], int(config.imitation.num_seeds))
+  flags = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], int(config.imitation.num_seeds))
   run = check_lib.make_check(model, env, tasks, int(ev.episodes), common.episode_length(env) or 1000, flags,
-                             jax.random.key(int(config.seed) + 5), **protocol(config))
+                             jax.random.key(int(config.seed) + 5), **artifacts.protocol(config))
   k = min(3, int(ev.episodes))
   run.describe = (f"{int(jax.tree.leaves(tasks)[0].shape[0])} held-out tasks, {ev.episodes} episodes from an empty context, "
                   f"{rollout_lib.actions_phrase(rollout_lib.describe_actions(config.evaluation))}; "
@@ -206,7 +83,7 @@ def run(step, log=print) -> None:
   env = common.env_of(config)
   im = config.imitation
   out_dir = layout.path(workdir, "imitators")
-  arms, num_seeds = arm_names(config), int(im.num_seeds)
+  arms, num_seeds = artifacts.arm_names(config), int(im.num_seeds)
   num_models = len(arms) * num_seeds
   data, starts, n_starts, data_meta, heldout_parts = _data(config, workdir, env, log)
   seq_len = int(im.train.seq_len)
@@ -218,14 +95,14 @@ def run(step, log=print) -> None:
       data_meta["arms"][a]["heldout_windows_per_replicate"] = heldout.n_windows[g].tolist()
       data_meta["arms"][a]["behaviour_recorded"] = bool(heldout.recorded[g].all())
   outputs.write_json(layout.path(out_dir, "data.json"), data_meta)
-  model = build_model(config, env)
-  augment = np.repeat([a["augment"] for a in arms_of(config).values()], num_seeds)
-  arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in arms_of(config).values()]
+  model = artifacts.build_model(config, env)
+  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
+  arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in artifacts.arms_of(config).values()]
   model_updates = np.repeat(arm_updates, num_seeds)                                      # [M] caps
   learner = learner_lib.make_learner(im.train, model, augment, budgets=model_updates)
   # The model axis, padded with copies of the last model to a multiple of the devices it is sharded over
   # (results of the copies are dropped; checkpoints hold the num_models real ones).
-  padded, mesh = layout_models(num_models)
+  padded, mesh = artifacts.layout_models(num_models)
   pad_idx = np.concatenate([np.arange(num_models), np.full(padded - num_models, num_models - 1)]).astype(np.int32)
   keys = sharding.shard_seeds(learner_lib.model_keys(int(config.seed), len(arms), num_seeds)[pad_idx], mesh)
   tokens = learner_lib.example_tokens(data, seq_len, model.num_actions)
@@ -242,8 +119,8 @@ def run(step, log=print) -> None:
   start = mngr.latest_step() or 0
   if start > n_seg:
     raise ConfigError(f"{out_dir}: checkpoint at segment {start}, past this config's {n_seg}")
-  progress = Progress.load(layout.path(out_dir, PROGRESS), arms, start) if start else Progress.new(arms)
-  best = {a: _load_best(out_dir, a) for a in arms if start and progress.best_update.get(a) is not None}
+  progress = _resume(progress_lib.Progress.load, layout.path(out_dir, PROGRESS), arms, start) if start else progress_lib.Progress.new(arms)
+  best = {a: _resume(progress_lib.load_best, out_dir, a) for a in arms if start and progress.best_update.get(a) is not None}
   if start:
     state = pad(mngr.restore(start, args=ocp.args.StandardRestore(real(state))))
     log(f"[imitation] resuming from segment {start}/{n_seg}")
@@ -282,7 +159,7 @@ def run(step, log=print) -> None:
       state, metrics = segment(state, data, starts, n_starts, group)
       metrics = jax.device_get(metrics)
     else:     # only the arms with updates left: a second program on those models, written back
-      state, metrics = _partial_segment(segment, state, np.flatnonzero(live[pad_idx]), padded, data, starts,
+      state, metrics = progress_lib.partial_segment(segment, state, np.flatnonzero(live[pad_idx]), padded, data, starts,
                                         n_starts, group)
     metrics = jax.tree.map(lambda x: np.asarray(x)[:num_models], metrics)
     last_loss[active] = np.asarray(metrics.loss)[active, -1]
@@ -316,7 +193,7 @@ def run(step, log=print) -> None:
       for a in improved:          # the best held-out weights so far, kept on disk
         i = arms.index(a)
         best[a] = jax.device_get(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], real(state.params)))
-        _save_best(out_dir, a, best[a])
+        progress_lib.save_best(out_dir, a, best[a])
       line += " | held-out KL " + " ".join(f"{arms[i]} {progress.curve[arms[i]][-1]['criterion']:.3f}"
                                            for i in running)
       if stopped_now:
@@ -325,7 +202,7 @@ def run(step, log=print) -> None:
       done = [arms[i] for i in running if arms[i] in stopped_now or arm_updates[i] <= upd]
       for a in done:
         i = arms.index(a)
-        state = state.replace(params=_put_models(state.params, best[a], i * num_seeds, pad_idx, mesh))
+        state = state.replace(params=progress_lib.put_models(state.params, best[a], i * num_seeds, pad_idx, mesh))
         line += f" | {a}: weights of update {progress.best_update[a]} kept"
       if done:
         last_stats = None
@@ -362,7 +239,7 @@ def run(step, log=print) -> None:
     if last_stats is None:      # the weights kept (best held-out checks), not the last ones
       last_stats = real(score(state.params, heldout, pad_idx))
     summ = fidelity_lib.summarize(last_stats, heldout, np.arange(num_models))
-    manifest = streams_per_arm(data_meta)
+    manifest = artifacts.streams_per_arm(data_meta)
     steps_axis, kl_by_step = {}, {}
     for i, a in enumerate(arms):
       g = np.arange(i * num_seeds, (i + 1) * num_seeds)
@@ -384,155 +261,21 @@ def run(step, log=print) -> None:
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
 
 
-def layout_models(num_models: int):
-  """(padded model count, mesh) of the imitation program (`sharding.padded_layout` over every device)."""
-  return sharding.padded_layout(num_models)
-
-
-def streams_per_arm(data_meta) -> dict:
-  """{arm: streams per learner of its source} (the env-step axis of its fidelity curve)."""
-  return {a: int(m.get("source_streams_per_learner", 1)) for a, m in data_meta["arms"].items()}
-
-
 PROGRESS = "progress.json"
 
 
-class Progress:
-  """Which arms have stopped, each arm's held-out fidelity curve and its updates: saved beside every
-  checkpoint, so a resumed run continues the same stopping rule."""
-
-  def __init__(self, curve, stopped, best, since, updates_done, best_update):
-    self.curve, self.stopped, self.best, self.since, self.updates_done = curve, stopped, best, since, updates_done
-    self.best_update = best_update
-
-  @classmethod
-  def new(cls, arms):
-    return cls({a: [] for a in arms}, {}, {a: None for a in arms}, {a: 0 for a in arms}, {a: 0 for a in arms},
-               {a: None for a in arms})
-
-  @classmethod
-  def load(cls, path, arms, segment):
-    d = None
-    if os.path.exists(path):
-      with open(path) as f:
-        d = json.load(f)
-    if d is None or int(d.get("segment", -1)) != int(segment):
-      raise ConfigError(f"{path}: missing or not at checkpoint segment {segment}; delete the imitators "
-                        "directory to retrain")
-    return cls(d["curve"], d["stopped"], d["best"], d["since"], d["updates_done"], d["best_update"])
-
-  def save(self, path, segment):
-    outputs.write_json(path, {"segment": int(segment), "curve": self.curve, "stopped": self.stopped,
-                              "best": self.best, "since": self.since, "updates_done": self.updates_done,
-                              "best_update": self.best_update})
-
-  def stopped_mask(self, arms):
-    return np.array([a in self.stopped for a in arms])
-
-  def record(self, update, running, stats, arms, patience, min_improvement, at_cap):
-    """Adds one check of the running arms; returns (the arms that stop now for lack of improvement, the
-    arms whose check is their best so far). The criterion is the replicates' mean KL, or the mean NLL of
-    the recorded action when the behaviour policy is not on record."""
-    now, improved = [], []
-    for a in running:
-      i = arms.index(a)
-      kl = stats["kl"][i]
-      crit = float(np.mean(kl)) if np.isfinite(kl).all() else float(np.mean(stats["nll"][i]))
-      self.curve[a].append({"update": int(update), "criterion": crit,
-                            **{k: [float(x) for x in v[i]] for k, v in stats.items()}})
-      if self.best[a] is None or crit < self.best[a]:
-        improved.append(a)
-        self.best_update[a] = int(update)
-      if self.best[a] is None or crit < self.best[a] - min_improvement:
-        self.best[a], self.since[a] = crit, 0
-      else:
-        self.since[a] += 1
-        self.best[a] = min(self.best[a], crit)
-      if patience and self.since[a] >= patience and not at_cap[i]:
-        self.stopped[a] = int(update)
-        now.append(a)
-    return now, improved
-
-
-def _best_path(out_dir, arm):
-  return layout.path(out_dir, "best", f"{arm}.npz")
-
-
-def _save_best(out_dir, arm, params) -> None:
-  """An arm's best held-out weights [S, ...] (leaves in tree order), written atomically."""
-  import io  # noqa: PLC0415
-  from cl_limits.histories import store  # noqa: PLC0415
-  buf = io.BytesIO()
-  np.savez(buf, *[np.asarray(x) for x in jax.tree.leaves(params)])
-  os.makedirs(os.path.dirname(_best_path(out_dir, arm)), exist_ok=True)
-  store.atomic_write_bytes(_best_path(out_dir, arm), buf.getvalue())
-
-
-def _load_best(out_dir, arm):
-  """The leaves saved by `_save_best` (a list; `_put_models` takes it as the params' leaves in order)."""
-  path = _best_path(out_dir, arm)
-  if not os.path.exists(path):
-    raise ConfigError(f"{path} is missing: the imitation run cannot resume its early stopping; delete "
-                      f"{os.path.dirname(os.path.dirname(path))} to retrain")
-  with np.load(path) as z:
-    return [z[f"arr_{i}"] for i in range(len(z.files))]
-
-
-def _put_models(params, arm_params, first: int, pad_idx, mesh):
-  """params [padded, ...] with the models first .. first + S (and their padding copies) set to arm_params
-  [S, ...] (a pytree like params, or its leaves in order)."""
-  leaves, treedef = jax.tree.flatten(params)
-  new = arm_params if isinstance(arm_params, list) else jax.tree.leaves(arm_params)
-  n = np.asarray(new[0]).shape[0]
-  pos = np.flatnonzero((pad_idx >= first) & (pad_idx < first + n))
-  out = [x.at[jnp.asarray(pos)].set(jnp.asarray(np.asarray(b)[pad_idx[pos] - first])) for x, b in zip(leaves, new)]
-  return sharding.shard_seeds(jax.tree.unflatten(treedef, out), mesh)
-
-
-def _partial_segment(segment, state, active, num_models, data, starts, n_starts, group):
-  """One segment of updates for the models `active` only (the others keep their state); metrics of the
-  others are NaN."""
-  idx = jnp.asarray(active)
-  sub = jax.tree.map(lambda x: x[idx], state)
-  sub, m = segment(sub, data, starts, n_starts, group[idx])
-  state = jax.tree.map(lambda x, y: x.at[idx].set(y), state, sub)
-  m = jax.device_get(m)
-  full = lambda v: np.full((num_models,) + np.shape(v)[1:], np.nan, np.float32)
-  loss, acc, lr = full(m.loss), full(m.accuracy), full(m.lr)
-  loss[active], acc[active], lr[active] = m.loss, m.accuracy, m.lr
-  return state, type(m)(loss=loss, accuracy=acc, lr=lr)
-
-
-def final_imitators(config, workdir: str):
-  """(model, params [A * S, ...], arms, num_seeds) of the finished imitation stage in workdir."""
-  env = common.env_of(config)
-  im = config.imitation
-  arms, num_seeds = arm_names(config), int(im.num_seeds)
-  model = build_model(config, env)
-  learner = learner_lib.make_learner(im.train, model)
-  obs_shape, obs_dtype = envs_lib.obs_spec(env)
-  tokens = jax.tree.map(
-      lambda x: jnp.zeros((int(im.train.seq_len),) + x.shape, x.dtype),
-      learner_lib.Tokens(obs=jnp.zeros(obs_shape, obs_dtype), prev_action=jnp.int32(0),
-                         prev_reward=jnp.float32(0), prev_done=jnp.bool_(False)))
-  abstract = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)),
-                            learner_lib.model_keys(int(config.seed), len(arms), num_seeds), tokens)
-  abstract = sharding.restore_target(abstract, len(arms) * num_seeds)
-  state = layout.restore(layout.path(workdir, "imitators", "checkpoints"), abstract,
-                         "imitation section (model, arms, seeds, or the P3 targets' observation entries)")
-  return model, state.params, arms, num_seeds
-
-
-def arm(config, workdir: str, name: str):
-  """(model, params [S, ...] of arm `name`, num_seeds) of the finished imitation stage."""
-  model, params, arms, num_seeds = final_imitators(config, workdir)
-  return model, learner_lib.arm_params(params, arms, name, num_seeds), num_seeds
-
-
 STAGE = Stage(name="imitation", subdir="imitators",
-              reads=("seed", "imitation", "evaluation.greedy", "evaluation.temperature",
-                     "experiments.p3.targets", "tasks.split_seed", "tasks.heldout_fraction"),
-              # where the stores are (their fingerprints are inputs); what P3 does with a target (only
-              # its env shapes the model's embedding)
+              reads=("seed", "env", "imitation", "evaluation.greedy", "evaluation.temperature",
+                     "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn.num_envs"),
+              # what P3 does with a target (only its env shapes the model's embedding)
               ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid"),
+              locations=("imitation.sources", "teachers_from"),
               validate=validate, run=run, extra_outputs=("histories/ad_eps",))
+
+
+def _resume(fn, *args):
+  """A resumed run's saved state; a missing or inconsistent file is one line naming it."""
+  try:
+    return fn(*args)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None

@@ -111,3 +111,21 @@ def restore(directory: str, abstract, what: str, step: int | None = None):
                       f"{str(e).splitlines()[0][:200]}") from None
   finally:
     mngr.close()
+
+
+def p3_target_dir(workdir: str, name: str) -> str:
+  return path(workdir, "p3", name)
+
+
+def sensitivity_dir(workdir: str, label: str) -> str:
+  """Where the sensitivity column `label` ("argmax" or a temperature) runs P1, P2 and P3."""
+  return path(workdir, "sensitivity", label)
+
+
+def link(links: dict) -> None:
+  """Creates each symlink {link: target} that is missing (a derived step's view of a finished run)."""
+  for dst, src in links.items():
+    if os.path.lexists(dst) or not os.path.exists(src):
+      continue
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    os.symlink(os.path.abspath(src), dst)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 
 import numpy as np
@@ -54,6 +55,15 @@ def figure(path: str, ncols: int = 1, size=(7, 4)):
     plt.close(fig)
 
 
+_WRITERS = itertools.count()
+
+
+def _unique() -> str:
+  """An event-file suffix no other writer shares: tensorboardX names files by the second and the host
+  only, so two writers opened on one directory within a second would write one file and lose a curve."""
+  return f".{os.getpid()}.{next(_WRITERS):06d}"
+
+
 class Board:
   """TensorBoard writers under one directory: `<dir>/<group>/seed_<s>` per replicate and `<dir>/<group>/all`
   for the mean. `purge_step` (a resumed run's first step) drops events a killed run wrote past its last
@@ -64,9 +74,10 @@ class Board:
     from tensorboardX import SummaryWriter  # noqa: PLC0415
     self.num_seeds = num_seeds
     kw = {} if not purge_step else {"purge_step": int(purge_step)}
-    self.seed = {(g, s): SummaryWriter(os.path.join(directory, g, f"seed_{s}"), **kw)
+    self.seed = {(g, s): SummaryWriter(os.path.join(directory, g, f"seed_{s}"), filename_suffix=_unique(), **kw)
                  for g in groups for s in range(num_seeds)}
-    self.all = {g: SummaryWriter(os.path.join(directory, g, "all"), **kw) for g in groups}
+    self.all = {g: SummaryWriter(os.path.join(directory, g, "all"), filename_suffix=_unique(), **kw)
+                for g in groups}
     if config is not None and not purge_step:
       self.all[groups[0]].add_text("config", "```\n" + str(config) + "\n```", 0)
 
@@ -123,10 +134,37 @@ def hparams_board(directory: str, hparams: dict, metrics: dict, curves: dict, co
   """One run's TensorBoard hparams entry (the sweep axes and its metrics), per-episode curves (x = episode,
   1-based) and its config as text."""
   from tensorboardX import SummaryWriter  # noqa: PLC0415
-  with SummaryWriter(directory) as w:
+  with SummaryWriter(directory, filename_suffix=_unique()) as w:
     if config_text:
       w.add_text("config", "```\n" + config_text + "\n```", 0)
     w.add_hparams(hparams, metrics, name=".")
     for tag, ys in curves.items():
       for i, y in enumerate(ys):
         w.add_scalar(tag, float(y), i + 1)
+
+
+def write_target(out_dir, tb_dir, group, title, entry, runs, rnd, dqn_curves, dqn_x, horizon):
+  """A scored target's returns.npz and curves.png under out_dir, its TensorBoard curves under tb_dir."""
+  lo = np.asarray(entry["random_return"])
+  write_npz(os.path.join(out_dir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
+            random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
+            **{f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))})
+  _target_plot(title, entry, runs, dqn_curves, dqn_x, lo, os.path.join(out_dir, "curves.png"), horizon)
+  curves_board(tb_dir, group, runs, horizon, {"random": float(np.mean(lo))})
+  with np.errstate(all="ignore"):
+    line_board(os.path.join(tb_dir, "dqn"), f"{group}/dqn", dqn_x, np.nanmean(dqn_curves, axis=(0, 1)))
+
+
+def _target_plot(name, entry, runs, dqn_curves, dqn_x, random_level, path, horizon):
+  with figure(path) as (_, (ax,)), np.errstate(all="ignore"):
+    ax.plot(dqn_x, np.nanmean(dqn_curves, axis=(0, 1)), color="k", lw=2, label="DQN from scratch")
+    for i, (k, (r, e)) in enumerate(runs.items()):
+      x, y = curves_lib.mean_curve(r, e, horizon=horizon)
+      ax.plot(x, curves_lib.nanmean(y, 0), color=f"C{i}", lw=2, label=f"imitator {k} ({r.shape[1]} tasks)")
+      for s in range(y.shape[0]):
+        ax.plot(x, y[s], color=f"C{i}", lw=0.5, alpha=0.3)
+    ax.axhline(float(np.mean(random_level)), color="gray", ls=":", lw=1.2, label="random policy")
+    ax.set_xlabel("environment steps in the unseen env")
+    ax.set_ylabel("episode return (thick: mean; thin: each seed)")
+    ax.set_title(f"P3 {name}: {entry['env']} {entry['env_kwargs']}", fontsize=10)
+    ax.legend(fontsize=7)

@@ -2,7 +2,7 @@
 
 The `experiments.p1.arm` imitator of replicate r acts on the first `num_tasks` of the teachers' own tasks:
   prompted  its context first filled with the last `prompt_episodes` episodes of replicate r's teacher on
-            that task (the end of that teacher's history, cl_limits/rollouts/rollout.Prompt), then acting
+            that task (the end of that teacher's history, `Prompt` in cl_limits/rollouts/rollout.py), then acting
             on for `episodes` episodes: Byrnes' P1;
   empty     from an empty context: with one goal per task and a dark room, what this measures is whether the
             imitator can identify its goal without ever seeing search (goal identification).
@@ -18,8 +18,7 @@ import numpy as np
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import ConfigError, Stage, check, positive_int
 
 
@@ -29,7 +28,7 @@ def enabled(config) -> bool:
 
 def validate(config) -> None:
   p1 = config.experiments.p1
-  names = imitation_stage.arm_names(config)
+  names = artifacts.arm_names(config)
   check(p1.arm in names, "experiments.p1.arm", f"is not one of the imitation arms {names}", p1.arm)
   positive_int(config, "experiments.p1.num_tasks", minimum=0)
   positive_int(config, "experiments.p1.prompt_episodes")
@@ -102,11 +101,11 @@ def run(step, log=print) -> None:
   env = common.env_of(config)
   p1 = config.experiments.p1
   name = str(p1.arm)
-  model, params, num_seeds = imitation_stage.arm(config, workdir, name)
+  model, params, num_seeds = artifacts.arm(config, workdir, name)
   tasks, task_ids = common.teacher_tasks(config, env)
   n = int(p1.num_tasks) or len(task_ids)
   tasks, task_ids = common.first(tasks, n), np.asarray(task_ids)[:n]
-  history, _ = imitation_stage.load_teacher_histories(config, workdir)
+  history, _ = artifacts.load_teacher_histories(config, workdir)
   ep_len = common.episode_cap(env)          # at least `episodes` whole episodes in episodes x ep_len
   length = min(int(p1.prompt_episodes) * ep_len, int(model.context_len))
   prompt = prompts(history, n, length)
@@ -114,7 +113,7 @@ def run(step, log=print) -> None:
                           int(config.experiments.p2.ceiling_window))
   episodes, n_late = int(p1.episodes), int(p1.late_episodes)
   horizon = episodes * ep_len
-  actions = imitation_stage.protocol(config)
+  actions = artifacts.protocol(config)
   keys = jax.random.split(jax.random.key(int(config.seed) + 17), num_seeds * n).reshape(num_seeds, n)
   summary = {"arm": name, "tasks": "the teachers' training tasks", "task_ids": task_ids.tolist(),
              "episodes": episodes, "late_episodes": n_late, "prompt_steps": length,
@@ -156,6 +155,7 @@ def _plot(summary, arrays, finals, path):
     ax.legend(fontsize=7)
 
 
-STAGE = Stage(name="p1", subdir="p1", reads=("seed", "experiments.p1", "experiments.p2.ceiling_window",
-                                             "evaluation", "tasks"),
+STAGE = Stage(name="p1", subdir="p1", reads=("seed", "env", "imitation", "experiments.p1",
+                                             "experiments.p2.ceiling_window", "experiments.p3.targets",
+                                             "evaluation", "tasks"), locations=("teachers_from",),
               validate=validate, run=run, enabled=enabled)

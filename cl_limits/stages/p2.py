@@ -17,20 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cl_limits import comma_list
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import curves, replicates, stats
 from cl_limits.histories import adeps, datasets
-from cl_limits.histories import history as history_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages import artifacts, common, layout, outputs, p2_figures
 from cl_limits.stages.base import Stage, check, in_range, positive_int
-
-
-def arms(config) -> list[str]:
-  return comma_list(config.experiments.p2.arms)
 
 
 def control(config) -> str:
@@ -44,7 +37,7 @@ def known_positive(config) -> bool:
 def rows(config) -> list[tuple[str, str]]:
   """[(arm, "p2" | "power_control" | "known_positive")] in report order; the known positive is the power
   control's own data-generating process continued past the cut (no imitator), scored by the same rule."""
-  out = [(a, "p2") for a in arms(config)] + ([(control(config), "power_control")] if control(config) else [])
+  out = [(a, "p2") for a in common.p2_arms(config)] + ([(control(config), "power_control")] if control(config) else [])
   return out + ([(control(config), "known_positive")] if known_positive(config) else [])
 
 
@@ -53,7 +46,7 @@ def enabled(config) -> bool:
 
 
 def validate(config) -> None:
-  names = imitation_stage.arm_names(config)
+  names = artifacts.arm_names(config)
   for a, kind in rows(config):
     field = "experiments.p2.arms" if kind == "p2" else "experiments.p2.power_control"
     check(a in names, field, f"names an arm that is not one of {names}", a)
@@ -83,14 +76,6 @@ def validate(config) -> None:
         p2.num_tasks)
 
 
-def teacher_greedy(config, workdir, manifest):
-  """(greedy [R, K, segments], steps) of the teacher run, or (None, None) without one."""
-  curves = None if "sources" in manifest else layout.teacher_curves(common.teachers_at(config, workdir))
-  if curves is None or "greedy_returns" not in curves:
-    return None, None
-  return np.asarray(curves["greedy_returns"]), np.asarray(curves["greedy_env_steps"])
-
-
 def _random_return(env, tasks, optimum, seed: int, episodes: int = 20) -> float:
   """A uniform random policy's mean return on tasks [K], in the unit (fractions when optimum is given)."""
   ep = common.episode_length(env) or 1000
@@ -107,20 +92,20 @@ def run(step, log=print) -> None:
   p2 = config.experiments.p2
   ep_len = common.episode_length(env)
   window, frac = int(p2.ceiling_window), float(p2.late_fraction)
-  model, params, arm_list, num_seeds = imitation_stage.final_imitators(config, workdir)
+  model, params, arm_list, num_seeds = artifacts.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(p2.num_tasks))
   train_tasks, train_ids = common.teacher_tasks(config, env)
   n_comp = min(int(p2.competence_tasks), len(train_ids))
   comp_tasks = common.first(train_tasks, n_comp)
-  sources = {"teacher": imitation_stage.load_teacher_histories(config, workdir)}
+  sources = {"teacher": artifacts.load_teacher_histories(config, workdir)}
   if control(config):
     sources["ad_eps"] = layout.load_histories(layout.path(workdir, "histories", "ad_eps"))
   t_opt = ceiling_lib.teacher_optimum(env, sources["teacher"][1])
   e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
   unit = "fraction of each task's optimal return" if t_opt is not None else "return"
   random = _random_return(env, train_tasks, t_opt, int(config.seed) + 29)
-  greedy, greedy_steps = teacher_greedy(config, workdir, sources["teacher"][1])
-  actions = imitation_stage.protocol(config)
+  greedy, greedy_steps = artifacts.teacher_greedy(config, workdir, sources["teacher"][1])
+  actions = artifacts.protocol(config)
   summary = {"protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated history",
@@ -197,15 +182,15 @@ def run(step, log=print) -> None:
                        data[0]["teacher_curve"])
     outputs.curves_board(tb_dir, f"p2/{name}", {"imitator": (rets, ends)}, horizon,
                          {"ceiling": float(np.mean(c["ceiling"]))}, bins=min(100, rets.shape[-1]))
-    log(f"[p2] {name}: late - ceiling {fmt(entry['late_minus_ceiling'])}, trend {fmt(entry['trend'])}; "
+    log(f"[p2] {name}: late - ceiling {common.fmt(entry['late_minus_ceiling'])}, trend {common.fmt(entry['trend'])}; "
         f"headroom {entry['headroom']['rise']:.3f} (needs {entry['headroom']['needed']:.3f}); competence "
         f"{entry['competence']['ratio']:.2f} of its data")
   if greedy is not None:
     arrays["teacher_greedy"] = replicates.in_unit(greedy, t_opt, task_axis=1).mean(1)       # [R, segments]
     arrays["teacher_greedy_steps"] = greedy_steps
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
-  _plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
-  _plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
+  p2_figures.plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
+  p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
 
 
@@ -222,10 +207,6 @@ def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
   n = min(m[0].shape[1] for row in rets for m in row)
   return (np.array([[m[0][0, :n] for m in row] for row in rets]),
           np.array([[m[1][0, :n] for m in row] for row in rets]))
-
-
-def fmt(iv) -> str:
-  return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
 
 
 def _episodes(res, horizon, ep_len):
@@ -263,82 +244,6 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
           "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h}}
 
 
-def _plot(summary, arrays, path, title):
-  """Per P2 row, on one environment-step axis and in the summary's unit: the teachers' behaviour (each
-  replicate) and greedy policy, the cut, every replicate's ceiling, and every replicate's imitator; below,
-  the competence rollouts on training tasks against the data's end-of-data return."""
-  names = [n for n, e in summary["arms"].items() if "skipped" not in e]
-  smooth = history_lib.moving_average
-  w = max(1, int(summary["protocol"]["ceiling_window_episodes"]))
-  if not names:
-    return
-  with outputs.figure(path, ncols=len(names), size=(6, 4)) as (fig, axes):
-    for ax, name in zip(axes, names):
-      e = summary["arms"][name]
-      pr = e["per_replicate"]
-      x = np.nanmax(arrays[f"{name}/episode_end"], axis=(0, 1))
-      per_rep = np.stack([smooth(np.nanmean(r, axis=0), w) for r in arrays[f"{name}/unit_return"]])
-      for r, cv in enumerate(per_rep):
-        ax.plot(x, cv, color="C0", lw=0.7, alpha=0.5, label="imitator, each replicate" if r == 0 else None)
-      ax.plot(x, per_rep.mean(0), color="C0", lw=2, label="imitator, mean")
-      tx = arrays[f"{name}/teacher_x"]
-      for r in range(len(pr["ceiling"])):
-        tc = arrays.get(f"{name}/teacher_curve_{r}")
-        if tc is not None:
-          tx_r = arrays.get(f"{name}/teacher_x_{r}", tx)
-          n = min(tx_r.size, tc.size)
-          ax.plot(tx_r[:n], smooth(tc, w)[:n], color="k", lw=0.7, alpha=0.5,
-                  label="teachers' behaviour, each replicate" if r == 0 else None)
-        ax.hlines(pr["ceiling"][r], 0, x[-1], color="C3", ls="--", lw=0.8,
-                  label="ceiling, each replicate" if r == 0 else None)
-      if e["kind"] == "p2" and "teacher_greedy" in arrays:
-        g = arrays["teacher_greedy"]
-        for r in range(g.shape[0]):
-          ax.plot(arrays["teacher_greedy_steps"], g[r], color="C2", marker=".", lw=0.7,
-                  label="teachers' greedy policy, each replicate" if r == 0 else None)
-      ax.axvline(e["cut_learner_steps"], color="gray", ls=":", lw=1.2, label="data cut")
-      ax.set_xscale("symlog", linthresh=max(1, e["cut_learner_steps"]))
-      ax.set_xlabel("environment steps (teachers: training; imitator: its rollout)")
-      ax.set_ylabel(f"episode return ({summary['protocol']['unit']}; {w}-episode moving average)")
-      ax.set_title(f"{name} ({e['kind']}): cut at {e['fraction']:.0%}, competence {e['competence']['ratio']:.2f}",
-                   fontsize=9)
-      ax.legend(fontsize=6)
-    fig.suptitle(title)
-
-
-def _plot_gap(summary, arrays, streams: int, path):
-  """The gap in view, per P2 row, on the imitator's episode axis: the data it saw (one point per kept
-  episode), the imitator (per own episode, each replicate), and the teachers with their stream episode i at
-  i / gap (a learner has then made i x streams episodes: gap x streams of its episodes per kept one). An
-  imitator that replays its data follows the data curve, not the teachers'."""
-  names = [n for n, e in summary["arms"].items() if "skipped" not in e]
-  smooth = history_lib.moving_average
-  if not names:
-    return
-  with outputs.figure(path, ncols=len(names), size=(5, 4)) as (fig, axes):
-    for ax, name in zip(axes, names):
-      e = summary["arms"][name]
-      gap = max(1, int(e["gap"]))
-      n_rep = len(e["per_replicate"]["ceiling"])
-      for r in range(n_rep):
-        dc = arrays[f"{name}/data_curve_{r}"]
-        ax.plot(np.arange(1, dc.size + 1), dc, color="C1", lw=0.8, alpha=0.6,
-                label="data (per kept episode), each replicate" if r == 0 else None)
-        tc = arrays[f"{name}/teacher_curve_{r}"]
-        ax.plot(np.arange(1, tc.size + 1) / gap, smooth(tc, gap), color="k", lw=0.6, alpha=0.5,
-                label=f"teachers (stream episode / {gap})" if r == 0 else None)
-      rets = arrays[f"{name}/unit_return"].mean(1)                               # [R, E]
-      for r, c in enumerate(rets):
-        ax.plot(np.arange(1, c.size + 1), c, color="C0", lw=0.6, alpha=0.5,
-                label="imitator (per own episode), each replicate" if r == 0 else None)
-      ax.set_xscale("log")
-      ax.set_xlabel(f"imitator episode = kept data episode = {gap} x {streams} teacher learner episodes")
-      ax.set_ylabel(f"return ({summary['protocol']['unit']})")
-      ax.set_title(f"{name}: gap {gap}, {streams} streams", fontsize=9)
-      ax.legend(fontsize=6)
-    fig.suptitle("the gap in view: data, imitator and teachers on the imitator's episode axis", fontsize=9)
-
-
-STAGE = Stage(name="p2", subdir="p2", reads=("seed", "experiments.p2", "evaluation", "tasks",
-                                             "imitation.ad_eps"),
+STAGE = Stage(name="p2", subdir="p2", reads=("seed", "env", "imitation", "experiments.p2", "experiments.p3.targets",
+                                             "evaluation", "tasks"), locations=("teachers_from",),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p2",))

@@ -22,9 +22,7 @@ import numpy as np
 from cl_limits.analysis import curves, scores, stats
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import hybrid as hybrid_stage
-from cl_limits.stages import imitation as imitation_stage
+from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import ConfigError, Stage, check, in_range, positive_int
 
 
@@ -52,23 +50,13 @@ def target_config(config, name: str):
   return cfg
 
 
-def target_dir(workdir: str, name: str) -> str:
-  return layout.path(workdir, "p3", name)
-
-
-def reuses_teachers(config, name: str) -> bool:
-  """A target with `reuse_teachers=True` is the training env itself (a positive control on a one-task env
-  such as a MinAtar game): its "DQN from scratch" is the main teachers' run, not a second one."""
-  return bool(config.experiments.p3.targets[name].get("reuse_teachers", False))
-
-
 def dqn_dir(config, workdir: str, name: str) -> str:
-  return common.teachers_at(config, workdir) if reuses_teachers(config, name) else target_dir(workdir, name)
+  return common.teachers_at(config, workdir) if common.reuses_teachers(config, name) else layout.p3_target_dir(workdir, name)
 
 
 def validate(config) -> None:
   p3 = config.experiments.p3
-  names = imitation_stage.arm_names(config)
+  names = artifacts.arm_names(config)
   check(p3.arm in names, "experiments.p3.arm", f"is not one of the imitation arms {names}", p3.arm)
   n = positive_int(config, "experiments.p3.num_tasks")
   check(0 <= int(p3.hybrid_tasks) <= n, "experiments.p3.hybrid_tasks", f"must be in [0, num_tasks={n}]",
@@ -91,7 +79,7 @@ def validate(config) -> None:
           (t.name, t.kwargs.to_dict()))
   env = common.env_of(config)
   n_act = env.action_space(env.default_params).n
-  for name, target in imitation_stage.target_envs(config).items():
+  for name, target in artifacts.target_envs(config).items():
     m = target.action_space(target.default_params).n
     check(m == n_act, f"experiments.p3.targets.{name}.name", f"has {m} actions, the imitators {n_act}",
           target.name)
@@ -100,13 +88,13 @@ def validate(config) -> None:
 def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   p3 = config.experiments.p3
-  model, params, num_seeds = imitation_stage.arm(config, workdir, str(p3.arm))
+  model, params, num_seeds = artifacts.arm(config, workdir, str(p3.arm))
   names, h = [], None
-  if hybrid_stage.enabled(config) and int(p3.hybrid_tasks) > 0:
+  if common.hybrid_enabled(config) and int(p3.hybrid_tasks) > 0:
     h = config.experiments.hybrid
-    names = hybrid_stage.variants(h.variants, "experiments.hybrid.variants")
+    names = common.hybrid_variants(h.variants, "experiments.hybrid.variants")
   frac = float(p3.late_fraction)
-  actions = imitation_stage.protocol(config)
+  actions = artifacts.protocol(config)
   summary = {"arm": p3.arm, "late_fraction": frac, "threshold": float(p3.threshold),
              "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
@@ -115,14 +103,14 @@ def run(step, log=print) -> None:
                           **scores.score_protocol(frac),
                           "ci": f"t-interval over the {num_seeds} replicates' means over tasks"},
              "targets": {}, "hybrid": {}}
-  for t_i, (name, env) in enumerate(imitation_stage.target_envs(config).items()):
-    tcfg = target_config(config, name)
+  for t_i, (name, env) in enumerate(artifacts.target_envs(config).items()):
+    t = p3.targets[name]
     dqn = layout.teacher_curves(dqn_dir(config, workdir, name))
-    tasks, task_ids = common.heldout_tasks(tcfg, env, int(p3.num_tasks))
+    tasks, task_ids = common.heldout_tasks(config, env, int(p3.num_tasks))
     if not np.array_equal(np.asarray(task_ids), dqn["task_ids"]):
       raise ConfigError(f"{dqn_dir(config, workdir, name)}: the DQN's tasks {dqn['task_ids']} are not the "
                         f"imitator's {task_ids}")
-    total = int(tcfg.teacher.dqn.total_steps)
+    total = int(t.get("total_steps", 0) or 0) or int(config.teacher.dqn.total_steps)   # as target_config
     horizon = common.whole_segments(total, int(h.learner.act_steps)) if names else total
     key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
     tag = f"[p3] {name}"
@@ -131,7 +119,7 @@ def run(step, log=print) -> None:
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
             num_seeds, len(task_ids))))
     rnd_runs = (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end))
-    entry = {"env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(),
+    entry = {"env": t.name, "env_kwargs": t.kwargs.to_dict(),
              "role": str(p3.targets[name].get("role", "transfer")),
              "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
     entry.update(scores.score(runs, rnd_runs, dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, log=log,
@@ -147,13 +135,13 @@ def run(step, log=print) -> None:
       sub_dqn = dqn["returns"][:, :n_h]
       sub_rnd = tuple(a[:, :n_h] for a in rnd_runs)
       h_entry = {"task_ids": np.asarray(task_ids)[:n_h].tolist(), "horizon_steps": horizon,
-                 "env": tcfg.env.name, "env_kwargs": tcfg.env.kwargs.to_dict(), "role": entry["role"]}
+                 "env": t.name, "env_kwargs": t.kwargs.to_dict(), "role": entry["role"]}
       h_entry.update(scores.score(hy, sub_rnd, sub_dqn, int(dqn["env_steps"][0]), horizon, frac, log=log,
                                   tag=tag + " (hybrid section)"))
       _paired(h_entry, hy, sub_rnd, sub_dqn, int(dqn["env_steps"][0]), horizon, frac)
       summary["hybrid"][name] = h_entry
       runs.update({f"hybrid_{v}": hy[v] for v in names})
-    write_target(target_dir(workdir, name), layout.path(workdir, "tb", "p3", name), f"p3/{name}", name, entry,
+    outputs.write_target(layout.p3_target_dir(workdir, name), layout.path(workdir, "tb", "p3", name), f"p3/{name}", name, entry,
                  runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
   outputs.write_json(layout.path(workdir, "p3", layout.SUMMARY), summary)
 
@@ -175,34 +163,7 @@ def _paired(entry, runs, random, dqn_curves, bin_steps, horizon, frac) -> None:
         entry["learners"][k]["final_minus_frozen_per_replicate"] = iv["per_replicate"]
 
 
-def write_target(out_dir, tb_dir, group, title, entry, runs, rnd, dqn_curves, dqn_x, horizon):
-  """A scored target's returns.npz and curves.png under out_dir, its TensorBoard curves under tb_dir."""
-  lo = np.asarray(entry["random_return"])
-  outputs.write_npz(layout.path(out_dir, "returns.npz"), dqn_curves=dqn_curves, dqn_x=dqn_x,
-                    random_return=np.asarray(rnd.episode_return), random_end=np.asarray(rnd.episode_end),
-                    **{f"{k}/{n}": a for k, (r, e) in runs.items()
-                       for n, a in (("episode_return", r), ("episode_end", e))})
-  _plot(title, entry, runs, dqn_curves, dqn_x, lo, layout.path(out_dir, "curves.png"), horizon)
-  outputs.curves_board(tb_dir, group, runs, horizon, {"random": float(np.mean(lo))})
-  with np.errstate(all="ignore"):
-    outputs.line_board(layout.path(tb_dir, "dqn"), f"{group}/dqn", dqn_x, np.nanmean(dqn_curves, axis=(0, 1)))
-
-
-def _plot(name, entry, runs, dqn_curves, dqn_x, random_level, path, horizon):
-  with outputs.figure(path) as (_, (ax,)), np.errstate(all="ignore"):
-    ax.plot(dqn_x, np.nanmean(dqn_curves, axis=(0, 1)), color="k", lw=2, label="DQN from scratch")
-    for i, (k, (r, e)) in enumerate(runs.items()):
-      x, y = curves.mean_curve(r, e, horizon=horizon)
-      ax.plot(x, curves.nanmean(y, 0), color=f"C{i}", lw=2, label=f"imitator {k} ({r.shape[1]} tasks)")
-      for s in range(y.shape[0]):
-        ax.plot(x, y[s], color=f"C{i}", lw=0.5, alpha=0.3)
-    ax.axhline(float(np.mean(random_level)), color="gray", ls=":", lw=1.2, label="random policy")
-    ax.set_xlabel("environment steps in the unseen env")
-    ax.set_ylabel("episode return (thick: mean; thin: each seed)")
-    ax.set_title(f"P3 {name}: {entry['env']} {entry['env_kwargs']}", fontsize=10)
-    ax.legend(fontsize=7)
-
-
 STAGE = Stage(name="p3", subdir="p3",
-              reads=("seed", "experiments.p3", "experiments.hybrid", "evaluation", "tasks"),
+              reads=("seed", "env", "imitation", "experiments.p3", "experiments.hybrid", "evaluation", "tasks",
+                     "teacher.dqn.total_steps", "teacher.dqn.segment_steps"), locations=("teachers_from",),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p3",))

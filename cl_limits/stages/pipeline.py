@@ -37,18 +37,26 @@ def plan(config, workdir: str) -> list[Step]:
   if p3.STAGE.enabled(config):
     targets = []
     for name in config.experiments.p3.targets:
-      if p3.reuses_teachers(config, name):     # the training env itself: its DQN is the main teachers
+      if common.reuses_teachers(config, name):     # the training env itself: its DQN is the main teachers
         targets.append("teachers")
         continue
       steps.append(Step(f"p3/{name}/teachers", teachers.STAGE, p3.target_config(config, name),
-                        p3.target_dir(workdir, name)))
+                        layout.p3_target_dir(workdir, name)))
       targets.append(steps[-1].id)
     steps.append(Step("p3", p3.STAGE, config, workdir, ("imitation", *dict.fromkeys(targets))))
   if hybrid.STAGE.enabled(config):
     steps.append(Step("hybrid", hybrid.STAGE, config, workdir, ("imitation", "teachers")))
   if sensitivity.STAGE.enabled(config):
-    steps.append(Step("sensitivity", sensitivity.STAGE, config, workdir,
-                      tuple(s.id for s in steps if s.id in ("p1", "p2", "p3"))))
+    ids = [s.id for s in steps if s.id in ("p1", "p2", "p3")]
+    for label, cfg in sensitivity.columns(config):      # P1, P2 and P3 again at another temperature
+      links = sensitivity.links(label, cfg, workdir, teachers_at)
+      for stage in (p1.STAGE, p2.STAGE, p3.STAGE):
+        if stage.enabled(cfg):
+          main = next(s for s in steps if s.id == stage.name)
+          steps.append(Step(f"sensitivity/{label}/{stage.name}", stage, cfg,
+                            layout.sensitivity_dir(workdir, label), main.inputs, args={"links": links}))
+          ids.append(steps[-1].id)
+    steps.append(Step("sensitivity", sensitivity.STAGE, config, workdir, tuple(ids)))
   steps.append(Step("report", report.STAGE, config, workdir, tuple(s.id for s in steps)))
   return steps
 
@@ -75,7 +83,7 @@ def validate(steps) -> None:
     key = (s.stage.name, id(s.config))
     if key not in seen:
       seen.add(key)
-      s.stage.validate(s.config)
+      s.stage.validate(s.spec())
 
 
 def _paths(step):
@@ -122,7 +130,10 @@ def _clear(step, steps) -> None:
 
 
 def _remove(path, keep):
-  if path in keep or not os.path.exists(path):
+  if path in keep or not os.path.lexists(path):
+    return
+  if os.path.islink(path):          # a link to another step's results: the link goes, never its target
+    os.remove(path)
     return
   if os.path.isdir(path) and any(k.startswith(path + os.sep) for k in keep):
     for child in os.listdir(path):
@@ -175,7 +186,8 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
     elif reason:
       log(f"[pipeline] {s.id}: {reason}")
     _record(s, actions[s.id])
-    s.stage.run(s, log)
+    layout.link(s.args.get("links", {}))
+    s.stage.run(s.scoped(), log)
   return final
 
 

@@ -3,10 +3,12 @@
   python -m experiments.pipeline --config=experiments/configs/darkroom.py --workdir=runs/main \
       --config.experiments.sensitivity.temperatures=argmax,0.3,0.5,0.7
 
-For each temperature (or "argmax") the P1, P2 and P3 stages run again on the finished run's teachers and
-imitators (linked, never copied or retrained) under `<workdir>/sensitivity/<label>/`, with the same tasks
-and keys; the hybrid is left out (SGD in the loop costs ~100x a frozen step), and so are P2 rows without
-headroom (their verdict does not depend on the temperature: the headroom is the teachers'). The run's own
+For each temperature (or "argmax") the P1, P2 and P3 stages run again, as steps of the pipeline (each
+with its own fingerprint), on the finished run's teachers and imitators (linked, never copied or
+retrained) under `<workdir>/sensitivity/<label>/`, with the same tasks and keys; the hybrid is left out
+(SGD in the loop costs ~100x a frozen step), and P2 rows without headroom keep their "no headroom" verdict
+and skip their rollout (the headroom is the teachers', not the temperature's). This stage gathers the
+columns. The run's own
 temperature is the column the main table reports. Also shown: the temperature the data-driven rule would
 have chosen (the highest competence return, on training tasks, after one truncated history's steps,
 averaged over the P2 rows run here), next to the one fixed before the run. Writes
@@ -22,11 +24,9 @@ import numpy as np
 from cl_limits import comma_list
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import p1 as p1_stage
-from cl_limits.stages import p2 as p2_stage
-from cl_limits.stages import p3 as p3_stage
-from cl_limits.stages import report_rows as rr
-from cl_limits.stages.base import Stage, Step, check
+from cl_limits.report import rows as rr
+from cl_limits.report.sections import short_prediction
+from cl_limits.stages.base import Stage, check
 
 
 def labels(config) -> list[str]:
@@ -48,73 +48,78 @@ def validate(config) -> None:
     check(ok, "experiments.sensitivity.temperatures", "each entry must be 'argmax' or a temperature > 0", lab)
 
 
-def _derived(config, label: str, p2_arms: list[str]):
-  cfg = ml_collections.ConfigDict(config.to_dict())
-  cfg.evaluation.greedy = label == "argmax"
+def evaluation_for(evaluation, label: str):
+  """The evaluation section of column `label` ("argmax" or a temperature)."""
+  ev = ml_collections.ConfigDict(evaluation.to_dict())
+  ev.greedy = label == "argmax"
   if label != "argmax":
-    cfg.evaluation.temperature = float(label)
-  cfg.experiments.hybrid.arm = ""
-  cfg.experiments.p2.arms = ",".join(p2_arms)
-  cfg.experiments.p3.hybrid_tasks = 0
-  cfg.lock()
-  return cfg
+    ev.temperature = float(label)
+  return ev
 
 
-def _link(src: str, dst: str) -> None:
-  if os.path.lexists(dst):
-    return
-  os.makedirs(os.path.dirname(dst), exist_ok=True)
-  os.symlink(os.path.abspath(src), dst)
+def columns(config) -> list[tuple[str, object]]:
+  """[(label, derived config)] of the columns other than the run's own: P1, P2 and P3 under that
+  temperature, without the hybrid (SGD in the loop costs ~100x a frozen step); P2 rows without headroom
+  keep their verdict and skip their rollout (their verdict is the teachers', not the temperature's)."""
+  own = rollout_lib.describe_actions(config.evaluation)
+  out = []
+  for lab in labels(config):
+    if rollout_lib.describe_actions(evaluation_for(config.evaluation, lab)) == own:
+      continue
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    cfg.evaluation = evaluation_for(config.evaluation, lab)
+    cfg.experiments.hybrid.arm = ""
+    cfg.experiments.p2.skip_without_headroom = True
+    cfg.experiments.p3.hybrid_tasks = 0
+    cfg.lock()
+    out.append((lab, cfg))
+  return out
 
 
-def _rows(cfg, workdir) -> list[dict]:
+def links(label: str, cfg, workdir: str, teachers_at: str) -> dict:
+  """{link: target} column `label`'s directory needs: the finished run's imitators, teachers, histories and
+  P3 target DQNs (linked, never copied or retrained)."""
+  sub = layout.sensitivity_dir(workdir, label)
+  out = {os.path.join(sub, "imitators"): layout.path(workdir, "imitators"),
+         os.path.join(sub, "teachers"): layout.path(teachers_at, "teachers"),
+         os.path.join(sub, "histories"): layout.path(workdir, "histories")}
+  for t in [t for t in cfg.experiments.p3.targets if not common.reuses_teachers(cfg, t)]:
+    out[os.path.join(layout.p3_target_dir(sub, t), "teachers")] = layout.path(layout.p3_target_dir(workdir, t), "teachers")
+  return out
+
+
+def _rows(config, workdir) -> list[dict]:
   return [{k: r[k] for k in ("prediction", "estimate", "verdict")} | {"fmt": r.get("fmt", "{:.2f}")}
-          for r in rr.p1_rows(cfg, workdir) + rr.p2_rows(workdir) + rr.p3_rows(cfg, workdir)]
+          for r in rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)]
 
 
 def _competence(workdir) -> float | None:
   s = layout.summary(workdir, "p2")
-  ends = [np.mean(e["competence"]["imitator_end"]) for e in (s or {}).get("arms", {}).values()]
+  ends = [np.mean(e["competence"]["imitator_end"]) for e in (s or {}).get("arms", {}).values()
+          if "competence" in e]
   return float(np.mean(ends)) if ends else None
 
 
 def run(step, log=print) -> None:
+  """Gathers the columns (the run's own, then each temperature's P1, P2 and P3 steps, which the pipeline
+  ran under `<workdir>/sensitivity/<label>/`) into one summary and figure."""
   config, workdir = step.config, step.workdir
   main_p2 = layout.summary(workdir, "p2") or {"arms": {}}
-  with_headroom = [a for a in p2_stage.arms(config) if main_p2["arms"].get(a, {}).get("headroom", {}).get("ok")]
-  skipped = [a for a in p2_stage.arms(config) if a not in with_headroom]
+  skipped = [a for a in common.p2_arms(config) if not main_p2["arms"].get(a, {}).get("headroom", {}).get("ok")]
   own = rollout_lib.describe_actions(config.evaluation)
   out = {"fixed": own, "skipped_p2_rows": skipped, "columns": {}}
   out["columns"][own] = {"rows": _rows(config, workdir), "competence": _competence(workdir), "main": True}
-  teachers_at = common.teachers_at(config, workdir)
   for lab in labels(config):
-    cfg = _derived(config, lab, with_headroom)
-    name = rollout_lib.describe_actions(cfg.evaluation)
-    if name == own:
-      continue
-    sub = layout.path(workdir, "sensitivity", lab)
-    _link(layout.path(workdir, "imitators"), os.path.join(sub, "imitators"))
-    _link(layout.path(teachers_at, "teachers"), os.path.join(sub, "teachers"))
-    if os.path.isdir(layout.path(workdir, "histories")):
-      _link(layout.path(workdir, "histories"), os.path.join(sub, "histories"))
-    for t in [t for t in cfg.experiments.p3.targets if not p3_stage.reuses_teachers(cfg, t)]:
-      _link(layout.path(p3_stage.target_dir(workdir, t), "teachers"),
-            os.path.join(p3_stage.target_dir(sub, t), "teachers"))
-    log(f"[sensitivity] {name}: P1, P2 ({', '.join(with_headroom) or 'no rows with headroom'}, power control), P3")
-    for stage in (p1_stage.STAGE, p2_stage.STAGE, p3_stage.STAGE):
-      if stage.enabled(cfg) and layout.summary(sub, stage.subdir) is None:
-        stage.run(Step(f"sensitivity/{lab}/{stage.name}", stage, cfg, sub), log)
-    out["columns"][name] = {"rows": _rows(cfg, sub), "competence": _competence(sub), "main": False}
+    name = rollout_lib.describe_actions(evaluation_for(config.evaluation, lab))
+    if name != own:
+      sub = layout.sensitivity_dir(workdir, lab)
+      out["columns"][name] = {"rows": _rows(config, sub), "competence": _competence(sub), "main": False}
   out["order"] = list(out["columns"])          # the run's own first (summary.json sorts its keys)
   comp = {k: v["competence"] for k, v in out["columns"].items() if v["competence"] is not None}
   out["rule_choice"] = max(comp, key=comp.get) if comp else None
   outputs.write_json(layout.path(workdir, "sensitivity", layout.SUMMARY), out)
   _plot(out, layout.path(workdir, "sensitivity", "sensitivity.png"))
   log(f"[sensitivity] the data-driven rule would choose: {out['rule_choice']} (fixed: {own})")
-
-
-def _short(prediction: str) -> str:
-  return prediction.split(" (")[0][:60]
 
 
 def _plot(out, path):
@@ -133,38 +138,12 @@ def _plot(out, path):
         ax.errorbar([est], [y], xerr=[[est - lo], [hi - est]], fmt="o", ms=3, color=f"C{j}",
                     label=col if i == 0 else None)
     ax.set_yticks(range(len(preds)))
-    ax.set_yticklabels([_short(p) for p in preds], fontsize=6)
+    ax.set_yticklabels([short_prediction(p) for p in preds], fontsize=6)
     ax.axvline(0, color="gray", lw=0.6)
     ax.set_xlabel("estimate with its 95% interval (each row in its own unit; see the report)")
     ax.set_title("verdict estimates by action temperature", fontsize=9)
     ax.legend(fontsize=6)
 
 
-def section(workdir) -> list[str]:
-  s = layout.summary(workdir, "sensitivity")
-  if not s:
-    return []
-  cols = s["order"]
-  preds = [r["prediction"] for r in s["columns"][s["fixed"]]["rows"]]
-  lines = ["## Sensitivity to the action temperature", "",
-           f"The protocol fixed before the run: {s['fixed']} (the main table). The other columns re-run P1, "
-           "P2 and P3 on the same teachers, imitators, tasks and keys"
-           + (f"; P2 rows without headroom ({', '.join(s['skipped_p2_rows'])}) are left out, their verdict "
-              "does not depend on the temperature" if s["skipped_p2_rows"] else "")
-           + f". The data-driven rule (highest competence return on training tasks after one truncated "
-           f"history's steps) would have chosen: **{s['rule_choice']}**.", "",
-           "| row | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-  for p in preds:
-    cells = []
-    for c in cols:
-      r = next((r for r in s["columns"][c]["rows"] if r["prediction"] == p), None)
-      cells.append("" if r is None else f"{rr.ci(r['estimate'], r['fmt'])} {r['verdict']}")
-    lines.append(f"| {_short(p)} | " + " | ".join(cells) + " |")
-  comp = " | ".join("" if s["columns"][c]["competence"] is None else f"{s['columns'][c]['competence']:.3f}"
-                    for c in cols)
-  lines += [f"| competence return (rule) | {comp} |", "", "![sensitivity](sensitivity/sensitivity.png)", ""]
-  return lines
-
-
-STAGE = Stage(name="sensitivity", subdir="sensitivity",
-              reads=("seed", "experiments", "evaluation", "tasks"), validate=validate, run=run, enabled=enabled)
+STAGE = Stage(name="sensitivity", subdir="sensitivity", reads=("env", "evaluation", "experiments.sensitivity",
+                                                               "experiments.p2.arms"), validate=validate, run=run, enabled=enabled)

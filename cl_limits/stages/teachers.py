@@ -25,7 +25,7 @@ from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import store
 from cl_limits.histories.history import keep_every
-from cl_limits.stages import common, layout, outputs
+from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, positive_int, wrap
 from cl_limits.teachers import dqn, population
 
@@ -42,28 +42,10 @@ def validate(config) -> None:
   check(len(ids) > 0, "tasks", "select no teacher task", config.tasks.to_dict())
 
 
-def teacher_setup(config):
-  """(env, tasks [K], task ids, teacher) of a config's teacher stage."""
-  env = common.env_of(config)
-  tasks, task_ids = common.teacher_tasks(config, env)
-  return env, tasks, task_ids, dqn.make_teacher(config.teacher.dqn, env)
-
-
-def final_state(config, workdir: str):
-  """The teachers' final TeacherState [seeds, tasks, ...] from a finished teacher stage in workdir."""
-  env, tasks, task_ids, teacher = teacher_setup(config)
-  num_seeds = int(config.teacher.num_seeds)
-  abstract = jax.eval_shape(population.per_task(teacher.init),
-                            population.seed_task_keys(config.seed, num_seeds, len(task_ids)), tasks)
-  abstract = sharding.restore_target(abstract, num_seeds)
-  return layout.restore(layout.path(workdir, "teachers", "checkpoints"), abstract, "teacher section",
-                        step=teacher.num_segments)
-
-
 def run(step, log=print) -> None:
   import orbax.checkpoint as ocp  # noqa: PLC0415
   config, workdir = step.config, step.workdir
-  env, tasks, task_ids, teacher = teacher_setup(config)
+  env, tasks, task_ids, teacher = artifacts.teacher_setup(config)
   cfg = config.teacher.dqn
   num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
   record_gap, log_every = int(config.teacher.record_gap), int(config.teacher.log_every)

@@ -28,12 +28,9 @@ from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import common, layout, outputs
-from cl_limits.stages import hybrid as hybrid_stage
-from cl_limits.stages import imitation as imitation_stage
-from cl_limits.stages import p3 as p3_stage
-from cl_limits.stages import report_rows as rr
-from cl_limits.stages import report_sections as sections
+from cl_limits.stages import artifacts, common, layout, outputs
+from cl_limits.report import rows as rr
+from cl_limits.report import sections
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
 
 
@@ -87,12 +84,12 @@ def validate(config) -> None:
         "transplant.games", f"need at least two distinct MinAtar games from {sorted(minatar.GAMES)}", t.games)
   check(all(g in names for g in heldout_games(config)), "transplant.heldout",
         f"names a game not in transplant.games ({t.games!r})", t.heldout)
-  arm_list = imitation_stage.arm_names(config)
+  arm_list = artifacts.arm_names(config)
   check(bool(arms(config)) and all(a in arm_list for a in arms(config)), "transplant.arms",
         f"must name imitation arms from {arm_list}", t.arms)
   check(not str(t.hybrid_arm or "") or t.hybrid_arm in arm_list, "transplant.hybrid_arm",
         f"is not one of the imitation arms {arm_list}", t.hybrid_arm)
-  hybrid_stage.variants(t.variants, "transplant.variants")
+  common.hybrid_variants(t.variants, "transplant.variants")
   if str(t.hybrid_arm or ""):
     wrap("transplant.learner", hybrid_lib.validate, t.learner, int(config.imitation.model.context_len))
   positive_int(config, "transplant.repeats")
@@ -116,14 +113,14 @@ def score(step, log=print) -> None:
   t = config.transplant
   hcfg = holdout_config(config, workdir, game)
   env = envs_lib.make(f"MinAtar-{game}")
-  model, params, arm_list, num_seeds = imitation_stage.final_imitators(hcfg, holdout_dir(workdir, game))
-  flags = {n: a["augment"] for n, a in imitation_stage.arms_of(hcfg).items()}
+  model, params, arm_list, num_seeds = artifacts.final_imitators(hcfg, holdout_dir(workdir, game))
+  flags = {n: a["augment"] for n, a in artifacts.arms_of(hcfg).items()}
   dqn = layout.teacher_curves(game_dir(workdir, game))
-  names = hybrid_stage.variants(t.variants, "transplant.variants") if str(t.hybrid_arm or "") else []
+  names = common.hybrid_variants(t.variants, "transplant.variants") if str(t.hybrid_arm or "") else []
   total = int(config.teacher.dqn.total_steps)
   horizon = common.whole_segments(total, int(t.learner.act_steps)) if names else total
   frac, repeats = float(t.late_fraction), int(t.repeats)
-  actions = imitation_stage.protocol(config)
+  actions = artifacts.protocol(config)
   key = jax.random.fold_in(jax.random.key(int(config.seed) + 29), games(config).index(game))
   runs, labels = {}, {}
   for i, a in enumerate(arms(config)):
@@ -147,7 +144,7 @@ def score(step, log=print) -> None:
   entry.update(scores.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn["returns"],
                             int(dqn["env_steps"][0]), horizon, frac, log=log, tag=f"[transplant] {game}"))
   out_dir = layout.path(holdout_dir(workdir, game), "p3")
-  p3_stage.write_target(out_dir, layout.path(workdir, "tb", "transplant", game), f"transplant/{game}",
+  outputs.write_target(out_dir, layout.path(workdir, "tb", "transplant", game), f"transplant/{game}",
                         f"held out {game}", entry, runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
   protocol = {"actions": rollout_lib.describe_actions(config.evaluation),
               "context": f"{config.imitation.model.context_len} transitions, carried across episodes, empty "
@@ -206,7 +203,7 @@ def write_report(config, workdir: str, s: dict) -> str:
 
 
 SCORE = Stage(name="transplant", subdir="p3", reads=("seed", "transplant", "evaluation", "teacher.dqn.total_steps",
-                                                     "imitation.model.context_len"),
+                                                     "imitation"),
               validate=validate, run=score, marker="p3/entry.json")
-REPORT = Stage(name="transplant report", subdir="transplant", reads=("transplant.games", "transplant.threshold"),
-               validate=validate, run=report)
+REPORT = Stage(name="transplant report", subdir="transplant", reads=("transplant", "evaluation"),
+               validate=lambda config: None, run=report)       # its inputs' stage checks the config

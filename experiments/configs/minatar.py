@@ -4,7 +4,7 @@ r"""DQN teachers on the MinAtar games (gymnax, the shared 10x10x7 observation / 
   python -m experiments.teachers --config=experiments/configs/minatar.py:gpu-SpaceInvaders --workdir=runs/si
 
 Presets, `<size>[-<Game>]` with Game one of Breakout (default), SpaceInvaders, Asterix, Freeway:
-  ""     CPU: 2 seeds x 100k steps, Adam; the CPU learning check (tests/test_minatar_slow.py)
+  ""     CPU: 2 seeds x 100k steps, Adam; the CPU learning check (tests/test_minatar.py::test_cpu_breakout_dqn_beats_random_threefold)
   smoke  seconds, for tests
   gpu    the DQN baseline of Young & Tian (2019, "MinAtar"), as in their released dqn.py: one conv layer
          (16 3x3 filters) + 128 units, centered RMSProp lr 2.5e-4 (decay 0.95, eps 0.01), batch 32, one

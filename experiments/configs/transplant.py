@@ -1,4 +1,4 @@
-r"""P3 on MinAtar: leave one game out (cl_limits/transplant.py).
+r"""P3 on MinAtar: leave one game out (cl_limits/stages/transplant.py).
 
   python -m experiments.pipeline --config=experiments/configs/transplant.py:smoke --workdir=runs/transplant_smoke
   python -m experiments.pipeline --config=experiments/configs/transplant.py:gpu --workdir=runs/transplant

@@ -15,7 +15,7 @@ import numpy as np
 
 from cl_limits.analysis import curves, stats
 from cl_limits.stages import layout, outputs
-from cl_limits.stages import capacity as capacity_stage
+from launch import capacity as capacity_stage
 
 
 def run_metrics(job, config) -> dict:

@@ -14,7 +14,8 @@ import numpy as np
 
 from cl_limits.analysis import curves, stats
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import layout, outputs, report
+from cl_limits.report import document as report
+from cl_limits.stages import layout, outputs
 
 
 def run_metrics(job, config) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import layout
-from cl_limits.stages.report_rows import ci, per_rep
+from cl_limits.report.rows import ci, per_rep
 
 
 def p2_section(workdir) -> list[str]:
@@ -169,3 +169,33 @@ def capacity_section(workdir) -> list[str]:
                  f"{ci(r['late'])} | {ci(r['improvement'])} | {p2} | |")
   lines.append("")
   return lines
+
+
+def sensitivity_section(workdir) -> list[str]:
+  s = layout.summary(workdir, "sensitivity")
+  if not s:
+    return []
+  cols = s["order"]
+  preds = [r["prediction"] for r in s["columns"][s["fixed"]]["rows"]]
+  lines = ["## Sensitivity to the action temperature", "",
+           f"The protocol fixed before the run: {s['fixed']} (the main table). The other columns re-run P1, "
+           "P2 and P3 on the same teachers, imitators, tasks and keys"
+           + (f"; P2 rows without headroom ({', '.join(s['skipped_p2_rows'])}) are left out, their verdict "
+              "does not depend on the temperature" if s["skipped_p2_rows"] else "")
+           + f". The data-driven rule (highest competence return on training tasks after one truncated "
+           f"history's steps) would have chosen: **{s['rule_choice']}**.", "",
+           "| row | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+  for p in preds:
+    cells = []
+    for c in cols:
+      r = next((r for r in s["columns"][c]["rows"] if r["prediction"] == p), None)
+      cells.append("" if r is None else f"{ci(r['estimate'], r['fmt'])} {r['verdict']}")
+    lines.append(f"| {short_prediction(p)} | " + " | ".join(cells) + " |")
+  comp = " | ".join("" if s["columns"][c]["competence"] is None else f"{s['columns'][c]['competence']:.3f}"
+                    for c in cols)
+  lines += [f"| competence return (rule) | {comp} |", "", "![sensitivity](sensitivity/sensitivity.png)", ""]
+  return lines
+
+
+def short_prediction(prediction: str) -> str:
+  return prediction.split(" (")[0][:60]
