@@ -33,7 +33,7 @@ from cl_limits.models.transformer import Tokens, TransitionTransformer
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      seq_len=160,                 # steps per training window (>= context_len; see BUILD_NOTES)
+      seq_len=160,                 # steps per training window (>= context_len; see docs/imitators.md)
       batch_size=64,               # windows per update, per model
       num_updates=1_000,
       updates_per_segment=100,     # one jitted scan; checkpoint + logs after each

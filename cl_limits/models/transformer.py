@@ -6,7 +6,7 @@ has slid past the training length looks exactly like one that has not. Every lay
 `context_len` steps (sliding-window attention): `decode` over a ring buffer of `context_len` keys and
 values gives the same logits as `__call__` (same mask) over the whole stream. With one layer, or before
 the window slides, that is also a fresh pass over the last `context_len` transitions; with L layers the
-receptive field reaches L * (context_len - 1) steps back (see BUILD_NOTES.md).
+receptive field reaches L * (context_len - 1) steps back (see docs/imitators.md).
 
 Both paths work on one stream (no batch axis); vmap them for batches.
 """

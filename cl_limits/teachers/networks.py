@@ -13,7 +13,7 @@ class PatchConv(nn.Module):
   The same function and parameters (`kernel` [k, k, C, F], `bias` [F]) as `nn.Conv(F, (k, k),
   padding="VALID")`. On CPU, XLA's convolution and, more so, its gradient with respect to the kernel are
   slow at MinAtar's shapes (10x10x7 frames, 16 filters); as a matmul the DQN's update runs 2.2x faster
-  (benchmarks/teacher_throughput.py, BUILD_NOTES "MinAtar teacher throughput").
+  (benchmarks/teacher_throughput.py, docs/measurements.md "MinAtar teacher throughput").
   """
 
   features: int

@@ -18,7 +18,7 @@ def per_task(f):
   """f(key_or_state, env_params) vmapped over [seeds, tasks] states and [tasks] env params.
 
   With one task (a MinAtar game) the env params enter unbatched: XLA then keeps them constants instead of
-  per-row operands of every env op, and the DQN runs about 1.3x faster (BUILD_NOTES "MinAtar teacher
+  per-row operands of every env op, and the DQN runs about 1.3x faster (docs/measurements.md "MinAtar teacher
   throughput"); the result has the same [seeds, 1, ...] layout."""
   many = jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))
 

@@ -11,7 +11,7 @@ control (the same scoring on the training game). The same stages and verdict rul
 (experiments/configs/darkroom.py); only the sizes and the arms differ.
 
 Presets: "" (CPU: under an hour on 2 cores), `smoke` (the test suite), `gpu` (one H100 / H200: the Young &
-Tian 2019 DQN for 5M steps x 8 replicates; BUILD_NOTES "Breakout study, gpu preset").
+Tian 2019 DQN for 5M steps x 8 replicates; docs/studies.md "Breakout study, gpu preset").
 
 Cuts, chosen by a rule fixed before the study's first full run: P2's cuts are early in training, where
 the teachers' greedy return is still far below its final value (5% and 15%: 10k and 30k of 200k steps;
@@ -34,7 +34,7 @@ def teacher_dqn(size: str):
   cfg = minatar.teacher_dqn("gpu" if size == "gpu" else "smoke" if size == "smoke" else "")
   if size == "":
     # 4 streams, one update of 32 per 4 steps (the CPU MinAtar preset), 200k steps: epsilon reaches its
-    # floor at 50k, and the greedy return still rises at the end (BUILD_NOTES "Breakout study").
+    # floor at 50k, and the greedy return still rises at the end (docs/studies.md "The Breakout study").
     cfg.update(dict(total_steps=200_000, segment_steps=10_000, eps_anneal_steps=50_000))
   elif size == "smoke":
     cfg.update(dict(total_steps=3_000, segment_steps=1_000, eps_anneal_steps=1_500, hidden=(32,)))
@@ -118,7 +118,7 @@ def get_config(preset: str = ""):
     # Every 5th episode recorded: 8 replicates x 5M steps -> 8M stored steps, 5.7 GB of unpacked frames on
     # device. The imitation budget grows with the data: 4,000 updates of 8 x 1,024 tokens (33M tokens per
     # model: about 220 passes over ad_p15's 150k stored steps per replicate, 330 over bc's 100k and 660
-    # over ad_p05's 50k); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, BUILD_NOTES).
+    # over ad_p05's 50k); batch 8 keeps the 24 models' attention matrices at 39 GB (experiments/budget.py, docs/studies.md).
     config.teacher.record_gap = 5
     # One stream per teacher: none to hold out, so no fidelity measurement and every arm to its cap.
     im.fidelity.update(dict(heldout_streams=0, patience=0))

@@ -48,13 +48,13 @@ def imitation(**overrides):
   # 5th episode: 100 steps per stream, so the 100-step context holds a stream's whole kept truncated
   # history; the teachers' greedy policy is at about half the optimum at that cut and optimal by 20%.
   # ad_p50 (P2 without headroom; P3 and the hybrid): the first 50%, every 10th episode (with every episode
-  # the context shows almost no improvement and AD learned nothing in context; see BUILD_NOTES).
+  # the context shows almost no improvement and AD learned nothing in context; see docs/measurements.md).
   # ad_eps_half (P2 power control): AD-epsilon streams (oracle with epsilon falling from 1 to 0.05 over the
   # stream) cut half way through the decay, every 5th episode. AD on whole histories is `ad_arm()`.
   # Updates: each arm has a cap (arms.<arm>.updates; 0 = train.num_updates, 600) with its own learning-rate
   # schedule over it, stops earlier when its held-out fidelity stops improving, and keeps the weights of
   # its best held-out check. Snapshot BC and ad_p05 (18k steps per replicate) are capped at 300, the two
-  # arms that must learn in context at 600 (the main job's 30 minutes; BUILD_NOTES has the fidelity curves).
+  # arms that must learn in context at 600 (the main job's 30 minutes; docs/measurements.md has the fidelity curves).
   im.arms = ml_collections.ConfigDict(dict(
       bc=arm(portion="last", fraction=0.1, updates=300),
       ad_p05=arm(portion="first", fraction=0.05, gap=5, updates=300),
@@ -78,7 +78,7 @@ def imitation(**overrides):
 
 
 def acceptance_imitation(**overrides):
-  """The imitators of the AD reproduction (tests/test_ad_darkroom_slow.py; BUILD_NOTES "DarkRoom AD").
+  """The imitators of the AD reproduction (tests/test_ad_darkroom_slow.py; docs/measurements.md "DarkRoom AD result").
 
   AD learns from the teachers' *learning phase*: the first half of each history, in which epsilon anneals
   from 1 to its floor and the return rises from 0.4 to 15 (gap 10: every 10th episode of each stream). The
@@ -107,9 +107,9 @@ def evaluation(**overrides):
       episodes=100,          # per rollout, from an empty context that then carries across episodes
       num_tasks=5,           # held-out tasks (0: all of them); the same first 5 as P2 (hybrid: the first 2, P3: 3)
       greedy=False,          # sample from the policy (True: argmax; greedy imitators of epsilon-greedy
-                             # teachers repeat one path forever when it misses the goal, see BUILD_NOTES)
+                             # teachers repeat one path forever when it misses the goal, see docs/imitators.md)
       temperature=1.0,       # sampled actions come from softmax(logits / temperature); 1.0 is the policy
-                             # as trained, lower sharpens it (the AD reproduction's protocol, see BUILD_NOTES)
+                             # as trained, lower sharpens it (the AD reproduction's protocol, see docs/imitators.md)
       early_episodes=3, late_episodes=10,
       compare=""))           # "a:b" pairs, comma-separated: interval of a's late return minus b's
   ev.update(overrides)
@@ -123,7 +123,7 @@ def acceptance_evaluation(**overrides):
   reproduction, AD's last-10 return at 1.0 / 0.7 / 0.5 / 0.3: 10.8 / 13.0 / 13.9 / 12.9), not on the
   held-out goals the test scores.
   At 1.0 AD finds a held-out goal but then spreads its actions more than the teachers' epsilon of 0.05 does
-  and keeps 64% of their return (BUILD_NOTES "DarkRoom AD result" has both).
+  and keeps 64% of their return (docs/measurements.md "DarkRoom AD result" has both).
   """
   ev = evaluation(temperature=0.5, compare="ad:bc")
   ev.update(overrides)
