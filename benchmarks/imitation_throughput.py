@@ -67,7 +67,7 @@ def main(argv):
                          reward=(rng.random(n) < 0.3).astype(np.float32), done=rng.random(n) < 0.05,
                          lengths=np.full(n // length, length), episodes=0)
   data = datasets.to_device(fd)
-  starts, n_starts = learner_lib.pad_starts([np.asarray(windows.build_index(fd.lengths, train.seq_len).starts)])
+  starts, n_starts = windows.pad_starts([np.asarray(windows.build_index(fd.lengths, train.seq_len).starts)])
   tokens = learner_lib.example_tokens(data, int(train.seq_len), n_act)
   peak, bw, line = machine.describe()
   print(line)

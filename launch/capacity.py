@@ -13,9 +13,8 @@ import os
 import numpy as np
 
 from cl_limits.analysis import curves, stats
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.report import document as report
-from cl_limits.stages import layout, outputs
+from cl_limits.stages import common, layout, outputs
 
 
 def run_metrics(job, config) -> dict:
@@ -77,7 +76,7 @@ def aggregate(module, preset: str, jobs, name: str, spec: str, root: str, log=pr
   summary = {"sweep": spec, "runs": runs, "comparisons": comparisons,
              "protocol": (f"AD on whole teacher histories, one run per (context, model size), "
                           f"{base.imitation.num_seeds} seeds each; rolled out on held-out tasks for "
-                          f"{base.evaluation.episodes} episodes, {rollout_lib.describe_actions(base.evaluation)} "
+                          f"{base.evaluation.episodes} episodes, {common.describe_actions(base.evaluation)} "
                           f"actions, empty start, context carried across episodes; early = episodes 1-"
                           f"{base.evaluation.early_episodes}, late = last {base.evaluation.late_episodes}; "
                           "t-intervals over the replicates (independent runs). Comparisons: P2's late - "

@@ -25,7 +25,7 @@ def test_each_arm_warms_up_and_decays_over_its_own_budget():
   model = learner_lib.make_model(dict_model(), 3, (5, 5))
   fd = tiny_data()
   data = datasets.to_device(fd)
-  starts, n_starts = learner_lib.pad_starts([windows.legal_starts(fd.lengths, 8)] * 2)
+  starts, n_starts = windows.pad_starts([windows.legal_starts(fd.lengths, 8)] * 2)
   learner = learner_lib.make_learner(cfg, model, budgets=[20, 10])
   tokens = learner_lib.example_tokens(data, 8, 3)
   state = jax.vmap(learner.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), tokens)

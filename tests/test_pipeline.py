@@ -54,13 +54,20 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
     assert len(cells) == 8, r
     assert len(cells[3].split(", ")) == 2, r          # one value per replicate (2 at :smoke size)
     assert any(cells[6] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
-                                                 "inconclusive: imitator below its data")), r
+                                                 "inconclusive: imitator below its data",
+                                                 "inconclusive: imitator did not reproduce its data",
+                                                 "reported, no prediction")) \
+        or cells[6].startswith("**not counted: the P"), r
     # Every row that uses an imitator shows its held-out fidelity, per replicate, in nats.
     known_positive = cells[0].startswith("P2 known positive")
     assert known_positive == (cells[4] == ""), r
     if not known_positive:
       assert " nats (" in cells[4] and "vs behaviour H" in cells[4], r
       assert len(cells[4].split("nats (")[1].split(")")[0].split(", ")) == 2, r
+  # P1's fidelity gate (the :smoke imitator is far from its behaviour policy) and goal identification, which
+  # is no prediction.
+  assert "**inconclusive: imitator did not reproduce its data**" in rows[0] and "(ungated: " in rows[0]
+  assert "**reported, no prediction**" in rows[1]
   for r in rows[2:6]:
     assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]

@@ -10,6 +10,7 @@ from cl_limits.histories import datasets
 from cl_limits.imitation import learner
 from cl_limits.models.transformer import Tokens, TransitionTransformer
 from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.stages import common
 
 HORIZON = 50     # 5 episodes of 10 steps: the context of 12 slides many times, across episodes
 
@@ -118,14 +119,14 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
   assert freq[1.0] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.03)      # softmax of the logits
   assert freq[0.5] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.03)      # softmax of logits / 0.5
   ev = ml_collections.ConfigDict(dict(greedy=False, temperature=0.5))
-  assert rollout_lib.actions_from(ev) == dict(greedy=False, temperature=0.5)
-  assert rollout_lib.describe_actions(ev) == "sampled at temperature 0.5"
-  assert rollout_lib.describe_actions(ml_collections.ConfigDict(dict(greedy=False))) == "sampled"
-  assert rollout_lib.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
-  assert [rollout_lib.actions_phrase(d) for d in ("greedy", "sampled", "sampled at temperature 0.5")] == [
+  assert common.protocol_of(ev) == dict(greedy=False, temperature=0.5)
+  assert common.describe_actions(ev) == "sampled at temperature 0.5"
+  assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=False))) == "sampled"
+  assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
+  assert [common.actions_phrase(d) for d in ("greedy", "sampled", "sampled at temperature 0.5")] == [
       "greedy actions", "sampled actions", "actions sampled at temperature 0.5"]
   with pytest.raises(ValueError, match="^temperature: must be > 0"):
-    rollout_lib.actions_from(ml_collections.ConfigDict(dict(greedy=False, temperature=0.0)))
+    rollout_lib.action_protocol(False, 0.0)
 
 
 def test_prompted_rollout_acts_as_if_it_had_lived_through_the_prompt(two_layer):

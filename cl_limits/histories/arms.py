@@ -78,7 +78,6 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
   replicate's data. heldout_streams: each learner's last streams, cut like the others but never trained
   on; their FlatData per group (in group order) is the last item (empty list when 0), for the fidelity
   measurement (`imitation.fidelity`). Window starts are `windows.legal_starts` of `seq_len`."""
-  from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   parts, per_arm, arms_meta, offset, heldout = [], [], {}, 0, []
   for name, arm in arms.items():
     history, manifest = sources[arm["data"]]
@@ -131,7 +130,7 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                        "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
                        "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1))}
   flat, _ = datasets.concat(parts)
-  starts, n_starts = learner_lib.pad_starts(per_arm)
+  starts, n_starts = windows.pad_starts(per_arm)
   meta = {"seq_len": seq_len, "arms": arms_meta}
   if "teacher" in sources:
     m = sources["teacher"][1]

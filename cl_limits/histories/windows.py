@@ -82,3 +82,12 @@ def flatten_streams(x, time_axis: int = 3):
   x = np.asarray(x)
   lead = int(np.prod(x.shape[:time_axis + 1]))
   return x.reshape((lead,) + x.shape[time_axis + 1:])
+
+
+def pad_starts(per_arm: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """Per-arm valid window starts -> (starts [A, max_n] int32 padded with 0, n_starts [A] int32)."""
+  n = np.array([len(s) for s in per_arm], np.int32)
+  out = np.zeros((len(per_arm), int(n.max())), np.int32)
+  for a, s in enumerate(per_arm):
+    out[a, :len(s)] = s
+  return out, n

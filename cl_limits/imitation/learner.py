@@ -252,15 +252,6 @@ def make_learner(cfg, model: TransitionTransformer, augment=None, budgets=None) 
                  tokens_per_update=seq_len * batch)
 
 
-def pad_starts(per_arm: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-  """Per-arm valid window starts -> (starts [A, max_n] int32 padded with 0, n_starts [A] int32)."""
-  n = np.array([len(s) for s in per_arm], np.int32)
-  out = np.zeros((len(per_arm), int(n.max())), np.int32)
-  for a, s in enumerate(per_arm):
-    out[a, :len(s)] = s
-  return out, n
-
-
 def widened_obs_nvec(nvec, others):
   """Per-entry cardinalities one embedding must cover: `nvec` widened to every one of `others` (entries an
   observation lacks read as 0), so one imitator can act in several envs. None when nvec is None."""

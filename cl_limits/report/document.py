@@ -10,7 +10,6 @@ import os
 
 import numpy as np
 
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.report import rows as rr
 from cl_limits.report import sections
 from cl_limits.stages import common, layout, outputs
@@ -19,7 +18,7 @@ from cl_limits.stages import common, layout, outputs
 def write(config, workdir: str) -> str:
   """(Re)writes workdir/report.md from what the finished stages left; returns its path."""
   workdir = os.path.abspath(workdir)
-  rows = rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)
+  rows = rr.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))
   extra = rr.hybrid_rows(workdir)
   caps = rr.capacity_rows(workdir) + rr.gap_rows(workdir)
   for r in rows + extra:         # the held-out fidelity of the imitator each row uses
@@ -35,7 +34,7 @@ def write(config, workdir: str) -> str:
     lines += ["", "### Capacity and the gap (sweeps beside the main job)", ""] + _table(caps)
   ev = config.evaluation
   reps = int(config.imitation.num_seeds) if "imitation" in config else 0
-  lines += ["", f"Protocol, fixed before the run: {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))} for "
+  lines += ["", f"Protocol, fixed before the run: {common.actions_phrase(common.describe_actions(ev))} for "
             "every row; rollouts start from an empty context (P1: from the teacher's last episodes), which "
             f"then carries across episodes (a sliding window of {config.imitation.model.context_len} "
             "transitions); " + ("held-out tasks the teachers never trained on (P1 and the competence gate: the "
@@ -133,7 +132,7 @@ def _imitation(config, workdir) -> str:
   data = layout.read_json(layout.path(workdir, "imitators", "data.json"))
   p = ev["protocol"]
   lines = ["## Frozen imitators on held-out tasks (P1 protocol)", "",
-           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['episodes']} episodes "
+           f"Protocol: {common.actions_phrase(p['actions'])}, {p['episodes']} episodes "
            f"({ev['horizon_steps']} environment steps) per rollout, context {p['context']}, "
            f"{len(ev['task_ids'])} held-out tasks; {config.imitation.num_seeds} replicates per arm. "
            f"Intervals: {p['ci']}.", "",

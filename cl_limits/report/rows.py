@@ -78,6 +78,12 @@ def p1_rows(config, workdir) -> list[dict]:
   for mode in ("prompted", "empty"):
     m = s["modes"][mode]
     verdict, rule = verdicts.p1(_triple(m["over_behaviour"]), thr)
+    kind = "p1" if mode == "prompted" or one_task(config.env.name, config.env.kwargs) else "goal_identification"
+    if kind == "goal_identification":        # not a prediction: reported without a verdict
+      verdict, rule = "reported, no prediction", "what the empty-context imitator does: " + rule
+    else:
+      verdict, rule = fidelity_gate(verdict, rule, fidelity_of(workdir, s["arm"]),
+                                    float(config.experiments.p1.get("max_kl", float("inf"))))
     greedy = (f"; / final greedy {ci(m['over_greedy'], '{:.3f}')}" if "over_greedy" in m else "")
     rows.append({"prediction": what[mode][0],
                  "measured": f"{s['arm']} on {len(s['task_ids'])} of the teachers' own tasks, {what[mode][1]}, "
@@ -85,8 +91,48 @@ def p1_rows(config, workdir) -> list[dict]:
                              f"episodes) {ci(m['late'])} over its teachers' final behaviour return on the same tasks"
                              + greedy,
                  "estimate": m["over_behaviour"], "fmt": "{:.3f}", "per_replicate": per_rep(m["over_behaviour"], "{:.3f}"),
-                 "gates": "", "verdict": verdict, "rule": rule, "arm": s["arm"]})
+                 "gates": "", "verdict": verdict, "rule": rule, "arm": s["arm"], "kind": kind})
   return rows
+
+
+NOT_RECORDED_GATE = "inconclusive: imitator fidelity not measured"
+UNFAITHFUL = "inconclusive: imitator did not reproduce its data"
+
+
+def fidelity_gate(verdict: str, rule: str, fidelity: dict | None, max_kl: float) -> tuple[str, str]:
+  """A P1 verdict counts only when the snapshot imitator reproduces its behaviour policy: held-out KL
+  (replicates' mean) at most `max_kl` nats; otherwise inconclusive, the ungated verdict in the rule."""
+  import numpy as np  # noqa: PLC0415
+  if not np.isfinite(max_kl):
+    return verdict, rule
+  kl = None if fidelity is None else np.asarray(fidelity["kl"], float)
+  if kl is None or not np.isfinite(kl).all():
+    return NOT_RECORDED_GATE, f"{rule}; fidelity gate (KL <= {max_kl:g} nats): not measured (ungated: {verdict})"
+  if kl.mean() > max_kl:
+    return UNFAITHFUL, (f"{rule}; fidelity gate: held-out KL {kl.mean():.3f} nats > {max_kl:g}, so the imitator "
+                        f"is not its behaviour policy and the row cannot test P1 (ungated: {verdict})")
+  return verdict, f"{rule}; fidelity gate: held-out KL {kl.mean():.3f} <= {max_kl:g} nats, passed"
+
+
+def counted(rows: list[dict]) -> list[dict]:
+  """A "supported" counts only where the study's control of the same kind refuted (the P2 power control
+  for P2 rows and their trends, the P3 positive control for P3 transplant rows): otherwise the verdict
+  reads "not counted: <control> did not refute (<its verdict>)" and the uncounted verdict stays in the rule."""
+  controls = {"p2": [r for r in rows if r.get("kind") == "power_control"],
+              "p3": [r for r in rows if r.get("kind") == "p3_positive_control"]}
+  out = []
+  for r in rows:
+    family = {"p2": "p2", "p2_trend": "p2", "p3": "p3"}.get(r.get("kind", ""))
+    if family and r["verdict"] == verdicts.SUPPORTED:
+      ok = [c for c in controls[family] if c["verdict"] == verdicts.REFUTED]
+      if not ok:
+        name = {"p2": "the P2 power control", "p3": "the P3 positive control"}[family]
+        what = (", ".join(f"it read {c['verdict']}" for c in controls[family]) if controls[family]
+                else "this study has none")
+        r = dict(r, verdict=f"not counted: {name} did not refute ({what})",
+                 rule=f"{r['rule']}. Uncounted verdict: supported")
+    out.append(r)
+  return out
 
 
 def _p2_gates(e) -> tuple[str, tuple]:
@@ -141,7 +187,8 @@ def p2_rows(workdir) -> list[dict]:
                  f"it came out {verdict}: the P2 scoring itself is broken"))
     rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
                  "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
-                 "verdict": verdict, "rule": rule, "arm": "" if e["kind"] == "known_positive" else name})
+                 "verdict": verdict, "rule": rule, "arm": "" if e["kind"] == "known_positive" else name,
+                 "kind": e["kind"]})
     if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
@@ -151,7 +198,8 @@ def p2_rows(workdir) -> list[dict]:
                  "measured": f"slope of return ({unit}) against log(episode) over the second half of the "
                              f"{e['episodes']} episodes, per replicate",
                  "estimate": e["trend"], "fmt": "{:.4f}", "per_replicate": per_rep(e["trend"], "{:.4f}"),
-                 "gates": gates.split(";")[0], "verdict": t_verdict, "rule": t_rule, "arm": name})
+                 "gates": gates.split(";")[0], "verdict": t_verdict, "rule": t_rule, "arm": name,
+                 "kind": "trend_control" if control else "p2_trend"})
   if s.get("power_control_note"):
     rows.append({"prediction": "P2 power control", "measured": s["power_control_note"], "estimate": None,
                  "verdict": "none applies", "rule": "a power control needs data from a learner known to "
@@ -223,7 +271,8 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
                                f"final), {e['tasks']} {unit}, {t['horizon_steps']:,} steps; AUC {ci(e['auc'])} vs the "
                                f"DQN's {ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
                    "estimate": e["final"], "per_replicate": per_rep(e.get("final_per_replicate", [])),
-                   "gates": "", "verdict": verdict, "rule": rule, "arm": t.get("arm", s.get("arm", ""))})
+                   "gates": "", "verdict": verdict, "rule": rule, "arm": t.get("arm", s.get("arm", "")),
+                   "kind": "p3_positive_control" if control else "p3"})
   return rows
 
 

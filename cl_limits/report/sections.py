@@ -2,8 +2,7 @@
 the stages wrote (their summary.json files, through cl_limits/stages/layout.py)."""
 from __future__ import annotations
 
-from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages import layout
+from cl_limits.stages import common, layout
 from cl_limits.report.rows import ci, per_rep
 
 
@@ -14,7 +13,7 @@ def p2_section(workdir) -> list[str]:
   p = s["protocol"]
   f3 = "{:.3f}"
   lines = ["## P2: beyond the ceiling, per replicate", "",
-           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, {p['horizon']}, context {p['context']}, "
+           f"Protocol: {common.actions_phrase(p['actions'])}, {p['horizon']}, context {p['context']}, "
            f"{len(s['task_ids'])} held-out tasks {s['task_ids']}; late = {p['late']}; unit: {p['unit']}. "
            f"Behaviour ceiling = best {p['ceiling_window_episodes']}-teacher-episode moving average of the "
            "replicate's data; the ceiling of a teacher-data row is the larger of that and the teachers' greedy "
@@ -70,7 +69,7 @@ def p3_section_from(s, title: str, tb_note: str, unit: str = "tasks") -> list[st
     return []
   p = s["protocol"]
   lines = [title, "",
-           f"Protocol: {rollout_lib.actions_phrase(p['actions'])}, context {p['context']}; horizon = {p['horizon']}; "
+           f"Protocol: {common.actions_phrase(p['actions'])}, context {p['context']}; horizon = {p['horizon']}; "
            f"normalisation {p['normalisation']}; AUC = {p['auc']}; final = {p['final']}. The DQN's own AUC "
            f"and final use its epsilon-greedy training returns (its final is 1 by construction, up to the "
            f"spread over its seeds). Intervals: {p['ci']}.", "",
@@ -107,7 +106,7 @@ def hybrid_section(workdir) -> list[str]:
     p, c = s["protocol"], s["learner"]
     f3 = "{:.3f}"
     lines += [f"P2 protocol: {s['arm']} imitators on {len(s['task_ids'])} held-out tasks {s['task_ids']} for "
-              f"{s['horizon_steps']:,} steps ({rollout_lib.actions_phrase(p['actions'])}, context {p['context']}). "
+              f"{s['horizon_steps']:,} steps ({common.actions_phrase(p['actions'])}, context {p['context']}). "
               f"Every {c['act_steps']:,} steps: {c['sgd_steps']} AdamW steps (lr {c['lr']:g}, batch "
               f"{c['batch_size']} x {c['seq_len']} steps) of the AD loss on its own last {c['buffer_steps']:,} "
               f"transitions, weighting '{c['weighting']}' (top fraction {c['top_fraction']:g}); 'full' updates "
@@ -180,8 +179,9 @@ def sensitivity_section(workdir) -> list[str]:
   lines = ["## Sensitivity to the action temperature", "",
            f"The protocol fixed before the run: {s['fixed']} (the main table). The other columns re-run P1, "
            "P2 and P3 on the same teachers, imitators, tasks and keys"
-           + (f"; P2 rows without headroom ({', '.join(s['skipped_p2_rows'])}) are left out, their verdict "
-              "does not depend on the temperature" if s["skipped_p2_rows"] else "")
+           + (f"; P2 rows without headroom ({', '.join(s['skipped_p2_rows'])}) read \"no headroom\" in every "
+              "column and skip their rollout: the headroom is the teachers', not the temperature's"
+              if s["skipped_p2_rows"] else "")
            + f". The data-driven rule (highest competence return on training tasks after one truncated "
            f"history's steps) would have chosen: **{s['rule_choice']}**.", "",
            "| row | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]

@@ -35,7 +35,7 @@ import ml_collections
 import optax
 
 from cl_limits.models.transformer import Tokens, TransitionTransformer
-from cl_limits.rollouts.rollout import _first_tokens, action_fn, record_episode_end
+from cl_limits.rollouts.rollout import first_tokens, action_fn, record_episode_end
 
 ADAPTERS = ("none", "lora")
 WEIGHTINGS = ("top", "all")
@@ -189,7 +189,7 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
     k_reset, k_steps = jax.random.split(key)
     k_adapter, k_sgd = jax.random.split(jax.random.fold_in(k_reset, 1))
     obs, env_state = env.reset(k_reset, env_params)
-    tok = _first_tokens(obs, num_actions)
+    tok = first_tokens(obs, num_actions)
     trainable = lora_init(params, int(cfg.lora_rank), k_adapter) if use_lora else params
     opt_state = opt.init(trainable)
     buf = _Buffer(tokens=jax.tree.map(lambda x: jnp.zeros((buf_len,) + jnp.shape(x), jnp.asarray(x).dtype), tok),

@@ -38,32 +38,18 @@ class RolloutResult(NamedTuple):
   transitions: History | None = None
 
 
-def _first_tokens(obs, num_actions):
+def first_tokens(obs, num_actions):
   return Tokens(obs=obs, prev_action=jnp.int32(num_actions), prev_reward=jnp.float32(0.0),
                 prev_done=jnp.bool_(True))
 
 
-def actions_from(ev) -> dict:
-  """An evaluation config's action protocol as rollout keyword arguments {greedy, temperature}: argmax when
-  `greedy`, else a sample from softmax(logits / temperature) (1.0: the policy as trained)."""
-  temperature = float(ev.get("temperature", 1.0))
+def action_protocol(greedy: bool, temperature: float = 1.0) -> dict:
+  """The rollout keyword arguments {greedy, temperature} of an action protocol: argmax when `greedy`, else
+  a sample from softmax(logits / temperature) (1.0: the policy as trained)."""
+  temperature = float(temperature)
   if not temperature > 0:
     raise ValueError(f"temperature: must be > 0 (got {temperature}); use greedy=True for argmax actions")
-  return dict(greedy=bool(ev.get("greedy", False)), temperature=temperature)
-
-
-def describe_actions(ev) -> str:
-  """'greedy', 'sampled', or 'sampled at temperature T': how the report and summaries name the protocol."""
-  a = actions_from(ev)
-  if a["greedy"]:
-    return "greedy"
-  return "sampled" if a["temperature"] == 1.0 else f"sampled at temperature {a['temperature']:g}"
-
-
-def actions_phrase(desc: str) -> str:
-  """`describe_actions`'s word as a phrase: 'greedy actions', 'sampled actions', 'actions sampled at
-  temperature 0.5'."""
-  return f"actions {desc}" if " " in desc else f"{desc} actions"
+  return dict(greedy=bool(greedy), temperature=temperature)
 
 
 def action_fn(greedy: bool, temperature: float = 1.0):
@@ -124,7 +110,7 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
   def rollout(params, env_params, key, prompt=None):
     k_reset, k_steps = jax.random.split(key)
     obs, env_state = env.reset(k_reset, env_params)
-    tok = _first_tokens(obs, num_actions)
+    tok = first_tokens(obs, num_actions)
     if prompt is not None:
       memory = jax.lax.scan(lambda m, t: (model.apply(params, t, m, method=TransitionTransformer.decode)[1],
                                           None), model.init_cache(), prompt_tokens(prompt, num_actions))[0]

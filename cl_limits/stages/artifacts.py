@@ -16,7 +16,6 @@ from cl_limits import sharding
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import learner as learner_lib
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout
 from cl_limits.stages.base import ConfigError, check, wrap
 from cl_limits.teachers import dqn, population
@@ -38,7 +37,7 @@ def sources(config) -> list[str]:
 
 def protocol(config) -> dict:
   """The evaluation protocol's actions {greedy, temperature}, which the held-out check also uses."""
-  return wrap("evaluation", rollout_lib.actions_from, config.evaluation)
+  return wrap("evaluation", common.protocol_of, config.evaluation)
 
 
 def target_envs(config) -> dict:

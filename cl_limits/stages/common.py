@@ -7,6 +7,7 @@ import numpy as np
 from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits.rollouts import learners
+from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages.base import ConfigError, check, field, in_range
 
 
@@ -109,3 +110,23 @@ def reuses_teachers(config, name: str) -> bool:
   """A target with `reuse_teachers=True` is the training env itself (a positive control on a one-task env
   such as a MinAtar game): its "DQN from scratch" is the main teachers' run, not a second one."""
   return bool(config.experiments.p3.targets[name].get("reuse_teachers", False))
+
+
+def protocol_of(ev) -> dict:
+  """An evaluation section's action protocol as rollout keyword arguments (ConfigError-free: the stages
+  check `evaluation.temperature` through `artifacts.protocol`)."""
+  return rollout_lib.action_protocol(bool(ev.get("greedy", False)), float(ev.get("temperature", 1.0)))
+
+
+def describe_actions(ev) -> str:
+  """'greedy', 'sampled', or 'sampled at temperature T': how the report and summaries name the protocol."""
+  a = protocol_of(ev)
+  if a["greedy"]:
+    return "greedy"
+  return "sampled" if a["temperature"] == 1.0 else f"sampled at temperature {a['temperature']:g}"
+
+
+def actions_phrase(desc: str) -> str:
+  """`describe_actions`'s word as a phrase: 'greedy actions', 'sampled actions', 'actions sampled at
+  temperature 0.5'."""
+  return f"actions {desc}" if " " in desc else f"{desc} actions"

@@ -60,7 +60,7 @@ def run(step, log=print) -> None:
   keys = jax.random.split(jax.random.key(int(config.seed) + 11), num_models * num_tasks).reshape(
       num_models, num_tasks)
   log(f"[evaluate] {num_models} imitators x {num_tasks} held-out tasks, {episodes} episodes "
-      f"({horizon} steps) each, {rollout_lib.actions_phrase(rollout_lib.describe_actions(ev))}, context "
+      f"({horizon} steps) each, {common.actions_phrase(common.describe_actions(ev))}, context "
       "carried across episodes from an empty start")
   t0 = time.time()
   res = jax.device_get(fn(params, tasks, keys))
@@ -93,7 +93,7 @@ def summarize(ev, rets, arms, teacher) -> dict:
   rep = lambda x: list(stats.as_ci(stats.replicate_interval(x)))
   early = stats.episode_window_mean(rets, 0, n_early)              # [A, S, K]
   late = stats.episode_window_mean(rets, episodes - n_late, episodes)
-  out = {"protocol": {"actions": rollout_lib.describe_actions(ev), "episodes": episodes,
+  out = {"protocol": {"actions": common.describe_actions(ev), "episodes": episodes,
                       "context": "carried across episodes, empty at the start",
                       "early_episodes": n_early, "late_episodes": n_late,
                       "ci": "t-interval over the replicates' means over tasks"},

@@ -18,7 +18,6 @@ from cl_limits.histories import datasets
 from cl_limits.histories import history as history_lib
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
 
@@ -75,7 +74,7 @@ def run(step, log=print) -> None:
              "cut_learner_steps": d["cut_learner_steps"], "unit": unit,
              "ceiling": stats.replicate_interval(ceil), "ceiling_per_replicate": c,
              "late_fraction": frac, "learner": h.learner.to_dict(),
-             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
+             "protocol": {"actions": common.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
                           "ci": f"t-interval over the {len(ceil)} replicates (frozen and hybrids paired: "

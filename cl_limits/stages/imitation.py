@@ -25,11 +25,10 @@ import numpy as np
 from cl_limits import sharding
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
-from cl_limits.imitation import check as check_lib
+from cl_limits.rollouts import check as check_lib
 from cl_limits.imitation import fidelity as fidelity_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.imitation import progress as progress_lib
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.imitation_checks import validate
 from cl_limits.stages.base import ConfigError, Stage
@@ -72,7 +71,7 @@ def _check(config, env, model):
                              jax.random.key(int(config.seed) + 5), **artifacts.protocol(config))
   k = min(3, int(ev.episodes))
   run.describe = (f"{int(jax.tree.leaves(tasks)[0].shape[0])} held-out tasks, {ev.episodes} episodes from an empty context, "
-                  f"{rollout_lib.actions_phrase(rollout_lib.describe_actions(config.evaluation))}; "
+                  f"{common.actions_phrase(common.describe_actions(config.evaluation))}; "
                   f"early = episodes 1-{k}, late = the last {k}")
   return run
 

@@ -118,7 +118,7 @@ def run(step, log=print) -> None:
   summary = {"arm": name, "tasks": "the teachers' training tasks", "task_ids": task_ids.tolist(),
              "episodes": episodes, "late_episodes": n_late, "prompt_steps": length,
              "threshold": float(p1.threshold), "replicates": num_seeds,
-             "actions": rollout_lib.describe_actions(config.evaluation),
+             "actions": common.describe_actions(config.evaluation),
              "teacher_final": {k: v.mean(-1).tolist() for k, v in finals.items()}, "modes": {}}
   arrays = {"task_ids": task_ids}
   for mode in ("prompted", "empty"):

@@ -106,7 +106,7 @@ def run(step, log=print) -> None:
   random = _random_return(env, train_tasks, t_opt, int(config.seed) + 29)
   greedy, greedy_steps = artifacts.teacher_greedy(config, workdir, sources["teacher"][1])
   actions = artifacts.protocol(config)
-  summary = {"protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
+  summary = {"protocol": {"actions": common.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated history",
                           "late": f"last {frac:.0%} of episodes", "ceiling_window_episodes": window,

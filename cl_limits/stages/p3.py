@@ -96,7 +96,7 @@ def run(step, log=print) -> None:
   frac = float(p3.late_fraction)
   actions = artifacts.protocol(config)
   summary = {"arm": p3.arm, "late_fraction": frac, "threshold": float(p3.threshold),
-             "protocol": {"actions": rollout_lib.describe_actions(config.evaluation),
+             "protocol": {"actions": common.describe_actions(config.evaluation),
                           "context": "carried across episodes, empty at the start",
                           "horizon": "the DQN's total environment steps in the target",
                           "normalisation": "per task: 0 = random policy, 1 = DQN's final return",

@@ -11,6 +11,7 @@ def run(step, log=print) -> None:
 
 
 STAGE = Stage(name="report", subdir=".", reads=("env", "evaluation", "imitation.model.context_len",
-                                                "imitation.num_seeds", "experiments.p1.threshold"),
+                                                "imitation.num_seeds", "experiments.p1.threshold",
+                                                "experiments.p1.max_kl"),
               locations=("teachers_from",),
               validate=lambda config: None, run=run, marker="report.md", record="report.stage.json")

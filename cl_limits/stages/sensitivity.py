@@ -22,7 +22,6 @@ import ml_collections
 import numpy as np
 
 from cl_limits import comma_list
-from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common, layout, outputs
 from cl_limits.report import rows as rr
 from cl_limits.report.sections import short_prediction
@@ -61,10 +60,10 @@ def columns(config) -> list[tuple[str, object]]:
   """[(label, derived config)] of the columns other than the run's own: P1, P2 and P3 under that
   temperature, without the hybrid (SGD in the loop costs ~100x a frozen step); P2 rows without headroom
   keep their verdict and skip their rollout (their verdict is the teachers', not the temperature's)."""
-  own = rollout_lib.describe_actions(config.evaluation)
+  own = common.describe_actions(config.evaluation)
   out = []
   for lab in labels(config):
-    if rollout_lib.describe_actions(evaluation_for(config.evaluation, lab)) == own:
+    if common.describe_actions(evaluation_for(config.evaluation, lab)) == own:
       continue
     cfg = ml_collections.ConfigDict(config.to_dict())
     cfg.evaluation = evaluation_for(config.evaluation, lab)
@@ -90,7 +89,7 @@ def links(label: str, cfg, workdir: str, teachers_at: str) -> dict:
 
 def _rows(config, workdir) -> list[dict]:
   return [{k: r[k] for k in ("prediction", "estimate", "verdict")} | {"fmt": r.get("fmt", "{:.2f}")}
-          for r in rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir)]
+          for r in rr.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))]
 
 
 def _competence(workdir) -> float | None:
@@ -106,11 +105,11 @@ def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   main_p2 = layout.summary(workdir, "p2") or {"arms": {}}
   skipped = [a for a in common.p2_arms(config) if not main_p2["arms"].get(a, {}).get("headroom", {}).get("ok")]
-  own = rollout_lib.describe_actions(config.evaluation)
+  own = common.describe_actions(config.evaluation)
   out = {"fixed": own, "skipped_p2_rows": skipped, "columns": {}}
   out["columns"][own] = {"rows": _rows(config, workdir), "competence": _competence(workdir), "main": True}
   for lab in labels(config):
-    name = rollout_lib.describe_actions(evaluation_for(config.evaluation, lab))
+    name = common.describe_actions(evaluation_for(config.evaluation, lab))
     if name != own:
       sub = layout.sensitivity_dir(workdir, lab)
       out["columns"][name] = {"rows": _rows(config, sub), "competence": _competence(sub), "main": False}
@@ -146,4 +145,4 @@ def _plot(out, path):
 
 
 STAGE = Stage(name="sensitivity", subdir="sensitivity", reads=("env", "evaluation", "experiments.sensitivity",
-                                                               "experiments.p2.arms"), validate=validate, run=run, enabled=enabled)
+                                                               "experiments.p2.arms", "experiments.p1.max_kl"), validate=validate, run=run, enabled=enabled)

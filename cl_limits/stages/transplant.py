@@ -146,7 +146,7 @@ def score(step, log=print) -> None:
   out_dir = layout.path(holdout_dir(workdir, game), "p3")
   outputs.write_target(out_dir, layout.path(workdir, "tb", "transplant", game), f"transplant/{game}",
                         f"held out {game}", entry, runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
-  protocol = {"actions": rollout_lib.describe_actions(config.evaluation),
+  protocol = {"actions": common.describe_actions(config.evaluation),
               "context": f"{config.imitation.model.context_len} transitions, carried across episodes, empty "
                          "at the start",
               "horizon": "the held-out game's DQN's total environment steps",
@@ -169,7 +169,7 @@ def report(step, log=print) -> None:
 
 
 def write_report(config, workdir: str, s: dict) -> str:
-  rows = rr.p3_rows_from(s, unit="rollouts")
+  rows = rr.counted(rr.p3_rows_from(s, unit="rollouts"))
   lines = [f"# cl_limits report: MinAtar transplant, leave one game out ({', '.join(games(config))})", "",
            "## Verdicts", "", "| prediction | measured | estimate [95% CI] | per replicate | verdict | rule |",
            "|---|---|---|---|---|---|"]

@@ -136,10 +136,14 @@ def experiments(**overrides):
   # P1: the `arm` imitator (snapshot BC) on the teachers' own tasks, prompted with its replicate's teacher's
   # last `prompt_episodes` episodes on that task (the context filled from the end of the history), then
   # acting on for `episodes`; its late return over that teacher's final greedy and behaviour return, per
-  # task. Also from an empty context (what that measures: goal identification). Supported when the
-  # interval's lower end keeps `threshold` of the teacher's final behaviour return.
+  # task. Also from an empty context (what that measures: goal identification, reported without a
+  # verdict). Supported when the interval's lower end keeps `threshold` of the teacher's final behaviour
+  # return. Fidelity gate (fixed before any run of it, from the imitators' acceptance target): the row
+  # reads supported or refuted only when the imitator's held-out KL to its behaviour policy (replicates'
+  # mean, nats) is at most `max_kl`; otherwise "inconclusive: imitator did not reproduce its data", the
+  # ungated verdict beside it.
   ex.p1 = ml_collections.ConfigDict(dict(arm="bc", threshold=0.8, num_tasks=10, prompt_episodes=5,
-                                         episodes=20, late_episodes=10))
+                                         episodes=20, late_episodes=10, max_kl=0.1))
   # P2 beyond the ceiling: AD arms on truncated histories, rolled out on held-out tasks for horizon_factor x
   # the environment steps of one truncated history, late = the last late_fraction of episodes; the ceiling
   # is the larger of the data's behaviour ceiling (best ceiling_window-episode moving average) and the

@@ -1,0 +1,35 @@
+"""Verdict counting in the report (cl_limits/report/rows.py): a "supported" counts only where the study's
+control refuted, and P1 only where the imitator reproduces its data. Synthetic rows, known answers."""
+from cl_limits.report import rows as rr
+
+
+def _row(kind, verdict, name="x"):
+  return {"prediction": name, "verdict": verdict, "rule": "rule", "kind": kind}
+
+
+def test_a_supported_p2_row_is_not_counted_when_the_power_control_fails():
+  rows = rr.counted([_row("p2", "supported", "ad_p05"), _row("p2_trend", "supported", "trend"),
+                     _row("power_control", "inconclusive: imitator below its data", "ad_eps"),
+                     _row("p3", "supported"), _row("p3_positive_control", "refuted")])
+  assert rows[0]["verdict"] == ("not counted: the P2 power control did not refute (it read inconclusive: "
+                                "imitator below its data)")
+  assert rows[1]["verdict"].startswith("not counted: the P2 power control") and "Uncounted verdict: supported" in rows[1]["rule"]
+  assert rows[2]["verdict"] == "inconclusive: imitator below its data"        # the control itself is shown as is
+  assert rows[3]["verdict"] == "supported"                                     # its positive control refuted
+
+
+def test_a_supported_row_counts_where_its_control_refuted_and_other_verdicts_are_untouched():
+  rows = rr.counted([_row("p2", "supported"), _row("p2", "refuted"), _row("p2", "inconclusive: no headroom"),
+                     _row("power_control", "refuted"), _row("p3", "supported")])
+  assert [r["verdict"] for r in rows[:3]] == ["supported", "refuted", "inconclusive: no headroom"]
+  assert rows[4]["verdict"] == "not counted: the P3 positive control did not refute (this study has none)"
+
+
+def test_p1_counts_only_when_the_imitator_reproduces_its_behaviour_policy():
+  close, far = {"kl": [0.05, 0.07]}, {"kl": [0.3, 0.2]}
+  assert rr.fidelity_gate("refuted", "r", close, 0.1)[0] == "refuted"
+  verdict, rule = rr.fidelity_gate("refuted", "r", far, 0.1)
+  assert verdict == "inconclusive: imitator did not reproduce its data" and "(ungated: refuted)" in rule
+  assert "0.250 nats > 0.1" in rule
+  assert rr.fidelity_gate("supported", "r", {"kl": [float("nan")] * 2}, 0.1)[0] == rr.NOT_RECORDED_GATE
+  assert rr.fidelity_gate("supported", "r", None, float("inf"))[0] == "supported"   # no gate configured
