@@ -19,10 +19,18 @@ def run(only: tuple[str, ...] = ()) -> None:
     from cl_limits.histories.store import HistoryStoreError  # noqa: PLC0415
     from cl_limits.stages import pipeline  # noqa: PLC0415
     from cl_limits.stages.base import ConfigError  # noqa: PLC0415
-    logging.set_verbosity(logging.WARNING)   # progress is printed; library INFO logs (orbax) are noise
+    if not flags.FLAGS["verbosity"].present:   # progress is printed; library INFO logs (orbax) are noise
+      logging.set_verbosity(logging.WARNING)
     try:
-      pipeline.run(_CONFIG.value, _WORKDIR.value, only=only)
+      out = pipeline.run(_CONFIG.value, _WORKDIR.value, only=only, log=lambda line: print(line, flush=True))
     except (ConfigError, HistoryStoreError) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
+    if out.endswith("report.md"):              # the answer, last on the screen
+      from cl_limits.report import document  # noqa: PLC0415
+      lines = document.verdict_lines(out)
+      if lines:
+        print("\nverdicts (" + out + " has what each row measured and its rule):", flush=True)
+        for line in lines:
+          print("  " + line, flush=True)
   app.run(main)

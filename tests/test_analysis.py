@@ -49,18 +49,6 @@ def test_rising_learning_curve_cut_early_has_its_cut_value_as_ceiling():
   assert ceiling.ceiling(r, 5)[0] == pytest.approx(curve[20:25].mean())
 
 
-def test_rliable_interval_iqm_and_reproducible():
-  x = np.tile(np.arange(8.0), (3, 1))        # every seed scores 0..7 over 8 tasks
-  est, lo, hi = stats.interval(x, reps=300)
-  assert est == pytest.approx(3.5) and lo == hi == pytest.approx(3.5)   # seeds agree: no spread
-  y = np.array([[0.0], [10.0], [20.0], [30.0]])
-  assert stats.interval(y, 300) == stats.interval(y, 300)
-  e, lo, hi = stats.interval(y, 300)
-  assert e == pytest.approx(15.0) and lo < 15 < hi
-  with pytest.raises(ValueError, match="non-finite"):
-    stats.interval([np.nan, 1.0])
-
-
 @pytest.mark.parametrize("ci,verdict", [((0.9, 0.85, 0.95), "supported"), ((0.5, 0.4, 0.6), "refuted"),
                                         ((0.8, 0.7, 0.9), "inconclusive")])
 def test_p1_verdicts(ci, verdict):

@@ -489,3 +489,27 @@ def spec_fields_rerun_exactly_their_stages(config, workdir):
 def test_each_spec_field_reruns_exactly_the_stages_that_read_it_and_their_downstream(smoke_pipeline):
   tried = spec_fields_rerun_exactly_their_stages(darkroom.get_config("smoke"), smoke_pipeline[0])
   assert tried > 100
+
+
+def test_a_run_directory_says_which_config_commit_versions_and_device_made_it(finished):
+  """`config.json` (the full resolved config), `provenance.json` (commit, versions, device; per step) and
+  `log.txt` (every line, timestamped) after the :smoke job, and the report's provenance section."""
+  workdir, report, logs = finished
+  assert json.load(open(os.path.join(workdir, "config.json"))) == json.loads(json.dumps(darkroom.get_config("smoke").to_dict()))
+  p = json.load(open(os.path.join(workdir, "provenance.json")))
+  import jax  # noqa: PLC0415
+  assert p["latest"]["versions"]["jax"] == jax.__version__ and p["latest"]["device"]["count"] == jax.device_count()
+  assert len(p["latest"]["commit"]) == 40 or p["latest"]["commit"].startswith("unknown")
+  assert {"teachers", "imitation", "p2", "report"} <= set(p["steps"])
+  text = open(report).read()
+  assert "## Provenance" in text and p["latest"]["commit"][:12] in text
+  log = open(os.path.join(workdir, "log.txt")).read().splitlines()
+  assert any(line.split(" ", 1)[1] == logs[0] for line in log)            # the same lines, timestamped
+  assert any("[pipeline] commit " in line for line in log)
+
+
+def test_the_main_job_ends_with_its_verdicts(finished):
+  from cl_limits.report import document  # noqa: PLC0415
+  lines = document.verdict_lines(finished[1])
+  assert "inconclusive: imitator did not reproduce its data  <-  P1 snapshot" in lines[0] and lines[0].startswith("0.")
+  assert len(lines) == 15 and all("[" in line for line in lines[:4])    # 11 verdict rows, 4 hybrid rows

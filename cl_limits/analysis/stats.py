@@ -34,33 +34,6 @@ def episode_window_mean(returns, first: int, last: int):
     return np.nanmean(r, axis=-1)
 
 
-def interval(scores, reps: int = 2000, stat: str = "iqm", seed: int = 0):
-  """rliable interval estimate of an aggregate over a [seeds] or [seeds, tasks] score matrix.
-
-  stat: "iqm" (interquartile mean over all runs x tasks) or "mean". The 95% CI is rliable's stratified
-  bootstrap: seeds are resampled within each task (tasks are the strata). Returns (estimate, low, high).
-  """
-  from rliable import library as rly  # noqa: PLC0415
-  from rliable import metrics  # noqa: PLC0415
-  x = np.asarray(scores, np.float64)
-  if x.ndim == 1:
-    x = x[:, None]
-  if x.ndim != 2 or x.size == 0:
-    raise ValueError(f"interval expects a non-empty [seeds] or [seeds, tasks] array, got {x.shape}")
-  if not np.isfinite(x).all():
-    raise ValueError("interval got non-finite scores")
-  fns = {"iqm": metrics.aggregate_iqm, "mean": metrics.aggregate_mean}
-  if stat not in fns:
-    raise ValueError(f"interval: stat must be one of {sorted(fns)} (got {stat!r})")
-  np_state = np.random.get_state()
-  np.random.seed(seed)      # rliable's bootstrap draws from numpy's global generator
-  try:
-    point, ci = rly.get_interval_estimates({"x": x}, lambda s: np.array([fns[stat](s)]), reps=reps)
-  finally:
-    np.random.set_state(np_state)
-  return float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0])
-
-
 def replicate_interval(values, alpha: float = 0.05, bootstrap_from: int = 10, reps: int = 10_000,
                        seed: int = 0) -> dict:
   """The estimate over independent replicates (independent training runs), with its (1 - alpha) interval.

@@ -58,7 +58,8 @@ def write(config, workdir: str) -> str:
   teachers_at = common.teachers_at(config, workdir)
   lines.append(_teachers(config, teachers_at, workdir) + _imitation(config, workdir))
   lines += (sections.p2_section(workdir) + sections.p3_section(workdir) + sections.hybrid_section(workdir)
-            + sections.capacity_section(workdir) + sections.gap_section(workdir) + sections.sensitivity_section(workdir))
+            + sections.capacity_section(workdir) + sections.gap_section(workdir) + sections.sensitivity_section(workdir)
+            + provenance_section(workdir))
   return outputs.write_text(layout.path(workdir, "report.md"), "\n".join(lines))
 
 
@@ -180,3 +181,41 @@ def _fidelity(workdir) -> list[str]:
                  f"{rr.per_rep(v['kl'], '{:.3f}')} | {m(v['kl']):.3f} | {m(v['kl_actions']):.3f} | {m(v['ce']):.3f} | "
                  f"{m(v['entropy']):.3f} | {m(v['nll']):.3f} | {thirds} |")
   return lines
+
+
+def provenance_section(workdir) -> list[str]:
+  """Which commit, packages and device made the run (`provenance.json`, `config.json`)."""
+  p = layout.read_json(layout.path(workdir, layout.PROVENANCE))
+  if not p:
+    return []
+  latest = p["latest"]
+  by_commit = {}
+  for step, q in sorted(p.get("steps", {}).items()):
+    key = q["commit"][:12] + (" (uncommitted changes)" if q.get("dirty") else "")
+    by_commit.setdefault(key, []).append(step)
+  v = latest["versions"]
+  lines = ["## Provenance", "",
+           f"The full config: `config.json`. Latest invocation: commit {latest['commit'][:12]}"
+           + (" with uncommitted changes" if latest.get("dirty") else "") + f", {latest['time']}; "
+           + ", ".join(f"{k} {v[k]}" for k in v if v[k]) + f"; {latest['device']['count']} x "
+           f"{latest['device']['kind']} ({latest['device']['platform']}).", ""]
+  if by_commit:
+    lines += ["Steps by the commit that ran them: " + "; ".join(f"{c}: {', '.join(s)}" for c, s in by_commit.items())
+              + ".", ""]
+  return lines
+
+
+def verdict_lines(report_path: str) -> list[str]:
+  """The verdict table of a written report as short lines: verdict, the row's head, its estimate."""
+  text = open(report_path).read()
+  if "## Verdicts" not in text:
+    return []
+  part = text.split("## Verdicts", 1)[1].split("\n## ", 1)[0]
+  out = []
+  for line in part.splitlines():
+    if line.startswith("| ") and not line.startswith("| prediction") and not line.startswith("|---"):
+      c = [x.strip() for x in line.split("|")[1:-1]]
+      if len(c) >= 7:
+        head = c[0] if len(c[0]) <= 90 else c[0][:87] + "..."
+        out.append(f"{c[2]:<24} {c[6].strip('*')}  <-  {head}")
+  return out

@@ -73,13 +73,13 @@ def wrap(prefix: str, fn: Callable, *args, **kwargs):
     raise ConfigError(f"{prefix}.{msg}" if prefix and not msg.startswith(prefix) else msg) from None
 
 
-def _jsonable(x):
+def jsonable(x):
   if isinstance(x, (ml_collections.ConfigDict, Spec)):
-    return {k: _jsonable(v) for k, v in x.items()}
+    return {k: jsonable(v) for k, v in x.items()}
   if isinstance(x, dict):
-    return {str(k): _jsonable(v) for k, v in x.items()}
+    return {str(k): jsonable(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
+    return [jsonable(v) for v in x]
   if isinstance(x, (int, float, str, bool)) or x is None:
     return x
   return str(x)
@@ -88,7 +88,7 @@ def _jsonable(x):
 def read_fields(config, paths, ignores=()) -> dict:
   """{path: JSON-able value} of the fields a stage reads (absent ones as None), `ignores` left out; a `*`
   in an ignored path matches every key at that level (`experiments.p3.targets.*.role`)."""
-  out = {p: _jsonable(field(config, p)) for p in paths}
+  out = {p: jsonable(field(config, p)) for p in paths}
 
   def drop(node, parts):
     if not isinstance(node, dict) or not parts:

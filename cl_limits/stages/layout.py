@@ -1,6 +1,10 @@
 """The run directory: where every stage writes, and the readers of every stage's outputs.
 
-  teachers/           DQN teachers: config.json, checkpoints/, histories/ (the store), curve_chunks/,
+  config.json         the full resolved config of the latest invocation
+  provenance.json     commit (and whether the tree was dirty), package versions and device: of the latest
+                      invocation and of the one that ran each step
+  log.txt             every log line of every invocation, timestamped
+  teachers/           DQN teachers: checkpoints/, histories/ (the store), curve_chunks/,
                       curves.npz, summary.json, teacher_curves.png, tb/ (or <teachers_from>/teachers)
   histories/ad_eps/   AD-epsilon histories (written by the imitation stage when an arm asks for them)
   imitators/          imitation: checkpoints/, data.json, summary.json, tb/<arm>/seed_<s>
@@ -129,3 +133,6 @@ def link(links: dict) -> None:
       continue
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     os.symlink(os.path.abspath(src), dst)
+
+
+CONFIG, PROVENANCE, LOG = "config.json", "provenance.json", "log.txt"

@@ -168,3 +168,47 @@ def _target_plot(name, entry, runs, dqn_curves, dqn_x, random_level, path, horiz
     ax.set_ylabel("episode return (thick: mean; thin: each seed)")
     ax.set_title(f"P3 {name}: {entry['env']} {entry['env_kwargs']}", fontsize=10)
     ax.legend(fontsize=7)
+
+
+def provenance() -> dict:
+  """What made a run: the commit of this checkout (and whether its tree had changes), the versions of the
+  packages the numbers depend on, the device kind and count, and the time."""
+  import datetime  # noqa: PLC0415
+  import importlib.metadata as md  # noqa: PLC0415
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  import jax  # noqa: PLC0415
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+  def git(*args):
+    try:
+      return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10,
+                            check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+      return None
+  commit = git("rev-parse", "HEAD")
+  dirty = git("status", "--porcelain", "--untracked-files=no")
+  versions = {"python": sys.version.split()[0]}
+  for p in ("jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint", "numpy"):
+    try:
+      versions[p] = md.version(p)
+    except md.PackageNotFoundError:
+      versions[p] = None
+  devices = jax.devices()
+  return {"commit": commit or "unknown (not a git checkout)", "dirty": bool(dirty) if dirty is not None else None,
+          "versions": versions, "device": {"kind": devices[0].device_kind, "platform": devices[0].platform,
+                                           "count": len(devices)},
+          "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def tee(log, path: str):
+  """`log` that also appends each line, timestamped, to `path` (flushed, so `tail -f` follows it)."""
+  import datetime  # noqa: PLC0415
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+
+  def out(line: str) -> None:
+    log(line)
+    with open(path, "a") as f:
+      f.write(f"{datetime.datetime.now().isoformat(timespec='seconds')} {line}\n")
+  return out

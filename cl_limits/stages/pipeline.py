@@ -17,7 +17,7 @@ import shutil
 from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, sensitivity
 from cl_limits.stages import teachers
 from cl_limits.stages import transplant
-from cl_limits.stages.base import ConfigError, Step, changed_fields, fingerprint, read_fields
+from cl_limits.stages.base import ConfigError, Step, jsonable, changed_fields, fingerprint, read_fields
 
 
 def plan(config, workdir: str) -> list[Step]:
@@ -164,6 +164,15 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
         _record(s, actions[s.id])
     log(f"[pipeline] finished run; report: {layout.path(workdir, 'report.md')}")
     return layout.path(workdir, "report.md")
+  log = outputs.tee(log, layout.path(workdir, layout.LOG))
+  prov = outputs.provenance()
+  outputs.write_json(layout.path(workdir, layout.CONFIG), jsonable(config))
+  record = layout.read_json(layout.path(workdir, layout.PROVENANCE)) or {}
+  record = {"latest": prov, "steps": record.get("steps", {})}
+  outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
+  log(f"[pipeline] commit {prov['commit'][:12]}{' (uncommitted changes)' if prov['dirty'] else ''}, "
+      f"jax {prov['versions']['jax']}, {prov['device']['count']} x {prov['device']['kind']}; "
+      f"config: {layout.path(workdir, layout.CONFIG)}")
   needed = _upstream(steps, list(only)) if only else None
   for s in steps:
     action, reason, *_ = actions[s.id]
@@ -186,6 +195,8 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
     elif reason:
       log(f"[pipeline] {s.id}: {reason}")
     _record(s, actions[s.id])
+    record["steps"][s.id] = prov
+    outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
     layout.link(s.args.get("links", {}))
     s.stage.run(s.scoped(), log)
   return final
