@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from cl_limits.report import gates
 from cl_limits.report import rows as rr
 from cl_limits.report import sections
 from cl_limits.stages import common, layout, outputs
@@ -18,7 +19,7 @@ from cl_limits.stages import common, layout, outputs
 def write(config, workdir: str) -> str:
   """(Re)writes workdir/report.md from what the finished stages left; returns its path."""
   workdir = os.path.abspath(workdir)
-  rows = rr.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))
+  rows = gates.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))
   extra = rr.hybrid_rows(workdir)
   caps = rr.capacity_rows(workdir) + rr.gap_rows(workdir)
   for r in rows + extra:         # the held-out fidelity of the imitator each row uses

@@ -23,6 +23,7 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.stages import common, layout, outputs
+from cl_limits.report import gates
 from cl_limits.report import rows as rr
 from cl_limits.report.sections import short_prediction
 from cl_limits.stages.base import Stage, check
@@ -89,7 +90,7 @@ def links(label: str, cfg, workdir: str, teachers_at: str) -> dict:
 
 def _rows(config, workdir) -> list[dict]:
   return [{k: r[k] for k in ("prediction", "estimate", "verdict")} | {"fmt": r.get("fmt", "{:.2f}")}
-          for r in rr.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))]
+          for r in gates.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))]
 
 
 def _competence(workdir) -> float | None:

@@ -29,6 +29,7 @@ from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs
+from cl_limits.report import gates
 from cl_limits.report import rows as rr
 from cl_limits.report import sections
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
@@ -169,7 +170,7 @@ def report(step, log=print) -> None:
 
 
 def write_report(config, workdir: str, s: dict) -> str:
-  rows = rr.counted(rr.p3_rows_from(s, unit="rollouts"))
+  rows = gates.counted(rr.p3_rows_from(s, unit="rollouts"))
   lines = [f"# cl_limits report: MinAtar transplant, leave one game out ({', '.join(games(config))})", "",
            "## Verdicts", "", "| prediction | measured | estimate [95% CI] | per replicate | verdict | rule |",
            "|---|---|---|---|---|---|"]

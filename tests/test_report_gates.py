@@ -1,6 +1,6 @@
-"""Verdict counting in the report (cl_limits/report/rows.py): a "supported" counts only where the study's
+"""Verdict counting in the report (cl_limits/report/gates.py): a "supported" counts only where the study's
 control refuted, and P1 only where the imitator reproduces its data. Synthetic rows, known answers."""
-from cl_limits.report import rows as rr
+from cl_limits.report import gates as rr
 
 
 def _row(kind, verdict, name="x"):
