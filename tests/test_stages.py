@@ -65,6 +65,8 @@ def test_bad_field_is_refused_before_anything_runs(tmp_path, path, value, msg):
 
 @pytest.mark.parametrize("override,msg", [
     ("--config.imitation.model.context_len=0", "error: imitation.model.context_len: must be >= 1 (got 0)"),
+    # one knob moves the teachers' and the imitators' replicates together
+    ("--config.replicates=0", "error: teacher.num_seeds: must be an integer >= 1 (got 0)"),
     ("--config.experiments.p3.targets.hard9.name=Nope", "error: experiments.p3.targets.hard9.name: "
                                                        "unknown env"),
 ])
@@ -89,3 +91,13 @@ def test_fingerprint_ignores_with_a_wildcard_leave_out_what_a_stage_does_not_use
   assert fp(smoke_with("experiments.p3.targets.heldout.hybrid", True)) == base
   assert fp(smoke_with("experiments.p3.targets.hard9.role", "positive_control")) == base
   assert fp(smoke_with("experiments.p3.targets.hard9.kwargs.size", 7)) != base
+
+
+@pytest.mark.parametrize("module", ["darkroom", "breakout", "transplant"])
+def test_one_knob_sets_the_teachers_and_the_imitators_replicates(module):
+  import importlib  # noqa: PLC0415
+  config = importlib.import_module(f"experiments.configs.{module}").get_config("smoke")
+  config.replicates = 3
+  assert config.teacher.num_seeds == config.imitation.num_seeds == 3
+  config.teacher.num_seeds = 4                     # either field moves the other
+  assert config.imitation.num_seeds == config.replicates == 4

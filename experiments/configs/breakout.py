@@ -134,5 +134,6 @@ def get_config(preset: str = ""):
     ex.p3.targets.spaceinvaders.total_steps = 0     # as long as the Breakout teachers: 5M steps
     config.evaluation.episodes = 100
     ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))
+  darkroom.link_replicates(config)
   config.lock()
   return config

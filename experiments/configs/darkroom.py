@@ -6,6 +6,9 @@ r"""DarkRoom 9x9, CPU-sized: DQN teachers on the training goals (AD's setting).
   python -m launch.local --sweep=experiments/configs/capacity.py --root=runs/darkroom   (capacity rows)
 
 Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and steps).
+
+One knob per quantity that several fields must share: `--config.replicates=N` sets the teachers' and the
+imitators' replicate counts together (`link_replicates`; setting either field moves the other too).
 """
 import ml_collections
 
@@ -254,5 +257,15 @@ def get_config(preset: str = ""):
     config.imitation.num_seeds = 8
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for darkroom.py; choose from '', 'smoke', 'gpu'")
+  link_replicates(config)
   config.lock()
   return config
+
+
+def link_replicates(config) -> None:
+  """One knob for the replicates: `replicates` is a FieldReference that `teacher.num_seeds` and
+  `imitation.num_seeds` both hold (replicate s = teacher seed s and the imitators trained on its
+  histories), so `--config.replicates=8`, or setting either field, moves both."""
+  config.replicates = ml_collections.FieldReference(int(config.teacher.num_seeds))
+  config.teacher.num_seeds = config.get_ref("replicates")
+  config.imitation.num_seeds = config.get_ref("replicates")

@@ -16,7 +16,7 @@ import ml_collections
 
 from cl_limits.imitation import learner
 from cl_limits.rollouts import hybrid
-from experiments.configs import minatar
+from experiments.configs import darkroom, minatar
 from experiments.configs.darkroom import arm
 
 PRESETS = ("", "smoke", "gpu")
@@ -88,5 +88,6 @@ def get_config(preset: str = ""):
     im.train.update(dict(num_updates=4_000, updates_per_segment=250))
     im.model.update(dict(context_len=128, width=64))
     im.train.seq_len = 128
+  darkroom.link_replicates(config)
   config.lock()
   return config
