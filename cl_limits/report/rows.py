@@ -154,6 +154,8 @@ def p2_rows(workdir) -> list[dict]:
       continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
                                        e["headroom"]["random"])
+    if control:                      # a control's trend is no prediction: shown, not decided
+      t_verdict, t_rule = "reported, no prediction", f"by the trend rule it would read {t_verdict}: {t_rule}"
     trends.append({"prediction": f"trend, {name}: the frozen imitator's return stops rising late in the rollout "
                                f"({'reported, no prediction' if control else 'predicted: yes'})",
                  "measured": f"slope of return ({unit}) against log(episode) over the second half of the "
