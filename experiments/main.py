@@ -2,6 +2,7 @@
 
 A config or input the user can fix (cl_limits.stages.base.ConfigError, a bad history store) exits with
 status 2 and one line, `error: <field>: <what is wrong> (got <value>)`, before anything trains."""
+import os
 import sys
 
 from absl import app, flags, logging
@@ -26,7 +27,7 @@ def run(only: tuple[str, ...] = ()) -> None:
     except (ConfigError, HistoryStoreError) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
-    if out.endswith("report.md"):              # the answer, last on the screen
+    if not only and out.endswith("report.md") and os.path.exists(out):     # the answer, last on the screen
       from cl_limits.report import document  # noqa: PLC0415
       lines = document.verdict_lines(out)
       if lines:

@@ -164,16 +164,19 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
         _record(s, actions[s.id])
     log(f"[pipeline] finished run; report: {layout.path(workdir, 'report.md')}")
     return layout.path(workdir, "report.md")
-  log = outputs.tee(log, layout.path(workdir, layout.LOG))
-  prov = outputs.provenance()
-  outputs.write_json(layout.path(workdir, layout.CONFIG), jsonable(config))
-  record = layout.read_json(layout.path(workdir, layout.PROVENANCE)) or {}
-  record = {"latest": prov, "steps": record.get("steps", {})}
-  outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
-  log(f"[pipeline] commit {prov['commit'][:12]}{' (uncommitted changes)' if prov['dirty'] else ''}, "
-      f"jax {prov['versions']['jax']}, {prov['device']['count']} x {prov['device']['kind']}; "
-      f"config: {layout.path(workdir, layout.CONFIG)}")
   needed = _upstream(steps, list(only)) if only else None
+  runs = [s for s in steps if actions[s.id][0] != "reuse" and (not only or s.id in only)]
+  prov, record = None, None
+  if runs:          # something will run: say what made it (an invocation that only reuses writes nothing)
+    log = outputs.tee(log, layout.path(workdir, layout.LOG))
+    prov = outputs.provenance()
+    outputs.write_json(layout.path(workdir, layout.CONFIG), jsonable(config))
+    record = layout.read_json(layout.path(workdir, layout.PROVENANCE)) or {}
+    record = {"latest": prov, "steps": record.get("steps", {})}
+    outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
+    log(f"[pipeline] commit {prov['commit'][:12]}{' (uncommitted changes)' if prov['dirty'] else ''}, "
+        f"jax {prov['versions']['jax']}, {prov['device']['count']} x {prov['device']['kind']}; "
+        f"config: {layout.path(workdir, layout.CONFIG)}")
   for s in steps:
     action, reason, *_ = actions[s.id]
     if needed is not None and s.id not in needed:
