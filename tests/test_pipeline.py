@@ -56,6 +56,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
     assert any(cells[6] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
                                                  "inconclusive: imitator below its data",
                                                  "inconclusive: imitator did not reproduce its data",
+                                                 "inconclusive: no learning in its data",
                                                  "reported, no prediction")) \
         or cells[6].startswith("**not counted: the P"), r
     # Every row that uses an imitator shows its held-out fidelity, per replicate, in nats.
@@ -70,6 +71,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "**reported, no prediction**" in rows[1]
   for r in rows[2:6]:
     assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
+    assert "learning in data: its rise " in r and "of (top - random) (needs 0.1)" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
   assert "**refuted**" in rows[5] and "the P2 scoring says refuted when it should" in rows[5]
   assert "the positive control came out" in rows[-1] or "the P3 scoring can say refuted" in rows[-1]

@@ -33,3 +33,20 @@ def test_p1_counts_only_when_the_imitator_reproduces_its_behaviour_policy():
   assert "0.250 nats > 0.1" in rule
   assert rr.fidelity_gate("supported", "r", {"kl": [float("nan")] * 2}, 0.1)[0] == rr.NOT_RECORDED_GATE
   assert rr.fidelity_gate("supported", "r", None, float("inf"))[0] == "supported"   # no gate configured
+
+
+def test_data_that_show_no_learning_make_a_p2_row_inconclusive():
+  import numpy as np  # noqa: PLC0415
+  from cl_limits.analysis import replicates, verdicts  # noqa: PLC0415
+  flat = [{"data_curve": np.full(30, 0.5), "ceiling_kept_window": 5} for _ in range(3)]
+  rising = [{"data_curve": np.linspace(0.0, 1.0, 30) + 0.01 * r, "ceiling_kept_window": 5} for r in range(3)]
+  g_flat = replicates.learning_in_data(flat, False, top=1.0, random=0.0, fraction=0.1)
+  g_rise = replicates.learning_in_data(rising, False, top=1.0, random=0.0, fraction=0.1)
+  assert not g_flat["ok"] and g_flat["per_replicate"] == [0.0, 0.0, 0.0]
+  # last 5 kept minus first 5 of a 0 -> 1 line over 30 episodes: 25/29 of the range
+  assert g_rise["ok"] and np.allclose(g_rise["per_replicate"], 25 / 29)
+  below = (-0.3, -0.4, -0.2)                       # an imitator clearly below the ceiling, competent
+  assert verdicts.p2_gated(below, 0.5, 0.2, 1.0, 0.9, learning_ok=True)[0] == "supported"
+  verdict, rule = verdicts.p2_gated(below, 0.5, 0.2, 1.0, 0.9, learning_ok=False)
+  assert verdict == "inconclusive: no learning in its data" and "no learning in the kept data" in rule
+  assert verdicts.p2_gated(below, 0.1, 0.2, 1.0, 0.9, learning_ok=False)[0] == "inconclusive: no headroom"

@@ -18,6 +18,8 @@ late return comes from held-out ones); else raw returns.
                      use their own continuation past the cut (the stream's final behaviour return).
   competence         the imitator's return over the last `window` episodes of a rollout of one truncated
                      history's length on training tasks, over its data's end-of-data return on those tasks
+  learning in data   the kept data's own rise: its last `window` teacher episodes minus its first, over
+                     (top - random); an imitator cannot extrapolate improvement from data that shows none
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import jax
 import numpy as np
 
 from cl_limits.analysis import ceiling as ceiling_lib
+from cl_limits.analysis import stats
 
 
 def replicate(history, r: int, tasks: int | None = None):
@@ -108,3 +111,20 @@ def competence(imitator_returns, data: list, window: int, optimum) -> dict:
   ends = [data_end(d, window, norm) for d in data]
   ratio = float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan")
   return {"imitator_end": imitator_end, "data_end": ends, "ratio": ratio}
+
+
+def learning_in_data(data: list, normalised: bool, top: float, random: float, fraction: float) -> dict:
+  """Whether the kept data shows learning: per replicate, the mean return of its last ceiling window of
+  kept episodes minus that of its first, as a fraction of (top - random); the gate passes when the
+  interval over replicates has its lower end at or above `fraction`."""
+  rise = []
+  for d in data:
+    curve = np.asarray(d["data_curve_norm" if normalised else "data_curve"], np.float64)
+    curve = curve[np.isfinite(curve)]
+    n = max(1, int(d["ceiling_kept_window"]))
+    rise.append(float(np.mean(curve[-n:]) - np.mean(curve[:n])) if curve.size else float("nan"))
+  scale = float(top) - float(random)
+  gain = np.asarray(rise) / scale if scale > 0 else np.full(len(rise), np.nan)
+  iv = stats.replicate_interval(gain) if np.isfinite(gain).all() else None
+  return {"per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
+          "ok": bool(iv is not None and iv["low"] >= fraction)}

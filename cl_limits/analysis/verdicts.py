@@ -60,10 +60,11 @@ def hybrid(gain_ci) -> tuple[str, str]:
 
 NO_HEADROOM = "inconclusive: no headroom"
 BELOW_DATA = "inconclusive: imitator below its data"
+NO_LEARNING = "inconclusive: no learning in its data"
 
 
 def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence: float,
-             competence_needed: float = 0.9) -> tuple[str, str]:
+             competence_needed: float = 0.9, learning_ok: bool | None = None) -> tuple[str, str]:
   """P2 with the two gates that let it come out either way.
 
   diff_ci: (estimate, low, high) of late return minus the ceiling, over replicates.
@@ -73,13 +74,20 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence: float
   competence: the imitator's return on the training tasks after one truncated history's steps as a
     fraction of its data's end-of-data return; "supported" needs at least `competence_needed`, or the
     failure to pass the ceiling records a failed imitation, not a limit of imitation.
+  learning_ok: whether the kept data itself rises (`replicates.learning_in_data`); data that show no
+    improvement give an imitator nothing to extrapolate, so the row cannot say supported or refuted
+    (None: not measured, as in summaries made before the gate).
   """
   rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
           "else supported if the CI of late - ceiling lies at or below 0 and the imitator reached "
           f"{competence_needed:.0%} of its data on the training tasks (else inconclusive: imitator below its "
           "data); refuted if the CI lies above 0; else inconclusive")
+  if learning_ok is not None:
+    rule = "no learning in the kept data -> inconclusive; " + rule
   if not headroom >= headroom_needed:
     return NO_HEADROOM, rule
+  if learning_ok is False:
+    return NO_LEARNING, rule
   verdict = _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED)
   if verdict == SUPPORTED and not competence >= competence_needed:
     return BELOW_DATA, rule

@@ -96,10 +96,24 @@ def p1_rows(config, workdir) -> list[dict]:
   return rows
 
 
+def _learning_gate(e) -> tuple[str, bool | None]:
+  """The learning-in-data gate's text and outcome (None for summaries made before it)."""
+  g = e.get("learning")
+  if g is None:
+    return "", None
+  iv = g["interval"]
+  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(g['per_replicate'], '{:.3f}')})"
+           if iv else "not measurable")
+  return (f"learning in data: its rise {shown} of (top - random) (needs {g['needed']:g}) "
+          f"{'ok' if g['ok'] else 'FAILS'}; "), bool(g["ok"])
+
+
 def _p2_gates(e) -> tuple[str, tuple]:
   h, c = e["headroom"], e["competence"]
+  learning, _ = _learning_gate(e)
   gates = (f"headroom: greedy rise past the ceiling {h['rise']:.3f} (needs {h['needed']:.3f}: "
            f"{h['fraction']:g} x ({h['top']:.2f} - random {h['random']:.3f})) {'ok' if h['ok'] else 'FAILS'}; "
+           + learning +
            f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
            f"{'ok' if c['ratio'] >= c['needed'] else 'FAILS'}")
   return gates, (h["rise"], h["needed"], c["ratio"], c["needed"])
@@ -118,7 +132,8 @@ def p2_rows(workdir) -> list[dict]:
     gates, (rise, needed, comp, comp_needed) = _p2_gates(e)
     skipped = "skipped" in e
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
-    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp, comp_needed)
+    learning_ok = _learning_gate(e)[1]
+    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp, comp_needed, learning_ok)
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
@@ -154,6 +169,10 @@ def p2_rows(workdir) -> list[dict]:
       continue
     t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
                                        e["headroom"]["random"])
+    if t_verdict == verdicts.SUPPORTED and learning_ok is False:      # the trend's gates are the row's
+      t_verdict = verdicts.NO_LEARNING
+    elif t_verdict == verdicts.SUPPORTED and not comp >= comp_needed:
+      t_verdict = verdicts.BELOW_DATA
     if control:                      # a control's trend is no prediction: shown, not decided
       t_verdict, t_rule = "reported, no prediction", f"by the trend rule it would read {t_verdict}: {t_rule}"
     trends.append({"prediction": f"trend, {name}: the frozen imitator's return stops rising late in the rollout "

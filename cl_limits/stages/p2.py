@@ -62,6 +62,7 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.late_fraction", 0.0, 1.0, lo_open=True)
   in_range(config, "experiments.p2.trend_from", 0.0, 1.0, hi_open=True)
   in_range(config, "experiments.p2.headroom_fraction", 0.0, 1.0)
+  in_range(config, "experiments.p2.learning_fraction", 0.0, 1.0)
   in_range(config, "experiments.p2.competence_fraction", 0.0, 1.0, lo_open=True)
   check(isinstance(p2.get("known_positive", False), bool), "experiments.p2.known_positive", "must be True or False",
         p2.get("known_positive"))
@@ -132,6 +133,8 @@ def run(step, log=print) -> None:
     cut = int(data[0]["cut_learner_steps"])
     c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
                             headroom_fraction=float(p2.headroom_fraction))
+    c["learning"] = replicates.learning_in_data(data, opt is not None, c["headroom"]["top"],
+                                                c["headroom"]["random"], float(p2.learning_fraction))
     i = arm_list.index(arm_name)
     arm_params = learner_lib.arm_params(params, arm_list, arm_name, num_seeds)
     cut_stream = int(data[0]["cut_stream_steps"])
@@ -218,7 +221,7 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
            comp_h) -> dict:
   if rets is None:
     return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "cut_learner_steps": cut,
-            "horizon_steps": horizon, "headroom": c["headroom"],
+            "horizon_steps": horizon, "headroom": c["headroom"], "learning": c["learning"],
             "ceiling": stats.replicate_interval(np.asarray(c["ceiling"])),
             "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h},
             "skipped": "no headroom: the held-out rollout was not run (the verdict cannot depend on it)",
@@ -240,7 +243,7 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
           "late": stats.replicate_interval(late),
           "late_minus_ceiling": stats.replicate_interval(late - ceil),
           "trend": stats.replicate_interval(trend),
-          "headroom": c["headroom"],
+          "headroom": c["headroom"], "learning": c["learning"],
           "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h}}
 
 

@@ -155,14 +155,18 @@ def experiments(**overrides):
   # ceiling) and competence (on competence_tasks training tasks, for one truncated history's steps, the
   # imitator reaches competence_fraction of its data's end-of-data return). power_control: an AD-epsilon
   # arm cut mid-decay under the same rule (expected: refuted). Trend: slope against log(episode) after the
-  # first trend_from of the rollout. A row without headroom reads "inconclusive: no headroom" whatever its
+  # first trend_from of the rollout. Learning in data (fixed 2026-12-03, before any run with it): the kept
+  # data's last ceiling window minus its first must rise by learning_fraction x (top - random), the
+  # interval's lower end over replicates, else "inconclusive: no learning in its data" (an imitator cannot
+  # extrapolate improvement its data does not show). A row without headroom reads "inconclusive: no headroom" whatever its
   # rollout shows; skip_without_headroom leaves that rollout out (ad_p50's would be 5M steps).
   # known_positive: the power control's data-generating process itself (the AD-epsilon noisy oracle)
   # continued past the cut with epsilon still falling, rolled out and scored by the same rule: a learner
   # known to improve past its data, so the row must read refuted (it checks the scoring, not imitation).
   ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p05,ad_p50", power_control="ad_eps_half", horizon_factor=10.0,
                                          num_tasks=5, late_fraction=0.1, ceiling_window=10, trend_from=0.5,
-                                         headroom_fraction=0.2, competence_fraction=0.9, competence_tasks=5,
+                                         headroom_fraction=0.2, learning_fraction=0.1,
+                                         competence_fraction=0.9, competence_tasks=5,
                                          skip_without_headroom=True, known_positive=True))
   # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
