@@ -98,3 +98,9 @@ def test_patch_conv_is_nn_conv():
   g = jax.grad(lambda q: (m.apply(q, x) ** 2).sum())(p)
   g_ref = jax.grad(lambda q: (nn.Conv(16, (3, 3), padding="VALID").apply(q, x) ** 2).sum())(p)
   np.testing.assert_allclose(g["params"]["kernel"], g_ref["params"]["kernel"], rtol=1e-4, atol=1e-4)
+
+
+def test_reproduces_the_pinned_numbers(finished):
+  """tests/pinned/breakout_smoke.json, as for the main job (tests/test_pipeline.py)."""
+  from pinned.collect import compare  # noqa: PLC0415
+  compare(finished[0], "breakout_smoke.json")

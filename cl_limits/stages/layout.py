@@ -136,3 +136,11 @@ def link(links: dict) -> None:
 
 
 CONFIG, PROVENANCE, LOG = "config.json", "provenance.json", "log.txt"
+
+
+def game_dir(workdir: str, game: str) -> str:
+  return path(workdir, "games", game)
+
+
+def holdout_dir(workdir: str, game: str) -> str:
+  return path(workdir, "holdout", game)

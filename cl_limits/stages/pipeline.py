@@ -63,13 +63,13 @@ def plan(config, workdir: str) -> list[Step]:
 
 def _transplant_plan(config, workdir):
   steps = [Step(f"games/{g}/teachers", teachers.STAGE, transplant.game_config(config, g),
-                transplant.game_dir(workdir, g)) for g in transplant.games(config)]
+                layout.game_dir(workdir, g)) for g in transplant.games(config)]
   scores = []
   for g in transplant.heldout_games(config):
     others = tuple(f"games/{o}/teachers" for o in transplant.games(config) if o != g)
     steps.append(Step(f"holdout/{g}/imitation", imitation.STAGE, transplant.holdout_config(config, workdir, g),
-                      transplant.holdout_dir(workdir, g), others))
-    steps.append(Step(f"holdout/{g}/p3", transplant.SCORE, config, transplant.holdout_dir(workdir, g),
+                      layout.holdout_dir(workdir, g), others))
+    steps.append(Step(f"holdout/{g}/p3", transplant.SCORE, config, layout.holdout_dir(workdir, g),
                       (f"holdout/{g}/imitation", f"games/{g}/teachers"), args={"root": workdir, "game": g}))
     scores.append(steps[-1].id)
   steps.append(Step("transplant", transplant.REPORT, config, workdir, tuple(scores)))

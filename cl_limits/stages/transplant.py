@@ -61,19 +61,11 @@ def game_config(config, game: str):
   return cfg
 
 
-def game_dir(workdir: str, game: str) -> str:
-  return layout.path(workdir, "games", game)
-
-
-def holdout_dir(workdir: str, game: str) -> str:
-  return layout.path(workdir, "holdout", game)
-
-
 def holdout_config(config, workdir: str, game: str):
   """The imitation config for held-out `game`: env = that game (its held-out check rolls out there),
   data = the teacher histories of every other game."""
   cfg = ml_collections.ConfigDict(game_config(config, game).to_dict())
-  cfg.imitation.sources = ",".join(layout.histories_dir(game_dir(workdir, g)) for g in games(config) if g != game)
+  cfg.imitation.sources = ",".join(layout.histories_dir(layout.game_dir(workdir, g)) for g in games(config) if g != game)
   cfg.lock()
   return cfg
 
@@ -114,9 +106,9 @@ def score(step, log=print) -> None:
   t = config.transplant
   hcfg = holdout_config(config, workdir, game)
   env = envs_lib.make(f"MinAtar-{game}")
-  model, params, arm_list, num_seeds = artifacts.final_imitators(hcfg, holdout_dir(workdir, game))
+  model, params, arm_list, num_seeds = artifacts.final_imitators(hcfg, layout.holdout_dir(workdir, game))
   flags = {n: a["augment"] for n, a in artifacts.arms_of(hcfg).items()}
-  dqn = layout.teacher_curves(game_dir(workdir, game))
+  dqn = layout.teacher_curves(layout.game_dir(workdir, game))
   names = common.hybrid_variants(t.variants, "transplant.variants") if str(t.hybrid_arm or "") else []
   total = int(config.teacher.dqn.total_steps)
   horizon = common.whole_segments(total, int(t.learner.act_steps)) if names else total
@@ -144,7 +136,7 @@ def score(step, log=print) -> None:
   # imitators' `repeats` rollouts per seed (the columns of their scores).
   entry.update(scores.score(runs, (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end)), dqn["returns"],
                             int(dqn["env_steps"][0]), horizon, frac, log=log, tag=f"[transplant] {game}"))
-  out_dir = layout.path(holdout_dir(workdir, game), "p3")
+  out_dir = layout.path(layout.holdout_dir(workdir, game), "p3")
   outputs.write_target(out_dir, layout.path(workdir, "tb", "transplant", game), f"transplant/{game}",
                         f"held out {game}", entry, runs, rnd, dqn["returns"], dqn["env_steps"], horizon)
   protocol = {"actions": common.describe_actions(config.evaluation),
@@ -160,7 +152,7 @@ def score(step, log=print) -> None:
 
 def report(step, log=print) -> None:
   config, workdir = step.config, step.workdir
-  results = {g: layout.read_json(layout.path(holdout_dir(workdir, g), "p3", "entry.json"))
+  results = {g: layout.read_json(layout.path(layout.holdout_dir(workdir, g), "p3", "entry.json"))
              for g in heldout_games(config)}
   summary = {"arm": ",".join(arms(config)), "threshold": float(config.transplant.threshold),
              "games": games(config), "protocol": results[next(iter(results))]["protocol"],
@@ -181,7 +173,7 @@ def write_report(config, workdir: str, s: dict) -> str:
   lines += ["", "gymnax MinAtar differs from the original MinAtar (no sticky actions, full 6-action set, "
             "episodes cut at 1000 steps): returns are not directly comparable with published MinAtar results.", ""]
   for g in s["targets"]:
-    if os.path.exists(layout.path(holdout_dir(workdir, g), "p3", "curves.png")):
+    if os.path.exists(layout.path(layout.holdout_dir(workdir, g), "p3", "curves.png")):
       lines += [f"![held out {g}](holdout/{g}/p3/curves.png)", ""]
   lines += sections.p3_section_from(
       s, "## P3 on MinAtar: each game held out in turn", "TensorBoard: `tb/transplant/<Game>` (DQN, imitators "
@@ -190,13 +182,13 @@ def write_report(config, workdir: str, s: dict) -> str:
   lines += ["## Teachers", "", "| game | DQN seeds | steps | final training return (mean over seeds) |",
             "|---|---|---|---|"]
   for g in games(config):
-    c = layout.teacher_curves(game_dir(workdir, g))
+    c = layout.teacher_curves(layout.game_dir(workdir, g))
     with np.errstate(all="ignore"):
       lines.append(f"| {g} | {c['returns'].shape[0]} | {int(c['env_steps'][-1]):,} | "
                    f"{float(np.nanmean(c['returns'][..., -1])):.2f} |")
   lines += ["", "Imitation data per held-out game: `holdout/<Game>/imitators/data.json`.", ""]
   for g in s["targets"]:
-    d = layout.read_json(layout.path(holdout_dir(workdir, g), "imitators", "data.json")) or {}
+    d = layout.read_json(layout.path(layout.holdout_dir(workdir, g), "imitators", "data.json")) or {}
     for a, m in d.get("arms", {}).items():
       lines.append(f"- held out {g}, arm {a}: {m['steps']:,} steps, {m['episodes']:,} episodes from "
                    f"{m['histories']} histories (gap {m['gap']}, augment {m['augment']}).")
