@@ -513,6 +513,9 @@ def test_a_run_directory_says_which_config_commit_versions_and_device_made_it(fi
 def test_the_main_job_ends_with_its_verdicts(finished):
   from cl_limits.report import document  # noqa: PLC0415
   lines = document.verdict_lines(finished[1])
+  # and the forest plot of every verdict row, linked under the table
+  assert os.path.getsize(os.path.join(finished[0], "verdicts.png")) > 5000
+  assert "](verdicts.png)" in open(finished[1]).read().split("### Hybrid")[0]
   assert "inconclusive: imitator did not reproduce its data  <-  P1 snapshot" in lines[0] and lines[0].startswith("0.")
   # 11 verdict rows, 4 hybrid rows (and test_launch's sweep rows where its sweep ran on this run first)
   assert len(lines) >= 15 and all("[" in line for line in lines[:4])

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from cl_limits.report import gates
+from cl_limits.report import forest, gates
 from cl_limits.report import rows as rr
 from cl_limits.report import sections
 from cl_limits.stages import common, layout, outputs
@@ -27,6 +27,8 @@ def write(config, workdir: str) -> str:
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += _table(rows)
+    if forest.plot(rows + extra, layout.path(workdir, "verdicts.png")):
+      lines += ["", "![every verdict row's estimate and 95% interval against its threshold (dashed)](verdicts.png)"]
   else:
     lines.append("No prediction has been measured in this run directory yet.")
   if extra:

@@ -92,7 +92,7 @@ def p1_rows(config, workdir) -> list[dict]:
                              f"episodes) {ci(m['late'])} over its teachers' final behaviour return on the same tasks"
                              + greedy,
                  "estimate": m["over_behaviour"], "fmt": "{:.3f}", "per_replicate": per_rep(m["over_behaviour"], "{:.3f}"),
-                 "gates": "", "verdict": verdict, "rule": rule, "arm": s["arm"], "kind": kind})
+                 "gates": "", "verdict": verdict, "rule": rule, "arm": s["arm"], "kind": kind, "threshold": thr})
   return rows
 
 
@@ -254,7 +254,7 @@ def p3_rows_from(s, unit: str = "tasks") -> list[dict]:
                                f"DQN's {ci(dqn['auc']) if 'auc' in dqn else 'n/a'}",
                    "estimate": e["final"], "per_replicate": per_rep(e.get("final_per_replicate", [])),
                    "gates": "", "verdict": verdict, "rule": rule, "arm": t.get("arm", s.get("arm", "")),
-                   "kind": "p3_positive_control" if control else "p3"})
+                   "kind": "p3_positive_control" if control else "p3", "threshold": s["threshold"]})
   return rows
 
 

@@ -32,8 +32,12 @@ def write_npz(path: str, **arrays) -> str:
 
 
 def write_text(path: str, text: str) -> str:
+  return write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> str:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  store.atomic_write_bytes(path, text.encode())
+  store.atomic_write_bytes(path, data)
   return path
 
 

@@ -1,0 +1,55 @@
+"""The verdicts at a glance: every verdict row's estimate and 95% interval against its own threshold, one
+small axis per row (rows are in different units). Predictions: green supported, red refuted, gray
+neither (inconclusive, not counted, no prediction). Controls (power control, known positive, P3 positive
+control), which must refute: blue where they did, orange where they did not."""
+from __future__ import annotations
+
+from cl_limits.stages import outputs
+
+COLOURS = {"supported": "tab:green", "refuted": "tab:red"}
+CONTROLS = ("power_control", "known_positive", "p3_positive_control")
+
+
+def _triple(e):
+  if isinstance(e, dict):
+    return e["estimate"], e["low"], e["high"]
+  return tuple(e)
+
+
+def plot(rows: list[dict], path: str) -> bool:
+  """Writes the forest plot of `rows` (those with an interval estimate) to `path`; False when none has."""
+  rows = [r for r in rows if r.get("estimate") is not None]
+  if not rows:
+    return False
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.55 * len(rows) + 0.6), squeeze=False)
+  try:
+    for ax, r in zip(axes[:, 0], rows):
+      est, lo, hi = (float(x) for x in _triple(r["estimate"]))
+      thr = float(r.get("threshold", 0.0))
+      verdict = str(r["verdict"]).strip("*")
+      if r.get("kind") in CONTROLS:
+        colour = "tab:blue" if verdict == "refuted" else "tab:orange"
+      else:
+        colour = COLOURS.get(verdict, "tab:gray")
+      ax.errorbar([est], [0], xerr=[[est - lo], [hi - est]], fmt="o", color=colour, ms=4, capsize=3)
+      ax.axvline(thr, color="k", ls="--", lw=0.8)
+      span = max(hi, thr) - min(lo, thr)
+      pad = 0.15 * span if span > 0 else 0.1
+      ax.set_xlim(min(lo, thr) - pad, max(hi, thr) + pad)
+      ax.set_yticks([])
+      head = r["prediction"] if len(r["prediction"]) <= 75 else r["prediction"][:72] + "..."
+      ax.set_title(f"{head}  ->  {verdict}", fontsize=7, loc="left", pad=2)
+      ax.tick_params(axis="x", labelsize=6)
+      for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout(h_pad=0.4)
+    import io  # noqa: PLC0415
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    outputs.write_bytes(path, buf.getvalue())
+  finally:
+    plt.close(fig)
+  return True
