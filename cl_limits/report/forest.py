@@ -21,12 +21,8 @@ def plot(rows: list[dict], path: str) -> bool:
   rows = [r for r in rows if r.get("estimate") is not None]
   if not rows:
     return False
-  import matplotlib  # noqa: PLC0415
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-  fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.55 * len(rows) + 0.6), squeeze=False)
-  try:
-    for ax, r in zip(axes[:, 0], rows):
+  with outputs.figure(path, size=(9, 0.55 * len(rows) + 0.6), nrows=len(rows), h_pad=0.4) as (_, axes):
+    for ax, r in zip(axes, rows):
       est, lo, hi = (float(x) for x in _triple(r["estimate"]))
       thr = float(r.get("threshold", 0.0))
       verdict = str(r["verdict"]).strip("*")
@@ -45,11 +41,4 @@ def plot(rows: list[dict], path: str) -> bool:
       ax.tick_params(axis="x", labelsize=6)
       for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout(h_pad=0.4)
-    import io  # noqa: PLC0415
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    outputs.write_bytes(path, buf.getvalue())
-  finally:
-    plt.close(fig)
   return True

@@ -17,7 +17,7 @@ from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.stages import common, layout
-from cl_limits.stages.base import ConfigError, check, wrap
+from cl_limits.stages.base import check, wrap
 from cl_limits.teachers import dqn, population
 
 
@@ -64,10 +64,8 @@ def load_teacher_histories(config, workdir: str):
   if not srcs:
     teachers_from = common.teachers_at(config, workdir)
     return layout.load_histories(layout.histories_dir(teachers_from), expect={"env": config.env.name})
-  try:
-    return arms_lib.join_stores([layout.load_histories(d) for d in srcs], srcs)
-  except ValueError as e:
-    raise ConfigError(f"imitation.{e}") from None
+  # the library names the field inside the imitation section; a store's own error names its file
+  return wrap("imitation", arms_lib.join_stores, [layout.load_histories(d) for d in srcs], srcs)
 
 
 def final_imitators(config, workdir: str):

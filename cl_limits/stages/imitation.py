@@ -31,7 +31,7 @@ from cl_limits.imitation import learner as learner_lib
 from cl_limits.imitation import progress as progress_lib
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.imitation_checks import validate
-from cl_limits.stages.base import ConfigError, Stage
+from cl_limits.stages.base import ConfigError, Stage, wrap
 
 
 def _data(config, workdir, env, log):
@@ -53,12 +53,9 @@ def _data(config, workdir, env, log):
     _, _, _, teacher = artifacts.teacher_setup(config)
     state = artifacts.final_state(config, common.teachers_at(config, workdir))
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
-  try:
-    return arms_lib.build(arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
-                          replicates=int(config.imitation.num_seeds),
-                          heldout_streams=int(config.imitation.fidelity.heldout_streams))
-  except ValueError as e:          # the library names the field inside the imitation section
-    raise ConfigError(f"imitation.{e}") from None
+  return wrap("imitation", arms_lib.build, arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
+              replicates=int(config.imitation.num_seeds),
+              heldout_streams=int(config.imitation.fidelity.heldout_streams))
 
 
 def _check(config, env, model):
@@ -118,8 +115,8 @@ def run(step, log=print) -> None:
   start = mngr.latest_step() or 0
   if start > n_seg:
     raise ConfigError(f"{out_dir}: checkpoint at segment {start}, past this config's {n_seg}")
-  progress = _resume(progress_lib.Progress.load, layout.path(out_dir, PROGRESS), arms, start) if start else progress_lib.Progress.new(arms)
-  best = {a: _resume(progress_lib.load_best, out_dir, a) for a in arms if start and progress.best_update.get(a) is not None}
+  progress = wrap("", progress_lib.Progress.load, layout.path(out_dir, PROGRESS), arms, start) if start else progress_lib.Progress.new(arms)
+  best = {a: wrap("", progress_lib.load_best, out_dir, a) for a in arms if start and progress.best_update.get(a) is not None}
   if start:
     state = pad(mngr.restore(start, args=ocp.args.StandardRestore(real(state))))
     log(f"[imitation] resuming from segment {start}/{n_seg}")
@@ -270,11 +267,3 @@ STAGE = Stage(name="imitation", subdir="imitators",
               ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid"),
               locations=("imitation.sources", "teachers_from"),
               validate=validate, run=run, extra_outputs=("histories/ad_eps",))
-
-
-def _resume(fn, *args):
-  """A resumed run's saved state; a missing or inconsistent file is one line naming it."""
-  try:
-    return fn(*args)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None

@@ -42,19 +42,19 @@ def write_bytes(path: str, data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def figure(path: str, ncols: int = 1, size=(7, 4)):
-  """`with figure(path, ncols) as axes:` draw on axes [ncols]; saved (atomically) and closed on exit."""
+def figure(path: str, ncols: int = 1, size=(7, 4), nrows: int = 1, h_pad: float | None = None):
+  """`with figure(path, ncols) as (fig, axes):` draw on axes [ncols] (or [nrows] stacked, one column, in a
+  figure of `size`); saved (atomically) and closed on exit."""
   import matplotlib  # noqa: PLC0415
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
-  fig, axes = plt.subplots(1, ncols, figsize=(size[0] * ncols, size[1]), squeeze=False)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1]), squeeze=False)
   try:
-    yield fig, list(axes[0])
-    fig.tight_layout()
+    yield fig, list(axes.ravel())
+    fig.tight_layout(**({} if h_pad is None else {"h_pad": h_pad}))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    store.atomic_write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
   finally:
     plt.close(fig)
 

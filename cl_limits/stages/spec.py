@@ -41,7 +41,7 @@ class Spec:
   def __init__(self, config, reads, ignores=(), stage: str = "", locations=(), _path: str = ""):
     object.__setattr__(self, "_node", config)
     object.__setattr__(self, "_path", _path)
-    object.__setattr__(self, "_reads", tuple(reads) + tuple(locations))
+    object.__setattr__(self, "_reads", tuple(dict.fromkeys(tuple(reads) + tuple(locations))))
     object.__setattr__(self, "_ignores", tuple(ignores))
     object.__setattr__(self, "_locations", tuple(locations))
     object.__setattr__(self, "_stage", stage)

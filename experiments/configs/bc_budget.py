@@ -14,23 +14,27 @@ import ml_collections
 from experiments.configs import breakout, darkroom
 
 
+def bc_alone(config) -> None:
+  """Makes `config` (unlocked) train and score the P1 arm (`bc`) alone, every arm to its cap: no P2, no
+  hybrid, no P3 (this file and experiments/configs/frame_encoder.py)."""
+  config.imitation.arms = ml_collections.ConfigDict(dict(bc=config.imitation.arms.bc))
+  config.imitation.fidelity.patience = 0
+  config.imitation.eval.every_segments = 0
+  config.experiments.p1.arm = "bc"
+  config.experiments.p2.arms = ""
+  config.experiments.p2.power_control = ""
+  config.experiments.hybrid.arm = ""
+  config.experiments.p3.arm = ""
+  config.experiments.p3.targets = ml_collections.ConfigDict()
+
+
 def get_config(preset: str = "darkroom"):
   size, _, study = preset.rpartition(",")
   if study not in ("darkroom", "breakout") or size not in ("", "smoke"):
     raise ValueError(f"bc_budget.py preset {preset!r}: '[smoke,]darkroom' or '[smoke,]breakout'")
   config = (darkroom if study == "darkroom" else breakout).get_config(size)
   with config.unlocked():
-    config.imitation.arms = ml_collections.ConfigDict(dict(bc=config.imitation.arms.bc))
+    bc_alone(config)
     config.imitation.arms.bc.updates = 0            # train.num_updates is the cap
-    config.imitation.fidelity.patience = 0
-    config.imitation.eval.every_segments = 0
-    config.experiments.p1.arm = "bc"
-    config.experiments.p2.arms = ""
-    config.experiments.p2.power_control = ""
-    config.experiments.hybrid.arm = ""
-    config.experiments.p3.arm = ""
-    config.experiments.p3.targets = ml_collections.ConfigDict()
-    if "sensitivity" in config.experiments:
-      config.experiments.sensitivity.temperatures = ""
   config.lock()
   return config

@@ -10,9 +10,8 @@ Presets: the encoder (`linear`, `patch`), optionally `smoke,` before it. Only th
 trained; everything else is the Breakout study's (experiments/configs/breakout.py). Patience is off so both
 encoders take the same number of updates; the fidelity curve shows where each stopped improving.
 """
-import ml_collections
 
-from experiments.configs import breakout
+from experiments.configs import bc_budget, breakout
 
 
 def get_config(preset: str = "patch"):
@@ -21,14 +20,7 @@ def get_config(preset: str = "patch"):
     raise ValueError(f"frame_encoder.py preset {preset!r}: '[smoke,]linear' or '[smoke,]patch'")
   config = breakout.get_config(size)
   with config.unlocked():
-    config.imitation.arms = ml_collections.ConfigDict(dict(bc=config.imitation.arms.bc))
+    bc_budget.bc_alone(config)
     config.imitation.model.frame_encoder = enc
-    config.imitation.fidelity.patience = 0
-    config.imitation.eval.every_segments = 0
-    config.experiments.p1.arm = "bc"
-    config.experiments.p2.arms = ""
-    config.experiments.hybrid.arm = ""
-    config.experiments.p3.arm = ""
-    config.experiments.p3.targets = ml_collections.ConfigDict()
   config.lock()
   return config
