@@ -159,21 +159,45 @@ def test_ceiling_is_the_larger_of_behaviour_and_greedy_at_the_cut_per_replicate(
   assert raw["headroom"]["needed"] == pytest.approx(1.6) and raw["headroom"]["ok"]
 
 
-def test_competence_is_the_imitators_end_over_its_datas_end():
-  """Imitators at 4.5 of an optimum of 10 (0.45) in their last episodes; the data's last kept episodes at 0.5
-  (two kept episodes make the window): 0.9 of their data, exactly the gate."""
+def test_competence_is_a_gain_over_random_at_the_end_of_the_data_with_an_interval():
+  """Imitators' last episodes (the data's kept window: 2 episodes) at 0.45 and 0.40 of an optimum of 10,
+  their data's last kept episodes at 0.5, random 0.05: gains 0.4 / 0.45 and 0.35 / 0.45, both above 0.75,
+  yet two replicates' t-interval reaches far below it, so the gate fails; five close replicates pass."""
   from cl_limits.analysis import replicates
-  rets = np.full((2, 1, 20), 4.5)
-  rets[:, :, :10] = 0.0                                            # only the end counts
+  rets = np.zeros((2, 1, 20))
+  rets[0, :, -2:], rets[1, :, -2:] = 4.5, 4.0                     # only the last kept window counts
   data = [{"data_curve_norm": np.array([0.1, 0.3, 0.5, 0.5]), "ceiling_kept_window": 2}] * 2
-  c = replicates.competence(rets, data, 10, np.array([10.0]))
-  assert c["ratio"] == pytest.approx(0.9)
-  np.testing.assert_allclose(c["imitator_end"], [0.45, 0.45])
+  c = replicates.competence(rets, data, np.array([10.0]), 0.05, 0.75)
+  np.testing.assert_allclose(c["per_replicate"], [0.4 / 0.45, 0.35 / 0.45])
+  np.testing.assert_allclose(c["imitator_end"], [0.45, 0.40])
   np.testing.assert_allclose(c["data_end"], [0.5, 0.5])
-  verdict, _ = verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ratio"])
+  assert c["interval"]["estimate"] == pytest.approx(0.375 / 0.45) and c["interval"]["low"] < 0.75
+  assert not c["ok"]
+  five = np.zeros((5, 1, 20))
+  five[:, :, -2:] = np.array([4.6, 4.7, 4.8, 4.6, 4.7])[:, None, None]
+  c5 = replicates.competence(five, [data[0]] * 5, np.array([10.0]), 0.05, 0.75)
+  assert c5["ok"] and c5["interval"]["low"] > 0.9
+  # Data whose end is not above random: the gain is undefined and the gate cannot pass.
+  flat = [{"data_curve_norm": np.array([0.05, 0.05]), "ceiling_kept_window": 1}] * 5
+  cf = replicates.competence(five, flat, np.array([10.0]), 0.05, 0.75)
+  assert cf["interval"] is None and not cf["ok"]
+  verdict, _ = verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c5["ok"])
   assert verdict == "supported"
-  c["ratio"] = 0.89
-  assert verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ratio"])[0] == "inconclusive: imitator below its data"
+  assert verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ok"])[0] == "inconclusive: imitator below its data"
+
+
+def test_an_imitator_below_its_data_late_in_the_rollout_has_collapsed():
+  """Late windows 0.2 under a data end of 0.5 (top 1, random 0): -0.3 of the range, past the 0.1 margin."""
+  from cl_limits.analysis import replicates
+  data = [{"data_curve_norm": np.array([0.1, 0.5]), "ceiling_kept_window": 1}] * 4
+  gone = replicates.held_data([0.2, 0.21, 0.19, 0.2], data, True, 1.0, 0.0, 0.1)
+  kept = replicates.held_data([0.5, 0.52, 0.48, 0.5], data, True, 1.0, 0.0, 0.1)
+  assert not gone["ok"] and np.allclose(gone["per_replicate"], [-0.3, -0.29, -0.31, -0.3])
+  assert kept["ok"]
+  below = (-0.3, -0.4, -0.2)
+  assert verdicts.p2_gated(below, 0.5, 0.2, True, held_ok=False)[0] == "inconclusive: imitator collapsed"
+  assert verdicts.p2_gated(below, 0.5, 0.2, True, held_ok=True)[0] == "supported"
+  assert verdicts.p2_gated((0.3, 0.2, 0.4), 0.5, 0.2, True, held_ok=False)[0] == "refuted"
 
 
 def test_p3_score_known_answer():
@@ -241,11 +265,11 @@ def test_replicate_interval_is_a_t_interval_over_per_replicate_means():
 
 
 @pytest.mark.parametrize("diff,headroom,competence,want", [
-    ((-0.3, -0.4, -0.2), 0.05, 1.0, "inconclusive: no headroom"),     # teachers did not improve either
-    ((-0.3, -0.4, -0.2), 0.5, 0.5, "inconclusive: imitator below its data"),
-    ((-0.3, -0.4, -0.2), 0.5, 0.95, "supported"),
-    ((0.3, 0.2, 0.4), 0.5, 0.5, "refuted"),                          # passing the ceiling needs no gate
-    ((0.0, -0.1, 0.1), 0.5, 1.0, "inconclusive"),
+    ((-0.3, -0.4, -0.2), 0.05, True, "inconclusive: no headroom"),     # teachers did not improve either
+    ((-0.3, -0.4, -0.2), 0.5, False, "inconclusive: imitator below its data"),
+    ((-0.3, -0.4, -0.2), 0.5, True, "supported"),
+    ((0.3, 0.2, 0.4), 0.5, False, "refuted"),                          # passing the ceiling needs no gate
+    ((0.0, -0.1, 0.1), 0.5, True, "inconclusive"),
 ])
 def test_p2_gates(diff, headroom, competence, want):
   assert verdicts.p2_gated(diff, headroom, 0.2, competence)[0] == want
@@ -256,7 +280,7 @@ def test_power_control_refutes_on_curves_that_keep_improving():
   headroom; the gated P2 rule on a replicate interval says refuted, and the control row says so."""
   late_minus_ceiling = np.array([0.25, 0.3, 0.35, 0.28, 0.33])[:, None] + np.zeros((5, 4))
   ci = stats.as_ci(stats.replicate_interval(late_minus_ceiling))
-  verdict, _ = verdicts.p2_gated(ci, headroom=0.5, headroom_needed=0.2, competence=1.0)
+  verdict, _ = verdicts.p2_gated(ci, headroom=0.5, headroom_needed=0.2, competence_ok=True)
   assert verdict == "refuted"
   assert verdicts.power_control(verdict) == "the P2 test can say refuted on data that allow it"
   assert "has not been shown" in verdicts.power_control("supported")

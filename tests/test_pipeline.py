@@ -48,7 +48,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
       "P1 snapshot", "goal identification", "P2 beyond the ceiling", "P2 beyond the ceiling",
       "P2 power control", "P2 known positive", "trend", "trend", "trend",
       "P3 transplant to hard9 (DarkRoomHard {'episode_len'", "P3 positive control"], heads
-  assert "cut at 20% of training, ad_p05" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
+  assert "cut at 20% of training, ad_early" in heads[2] and "cut at 50% of training, ad_p50" in heads[3]
   for r in rows:
     cells = [c.strip() for c in r.split("|")[1:-1]]
     assert len(cells) == 8, r
@@ -56,7 +56,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
     assert any(cells[6] == f"**{v}**" for v in ("supported", "refuted", "inconclusive", "inconclusive: no headroom",
                                                  "inconclusive: imitator below its data",
                                                  "inconclusive: imitator did not reproduce its data",
-                                                 "inconclusive: no learning in its data",
+                                                 "inconclusive: no learning in its data", "inconclusive: imitator collapsed",
                                                  "reported, no prediction")) \
         or cells[6].startswith("**not counted: the P"), r
     # Every row that uses an imitator shows its held-out fidelity, per replicate, in nats.
@@ -70,7 +70,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "**inconclusive: imitator did not reproduce its data**" in rows[0] and "(ungated: " in rows[0]
   assert "**reported, no prediction**" in rows[1]
   for r in rows[2:6]:
-    assert "headroom: greedy rise past the ceiling" in r and "competence:" in r
+    assert "headroom: greedy rise past the ceiling" in r and "competence at the end of its data" in r
     assert "learning in data: its rise " in r and "of (top - random) (needs 0.1)" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
   assert "**refuted**" in rows[5] and "the P2 scoring says refuted when it should" in rows[5]
@@ -83,7 +83,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
       "hybrid (full) in the P3 target har", "hybrid (lora) in the P3 target har"]
   assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
   fid = _table_rows(text, "Fidelity (held-out", "![imitator curves]")
-  assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["ad_eps_half", "ad_p05", "ad_p50", "bc"]
+  assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["ad_early", "ad_eps_half", "ad_p50", "bc"]
   for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
               "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):
     assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000

@@ -46,7 +46,71 @@ def test_data_that_show_no_learning_make_a_p2_row_inconclusive():
   # last 5 kept minus first 5 of a 0 -> 1 line over 30 episodes: 25/29 of the range
   assert g_rise["ok"] and np.allclose(g_rise["per_replicate"], 25 / 29)
   below = (-0.3, -0.4, -0.2)                       # an imitator clearly below the ceiling, competent
-  assert verdicts.p2_gated(below, 0.5, 0.2, 1.0, 0.9, learning_ok=True)[0] == "supported"
-  verdict, rule = verdicts.p2_gated(below, 0.5, 0.2, 1.0, 0.9, learning_ok=False)
+  assert verdicts.p2_gated(below, 0.5, 0.2, True, 0.75, learning_ok=True)[0] == "supported"
+  verdict, rule = verdicts.p2_gated(below, 0.5, 0.2, True, 0.75, learning_ok=False)
   assert verdict == "inconclusive: no learning in its data" and "no learning in the kept data" in rule
-  assert verdicts.p2_gated(below, 0.1, 0.2, 1.0, 0.9, learning_ok=False)[0] == "inconclusive: no headroom"
+  assert verdicts.p2_gated(below, 0.1, 0.2, True, 0.75, learning_ok=False)[0] == "inconclusive: no headroom"
+
+
+def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5):
+  """A P2 summary entry built by the analysis functions the stage calls, from synthetic per-replicate
+  numbers in fractions of the optimum (random 0, top 1): kept data rising by `data_rise` to an end of
+  0.5, the rollout's late window at `late`, the ceiling at `ceiling`, the competence rollouts' last
+  episodes at `imitator_end`; replicates differ by a small spread."""
+  import numpy as np  # noqa: PLC0415
+  from cl_limits.analysis import replicates, stats  # noqa: PLC0415
+  spread = np.linspace(-0.01, 0.01, n)
+  data = [{"data_curve_norm": np.linspace(0.5 - data_rise, 0.5, 20) + s, "ceiling_kept_window": 2} for s in spread]
+  late_r, ceil_r = late + spread, ceiling + spread * 0.5
+  comp_rets = np.zeros((n, 1, 10))
+  comp_rets[:, :, -2:] = (imitator_end + spread)[:, None, None]
+  comp = replicates.competence(comp_rets, data, np.array([1.0]), 0.0, 0.75)
+  headroom = {"rise": 0.4, "needed": 0.2, "ok": True, "top": 1.0, "random": 0.0, "fraction": 0.2}
+  return {"kind": kind, "fraction": 0.3, "gap": 1, "cut_learner_steps": 1000, "horizon_steps": 10_000,
+          "episodes": 500, "late_episodes": 50,
+          "per_replicate": {"behaviour_ceiling": ceil_r.tolist(), "greedy_at_cut": [None] * n,
+                            "ceiling": ceil_r.tolist(), "rise": [0.4] * n, "late": late_r.tolist(),
+                            "trend": [0.0] * n},
+          "ceiling": stats.replicate_interval(ceil_r), "late": stats.replicate_interval(late_r),
+          "late_minus_ceiling": stats.replicate_interval(late_r - ceil_r),
+          "trend": stats.replicate_interval(np.linspace(-0.002, 0.002, n)),
+          "headroom": headroom,
+          "learning": replicates.learning_in_data(data, True, 1.0, 0.0, 0.1),
+          "competence": {**comp, "horizon_steps": 200},
+          "held": replicates.held_data(late_r, data, True, 1.0, 0.0, 0.1)}
+
+
+def _verdicts_of(tmp_path, arms):
+  import json  # noqa: PLC0415
+  from cl_limits.report import rows  # noqa: PLC0415
+  (tmp_path / "p2").mkdir()
+  summary = {"protocol": {"unit": "fraction of each task's optimal return"}, "task_ids": [1],
+             "competence_task_ids": [0], "arms": arms}
+  (tmp_path / "p2" / "summary.json").write_text(json.dumps(summary))
+  return {r["prediction"]: r["verdict"] for r in rr.counted(rows.p2_rows(str(tmp_path)))}
+
+
+def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(tmp_path):
+  """Three P2 rows and a power control, every gate computed from synthetic per-replicate numbers:
+  flat data (no learning), an imitator that reproduced its data's end but fell far below it late in the
+  rollout (collapsed), one that passes every gate and stays under the ceiling (supported, but not counted
+  because the power control, whose imitator never reproduced its data, did not refute)."""
+  arms = {"flat": _p2_entry("p2", 0.0, 0.3, 0.5, 0.5),
+          "gone": _p2_entry("p2", 0.3, 0.1, 0.5, 0.5),
+          "good": _p2_entry("p2", 0.3, 0.45, 0.55, 0.5),
+          "ctl": _p2_entry("power_control", 0.3, 0.3, 0.55, 0.1)}
+  arms["good"]["fraction"] = 0.4                     # rows are ordered by their cut
+  got = _verdicts_of(tmp_path, arms)
+  head = lambda name: next(k for k in got if k.startswith("P2 beyond") and name in k)
+  assert got[head("flat")] == "inconclusive: no learning in its data"
+  assert got[head("gone")] == "inconclusive: imitator collapsed"
+  assert got[head("good")] == ("not counted: the P2 power control did not refute (it read inconclusive: "
+                               "imitator below its data)")
+  ctl = next(k for k in got if k.startswith("P2 power control"))
+  assert got[ctl] == "inconclusive: imitator below its data"
+  # The same run with a power control that refuted: the supported row counts.
+  tmp2 = tmp_path / "again"
+  tmp2.mkdir()
+  arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)
+  got = _verdicts_of(tmp2, arms)
+  assert got[head("good")] == "supported" and got[ctl] == "refuted"

@@ -113,6 +113,10 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   cut_keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), 1, int(arm["streams"]))
   t = np.arange(done.shape[-1]) + 1
   cut_stream_steps = int(np.max(np.where(cut_keep & done, t, 0)))
+  # One kept history in the imitator's own time: the steps a stream kept (every gap-th episode up to the
+  # cut), averaged over the streams that kept any.
+  kept = keep.reshape(-1, keep.shape[-1]).sum(-1)
+  kept_stream_steps = float(kept[kept > 0].mean()) if (kept > 0).any() else 0.0
   used = done.shape[2] if not int(arm["streams"]) else int(arm["streams"])
   full, ends = episode_matrix(reward[:, :, :used], done[:, :, :used])
   teacher_curve = population_curve(full)
@@ -121,7 +125,7 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
   final_window = min(window, teacher_curve.size)
   out = {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
-         "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
+         "kept_stream_steps": kept_stream_steps, "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
          "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
          "data_curve": population_curve(rets)}
   if optimum is not None:

@@ -16,8 +16,11 @@ late return comes from held-out ones); else raw returns.
                      needs at least `fraction` x (top - random), top = 1 (the optimum) in fractions, else the
                      teachers' final greedy return. Data without a greedy policy (AD-epsilon's noisy oracle)
                      use their own continuation past the cut (the stream's final behaviour return).
-  competence         the imitator's return over the last `window` episodes of a rollout of one truncated
-                     history's length on training tasks, over its data's end-of-data return on those tasks
+  competence         at the end of the data, in the imitator's own time: a rollout as long as one kept
+                     history on training tasks, its last episodes against the data's last kept episodes,
+                     as a gain over random with an interval over replicates
+  held its data      the P2 rollout's late window against the data's end: below it by more than a margin
+                     is a collapsed imitator
   learning in data   the kept data's own rise: its last `window` teacher episodes minus its first, over
                      (top - random); an imitator cannot extrapolate improvement from data that shows none
 """
@@ -47,8 +50,9 @@ def in_unit(returns, optimum, task_axis: int = -1):
   return np.asarray(returns, np.float64) / opt.reshape(shape)
 
 
-def data_end(d: dict, window: int, normalised: bool) -> float:
-  """The mean return of the last `window` teacher episodes the data kept (ceil(window / gap) kept ones)."""
+def data_end(d: dict, normalised: bool) -> float:
+  """The mean return of the data's last kept episodes: its ceiling window, ceil(window / gap) kept ones
+  (`ceiling_kept_window`)."""
   curve = d["data_curve_norm" if normalised else "data_curve"]
   curve = curve[np.isfinite(curve)]
   return float(np.mean(curve[-max(1, int(d["ceiling_kept_window"])):]))
@@ -101,16 +105,43 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
   return out
 
 
-def competence(imitator_returns, data: list, window: int, optimum) -> dict:
-  """The competence gate's numbers. imitator_returns [R, K, E]: rollouts of one truncated history's length on
-  the first K training tasks (episode order); data: `data_per_replicate` of those K tasks."""
+def competence(imitator_returns, data: list, optimum, random: float, fraction: float) -> dict:
+  """The competence gate at the end of the data, in the imitator's own time.
+
+  imitator_returns [R, K, E]: rollouts from an empty context on the first K training tasks for as many
+  steps as one kept history (one stream's kept episodes: gap and streams accounted for), so episode i of
+  the rollout stands where kept episode i stood in the data; data: `data_per_replicate` of those K tasks.
+  Per replicate: the imitator's last n episodes and the data's last n kept episodes (n = the data's
+  `ceiling_kept_window`), and the gain over random, (imitator - random) / (data end - random). The gate
+  passes when the interval over replicates has its lower end at or above `fraction`; a replicate whose
+  data end is not above random makes the gain undefined and the gate not measurable (it fails)."""
   norm = optimum is not None
   rets = in_unit(imitator_returns, optimum, task_axis=1)
-  n = max(1, int(window))
-  imitator_end = [float(np.nanmean(rets[r][:, -n:])) for r in range(rets.shape[0])]
-  ends = [data_end(d, window, norm) for d in data]
-  ratio = float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan")
-  return {"imitator_end": imitator_end, "data_end": ends, "ratio": ratio}
+  if rets.shape[0] != len(data):
+    raise ValueError(f"competence: {rets.shape[0]} replicates' rollouts for {len(data)} replicates' data")
+  n = [max(1, int(d["ceiling_kept_window"])) for d in data]
+  imitator_end = [float(np.nanmean(rets[r][:, -n[r]:])) for r in range(rets.shape[0])]
+  ends = [data_end(d, norm) for d in data]
+  span = np.asarray(ends) - float(random)
+  gain = np.where(span > 0, (np.asarray(imitator_end) - float(random)) / np.where(span > 0, span, 1.0), np.nan)
+  iv = stats.replicate_interval(gain) if np.isfinite(gain).all() and gain.size > 1 else None
+  return {"imitator_end": imitator_end, "data_end": ends, "random": float(random), "episodes": n,
+          "per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
+          "ok": bool(iv is not None and iv["low"] >= fraction),
+          "ratio": float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan")}
+
+
+def held_data(late, data: list, normalised: bool, top: float, random: float, margin: float) -> dict:
+  """Whether a P2 rollout's late window held its data's level: per replicate (late - data end) / (top -
+  random), the data end being its last kept window of episodes on all teacher tasks; the imitator is
+  "collapsed" when the interval's lower end is below -margin (it fell under the data it imitates, so its
+  staying below the ceiling says nothing about a ceiling)."""
+  ends = np.asarray([data_end(d, normalised) for d in data])
+  scale = float(top) - float(random)
+  drop = (np.asarray(late, np.float64) - ends) / scale if scale > 0 else np.full(ends.shape, np.nan)
+  iv = stats.replicate_interval(drop) if np.isfinite(drop).all() and drop.size > 1 else None
+  return {"per_replicate": drop.tolist(), "data_end": ends.tolist(), "interval": iv, "margin": float(margin),
+          "ok": bool(iv is not None and iv["low"] >= -margin)}
 
 
 def learning_in_data(data: list, normalised: bool, top: float, random: float, fraction: float) -> dict:

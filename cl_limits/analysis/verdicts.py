@@ -61,27 +61,34 @@ def hybrid(gain_ci) -> tuple[str, str]:
 NO_HEADROOM = "inconclusive: no headroom"
 BELOW_DATA = "inconclusive: imitator below its data"
 NO_LEARNING = "inconclusive: no learning in its data"
+COLLAPSED = "inconclusive: imitator collapsed"
 
 
-def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence: float,
-             competence_needed: float = 0.9, learning_ok: bool | None = None) -> tuple[str, str]:
-  """P2 with the two gates that let it come out either way.
+def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bool,
+             competence_needed: float = 0.75, learning_ok: bool | None = None,
+             held_ok: bool | None = None) -> tuple[str, str]:
+  """P2 with the gates that let it come out either way.
 
   diff_ci: (estimate, low, high) of late return minus the ceiling, over replicates.
   headroom: how far the teachers' greedy return rose after the cut above the ceiling; the row needs at least
     `headroom_needed` (0.2 of the optimum's, or the teachers' final greedy return's, gain over random):
     without it, no imitator could show improvement past the ceiling that the teachers themselves made.
-  competence: the imitator's return on the training tasks after one truncated history's steps as a
-    fraction of its data's end-of-data return; "supported" needs at least `competence_needed`, or the
-    failure to pass the ceiling records a failed imitation, not a limit of imitation.
+  competence_ok: whether the imitator reproduced the end of its data in its own time on the training tasks
+    (`replicates.competence`: gain over random at least `competence_needed` at the interval's lower end);
+    "supported" needs it, or the failure to pass the ceiling records a failed imitation, not a limit of it.
   learning_ok: whether the kept data itself rises (`replicates.learning_in_data`); data that show no
     improvement give an imitator nothing to extrapolate, so the row cannot say supported or refuted
     (None: not measured, as in summaries made before the gate).
+  held_ok: whether the rollout's late window held its data's level (`replicates.held_data`); an imitator
+    that fell below its own data has collapsed, and "supported" needs it not to (None: not measured).
   """
   rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
-          "else supported if the CI of late - ceiling lies at or below 0 and the imitator reached "
-          f"{competence_needed:.0%} of its data on the training tasks (else inconclusive: imitator below its "
-          "data); refuted if the CI lies above 0; else inconclusive")
+          "else supported if the CI of late - ceiling lies at or below 0 and the imitator reproduced its "
+          f"data's end (gain over random >= {competence_needed:g} at the interval's lower end; else "
+          "inconclusive: imitator below its data)")
+  if held_ok is not None:
+    rule += " and held it late in the rollout (else inconclusive: imitator collapsed)"
+  rule += "; refuted if the CI lies above 0; else inconclusive"
   if learning_ok is not None:
     rule = "no learning in the kept data -> inconclusive; " + rule
   if not headroom >= headroom_needed:
@@ -89,8 +96,10 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence: float
   if learning_ok is False:
     return NO_LEARNING, rule
   verdict = _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED)
-  if verdict == SUPPORTED and not competence >= competence_needed:
+  if verdict == SUPPORTED and not competence_ok:
     return BELOW_DATA, rule
+  if verdict == SUPPORTED and held_ok is False:
+    return COLLAPSED, rule
   return verdict, rule
 
 

@@ -1,8 +1,25 @@
 """What makes a verdict count: a control of the same kind that refuted (P2's power control, P3's positive
-control), and for P1 an imitator that reproduces its behaviour policy (its fidelity gate)."""
+control), for P1 an imitator that reproduces its behaviour policy (its fidelity gate), and for P2 the
+gates' texts and outcomes (headroom, learning in data, competence at the end of the data, collapse)."""
 from __future__ import annotations
 
 from cl_limits.analysis import verdicts
+
+
+def ci(t, fmt="{:.2f}"):
+  """'est [low, high]' of a (estimate, low, high) triple or a `stats.replicate_interval` dict."""
+  if t is None:
+    return "n/a"
+  if isinstance(t, dict):
+    t = (t["estimate"], t["low"], t["high"])
+  return f"{fmt.format(t[0])} [{fmt.format(t[1])}, {fmt.format(t[2])}]"
+
+
+def per_rep(values, fmt="{:.2f}") -> str:
+  """Every replicate's value, in replicate order."""
+  if isinstance(values, dict):
+    values = values["per_replicate"]
+  return ", ".join("n/a" if v is None else fmt.format(v) for v in values)
 
 
 NOT_RECORDED_GATE = "inconclusive: imitator fidelity not measured"
@@ -45,3 +62,52 @@ def counted(rows: list[dict]) -> list[dict]:
                  rule=f"{r['rule']}. Uncounted verdict: supported")
     out.append(r)
   return out
+
+
+def learning_gate(e) -> tuple[str, bool | None]:
+  """The learning-in-data gate's text and outcome (None for summaries made before it)."""
+  g = e.get("learning")
+  if g is None:
+    return "", None
+  iv = g["interval"]
+  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(g['per_replicate'], '{:.3f}')})"
+           if iv else "not measurable")
+  return (f"learning in data: its rise {shown} of (top - random) (needs {g['needed']:g}) "
+          f"{'ok' if g['ok'] else 'FAILS'}; "), bool(g["ok"])
+
+
+def competence_gate(c) -> tuple[str, bool]:
+  """The competence gate's text and outcome; summaries made before the gain-over-random measure (a bare
+  ratio of returns) are read with their own rule."""
+  if "interval" not in c:
+    ok = c["ratio"] >= c["needed"]
+    return (f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
+            f"{'ok' if ok else 'FAILS'}"), bool(ok)
+  iv = c["interval"]
+  shown = (f"{iv['estimate']:.2f} [{iv['low']:.2f}, {iv['high']:.2f}] ({per_rep(c['per_replicate'], '{:.2f}')})"
+           if iv else f"not measurable ({per_rep(c['per_replicate'], '{:.2f}')})")
+  return (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time): gain over random "
+          f"{shown} (needs {c['needed']:g} at the lower end) {'ok' if c['ok'] else 'FAILS'}"), bool(c["ok"])
+
+
+def held_gate(e) -> tuple[str, bool | None]:
+  """The collapse check's text and outcome (None where not measured: no rollout, or an older summary)."""
+  h = e.get("held")
+  if h is None:
+    return "", None
+  iv = h["interval"]
+  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(h['per_replicate'], '{:.3f}')})"
+           if iv else "not measurable")
+  return (f"; late - data end {shown} of (top - random) (collapsed below -{h['margin']:g}) "
+          f"{'held' if h['ok'] else 'COLLAPSED'}"), bool(h["ok"])
+
+
+def p2_gates(e) -> tuple[str, tuple]:
+  h = e["headroom"]
+  learning, _ = learning_gate(e)
+  comp_text, comp_ok = competence_gate(e["competence"])
+  held_text, held_ok = held_gate(e)
+  gates = (f"headroom: greedy rise past the ceiling {h['rise']:.3f} (needs {h['needed']:.3f}: "
+           f"{h['fraction']:g} x ({h['top']:.2f} - random {h['random']:.3f})) {'ok' if h['ok'] else 'FAILS'}; "
+           + learning + comp_text + held_text)
+  return gates, (h["rise"], h["needed"], comp_ok, e["competence"]["needed"], held_ok)

@@ -4,7 +4,7 @@ sections.py; what makes a verdict count is in gates.py."""
 from __future__ import annotations
 
 from cl_limits.analysis import verdicts
-from cl_limits.report.gates import fidelity_gate
+from cl_limits.report.gates import ci, fidelity_gate, learning_gate, p2_gates, per_rep  # noqa: F401 (ci: sections)
 from cl_limits import envs as envs_lib
 from cl_limits.stages import layout
 
@@ -14,22 +14,6 @@ def one_task(name, kwargs) -> bool:
   hidden goal to identify."""
   kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs or {})
   return envs_lib.num_tasks(envs_lib.make(name, **kwargs)) == 1
-
-
-def ci(t, fmt="{:.2f}"):
-  """'est [low, high]' of a (estimate, low, high) triple or a `stats.replicate_interval` dict."""
-  if t is None:
-    return "n/a"
-  if isinstance(t, dict):
-    t = (t["estimate"], t["low"], t["high"])
-  return f"{fmt.format(t[0])} [{fmt.format(t[1])}, {fmt.format(t[2])}]"
-
-
-def per_rep(values, fmt="{:.2f}") -> str:
-  """Every replicate's value, in replicate order."""
-  if isinstance(values, dict):
-    values = values["per_replicate"]
-  return ", ".join("n/a" if v is None else fmt.format(v) for v in values)
 
 
 def fidelity_of(workdir, arm) -> dict | None:
@@ -96,29 +80,6 @@ def p1_rows(config, workdir) -> list[dict]:
   return rows
 
 
-def _learning_gate(e) -> tuple[str, bool | None]:
-  """The learning-in-data gate's text and outcome (None for summaries made before it)."""
-  g = e.get("learning")
-  if g is None:
-    return "", None
-  iv = g["interval"]
-  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(g['per_replicate'], '{:.3f}')})"
-           if iv else "not measurable")
-  return (f"learning in data: its rise {shown} of (top - random) (needs {g['needed']:g}) "
-          f"{'ok' if g['ok'] else 'FAILS'}; "), bool(g["ok"])
-
-
-def _p2_gates(e) -> tuple[str, tuple]:
-  h, c = e["headroom"], e["competence"]
-  learning, _ = _learning_gate(e)
-  gates = (f"headroom: greedy rise past the ceiling {h['rise']:.3f} (needs {h['needed']:.3f}: "
-           f"{h['fraction']:g} x ({h['top']:.2f} - random {h['random']:.3f})) {'ok' if h['ok'] else 'FAILS'}; "
-           + learning +
-           f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
-           f"{'ok' if c['ratio'] >= c['needed'] else 'FAILS'}")
-  return gates, (h["rise"], h["needed"], c["ratio"], c["needed"])
-
-
 def p2_rows(workdir) -> list[dict]:
   """Per P2 source: late - ceiling and the trend; the power control with the same rule."""
   s = layout.summary(workdir, "p2")
@@ -129,11 +90,11 @@ def p2_rows(workdir) -> list[dict]:
   rank = {"p2": 0, "power_control": 1, "known_positive": 2}
   order = sorted(s["arms"].items(), key=lambda kv: (rank[kv[1]["kind"]], kv[1]["fraction"]))
   for name, e in order:
-    gates, (rise, needed, comp, comp_needed) = _p2_gates(e)
+    gates, (rise, needed, comp_ok, comp_needed, held_ok) = p2_gates(e)
     skipped = "skipped" in e
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
-    learning_ok = _learning_gate(e)[1]
-    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp, comp_needed, learning_ok)
+    learning_ok = learning_gate(e)[1]
+    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp_ok, comp_needed, learning_ok, held_ok)
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
@@ -171,8 +132,10 @@ def p2_rows(workdir) -> list[dict]:
                                        e["headroom"]["random"])
     if t_verdict == verdicts.SUPPORTED and learning_ok is False:      # the trend's gates are the row's
       t_verdict = verdicts.NO_LEARNING
-    elif t_verdict == verdicts.SUPPORTED and not comp >= comp_needed:
+    elif t_verdict == verdicts.SUPPORTED and not comp_ok:
       t_verdict = verdicts.BELOW_DATA
+    elif t_verdict == verdicts.SUPPORTED and held_ok is False:
+      t_verdict = verdicts.COLLAPSED
     if control:                      # a control's trend is no prediction: shown, not decided
       t_verdict, t_rule = "reported, no prediction", f"by the trend rule it would read {t_verdict}: {t_rule}"
     trends.append({"prediction": f"trend, {name}: the frozen imitator's return stops rising late in the rollout "

@@ -20,7 +20,7 @@ def p2_section(workdir) -> list[str]:
            f"return at the cut. Competence: {p['competence']} (tasks {s['competence_task_ids']}). Trend: "
            f"{p['trend']}. Random policy: {s['random_return']:.3f}. Intervals: {p['ci']}.", "",
            "| row | replicate | behaviour ceiling | greedy at cut | ceiling | greedy rise after the cut | late | "
-           "late - ceiling | trend | competence (imitator / data end) |",
+           "late - ceiling | trend | competence: imitator / data end (gain over random) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "n/a" if v is None else f3.format(v)
   for name, e in s["arms"].items():
@@ -29,18 +29,18 @@ def p2_section(workdir) -> list[str]:
       for r in range(len(pr["ceiling"])):
         lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
                      f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | not run | | | "
-                     f"{fmt(c['imitator_end'][r])} / {fmt(c['data_end'][r])} |")
+                     f"{_comp(c, r)} |")
       lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
-                   f"{e['skipped']} | | | {c['ratio']:.2f} |")
+                   f"{e['skipped']} | | | {_comp(c)} |")
       continue
     for r in range(len(pr["ceiling"])):
       lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
                    f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | {fmt(pr['late'][r])} | "
                    f"{fmt(e['late_minus_ceiling']['per_replicate'][r])} | {pr['trend'][r]:.4f} | "
-                   f"{fmt(c['imitator_end'][r])} / {fmt(c['data_end'][r])} |")
+                   f"{_comp(c, r)} |")
     lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
                  f"{ci(e['late'], f3)} | {ci(e['late_minus_ceiling'], f3)} | {ci(e['trend'], '{:.4f}')} | "
-                 f"{c['ratio']:.2f} |")
+                 f"{_comp(c)} |")
   lines += ["", "The behaviour ceiling is the return of the data the imitator saw (the teachers' epsilon-greedy "
             "actions); the greedy return at the cut is what the teachers' networks could do at that point. An "
             "imitator sampled more sharply than its teachers acted could pass the first without learning "
@@ -54,6 +54,18 @@ def p2_section(workdir) -> list[str]:
             "![the gap in view](p2/gap.png)", "",
             "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
   return lines
+
+
+def _comp(c, r=None) -> str:
+  """A competence cell: replicate r's imitator end / data end (gain over random), or the gain's interval
+  (summaries made before the gain over random: the ratio of means)."""
+  if r is not None:
+    gain = c.get("per_replicate", [None] * (r + 1))[r]
+    return (f"{c['imitator_end'][r]:.3f} / {c['data_end'][r]:.3f}"
+            + ("" if gain is None else f" ({gain:.2f})"))
+  if "interval" not in c:
+    return f"{c['ratio']:.2f} (ratio)"
+  return "not measurable" if c["interval"] is None else ci(c["interval"], "{:.2f}")
 
 
 def p3_section(workdir) -> list[str]:

@@ -91,6 +91,9 @@ def p2_arms(config) -> list[str]:
 
 
 def fmt(iv) -> str:
+  """An interval as "estimate [low, high]"; None (too few finite values) as "not measurable"."""
+  if iv is None:
+    return "not measurable"
   return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
 
 

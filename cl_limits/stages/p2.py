@@ -64,6 +64,7 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.headroom_fraction", 0.0, 1.0)
   in_range(config, "experiments.p2.learning_fraction", 0.0, 1.0)
   in_range(config, "experiments.p2.competence_fraction", 0.0, 1.0, lo_open=True)
+  in_range(config, "experiments.p2.collapse_margin", 0.0, 1.0)
   check(isinstance(p2.get("known_positive", False), bool), "experiments.p2.known_positive", "must be True or False",
         p2.get("known_positive"))
   check(not p2.get("known_positive", False) or hasattr(common.env_of(config), "optimal_action"),
@@ -113,8 +114,14 @@ def run(step, log=print) -> None:
                           "late": f"last {frac:.0%} of episodes", "ceiling_window_episodes": window,
                           "unit": unit, "trend": f"slope of return against log(episode) over the episodes "
                                                  f"after the first {float(p2.trend_from):.0%}",
-                          "competence": f"{n_comp} training tasks, one truncated history's steps, last "
-                                        f"{window} episodes vs the data's last {window} teacher episodes",
+                          "competence": f"{n_comp} training tasks from an empty context for one kept "
+                                        "history's steps (the imitator's own time), its last episodes vs "
+                                        "the data's last kept ones as a gain over random, "
+                                        f"(imitator - random) / (data end - random); passes when the "
+                                        f"interval's lower end is at least {float(p2.competence_fraction):g}",
+                          "collapse": "the late window against the data's last kept episodes, over (top - "
+                                      "random): collapsed when the interval's lower end is below "
+                                      f"-{float(p2.collapse_margin):g}",
                           "replicates": num_seeds,
                           "ci": f"t-interval over the {num_seeds} replicates' means (tasks and episodes are "
                                 "repeated measures inside a replicate)"},
@@ -150,11 +157,13 @@ def run(step, log=print) -> None:
       res = jax.device_get(fn(arm_params, task_params, keys))
       rets = _episodes(res, horizon, ep_len)
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
-    # Competence: on the training tasks, for one truncated history's steps.
-    comp_h = common.whole_episodes(cut, ep_len)
+    # Competence at the end of the data: on the training tasks, for one kept history's steps (the
+    # imitator's own time: one stream's kept episodes), its last episodes against the data's last ones.
+    comp_h = common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
     comp_rets, _ = act(comp_h, comp_tasks, 31)
     comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
-    comp = replicates.competence(comp_rets, comp_data, window, None if opt is None else opt[:n_comp])
+    comp = replicates.competence(comp_rets, comp_data, None if opt is None else opt[:n_comp], random,
+                                 float(p2.competence_fraction))
     # The test: held-out tasks, horizon_factor x one truncated history.
     horizon = common.whole_episodes(float(p2.horizon_factor) * cut, ep_len)
     if not c["headroom"]["ok"] and bool(p2.skip_without_headroom):
@@ -171,7 +180,7 @@ def run(step, log=print) -> None:
     rets, ends = act(horizon, tasks, 13)                                        # [R, K, E]
     log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
     entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
-                   float(p2.competence_fraction), comp_h)
+                   float(p2.competence_fraction), comp_h, float(p2.collapse_margin))
     summary["arms"][name] = entry
     arrays.update({f"{name}/episode_return": rets, f"{name}/episode_end": ends,
                    f"{name}/competence_return": comp_rets,
@@ -187,7 +196,7 @@ def run(step, log=print) -> None:
                          {"ceiling": float(np.mean(c["ceiling"]))}, bins=min(100, rets.shape[-1]))
     log(f"[p2] {name}: late - ceiling {common.fmt(entry['late_minus_ceiling'])}, trend {common.fmt(entry['trend'])}; "
         f"headroom {entry['headroom']['rise']:.3f} (needs {entry['headroom']['needed']:.3f}); competence "
-        f"{entry['competence']['ratio']:.2f} of its data")
+        f"{common.fmt(entry['competence']['interval'])} of its data's gain over random")
   if greedy is not None:
     arrays["teacher_greedy"] = replicates.in_unit(greedy, t_opt, task_axis=1).mean(1)       # [R, segments]
     arrays["teacher_greedy_steps"] = greedy_steps
@@ -218,7 +227,7 @@ def _episodes(res, horizon, ep_len):
 
 
 def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, horizon, cut, comp_needed,
-           comp_h) -> dict:
+           comp_h, collapse_margin=0.1) -> dict:
   if rets is None:
     return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "cut_learner_steps": cut,
             "horizon_steps": horizon, "headroom": c["headroom"], "learning": c["learning"],
@@ -243,6 +252,8 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
           "late": stats.replicate_interval(late),
           "late_minus_ceiling": stats.replicate_interval(late - ceil),
           "trend": stats.replicate_interval(trend),
+          "held": replicates.held_data(late, data, e_opt is not None, c["headroom"]["top"],
+                                       c["headroom"]["random"], collapse_margin),
           "headroom": c["headroom"], "learning": c["learning"],
           "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h}}
 

@@ -44,8 +44,9 @@ def plot(summary, arrays, path, title):
       ax.set_xscale("symlog", linthresh=max(1, e["cut_learner_steps"]))
       ax.set_xlabel("environment steps (teachers: training; imitator: its rollout)")
       ax.set_ylabel(f"episode return ({summary['protocol']['unit']}; {w}-episode moving average)")
-      ax.set_title(f"{name} ({e['kind']}): cut at {e['fraction']:.0%}, competence {e['competence']['ratio']:.2f}",
-                   fontsize=9)
+      iv = e["competence"].get("interval")
+      ax.set_title(f"{name} ({e['kind']}): cut at {e['fraction']:.0%}, competence "
+                   + ("not measurable" if iv is None else f"{iv['estimate']:.2f} of its data's gain"), fontsize=9)
       ax.legend(fontsize=6)
     fig.suptitle(title)
 

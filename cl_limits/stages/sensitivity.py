@@ -10,7 +10,7 @@ retrained) under `<workdir>/sensitivity/<label>/`, with the same tasks and keys;
 and skip their rollout (the headroom is the teachers', not the temperature's). This stage gathers the
 columns. The run's own
 temperature is the column the main table reports. Also shown: the temperature the data-driven rule would
-have chosen (the highest competence return, on training tasks, after one truncated history's steps,
+have chosen (the highest competence return, on training tasks, after one kept history's steps (its own time),
 averaged over the P2 rows run here), next to the one fixed before the run. Writes
 `<workdir>/sensitivity/{summary.json, sensitivity.png}`; the report adds a section.
 """

@@ -47,20 +47,23 @@ def imitation(**overrides):
   im.num_seeds = 5
   im.sources = ""          # comma-separated history stores to train on instead of the teachers' (transplant)
   # bc (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
-  # distillation" control). ad_p05 (P2 with headroom, long memory): the first 5% of each history, every
-  # 5th episode: 100 steps per stream, so the 100-step context holds a stream's whole kept truncated
-  # history; the teachers' greedy policy is at about half the optimum at that cut and optimal by 20%.
+  # distillation" control). ad_early (P2 with headroom and learning in its data): the first 10% of each
+  # history (4,000 steps), every 5th episode: 200 steps per stream. The cut follows the rule fixed on
+  # 2026-12-03 from the teachers' greedy curve alone, before any imitator trained on it: the last greedy
+  # evaluation at which the teachers' greedy return (mean over replicates and tasks) is at most 0.7 of the
+  # optimum (1 - headroom_fraction - 0.1), so that the teachers' own later rise can pass the headroom gate;
+  # with get_config's teachers that is 4,000 steps (greedy 0.11, 0.62, 0.88 of the optimum at 2k, 4k, 6k).
   # ad_p50 (P2 without headroom; P3 and the hybrid): the first 50%, every 10th episode (with every episode
   # the context shows almost no improvement and AD learned nothing in context; see docs/measurements.md).
   # ad_eps_half (P2 power control): AD-epsilon streams (oracle with epsilon falling from 1 to 0.05 over the
   # stream) cut half way through the decay, every 5th episode. AD on whole histories is `ad_arm()`.
   # Updates: each arm has a cap (arms.<arm>.updates; 0 = train.num_updates, 600) with its own learning-rate
   # schedule over it, stops earlier when its held-out fidelity stops improving, and keeps the weights of
-  # its best held-out check. Snapshot BC and ad_p05 (18k steps per replicate) are capped at 300, the two
+  # its best held-out check. Snapshot BC and ad_early are capped at 300, the two
   # arms that must learn in context at 600 (the main job's 30 minutes; docs/measurements.md has the fidelity curves).
   im.arms = ml_collections.ConfigDict(dict(
       bc=arm(portion="last", fraction=0.1, updates=300),
-      ad_p05=arm(portion="first", fraction=0.05, gap=5, updates=300),
+      ad_early=arm(portion="first", fraction=0.1, gap=5, updates=300),
       ad_p50=arm(portion="first", fraction=0.5, gap=10),
       ad_eps_half=arm(data="ad_eps", portion="first", fraction=0.5, gap=5)))
   im.ad_eps = ml_collections.ConfigDict(dict(streams=2, steps=4_000, eps_floor=0.05, decay_fraction=1.0))
@@ -152,8 +155,12 @@ def experiments(**overrides):
   # is the larger of the data's behaviour ceiling (best ceiling_window-episode moving average) and the
   # teachers' greedy return at the cut, per replicate (cl_limits/analysis/replicates.py). Gates: headroom
   # (the teachers' greedy return after the cut rises headroom_fraction x (optimum - random) above the
-  # ceiling) and competence (on competence_tasks training tasks, for one truncated history's steps, the
-  # imitator reaches competence_fraction of its data's end-of-data return). power_control: an AD-epsilon
+  # ceiling) and competence at the end of the data (fixed 2026-12-03, before any run with it: on
+  # competence_tasks training tasks, from an empty context, for as many steps as one kept history -- the
+  # imitator's own time -- its last episodes reach (imitator - random) / (data end - random) >=
+  # competence_fraction at the interval's lower end over replicates). Collapse (same date): a P2 rollout
+  # whose late window falls below its data's end by more than collapse_margin x (top - random), at the
+  # interval's lower end, is "inconclusive: imitator collapsed", not supported. power_control: an AD-epsilon
   # arm cut mid-decay under the same rule (expected: refuted). Trend: slope against log(episode) after the
   # first trend_from of the rollout. Learning in data (fixed 2026-12-03, before any run with it): the kept
   # data's last ceiling window minus its first must rise by learning_fraction x (top - random), the
@@ -163,10 +170,10 @@ def experiments(**overrides):
   # known_positive: the power control's data-generating process itself (the AD-epsilon noisy oracle)
   # continued past the cut with epsilon still falling, rolled out and scored by the same rule: a learner
   # known to improve past its data, so the row must read refuted (it checks the scoring, not imitation).
-  ex.p2 = ml_collections.ConfigDict(dict(arms="ad_p05,ad_p50", power_control="ad_eps_half", horizon_factor=10.0,
+  ex.p2 = ml_collections.ConfigDict(dict(arms="ad_early,ad_p50", power_control="ad_eps_half", horizon_factor=10.0,
                                          num_tasks=5, late_fraction=0.1, ceiling_window=10, trend_from=0.5,
                                          headroom_fraction=0.2, learning_fraction=0.1,
-                                         competence_fraction=0.9, competence_tasks=5,
+                                         competence_fraction=0.75, competence_tasks=5, collapse_margin=0.1,
                                          skip_without_headroom=True, known_positive=True))
   # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
@@ -221,9 +228,13 @@ def get_config(preset: str = ""):
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.25, teacher_split="train",
                                                 max_tasks=0))
   # 5 replicates (independent runs: teacher seed s and the imitators trained on its histories only). The
-  # greedy policy is evaluated every 2,000 steps: P2's ceiling and headroom read it at the cuts.
-  config.teacher = ml_collections.ConfigDict(dict(num_seeds=5, log_every=1_000, eval_episodes=1,
-                                                  record_gap=1, dqn=teacher_dqn(segment_steps=2_000)))
+  # greedy policy is evaluated every 2,000 steps: P2's ceiling and headroom read it at the cuts. Learning
+  # rate 1e-4 and epsilon's floor at 8,000 steps (20%; fixed 2026-12-03): at 1e-3 the greedy policy was
+  # optimal within 4,000 steps while epsilon still fell, so no cut left its data both learning and
+  # headroom; at 1e-4 its rise spans the greedy evaluations at 2k-8k (docs/measurements.md).
+  config.teacher = ml_collections.ConfigDict(dict(
+      num_seeds=5, log_every=1_000, eval_episodes=1, record_gap=1,
+      dqn=teacher_dqn(segment_steps=2_000, lr=1e-4, eps_anneal_steps=8_000)))
   config.imitation = imitation()
   config.evaluation = evaluation()
   config.experiments = experiments()
@@ -241,10 +252,10 @@ def get_config(preset: str = ""):
     config.imitation.ad_eps.update(dict(streams=2, steps=400))
     # 30-episode streams: keep every episode; the early cut at 20% (the teachers' greedy policy is
     # evaluated every 200 steps of 1,200).
-    config.imitation.arms.ad_p05.update(dict(fraction=0.2, gap=1))
+    config.imitation.arms.ad_early.update(dict(fraction=0.2, gap=1))
     config.imitation.arms.ad_p50.gap = 1
     config.imitation.arms.ad_eps_half.gap = 1
-    for name in ("bc", "ad_p05"):
+    for name in ("bc", "ad_early"):
       config.imitation.arms[name].updates = 10
     config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
     config.evaluation.update(dict(episodes=6, num_tasks=2, early_episodes=2, late_episodes=2))
