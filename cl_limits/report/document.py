@@ -12,7 +12,7 @@ import numpy as np
 
 from cl_limits.report import forest, gates
 from cl_limits.report import rows as rr
-from cl_limits.report import sections
+from cl_limits.report import sections, seeds
 from cl_limits.stages import common, layout, outputs
 
 
@@ -24,6 +24,7 @@ def write(config, workdir: str) -> str:
   caps = rr.capacity_rows(workdir) + rr.gap_rows(workdir)
   for r in rows + extra:         # the held-out fidelity of the imitator each row uses
     r.setdefault("fidelity", rr.fidelity_cell(workdir, r.get("arm")))
+  _write_verdicts(workdir, config, {"verdicts": rows, "hybrid": extra, "sweeps": caps})
   lines = [f"# cl_limits report: {config.env.name} {dict(config.env.kwargs)}", "", "## Verdicts", ""]
   if rows:
     lines += _table(rows)
@@ -208,17 +209,31 @@ def provenance_section(workdir) -> list[str]:
   return lines
 
 
+VERDICTS = seeds.VERDICTS
+
+
+def _write_verdicts(workdir, config, tables) -> None:
+  """`<workdir>/verdicts.json`: every row of the report's tables (its head, estimate, per-replicate values
+  and verdict), for the mains' closing lines and for comparing runs (experiments/compare_seeds.py)."""
+  import json  # noqa: PLC0415
+  keep = ("prediction", "estimate", "fmt", "per_replicate", "verdict", "kind", "arm")
+  out = {"env": config.env.name, "seed": int(config.seed),
+         "rows": [{"table": t, **{k: r[k] for k in keep if k in r}} for t, rs in tables.items() for r in rs]}
+  plain = json.loads(json.dumps(out, default=lambda o: o.item() if hasattr(o, "item") else list(o)))
+  outputs.write_json(layout.path(workdir, VERDICTS), plain)
+
+
+def read_verdicts(workdir: str) -> dict | None:
+  """A finished report's verdicts.json (None when the report has not been written)."""
+  return layout.read_json(layout.path(workdir, VERDICTS))
+
+
 def verdict_lines(report_path: str) -> list[str]:
-  """The verdict table of a written report as short lines: verdict, the row's head, its estimate."""
-  text = open(report_path).read()
-  if "## Verdicts" not in text:
-    return []
-  part = text.split("## Verdicts", 1)[1].split("\n## ", 1)[0]
+  """The verdict rows of a written report (its verdicts.json) as short lines: estimate, verdict, head."""
+  v = read_verdicts(os.path.dirname(os.path.abspath(report_path)))
   out = []
-  for line in part.splitlines():
-    if line.startswith("| ") and not line.startswith("| prediction") and not line.startswith("|---"):
-      c = [x.strip() for x in line.split("|")[1:-1]]
-      if len(c) >= 7:
-        head = c[0] if len(c[0]) <= 90 else c[0][:87] + "..."
-        out.append(f"{c[2]:<24} {c[6].strip('*')}  <-  {head}")
+  for r in (v or {}).get("rows", []):
+    head = r["prediction"] if len(r["prediction"]) <= 90 else r["prediction"][:87] + "..."
+    est = rr.ci(r.get("estimate"), r.get("fmt", "{:.2f}"))
+    out.append(f"{est:<24} {r['verdict']}  <-  {head}")
   return out

@@ -1,0 +1,37 @@
+r"""Finished runs of one study with different base seeds, side by side per verdict row.
+
+  python -m experiments.compare_seeds runs/darkroom_s0 runs/darkroom_s1
+  python -m experiments.compare_seeds runs/darkroom_s0 runs/darkroom_s1 --out=runs/darkroom_seeds.md
+
+A row whose verdicts differ between the runs reads "unsettled" (cl_limits/report/seeds.py). Prints the
+markdown table and how many rows are settled; --out also writes it to a file.
+"""
+import sys
+
+from absl import app, flags, logging
+
+_OUT = flags.DEFINE_string("out", "", "also write the table (markdown) to this file")
+
+
+def main(argv):
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  from cl_limits.report import seeds  # noqa: PLC0415
+  dirs = argv[1:]
+  if len(dirs) < 2:
+    print("error: name at least two run directories", file=sys.stderr)
+    sys.exit(2)
+  try:
+    lines, n = seeds.table(dirs)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  text = "\n".join(lines) + f"\n\n{n['settled']} of {n['rows']} rows give the same verdict in every run.\n"
+  print(text, flush=True)
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      f.write(text)
+
+
+if __name__ == "__main__":
+  app.run(main)
