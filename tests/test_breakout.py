@@ -33,24 +33,27 @@ def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finis
   assert len(starts("P1 snapshot: prompted")) == 1
   assert len(starts("P1 snapshot, unprompted")) == 1
   cuts = starts("P2 beyond the ceiling")
-  assert [c.split("data cut at ")[1].split("%")[0] for c in cuts] == ["25", "50"]       # ad_p05, ad_p15 (smoke)
+  assert [c.split("data cut at ")[1].split("%")[0] for c in cuts] == ["25"]       # ad_early (smoke)
+  # The power control: AD-epsilon data of each replicate's own final DQN, scored by the P2 rule.
   control = starts("P2 power control")
-  assert len(control) == 1 and "none applies" in control[0] and "no oracle" in control[0]
+  assert len(control) == 1 and "ad_eps_half" in control[0] and "headroom:" in control[0]
   transfer = starts("P3 transplant to spaceinvaders (MinAtar-SpaceInvaders")
   positive = starts("P3 positive control")
   assert len(transfer) == 1 and len(positive) == 1
-  assert "its training game itself" in positive[0]
+  # The positive control is the power control's imitator in its own game, not the P2 arm's.
+  assert "its training game itself" in positive[0] and "ad_eps_half: final return" in positive[0]
+  assert "ad_p15: final return" in transfer[0]
   verdict_words = ("**supported**", "**refuted**", "**inconclusive", "**none applies**")
   for row in starts("P1") + cuts + transfer + positive:
     cells = [c.strip() for c in row.split("|")]
     per_rep = cells[4].split(", ")
     assert len(per_rep) == 2 and all(np.isfinite(float(v)) for v in per_rep), row     # 2 replicates
     assert any(v in row for v in verdict_words), row
-  for c in cuts:
-    assert "headroom:" in c and "competence:" in c
+  for c in cuts + control:
+    assert "headroom:" in c and "competence at the end of its data" in c
   # The teachers' greedy return at each cut and at the end, per replicate.
   g = text.split("Teachers' greedy return per replicate")[1].split("\n\n")[1].splitlines()
-  assert g[0].count("greedy at the") == 3 and len(g) == 2 + 2
+  assert g[0].count("greedy at the") == 2 and len(g) == 2 + 2
   assert "Hybrid: does test-time SGD recover learning?" in text
   assert os.path.getsize(os.path.join(workdir, "p2", "curves.png")) > 5000
 
@@ -104,3 +107,25 @@ def test_reproduces_the_pinned_numbers(finished):
   """tests/pinned/breakout_smoke.json, as for the main job (tests/test_pipeline.py)."""
   from pinned.collect import compare  # noqa: PLC0415
   compare(finished[0], "breakout_smoke.json")
+
+
+def test_the_power_controls_data_follow_each_replicates_final_dqn(finished):
+  """AD-epsilon streams on a game without an oracle: the recorded demonstrator action at every step is the
+  greedy action of that replicate's own final DQN, and epsilon falls from 1 to the teachers' floor."""
+  from cl_limits.histories import store  # noqa: PLC0415
+  from cl_limits.stages import artifacts  # noqa: PLC0415
+  workdir, _, _ = finished
+  config = breakout.get_config("smoke")
+  history, manifest = store.load(os.path.join(workdir, "histories", "ad_eps"))
+  assert manifest["demonstrator"] == "teacher"
+  _, _, _, teacher = artifacts.teacher_setup(config)
+  params = artifacts.final_state(config, workdir).params
+  obs, greedy = np.asarray(history.obs), np.asarray(history.greedy)               # [R, K, S, T, ...]
+  for r in range(obs.shape[0]):
+    p = jax.tree.map(lambda x: x[r, 0], params)
+    want = np.asarray(jax.vmap(lambda o: teacher.greedy_action(p, o))(obs[r, 0, 0]))
+    np.testing.assert_array_equal(greedy[r, 0, 0], want)
+  other = np.asarray(jax.vmap(lambda o: teacher.greedy_action(jax.tree.map(lambda x: x[1, 0], params), o))(obs[0, 0, 0]))
+  assert (other != greedy[0, 0, 0]).any()             # the replicates' DQNs differ: each stream follows its own
+  eps = np.asarray(history.epsilon)[0, 0, 0]
+  assert eps[0] == pytest.approx(1.0) and eps[-1] == pytest.approx(float(config.imitation.ad_eps.eps_floor), abs=0.01)

@@ -1,6 +1,7 @@
-"""AD-epsilon (Zisman et al. 2023): synthetic learning histories from noise-injected oracle policies.
+"""AD-epsilon (Zisman et al. 2023): synthetic learning histories from noise-injected demonstrators.
 
-Each stream acts with the env's oracle, except that with probability epsilon it takes a uniformly random
+Each stream acts with a demonstrator -- the env's oracle, or a given policy such as a trained DQN's greedy
+action (for games without an oracle) -- except that with probability epsilon it takes a uniformly random
 action; epsilon falls linearly from 1 at the first step to `eps_floor` at `decay_fraction` of the stream
 and stays there. The result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
 with `update` holding the step at which epsilon was computed), so the same store, selection and window
@@ -20,17 +21,21 @@ def epsilon_at(t, steps: int, eps_floor: float, decay_fraction: float):
 
 
 def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fraction: float, start: int = 0,
-                  schedule_steps: int | None = None):
-  """`generate(key, env_params) -> History [streams, steps]`, pure and jittable (vmap over tasks/seeds).
+                  schedule_steps: int | None = None, demonstrator=None):
+  """`generate(key, env_params, demo_params=None) -> History [streams, steps]`, pure and jittable (vmap over
+  tasks/seeds).
 
   start / schedule_steps: epsilon follows the schedule of a stream of `schedule_steps` (default `steps`)
-  from its step `start` on: a stream's continuation past a cut (P2's known positive)."""
+  from its step `start` on: a stream's continuation past a cut (P2's known positive).
+  demonstrator: `fn(demo_params, obs) -> action` (e.g. a DQN's greedy action, its params given to
+  `generate`); None: the env's oracle, `env.optimal_action(state, env_params)`."""
   sched = int(steps if schedule_steps is None else schedule_steps)
-  if not hasattr(env, "optimal_action"):
-    raise ValueError(f"AD-epsilon needs an env with an oracle; {env.name} has no optimal_action")
+  if demonstrator is None and not hasattr(env, "optimal_action"):
+    raise ValueError(f"AD-epsilon needs an env with an oracle or a demonstrator policy; {env.name} has no "
+                     "optimal_action")
   num_actions = env.action_space(env.default_params).n
 
-  def one_stream(key, env_params):
+  def one_stream(key, env_params, demo_params):
     k_reset, k_steps = jax.random.split(key)
     obs, state = env.reset(k_reset, env_params)
 
@@ -39,7 +44,8 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
       t, k = inp
       k_eps, k_act, k_env = jax.random.split(k, 3)
       eps = epsilon_at(t + start, sched, eps_floor, decay_fraction)
-      oracle = env.optimal_action(state, env_params)
+      oracle = (env.optimal_action(state, env_params) if demonstrator is None
+                else jnp.asarray(demonstrator(demo_params, obs), jnp.int32))
       random = jax.random.randint(k_act, (), 0, num_actions)
       action = jnp.where(jax.random.uniform(k_eps) < eps, random, oracle)
       obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
@@ -52,7 +58,7 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
     _, hist = jax.lax.scan(step, (obs, state, jnp.int32(0)), (ts, jax.random.split(k_steps, steps)))
     return hist
 
-  def generate(key, env_params):
-    return jax.vmap(one_stream, in_axes=(0, None))(jax.random.split(key, streams), env_params)
+  def generate(key, env_params, demo_params=None):
+    return jax.vmap(one_stream, in_axes=(0, None, None))(jax.random.split(key, streams), env_params, demo_params)
 
   return generate

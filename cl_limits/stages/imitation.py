@@ -45,9 +45,16 @@ def _data(config, workdir, env, log):
     meta = {"env": config.env.name, "env_kwargs": config.env.kwargs.to_dict(), "source": "ad_eps",
             "steps": int(a.steps), "streams_per_learner": int(a.streams),
             "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
-            "decay_fraction": float(a.decay_fraction), "seed": int(config.seed)}
+            "decay_fraction": float(a.decay_fraction), "seed": int(config.seed),
+            "demonstrator": str(a.demonstrator)}
+    demo = None
+    if str(a.demonstrator) == "teacher":       # each replicate's own final DQN, greedy
+      _, _, _, teacher = artifacts.teacher_setup(config)
+      state = artifacts.final_state(config, common.teachers_at(config, workdir))
+      demo = (teacher.greedy_action, jax.device_get(state.params))
     srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
-                                           meta, int(config.seed), log, replicates=int(config.imitation.num_seeds))
+                                           meta, int(config.seed), log, replicates=int(config.imitation.num_seeds),
+                                           demonstrator=demo)
 
   def teacher_labels(history):
     _, _, _, teacher = artifacts.teacher_setup(config)
@@ -262,8 +269,9 @@ PROGRESS = "progress.json"
 
 STAGE = Stage(name="imitation", subdir="imitators",
               reads=("seed", "env", "imitation", "evaluation.greedy", "evaluation.temperature",
-                     "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn.num_envs"),
+                     "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn"),
               # what P3 does with a target (only its env shapes the model's embedding)
-              ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid"),
+              ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid",
+                       "experiments.p3.targets.*.arm"),
               locations=("imitation.sources", "teachers_from"),
               validate=validate, run=run, extra_outputs=("histories/ad_eps",))

@@ -51,8 +51,13 @@ def validate(config) -> None:
   check(not any(a["labels"] == "oracle" for a in arms) or hasattr(env, "optimal_action_from_obs"),
         "imitation.arms", f"labels='oracle' needs an env with an oracle; {config.env.name} has none", names)
   if any(a["data"] == "ad_eps" for a in arms):
-    check(hasattr(env, "optimal_action"), "imitation.arms", f"data='ad_eps' needs an env with an oracle; "
-          f"{config.env.name} has none", names)
+    demo = config.imitation.ad_eps.demonstrator
+    check(demo in ("oracle", "teacher"), "imitation.ad_eps.demonstrator",
+          "must be 'oracle' (the env's optimal action) or 'teacher' (each replicate's final DQN, greedy)", demo)
+    check(demo == "teacher" or hasattr(env, "optimal_action"), "imitation.ad_eps.demonstrator",
+          f"'oracle' needs an env with an oracle; {config.env.name} has none (use 'teacher')", demo)
+    check(demo == "oracle" or not str(config.imitation.sources or ""), "imitation.ad_eps.demonstrator",
+          "'teacher' needs the run's own teachers (imitation.sources names other stores)", demo)
     positive_int(config, "imitation.ad_eps.steps")
     positive_int(config, "imitation.ad_eps.streams")
     in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)

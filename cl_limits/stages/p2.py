@@ -69,6 +69,9 @@ def validate(config) -> None:
         p2.get("known_positive"))
   check(not p2.get("known_positive", False) or hasattr(common.env_of(config), "optimal_action"),
         "experiments.p2.known_positive", f"needs an env with an oracle; {config.env.name} has none", True)
+  check(not known_positive(config) or config.imitation.ad_eps.get("demonstrator", "oracle") == "oracle",
+        "experiments.p2.known_positive", "continues the oracle's AD-epsilon generator, so it needs "
+        "imitation.ad_eps.demonstrator='oracle'", True)
   check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
         p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")

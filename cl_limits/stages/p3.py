@@ -4,6 +4,7 @@ For each target of `experiments.p3.targets` (DarkKeyToDoor, a larger DarkRoom: t
 observation entries the imitator's embedding covers) a DQN first learns `num_tasks` of the target's
 held-out tasks from scratch (the teacher stage again, its own step under `<workdir>/p3/<target>/teachers`).
 This stage then rolls out, for as many environment steps as that DQN learned for, the `experiments.p3.arm`
+(or a target's own `arm`)
 imitators frozen and a uniform random policy on the same tasks, and scores every learner per task, 0 =
 random, 1 = the DQN's final return (analysis/scores.py), summarised over replicates. A target whose `role`
 is "positive_control" (held-out goals of the training family) is scored the same way: there the imitator
@@ -67,6 +68,8 @@ def validate(config) -> None:
           t.get("role"))
     check(isinstance(t.get("hybrid", True), bool), f"experiments.p3.targets.{name}.hybrid", "must be True or False",
           t.get("hybrid"))
+    check(not str(t.get("arm", "") or "") or t.get("arm") in names, f"experiments.p3.targets.{name}.arm",
+          f"is not one of the imitation arms {names} ('' or absent: experiments.p3.arm)", t.get("arm"))
     steps = int(t.get("total_steps", 0) or 0)
     seg = int(config.teacher.dqn.segment_steps)
     check(steps >= 0 and steps % seg == 0, f"experiments.p3.targets.{name}.total_steps",
@@ -89,6 +92,7 @@ def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
   p3 = config.experiments.p3
   model, params, num_seeds = artifacts.arm(config, workdir, str(p3.arm))
+  arm_of = lambda t: str(t.get("arm", "") or "") or str(p3.arm)    # a target may name its own arm
   names, h = [], None
   if common.hybrid_enabled(config) and int(p3.hybrid_tasks) > 0:
     h = config.experiments.hybrid
@@ -105,6 +109,7 @@ def run(step, log=print) -> None:
              "targets": {}, "hybrid": {}}
   for t_i, (name, env) in enumerate(artifacts.target_envs(config).items()):
     t = p3.targets[name]
+    _, params, _ = artifacts.arm(config, workdir, arm_of(t))
     dqn = layout.teacher_curves(dqn_dir(config, workdir, name))
     tasks, task_ids = common.heldout_tasks(config, env, int(p3.num_tasks))
     if not np.array_equal(np.asarray(task_ids), dqn["task_ids"]):
@@ -119,7 +124,7 @@ def run(step, log=print) -> None:
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
             num_seeds, len(task_ids))))
     rnd_runs = (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end))
-    entry = {"env": t.name, "env_kwargs": t.kwargs.to_dict(),
+    entry = {"env": t.name, "env_kwargs": t.kwargs.to_dict(), "arm": arm_of(t),
              "role": str(p3.targets[name].get("role", "transfer")),
              "task_ids": np.asarray(task_ids).tolist(), "horizon_steps": horizon}
     entry.update(scores.score(runs, rnd_runs, dqn["returns"], int(dqn["env_steps"][0]), horizon, frac, log=log,

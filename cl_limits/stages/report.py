@@ -10,7 +10,7 @@ def run(step, log=print) -> None:
   log(f"[pipeline] report: {document.write(step.config, step.workdir)}")
 
 
-STAGE = Stage(name="report", subdir=".", reads=("env", "evaluation", "imitation.model.context_len",
+STAGE = Stage(name="report", subdir=".", reads=("seed", "env", "evaluation", "imitation.model.context_len",
                                                 "imitation.num_seeds", "experiments.p1.threshold",
                                                 "experiments.p1.max_kl"),
               locations=("teachers_from",),

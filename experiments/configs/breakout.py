@@ -13,11 +13,15 @@ control (the same scoring on the training game). The same stages and verdict rul
 Presets: "" (CPU: under an hour on 2 cores), `smoke` (the test suite), `gpu` (one H100 / H200: the Young &
 Tian 2019 DQN for 5M steps x 8 replicates; docs/studies.md "Breakout study, gpu preset").
 
-Cuts, chosen by a rule fixed before the study's first full run: P2's cuts are early in training, where
-the teachers' greedy return is still far below its final value (5% and 15%: 10k and 30k of 200k steps;
-the CPU teachers' greedy return rose from about 1 to about 7 by 200k steps in a first run); the study reports the greedy return at each cut and at
-the end per replicate, and the headroom gate decides per cut whether the test could come out the other
-way. gymnax MinAtar differs from the original MinAtar (no sticky actions, episodes cut at 1000 steps, the
+The P2 cut (rule fixed 2026-12-03 from the teachers' greedy curve alone, before any imitator trained on
+it; the earlier 5% and 15% cuts held data with no learning in it, docs/results.md): one greedy evaluation
+after epsilon reaches its floor (50k), so that the kept data ends with 10k steps of Q-learning at a fixed
+epsilon, provided the teachers' greedy return there is at most random + 0.7 x (final - random) so their
+later rise can pass the headroom gate: 60k of 200k steps (30%; greedy 6.9 against a final 17.7 and a
+random 0.54 in the 2026-12-03 run). The power control (AD-epsilon) follows each replicate's own final DQN,
+greedy, with epsilon falling from 1 to the teachers' floor over each stream, cut half way; its imitator is
+also the P3 positive control, learning in context in its own game against the DQN's curve over the same
+steps (an expected "refuted" that agrees with the power control's). gymnax MinAtar differs from the original MinAtar (no sticky actions, episodes cut at 1000 steps, the
 full 6-action set here): returns are not directly comparable with published MinAtar results.
 """
 import ml_collections
@@ -25,9 +29,6 @@ import ml_collections
 from experiments.configs import darkroom, minatar
 
 PRESETS = ("", "smoke", "gpu")
-NO_POWER_CONTROL = ("none applies on Breakout: the DarkRoom power control (AD-epsilon) is a noisy oracle whose "
-                    "epsilon falls past the cut, and MinAtar has no oracle policy; the P2 scoring's ability to "
-                    "refute is shown by the DarkRoom job's known positive (README)")
 
 
 def teacher_dqn(size: str):
@@ -61,16 +62,18 @@ def get_config(preset: str = ""):
 
   im = darkroom.imitation()
   im.num_seeds = seeds
-  # bc (P1): the last 10%. ad_p05 / ad_p15 (P2): the first 5% / 15% (10k / 30k of 200k learner steps: the
-  # teachers' greedy return is still far below its final value there), every episode / every 2nd (short
-  # early episodes: a 256-step context holds several of them). ad_p15 is also P3's and the hybrid's arm.
-  # Caps of 600 updates of 16 x 256 tokens (2.5M tokens per model); every arm stops earlier when its
-  # held-out fidelity stops improving (imitation.fidelity).
+  # bc (P1): the last 10%. ad_early (P2): the first 30% (the cut rule above), every episode. ad_p15: the
+  # first 15%, every 2nd episode (P3's transfer arm and the hybrid's). ad_eps_half (P2 power control and
+  # P3 positive control): AD-epsilon streams of each replicate's final DQN (4 streams of 10k steps, one
+  # held out; epsilon 1 -> 0.1 over the stream), the first half, every 4th episode (a 256-step context
+  # then spans about 4% of the epsilon schedule). Caps of 600 updates of 16 x 256 tokens (2.5M tokens per
+  # model); every arm stops earlier when its held-out fidelity stops improving (imitation.fidelity).
   im.arms = ml_collections.ConfigDict(dict(
       bc=darkroom.arm(portion="last", fraction=0.1, updates=600),
-      ad_p05=darkroom.arm(portion="first", fraction=0.05, gap=1, updates=600),
-      ad_p15=darkroom.arm(portion="first", fraction=0.15, gap=2, updates=600)))
-  im.ad_eps.update(dict(streams=1, steps=1_000))
+      ad_early=darkroom.arm(portion="first", fraction=0.3, gap=1, updates=600),
+      ad_p15=darkroom.arm(portion="first", fraction=0.15, gap=2, updates=600),
+      ad_eps_half=darkroom.arm(data="ad_eps", portion="first", fraction=0.5, gap=4, updates=600)))
+  im.ad_eps.update(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=1.0, demonstrator="teacher"))
   im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
   im.train.update(dict(seq_len=256, batch_size=16, num_updates=600, updates_per_segment=100, warmup_updates=40))
   im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
@@ -79,9 +82,8 @@ def get_config(preset: str = ""):
   config.evaluation = darkroom.evaluation(episodes=10, num_tasks=1, early_episodes=3, late_episodes=5)
   ex = darkroom.experiments()
   ex.p1.update(dict(num_tasks=1, prompt_episodes=3, episodes=20, late_episodes=10))
-  ex.p2.update(dict(arms="ad_p05,ad_p15", power_control="", known_positive=False, num_tasks=1,
+  ex.p2.update(dict(arms="ad_early", power_control="ad_eps_half", known_positive=False, num_tasks=1,
                     competence_tasks=1, ceiling_window=20))
-  ex.p2.power_control_note = NO_POWER_CONTROL
   ex.hybrid.update(dict(arm="ad_p15", num_tasks=1, horizon_factor=1.0))
   ex.hybrid.learner.update(dict(act_steps=10_000, sgd_steps=16, batch_size=4, seq_len=256, buffer_steps=10_000))
   ex.p3 = ml_collections.ConfigDict(dict(
@@ -93,7 +95,7 @@ def get_config(preset: str = ""):
                                                        reuse_teachers=False, total_steps=100_000,
                                                        kwargs=ml_collections.ConfigDict())),
           breakout=ml_collections.ConfigDict(dict(name="MinAtar-Breakout", role="positive_control", hybrid=False,
-                                                  reuse_teachers=True, total_steps=0,
+                                                  reuse_teachers=True, total_steps=0, arm="ad_eps_half",
                                                   kwargs=ml_collections.ConfigDict()))))))
   config.experiments = ex
 
@@ -103,8 +105,10 @@ def get_config(preset: str = ""):
     im.train.update(dict(seq_len=32, batch_size=4, num_updates=20, updates_per_segment=10, warmup_updates=2))
     for a in im.arms.values():
       a.updates = 20
-    im.arms.ad_p05.update(dict(fraction=0.25, gap=1))
+    im.arms.ad_early.update(dict(fraction=0.25, gap=1))
     im.arms.ad_p15.update(dict(fraction=0.5, gap=1))
+    im.arms.ad_eps_half.gap = 1
+    im.ad_eps.update(dict(streams=2, steps=300))
     config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
     im.eval.update(dict(episodes=1))
     config.evaluation.update(dict(episodes=3, early_episodes=1, late_episodes=1))
@@ -127,8 +131,9 @@ def get_config(preset: str = ""):
                          warmup_updates=200, lr=3e-4))
     for a in im.arms.values():
       a.updates = 4_000
-    im.arms.ad_p05.gap = 1
+    im.arms.ad_early.update(dict(fraction=0.04, gap=1))     # the cut rule: epsilon's floor at 100k + 100k
     im.arms.ad_p15.gap = 1
+    im.ad_eps.update(dict(streams=1, steps=100_000))
     ex.hybrid.learner.update(dict(act_steps=250_000, sgd_steps=32, batch_size=4, seq_len=1024,
                                   buffer_steps=100_000))
     ex.p3.targets.spaceinvaders.total_steps = 0     # as long as the Breakout teachers: 5M steps

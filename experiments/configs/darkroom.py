@@ -66,7 +66,11 @@ def imitation(**overrides):
       ad_early=arm(portion="first", fraction=0.1, gap=5, updates=300),
       ad_p50=arm(portion="first", fraction=0.5, gap=10),
       ad_eps_half=arm(data="ad_eps", portion="first", fraction=0.5, gap=5)))
-  im.ad_eps = ml_collections.ConfigDict(dict(streams=2, steps=4_000, eps_floor=0.05, decay_fraction=1.0))
+  # AD-epsilon streams: `demonstrator` 'oracle' (the env's optimal action) or 'teacher' (each replicate's
+  # own final DQN, greedy: for games without an oracle), epsilon falling from 1 to eps_floor over
+  # decay_fraction of each stream of `steps`.
+  im.ad_eps = ml_collections.ConfigDict(dict(streams=2, steps=4_000, eps_floor=0.05, decay_fraction=1.0,
+                                             demonstrator="oracle"))
   im.model = learner.default_model_config()
   im.model.update(dict(context_len=100))
   im.train = learner.default_config()
