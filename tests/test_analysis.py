@@ -306,3 +306,45 @@ def test_log_episode_slope_known_answers():
 ])
 def test_trend_rule(slope, headroom, want):
   assert verdicts.trend(slope, headroom, 0.2, 1.0, 0.0)[0] == want
+
+
+def test_the_split_ceiling_removes_the_in_sample_maximums_bias():
+  """Pure noise around a flat 1.0: the in-sample best window is above 1 by selection alone; choosing the
+  window on the even streams and reading it on the odd ones (and the other way round) is not."""
+  from cl_limits.analysis import ceiling as ceiling_lib
+  rng = np.random.default_rng(0)
+  split, best = [], []
+  for _ in range(200):
+    r = 1.0 + rng.normal(0.0, 1.0, (4, 100))                  # 4 streams, 100 episodes
+    a, b = ceiling_lib.split_ceiling(r, 5, 4)
+    split.append(a)
+    best.append(b)
+  assert np.mean(best) > 1.3                                   # the maximum over ~96 windows of noise
+  assert abs(np.mean(split) - 1.0) < 0.05                      # unbiased within noise (SE ~ 0.025)
+  # A real peak is found by both halves: a rise to 3 in episodes 40-49 of every stream.
+  r = np.ones((4, 100))
+  r[:, 40:50] = 3.0
+  assert ceiling_lib.split_ceiling(r, 10, 4) == (pytest.approx(3.0), pytest.approx(3.0))
+  assert ceiling_lib.split_ceiling(r[:1], 10, 1)[0] == pytest.approx(3.0)       # one stream: nothing to split
+
+
+def test_greedy_at_the_cut_is_interpolated_at_each_replicates_own_cut():
+  from cl_limits.analysis import replicates
+  steps = np.array([2000, 4000, 6000])
+  greedy = np.array([[[0.2, 0.6, 1.0]], [[0.1, 0.5, 0.9]]])                 # [R=2, K=1, segments]
+  data = [{"ceiling": 0.0, "cut_learner_steps": 3990}, {"ceiling": 0.0, "cut_learner_steps": 5000}]
+  c = replicates.ceilings(data, greedy, steps, None, random=0.0)
+  assert c["greedy_at_cut"] == [pytest.approx(0.2 + 0.4 * 1990 / 2000), pytest.approx(0.7)]
+  assert c["cut"] == [3990, 5000]
+
+
+def test_late_windows_are_read_at_each_replicates_own_end():
+  """Variable-length episodes: replicate 0 finished 10 episodes (rising to 1), replicate 1 only 4 (its
+  last one 0.5). Each is read at its own end, not cut to the shorter row's count."""
+  from cl_limits.analysis import replicates
+  r = np.full((2, 1, 10), np.nan)
+  r[0, 0] = np.linspace(0.1, 1.0, 10)
+  r[1, 0, :4] = [0.2, 0.3, 0.4, 0.5]
+  np.testing.assert_allclose(replicates.own_late(r, 0.2), [0.95, 0.5])      # 2 of 10, 1 of 4
+  slopes = replicates.own_trend(r, 0.5)
+  assert slopes[0] > 0 and slopes[1] > 0 and np.isfinite(slopes).all()

@@ -6,13 +6,17 @@ episodes' returns in time order (NaN past a history's end):
 
   population curve  c[i] = mean over histories of the returns of kept episode i
   ceiling           max over i of the mean of c over the full window of `window` kept episodes ending at i
-                    (the whole curve when it is shorter than `window`)
+                    (the whole curve when it is shorter than `window`), with the maximum's selection bias
+                    removed by choosing i on half of the streams and reading it on the other half
+                    (`split_ceiling`; the in-sample maximum is kept beside it to show the bias)
 
 so one lucky episode of one history cannot set it; the window is a config value and is stated in the
 report. P2 asks whether the frozen imitator's late return exceeds it (or the teachers' greedy return at
 the cut, where that is higher: analysis/replicates.py).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -72,6 +76,30 @@ def ceiling(returns, window: int) -> tuple[float, int]:
   return float(sums[i]), i + w - 1
 
 
+def split_ceiling(returns, window: int, streams: int) -> tuple[float, float]:
+  """(ceiling, in-sample maximum) of a [histories, episodes] matrix whose rows cycle through `streams`
+  streams (row h is stream h % streams), with the maximum's selection bias removed by splitting: the
+  best window is chosen on the even streams' population curve and read on the odd streams', and the other
+  way round, and the two readings are averaged. A maximum over many noisy window means is biased upward
+  (the in-sample maximum, returned beside it, shows by how much); with fewer than two streams nothing can
+  be split and both values are the in-sample maximum."""
+  best, _ = ceiling(returns, window)
+  r = np.asarray(returns, np.float64)
+  if int(streams) < 2 or r.shape[0] < 2:
+    return best, best
+  even = (np.arange(r.shape[0]) % int(streams)) % 2 == 0
+  with warnings.catch_warnings():                       # all-NaN columns past the shorter half's end
+    warnings.simplefilter("ignore", RuntimeWarning)
+    a, b = np.nanmean(r[even], axis=0), np.nanmean(r[~even], axis=0)
+  n = int(np.flatnonzero(np.isfinite(a) & np.isfinite(b)).max(initial=-1)) + 1
+  if n == 0:
+    return best, best
+  w = min(int(window), n)
+  sa = np.convolve(np.nan_to_num(a[:n]), np.ones(w), mode="valid") / w
+  sb = np.convolve(np.nan_to_num(b[:n]), np.ones(w), mode="valid") / w
+  return float(0.5 * (sb[int(np.argmax(sa))] + sa[int(np.argmax(sb))])), best
+
+
 def task_optimum(env, task_ids) -> np.ndarray | None:
   """Each task's optimal episode return [K] where the env has an oracle (`env.optimal_return`) and every
   optimum is positive; else None (the comparisons then stay in raw returns only).
@@ -108,7 +136,8 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   rets, _ = episode_matrix(reward, done, keep)
   # `window` counts the teacher's episodes; with gap g the data keeps one episode in g of a stream.
   kept_window = max(1, -(-int(window) // int(arm["gap"])))
-  ceil, ceil_idx = ceiling(rets, kept_window)
+  ceil_idx = ceiling(rets, kept_window)[1]
+  ceil, ceil_in_sample = split_ceiling(rets, kept_window, reward.shape[2])    # rows: [tasks x streams]
   # The teacher's experience up to the cut (gap does not shorten it): last kept episode end per stream.
   cut_keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), 1, int(arm["streams"]))
   t = np.arange(done.shape[-1]) + 1
@@ -124,7 +153,7 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   # `streams` times as many environment steps (every stream steps in lockstep).
   teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
   final_window = min(window, teacher_curve.size)
-  out = {"ceiling": ceil, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
+  out = {"ceiling": ceil, "ceiling_in_sample": ceil_in_sample, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
          "kept_stream_steps": kept_stream_steps, "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
          "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
          "data_curve": population_curve(rets)}
@@ -133,7 +162,8 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
     if optimum.shape != (reward.shape[1],):
       raise ValueError(f"arm_data_curves: {optimum.shape[0]} task optima for {reward.shape[1]} teacher tasks")
     per_row = lambda n: np.broadcast_to(optimum[None, :, None], (reward.shape[0], reward.shape[1], n)).reshape(-1, 1)
-    out["ceiling_norm"] = ceiling(rets / per_row(reward.shape[2]), kept_window)[0]
+    out["ceiling_norm"], out["ceiling_in_sample_norm"] = split_ceiling(rets / per_row(reward.shape[2]),
+                                                                       kept_window, reward.shape[2])
     out["data_curve_norm"] = population_curve(rets / per_row(reward.shape[2]))
     full_norm = population_curve(full / per_row(used))
     out["teacher_curve_norm"] = full_norm

@@ -8,8 +8,10 @@ Unit: where every task has a known optimum (`ceiling.task_optimum`) returns are 
 optimal return (tasks differ in what they allow, and the ceiling comes from the training tasks while the
 late return comes from held-out ones); else raw returns.
 
-  behaviour ceiling  best `window`-episode moving average of replicate r's kept data (ceiling.py)
-  greedy at the cut  the teachers' argmax policy after the last teacher segment ending at or before the cut
+  behaviour ceiling  best `window`-episode moving average of replicate r's kept data, chosen on half of
+                     its streams and read on the other half (ceiling.py: the in-sample best is biased up)
+  greedy at the cut  the teachers' argmax policy at replicate r's own cut, interpolated between the greedy
+                     evaluations on either side of it
   ceiling            the larger of the two: an imitator sampled more sharply than its teachers acted can
                      pass the behaviour ceiling without learning anything its data did not show
   headroom           the best greedy return of a teacher segment after the cut minus the ceiling; a row
@@ -27,6 +29,8 @@ late return comes from held-out ones); else raw returns.
 from __future__ import annotations
 
 import jax
+import warnings
+
 import numpy as np
 
 from cl_limits.analysis import ceiling as ceiling_lib
@@ -75,22 +79,28 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
   without a greedy policy; random: the random policy's return in the unit; top_raw: the top in raw units
   when there is no optimum (None: the teachers' final greedy return)."""
   norm = optimum is not None
-  out = {k: [] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "after_cut_best")}
+  out = {k: [] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "after_cut_best",
+                         "in_sample_ceiling", "cut")}
   g_unit = None if greedy is None else in_unit(greedy, optimum, task_axis=1)
   for r, d in enumerate(data):
     behaviour = float(d["ceiling_norm" if norm else "ceiling"])
     cut = int(d["cut_learner_steps"])
     at_cut = None
     if g_unit is not None:
-      steps = np.asarray(greedy_steps)
-      before, after = np.flatnonzero(steps <= cut), steps > cut
-      at_cut = float(g_unit[r][:, before[-1]].mean()) if before.size else None
+      steps = np.asarray(greedy_steps, np.float64)
+      after = steps > cut
+      # Interpolated between the evaluations on either side of this replicate's own cut (a cut that lands
+      # just before an evaluation, as episode ends place it, no longer falls back a whole segment).
+      at_cut = (float(np.mean([np.interp(cut, steps, g) for g in g_unit[r]])) if steps.size and cut >= steps[0]
+                else None)
       best_after = float(g_unit[r][:, after].mean(0).max()) if after.any() else float("-inf")
     else:        # no greedy policy: the data's own continuation past the cut
       best_after = float(d["teacher_final_norm" if norm else "teacher_final"])
     ceil = behaviour if at_cut is None else max(behaviour, at_cut)
+    in_sample = float(d.get("ceiling_in_sample_norm" if norm else "ceiling_in_sample", behaviour))
     for k, v in (("behaviour_ceiling", behaviour), ("greedy_at_cut", at_cut), ("ceiling", ceil),
-                 ("rise", best_after - ceil), ("after_cut_best", best_after)):
+                 ("rise", best_after - ceil), ("after_cut_best", best_after), ("in_sample_ceiling", in_sample),
+                 ("cut", cut)):
       out[k].append(v)
   if norm:
     top = 1.0
@@ -159,3 +169,34 @@ def learning_in_data(data: list, normalised: bool, top: float, random: float, fr
   iv = stats.replicate_interval(gain) if np.isfinite(gain).all() else None
   return {"per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
           "ok": bool(iv is not None and iv["low"] >= fraction)}
+
+
+def own_late(returns, fraction: float) -> np.ndarray:
+  """Each replicate's late return: per (replicate, task) the mean of the last `fraction` of the episodes it
+  finished itself (NaN past its end), then the mean over tasks. returns [R, K, E] -> [R]. With episodes of
+  one fixed length every row finishes the same number and this is the last fraction of all; with
+  variable-length episodes a replicate that finished fewer episodes is read at its own end, not cut to
+  the shortest row's count (which would read the longer rows mid-rollout)."""
+  r = np.asarray(returns, np.float64)
+  out = np.full(r.shape[:2], np.nan)
+  for i in range(r.shape[0]):
+    for k in range(r.shape[1]):
+      v = r[i, k][np.isfinite(r[i, k])]
+      if v.size:
+        out[i, k] = v[-max(1, int(round(fraction * v.size))):].mean()
+  return out.mean(-1)
+
+
+def own_trend(returns, first_fraction: float) -> np.ndarray:
+  """Each replicate's trend (`curves.log_episode_slope` of its mean over tasks) over its own finished
+  episodes: returns [R, K, E] -> [R]."""
+  from cl_limits.analysis import curves  # noqa: PLC0415
+  r = np.asarray(returns, np.float64)
+  with warnings.catch_warnings():                       # all-NaN columns past a replicate's end
+    warnings.simplefilter("ignore", RuntimeWarning)
+    mean = np.nanmean(r, axis=1)                                              # [R, E]
+  out = []
+  for row in mean:
+    n = int(np.flatnonzero(np.isfinite(row)).max(initial=-1)) + 1
+    out.append(float(curves.log_episode_slope(row[:n], first_fraction)) if n >= 2 else float("nan"))
+  return np.asarray(out)

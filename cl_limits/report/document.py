@@ -118,16 +118,17 @@ def _greedy_at_cuts(curves, p2) -> list[str]:
   cuts = [(n, e) for n, e in p2["arms"].items() if e.get("kind") == "p2"]
   if not cuts:
     return []
-  head = "| replicate | " + " | ".join(f"greedy at the {e['fraction']:.0%} cut ({e['cut_learner_steps']:,} steps)"
-                                       for _, e in cuts) + f" | greedy at the end ({int(steps[-1]):,} steps) |"
-  out = ["Teachers' greedy return per replicate (mean over tasks; the last evaluation at or before each P2 "
-         "cut, and the final one). The headroom gate compares the best greedy return after a cut with the "
-         "cut's ceiling.", "", head, "|" + "---|" * (len(cuts) + 2)]
+  head = "| replicate | " + " | ".join(f"greedy at the {e['fraction']:.0%} cut (its cut, steps)" for _, e in cuts) \
+      + f" | greedy at the end ({int(steps[-1]):,} steps) |"
+  out = ["Teachers' greedy return per replicate (mean over tasks; at each replicate's own P2 cut, interpolated "
+         "between the evaluations on either side of it, and the final one). The headroom gate compares the "
+         "best greedy return after a cut with the cut's ceiling.", "", head, "|" + "---|" * (len(cuts) + 2)]
   for r in range(g.shape[0]):
     cells = []
     for _, e in cuts:
-      before = np.flatnonzero(steps <= int(e["cut_learner_steps"]))
-      cells.append(f"{g[r, before[-1]]:.2f}" if before.size else "n/a")
+      cut = (e["per_replicate"].get("cut") or [int(e["cut_learner_steps"])] * g.shape[0])[r]
+      at = float(np.interp(cut, steps, g[r])) if cut >= steps[0] else None
+      cells.append(("n/a" if at is None else f"{at:.2f}") + f" ({int(cut):,})")
     out.append(f"| {r} | " + " | ".join(cells) + f" | {g[r, -1]:.2f} |")
   return out + [""]
 

@@ -112,7 +112,10 @@ def p2_rows(workdir) -> list[dict]:
                   f"late return could pass it: the {e['horizon_steps']:,}-step held-out rollout was not run "
                   "(the estimate shown is the ceiling)")
     else:
-      measured = (f"late return (last {e['late_episodes']} of {e['episodes']} episodes, {e['horizon_steps']:,} steps "
+      eps = e.get("episodes_per_replicate")
+      window = (f"last {e['late_episodes']} of {e['episodes']} episodes" if not eps or min(eps) == max(eps) else
+                f"last {e['late_fraction']:.0%} of each replicate's own {min(eps):,.0f}-{max(eps):,.0f} episodes")
+      measured = (f"late return ({window}, {e['horizon_steps']:,} steps "
                   f"in {same_game if s.get('competence_task_ids') == s['task_ids'] else str(len(s['task_ids'])) + ' held-out tasks'}) "
                   f"minus {ceiling_txt}, {unit}; late "
                   f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")

@@ -16,29 +16,31 @@ def p2_section(workdir) -> list[str]:
            f"Protocol: {common.actions_phrase(p['actions'])}, {p['horizon']}, context {p['context']}, "
            f"{len(s['task_ids'])} held-out tasks {s['task_ids']}; late = {p['late']}; unit: {p['unit']}. "
            f"Behaviour ceiling = best {p['ceiling_window_episodes']}-teacher-episode moving average of the "
-           "replicate's data; the ceiling of a teacher-data row is the larger of that and the teachers' greedy "
+           "replicate's data, the window chosen on half of its streams and read on the other half (both ways, "
+           "averaged; the in-sample best, biased upward by the choice, in brackets); the ceiling of a teacher-data row is the larger of that and the teachers' greedy "
            f"return at the cut. Competence: {p['competence']} (tasks {s['competence_task_ids']}). Trend: "
            f"{p['trend']}. Random policy: {s['random_return']:.3f}. Intervals: {p['ci']}.", "",
-           "| row | replicate | behaviour ceiling | greedy at cut | ceiling | greedy rise after the cut | late | "
-           "late - ceiling | trend | competence: imitator / data end (gain over random) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| row | replicate | cut (steps) | behaviour ceiling (in-sample best) | greedy at cut | ceiling | "
+           "greedy rise after the cut | late | late - ceiling | trend | competence: imitator / data end (gain over "
+           "random) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "n/a" if v is None else f3.format(v)
   for name, e in s["arms"].items():
     pr, c = e["per_replicate"], e["competence"]
     if "skipped" in e:
       for r in range(len(pr["ceiling"])):
-        lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
+        lines.append(f"| {name} | {r} | {_cut(pr, r)} | {_behaviour(pr, r)} | {fmt(pr['greedy_at_cut'][r])} | "
                      f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | not run | | | "
                      f"{_comp(c, r)} |")
-      lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
+      lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
                    f"{e['skipped']} | | | {_comp(c)} |")
       continue
     for r in range(len(pr["ceiling"])):
-      lines.append(f"| {name} | {r} | {fmt(pr['behaviour_ceiling'][r])} | {fmt(pr['greedy_at_cut'][r])} | "
+      lines.append(f"| {name} | {r} | {_cut(pr, r)} | {_behaviour(pr, r)} | {fmt(pr['greedy_at_cut'][r])} | "
                    f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | {fmt(pr['late'][r])} | "
                    f"{fmt(e['late_minus_ceiling']['per_replicate'][r])} | {pr['trend'][r]:.4f} | "
                    f"{_comp(c, r)} |")
-    lines.append(f"| {name} | mean [95% CI] | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
+    lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
                  f"{ci(e['late'], f3)} | {ci(e['late_minus_ceiling'], f3)} | {ci(e['trend'], '{:.4f}')} | "
                  f"{_comp(c)} |")
   lines += ["", "The behaviour ceiling is the return of the data the imitator saw (the teachers' epsilon-greedy "
@@ -54,6 +56,16 @@ def p2_section(workdir) -> list[str]:
             "![the gap in view](p2/gap.png)", "",
             "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
   return lines
+
+
+def _cut(pr, r) -> str:
+  return f"{int(pr['cut'][r]):,}" if "cut" in pr else "n/a"
+
+
+def _behaviour(pr, r) -> str:
+  """The behaviour ceiling (split streams) and, where recorded, the in-sample best beside it."""
+  b = pr["behaviour_ceiling"][r]
+  return f"{b:.3f}" + (f" ({pr['in_sample_ceiling'][r]:.3f})" if "in_sample_ceiling" in pr else "")
 
 
 def _comp(c, r=None) -> str:

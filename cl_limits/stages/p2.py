@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cl_limits.analysis import ceiling as ceiling_lib
-from cl_limits.analysis import curves, replicates, stats
+from cl_limits.analysis import replicates, stats
 from cl_limits.histories import adeps, datasets
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
@@ -209,6 +209,9 @@ def run(step, log=print) -> None:
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
 
 
+PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut")
+
+
 def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
   """The AD-epsilon generator continued from stream step `start` of its schedule (epsilon still falling),
   one stream of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
@@ -225,7 +228,9 @@ def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
 
 
 def _episodes(res, horizon, ep_len):
-  n_ep = horizon // ep_len if ep_len else int(np.min(np.asarray(res.num_episodes)))
+  """Episode returns [R, K, E]: every episode of a fixed length, or, with variable-length episodes, up to
+  the most any row finished (NaN past each row's own end; late windows are read at each row's end)."""
+  n_ep = horizon // ep_len if ep_len else int(np.max(np.asarray(res.num_episodes)))
   return np.asarray(res.episode_return)[..., :n_ep]
 
 
@@ -237,17 +242,19 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
             "ceiling": stats.replicate_interval(np.asarray(c["ceiling"])),
             "competence": {**comp, "needed": comp_needed, "horizon_steps": comp_h},
             "skipped": "no headroom: the held-out rollout was not run (the verdict cannot depend on it)",
-            "per_replicate": {k: c[k] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise")}}
+            "per_replicate": {k: c[k] for k in PER_REPLICATE}}
   n_ep = rets.shape[-1]
   n_late = max(1, int(round(late_fraction * n_ep)))
   unit_rets = replicates.in_unit(rets, e_opt, task_axis=1)
-  late = stats.episode_window_mean(unit_rets, n_ep - n_late, n_ep).mean(-1)            # [R]
-  raw_late = stats.episode_window_mean(rets, n_ep - n_late, n_ep).mean(-1)
+  late = replicates.own_late(unit_rets, late_fraction)                                 # [R]
+  raw_late = replicates.own_late(rets, late_fraction)
   ceil = np.asarray(c["ceiling"])
-  trend = curves.log_episode_slope(np.nanmean(unit_rets, axis=1), trend_from)           # [R]
+  trend = replicates.own_trend(unit_rets, trend_from)                                  # [R]
   return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]),
           "cut_learner_steps": cut, "horizon_steps": horizon, "episodes": n_ep, "late_episodes": n_late,
-          "per_replicate": {k: c[k] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise")}
+          "late_fraction": float(late_fraction),
+          "episodes_per_replicate": np.isfinite(rets).sum(-1).mean(-1).tolist(),
+          "per_replicate": {k: c[k] for k in PER_REPLICATE}
                            | {"late": late.tolist(), "late_raw": raw_late.tolist(),
                               "trend": trend.tolist(),
                               "teacher_final": [d.get("teacher_final_norm", d["teacher_final"]) for d in data]},

@@ -1,6 +1,8 @@
 """The P2 stage's figures (`<workdir>/p2/curves.png`, `gap.png`), beside the stage in cl_limits/stages/p2.py."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from cl_limits.histories import history as history_lib
@@ -21,7 +23,9 @@ def plot(summary, arrays, path, title):
       e = summary["arms"][name]
       pr = e["per_replicate"]
       x = np.nanmax(arrays[f"{name}/episode_end"], axis=(0, 1))
-      per_rep = np.stack([smooth(np.nanmean(r, axis=0), w) for r in arrays[f"{name}/unit_return"]])
+      with warnings.catch_warnings():                 # all-NaN columns past a replicate's own end
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_rep = np.stack([smooth(np.nanmean(r, axis=0), w) for r in arrays[f"{name}/unit_return"]])
       for r, cv in enumerate(per_rep):
         ax.plot(x, cv, color="C0", lw=0.7, alpha=0.5, label="imitator, each replicate" if r == 0 else None)
       ax.plot(x, per_rep.mean(0), color="C0", lw=2, label="imitator, mean")

@@ -253,7 +253,7 @@ def get_config(preset: str = ""):
     config.imitation.model.update(dict(context_len=20, layers=1, width=16, heads=2))
     config.imitation.train.update(dict(seq_len=20, batch_size=4, num_updates=20, updates_per_segment=10,
                                        warmup_updates=2))
-    config.imitation.ad_eps.update(dict(streams=2, steps=400))
+    config.imitation.ad_eps.update(dict(streams=4, steps=1_000))   # two per half of the split ceiling
     # 30-episode streams: keep every episode; the early cut at 20% (the teachers' greedy policy is
     # evaluated every 200 steps of 1,200).
     config.imitation.arms.ad_early.update(dict(fraction=0.2, gap=1))
