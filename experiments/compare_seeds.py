@@ -2,6 +2,7 @@ r"""Finished runs of one study with different base seeds, side by side per verdi
 
   python -m experiments.compare_seeds runs/darkroom_s0 runs/darkroom_s1
   python -m experiments.compare_seeds runs/darkroom_s0 runs/darkroom_s1 --out=runs/darkroom_seeds.md
+  python -m experiments.compare_seeds runs/breakout_s0 runs/breakout_s1 --compact     (the README's tables)
 
 A row whose verdicts differ between the runs reads "unsettled" (cl_limits/report/seeds.py). Prints the
 markdown table and how many rows are settled; --out also writes it to a file.
@@ -11,6 +12,7 @@ import sys
 from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string("out", "", "also write the table (markdown) to this file")
+_COMPACT = flags.DEFINE_bool("compact", False, "one cell per run and short row heads (the README's tables)")
 
 
 def main(argv):
@@ -22,7 +24,7 @@ def main(argv):
     print("error: name at least two run directories", file=sys.stderr)
     sys.exit(2)
   try:
-    lines, n = seeds.table(dirs)
+    lines, n = seeds.table(dirs, compact=_COMPACT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -46,3 +46,13 @@ def test_the_command_refuses_a_run_without_a_report_and_runs_of_different_studie
   bad = subprocess.run([sys.executable, "-m", "experiments.compare_seeds", a, str(tmp_path / "empty")],
                        capture_output=True, text=True)
   assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ") and "\n" not in bad.stderr.strip()
+
+
+def test_the_compact_table_has_one_cell_per_run_and_short_heads(tmp_path):
+  a = _run(tmp_path, "s0", 0, {"P2 beyond the ceiling, cut at 10% (predicted: no)": (-0.4, "supported")})
+  b = _run(tmp_path, "s1", 1, {"P2 beyond the ceiling, cut at 10% (predicted: no)": (0.3, "refuted")})
+  lines, n = seeds.table([a, b], compact=True)
+  assert lines[0] == "| row | seed 0 (s0) | seed 1 (s1) | across seeds |"
+  assert lines[2] == ("| P2 beyond the ceiling, cut at 10% | -0.40 [-0.50, -0.30]: supported | 0.30 [0.20, 0.40]: "
+                      "refuted | **unsettled (supported / refuted)** |")
+  assert n == {"rows": 1, "settled": 0}

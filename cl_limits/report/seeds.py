@@ -39,8 +39,9 @@ def load(workdirs: list[str]) -> list[dict]:
   return runs
 
 
-def table(workdirs: list[str], tables=("verdicts", "hybrid")) -> tuple[list[str], dict]:
-  """Markdown lines of the side-by-side table and counts {"rows", "settled"}."""
+def table(workdirs: list[str], tables=("verdicts", "hybrid"), compact: bool = False) -> tuple[list[str], dict]:
+  """Markdown lines of the side-by-side table and counts {"rows", "settled"}. compact: one cell per run
+  ("estimate [CI]: verdict") and each row's head cut at its first parenthesis (for a README)."""
   runs = load(workdirs)
   keys = []
   for run in runs:
@@ -50,16 +51,24 @@ def table(workdirs: list[str], tables=("verdicts", "hybrid")) -> tuple[list[str]
         keys.append(k)
   index = [{(r["table"], r["prediction"]): r for r in run["rows"]} for run in runs]
   names = [f"seed {run['seed']} ({os.path.basename(os.path.normpath(w))})" for run, w in zip(runs, workdirs)]
-  lines = ["| prediction | " + " | ".join(f"{n}: estimate [95% CI] | {n}: verdict" for n in names)
-           + " | across seeds |", "|---|" + "---|---|" * len(runs) + "---|"]
+  if compact:
+    lines = ["| row | " + " | ".join(f"{n}" for n in names) + " | across seeds |", "|---|" + "---|" * (len(runs) + 1)]
+  else:
+    lines = ["| prediction | " + " | ".join(f"{n}: estimate [95% CI] | {n}: verdict" for n in names)
+             + " | across seeds |", "|---|" + "---|---|" * len(runs) + "---|"]
   settled = 0
   for k in keys:
     cells, vs = [], []
     for idx in index:
       r = idx.get(k)
       vs.append(None if r is None else r["verdict"])
-      cells += ["not measured", ""] if r is None else [ci(r.get("estimate"), r.get("fmt", "{:.2f}")), r["verdict"]]
+      est = None if r is None else ci(r.get("estimate"), r.get("fmt", "{:.2f}"))
+      if compact:
+        cells.append("not measured" if r is None else f"{est}: {r['verdict']}")
+      else:
+        cells += ["not measured", ""] if r is None else [est, r["verdict"]]
     verdict = across(vs)
     settled += not verdict.startswith(UNSETTLED)
-    lines.append(f"| {k[1]} | " + " | ".join(cells) + f" | **{verdict}** |")
+    head = k[1].split(" (")[0] if compact else k[1]
+    lines.append(f"| {head} | " + " | ".join(cells) + f" | **{verdict}** |")
   return lines, {"rows": len(keys), "settled": settled}
