@@ -1,0 +1,155 @@
+r"""One timed segment of every costly program of a study config at its own shapes, and the extrapolated total.
+
+  python benchmarks/gpu_timing.py --config=experiments/configs/breakout.py:gpu [--out=$OUT/gpu_timing.json]
+  python benchmarks/gpu_timing.py --config=experiments/configs/breakout.py:smoke      (seconds, any machine)
+
+Before a study is launched on a device: the teachers' training segment, the imitation program's segment
+(every arm x replicate in one program, on random data of the env's observation shape: speed does not
+depend on the data's content), and the frozen rollout (every replicate on one task) are each compiled,
+run once to warm up and timed once more. Each is extrapolated to the config's whole stage:
+
+  teachers    num_segments x one segment
+  imitation   the largest arm cap / updates_per_segment x one segment (arms stop earlier when their
+              held-out fidelity stops improving: an upper bound)
+  rollouts    the P2 rows' horizons (horizon_factor x the cut's learner steps) and every P3 target's steps
+              (its total_steps, or the teachers'), at the timed steps per second of all replicates
+
+Every line is printed as it is measured and, with --out, the JSON is rewritten after each program, so a
+run stopped by a time limit keeps what it measured. Compile times are printed beside, not extrapolated.
+The hybrid (SGD in the loop), the evaluation table and P1 are not timed (each a small fraction of the
+stages above at the CPU presets; docs/measurements.md has the stage times).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "study config (experiments/configs/<name>.py[:preset])")
+_OUT = flags.DEFINE_string("out", "", "also write the figures as JSON here (rewritten after every program)")
+_ROLLOUT = flags.DEFINE_integer("rollout_steps", 2_000, "steps of the timed rollout")
+flags.mark_flags_as_required(["config"])
+
+
+def _timed(fn, *args):
+  """(compile + first run seconds, second run seconds, result) of fn(*args)."""
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return first, time.perf_counter() - t0, out
+
+
+def time_teachers(config) -> dict:
+  from cl_limits.stages import artifacts  # noqa: PLC0415
+  from cl_limits.teachers import population  # noqa: PLC0415
+  _, tasks, task_ids, teacher = artifacts.teacher_setup(config)
+  keys = population.seed_task_keys(int(config.seed), int(config.teacher.num_seeds), len(task_ids))
+  state = jax.jit(population.per_task(teacher.init))(keys, tasks)
+  seg = jax.jit(population.per_task(teacher.segment))
+  first, t, _ = _timed(seg, state, tasks)
+  n = int(teacher.num_segments)
+  steps = int(config.teacher.dqn.segment_steps) * int(config.teacher.num_seeds) * len(task_ids)
+  return {"first_s": first, "segment_s": t, "segments": n, "total_s": n * t, "env_steps_per_s": steps / t}
+
+
+def time_imitation(config, env) -> dict:
+  from cl_limits import envs as envs_lib  # noqa: PLC0415
+  from cl_limits.histories import datasets, windows  # noqa: PLC0415
+  from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts  # noqa: PLC0415
+  im = config.imitation
+  train = im.train
+  n_act = env.action_space(env.default_params).n
+  shape, dtype = envs_lib.obs_spec(env)
+  rng = np.random.default_rng(0)
+  length = max(int(train.seq_len) * 4, 1_000)
+  n = 20 * length
+  nvec = getattr(env, "obs_nvec", None)
+  obs = (rng.integers(0, min(nvec), (n,) + shape).astype(dtype) if nvec is not None
+         else (rng.random((n,) + shape) < 0.05).astype(dtype))
+  fd = datasets.FlatData(obs=obs, action=rng.integers(0, n_act, n).astype(np.int32),
+                         label=rng.integers(0, n_act, n).astype(np.int32),
+                         reward=(rng.random(n) < 0.3).astype(np.float32), done=rng.random(n) < 0.05,
+                         lengths=np.full(n // length, length), episodes=0)
+  data = datasets.to_device(fd)
+  starts, n_starts = windows.pad_starts([np.asarray(windows.build_index(fd.lengths, int(train.seq_len)).starts)])
+  model = artifacts.build_model(config, env)
+  learner = learner_lib.make_learner(train, model)
+  m = len(im.arms) * int(im.num_seeds)
+  state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(
+      jax.random.split(jax.random.key(0), m), learner_lib.example_tokens(data, int(train.seq_len), n_act))
+  seg = jax.jit(learner.segment)
+  first, t, _ = _timed(seg, state, data, jnp.asarray(starts), jnp.asarray(n_starts), jnp.zeros((m,), jnp.int32))
+  cap = max(int(a.updates) or int(train.num_updates) for a in im.arms.values())
+  segments = -(-cap // int(train.updates_per_segment))
+  res = {"models": m, "first_s": first, "segment_s": t, "segments": segments, "total_s": segments * t,
+         "tokens_per_s": m * learner.tokens_per_update * int(train.updates_per_segment) / t}
+  return res, jax.tree.map(lambda x: x[:int(im.num_seeds)], state.params)
+
+
+def time_rollouts(config, env, params) -> dict:
+  """params [R, ...]: the imitation program's first R models (untrained: speed does not depend on them)."""
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common  # noqa: PLC0415
+  model = artifacts.build_model(config, env)
+  horizon = int(_ROLLOUT.value)
+  tasks, _ = common.heldout_tasks(config, env, 1)
+  r = int(config.imitation.num_seeds)
+  fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
+                                        **artifacts.protocol(config))
+  keys = jax.random.split(jax.random.key(2), r)[:, None]
+  first, t, _ = _timed(fn, params, tasks, keys)
+  total = int(config.teacher.dqn.total_steps)
+  p2 = config.experiments.p2
+  rows = [a for a in str(p2.arms).split(",") if a] + ([str(p2.power_control)] if str(p2.power_control or "") else [])
+  ad = config.imitation.ad_eps
+  learner_steps = {"teacher": total, "ad_eps": int(ad.steps) * int(ad.streams)}      # one learner's data
+  p2_steps = sum(float(p2.horizon_factor) * float(config.imitation.arms[a].fraction)
+                 * learner_steps[str(config.imitation.arms[a].data)] * int(p2.num_tasks) for a in rows)
+  p3 = config.experiments.p3
+  p3_steps = sum((int(t.get("total_steps", 0) or 0) or total) * int(p3.num_tasks) for t in p3.targets.values()) \
+      if str(p3.arm or "") else 0
+  per_s = horizon / t                      # steps per second of each of the r replicates, in parallel
+  return {"first_s": first, "rollout_s": t, "steps_per_s_per_replicate": per_s,
+          "p2_steps_per_replicate": p2_steps, "p3_steps_per_replicate": p3_steps,
+          "total_s": (p2_steps + p3_steps) / per_s}
+
+
+def main(argv):
+  del argv
+  from cl_limits.stages import common  # noqa: PLC0415
+  config = _CONFIG.value
+  env = common.env_of(config)
+  out = {"devices": [str(d) for d in jax.devices()]}
+  print(f"# devices: {out['devices']}", flush=True)
+  held = {}
+
+  def imitation():
+    res, held["params"] = time_imitation(config, env)
+    return res
+  for name, fn in (("teachers", lambda: time_teachers(config)), ("imitation", imitation),
+                   ("rollouts", lambda: time_rollouts(config, env, held["params"]))):
+    res = fn()
+    out[name] = res
+    print(f"{name}: " + " ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()),
+          flush=True)
+    if _OUT.value:
+      with open(_OUT.value, "w") as f:
+        json.dump(out, f, indent=1)
+  total = sum(out[k]["total_s"] for k in ("teachers", "imitation", "rollouts"))
+  out["extrapolated_total_s"] = total
+  print(f"extrapolated total (teachers + imitation + P2/P3 rollouts): {total / 60:,.1f} min", flush=True)
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
