@@ -348,3 +348,15 @@ def test_late_windows_are_read_at_each_replicates_own_end():
   np.testing.assert_allclose(replicates.own_late(r, 0.2), [0.95, 0.5])      # 2 of 10, 1 of 4
   slopes = replicates.own_trend(r, 0.5)
   assert slopes[0] > 0 and slopes[1] > 0 and np.isfinite(slopes).all()
+
+
+def test_competence_reads_each_rollouts_own_last_episodes():
+  """Variable-length rollouts are NaN past each row's end: the imitator's end is its own last episodes."""
+  from cl_limits.analysis import replicates
+  rets = np.full((3, 1, 8), np.nan)
+  rets[:, 0, :5] = [0.0, 0.0, 0.0, 4.0, 4.0]
+  rets[1, 0, 5:] = [0.0, 5.0, 5.0]                                  # a longer row ends at 5
+  data = [{"data_curve": np.array([1.0, 4.0, 4.0]), "ceiling_kept_window": 2}] * 3
+  c = replicates.competence(rets, data, None, 0.0, 0.75)
+  np.testing.assert_allclose(c["imitator_end"], [4.0, 5.0, 4.0])
+  assert c["interval"] is not None and np.allclose(c["per_replicate"], [1.0, 1.25, 1.0])

@@ -130,7 +130,10 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
   if rets.shape[0] != len(data):
     raise ValueError(f"competence: {rets.shape[0]} replicates' rollouts for {len(data)} replicates' data")
   n = [max(1, int(d["ceiling_kept_window"])) for d in data]
-  imitator_end = [float(np.nanmean(rets[r][:, -n[r]:])) for r in range(rets.shape[0])]
+  # Each (replicate, task)'s own last n finished episodes (variable-length rollouts are NaN past their end).
+  own_end = lambda row, m: row[np.isfinite(row)][-m:]
+  imitator_end = [float(np.mean(np.concatenate([own_end(rets[r][k], n[r]) for k in range(rets.shape[1])])))
+                  for r in range(rets.shape[0])]
   ends = [data_end(d, norm) for d in data]
   span = np.asarray(ends) - float(random)
   gain = np.where(span > 0, (np.asarray(imitator_end) - float(random)) / np.where(span > 0, span, 1.0), np.nan)
