@@ -53,6 +53,8 @@ def test_the_compact_table_has_one_cell_per_run_and_short_heads(tmp_path):
   b = _run(tmp_path, "s1", 1, {"P2 beyond the ceiling, cut at 10% (predicted: no)": (0.3, "refuted")})
   lines, n = seeds.table([a, b], compact=True)
   assert lines[0] == "| row | seed 0 (s0) | seed 1 (s1) | across seeds |"
-  assert lines[2] == ("| P2 beyond the ceiling, cut at 10% | -0.40 [-0.50, -0.30]: supported | 0.30 [0.20, 0.40]: "
+  assert lines[2] == ("| P2 beyond the ceiling, cut at 10% (predicted: no) | -0.40 [-0.50, -0.30]: supported | 0.30 [0.20, 0.40]: "
                       "refuted | **unsettled (supported / refuted)** |")
   assert n == {"rows": 1, "settled": 0}
+  assert seeds._short("hybrid (full), P2 protocol: SGD on its own experience every 2,000 steps and more words") == (
+      "hybrid (full), P2 protocol: SGD on its own experience every ...")

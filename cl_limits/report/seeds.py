@@ -16,6 +16,13 @@ VERDICTS = "verdicts.json"        # written beside report.md by cl_limits/report
 UNSETTLED = "unsettled"
 
 
+def _short(head: str, width: int = 64) -> str:
+  """A row's head cut at a word boundary near `width` characters."""
+  if len(head) <= width:
+    return head
+  return head[:width].rsplit(" ", 1)[0].rstrip(",:;") + " ..."
+
+
 def across(verdicts: list[str | None]) -> str:
   """The verdict a row carries across runs: theirs when every run gave the same one, else unsettled."""
   if any(v is None for v in verdicts):
@@ -41,7 +48,7 @@ def load(workdirs: list[str]) -> list[dict]:
 
 def table(workdirs: list[str], tables=("verdicts", "hybrid"), compact: bool = False) -> tuple[list[str], dict]:
   """Markdown lines of the side-by-side table and counts {"rows", "settled"}. compact: one cell per run
-  ("estimate [CI]: verdict") and each row's head cut at its first parenthesis (for a README)."""
+  ("estimate [CI]: verdict") and each row's head cut near 64 characters (for a README)."""
   runs = load(workdirs)
   keys = []
   for run in runs:
@@ -69,6 +76,6 @@ def table(workdirs: list[str], tables=("verdicts", "hybrid"), compact: bool = Fa
         cells += ["not measured", ""] if r is None else [est, r["verdict"]]
     verdict = across(vs)
     settled += not verdict.startswith(UNSETTLED)
-    head = k[1].split(" (")[0] if compact else k[1]
+    head = _short(k[1]) if compact else k[1]
     lines.append(f"| {head} | " + " | ".join(cells) + f" | **{verdict}** |")
   return lines, {"rows": len(keys), "settled": settled}
