@@ -24,6 +24,7 @@ def test_ad_learns_in_context_on_heldout_goals(tmp_path):
   config = darkroom.get_config()
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
+    config.teacher.dqn = darkroom.acceptance_teacher_dqn()
     config.evaluation = darkroom.acceptance_evaluation()
   for stage in ("teachers", "imitation", "evaluation"):
     run_stage(config, workdir, stage)

@@ -224,6 +224,7 @@ def test_acceptance_imitation_config_is_valid_and_cuts_where_annealing_ends():
   config = darkroom.get_config()
   with config.unlocked():
     config.imitation = darkroom.acceptance_imitation()
+    config.teacher.dqn = darkroom.acceptance_teacher_dqn()
     config.evaluation = darkroom.acceptance_evaluation()
   imitation_stage.validate(config)
   evaluation.validate(config)

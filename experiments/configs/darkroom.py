@@ -126,6 +126,13 @@ def evaluation(**overrides):
   return ev
 
 
+def acceptance_teacher_dqn():
+  """The teachers the AD reproduction was measured with (lr 1e-3, epsilon's floor at 20k of 40k steps),
+  not the main job's slower learners of 2026-12-03: its AD arm keeps the first half, where the annealing
+  ends."""
+  return teacher_dqn(segment_steps=2_000)
+
+
 def acceptance_evaluation(**overrides):
   """The AD reproduction's rollout protocol: sampled actions at temperature 0.5, AD against snapshot BC.
 
