@@ -131,8 +131,7 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
     raise ValueError(f"competence: {rets.shape[0]} replicates' rollouts for {len(data)} replicates' data")
   n = [max(1, int(d["ceiling_kept_window"])) for d in data]
   # Each (replicate, task)'s own last n finished episodes (variable-length rollouts are NaN past their end).
-  own_end = lambda row, m: row[np.isfinite(row)][-m:]
-  imitator_end = [float(np.mean(np.concatenate([own_end(rets[r][k], n[r]) for k in range(rets.shape[1])])))
+  imitator_end = [float(np.mean(np.concatenate([_own_last(rets[r][k], n[r]) for k in range(rets.shape[1])])))
                   for r in range(rets.shape[0])]
   ends = [data_end(d, norm) for d in data]
   span = np.asarray(ends) - float(random)
@@ -184,10 +183,15 @@ def own_late(returns, fraction: float) -> np.ndarray:
   out = np.full(r.shape[:2], np.nan)
   for i in range(r.shape[0]):
     for k in range(r.shape[1]):
-      v = r[i, k][np.isfinite(r[i, k])]
-      if v.size:
-        out[i, k] = v[-max(1, int(round(fraction * v.size))):].mean()
+      n = int(np.isfinite(r[i, k]).sum())
+      if n:
+        out[i, k] = _own_last(r[i, k], max(1, int(round(fraction * n)))).mean()
   return out.mean(-1)
+
+
+def _own_last(row, m: int) -> np.ndarray:
+  """The last m finished episodes of one rollout's returns [E] (NaN past its end)."""
+  return row[np.isfinite(row)][-m:]
 
 
 def own_trend(returns, first_fraction: float) -> np.ndarray:

@@ -64,15 +64,20 @@ def counted(rows: list[dict]) -> list[dict]:
   return out
 
 
+def _interval_text(g, fmt: str, missing: str = "not measurable") -> str:
+  """A gate's interval and every replicate's value: "est [low, high] (r0, r1, ...)", or `missing` when the
+  interval could not be formed."""
+  if not g["interval"]:
+    return missing
+  return f"{ci(g['interval'], fmt)} ({per_rep(g['per_replicate'], fmt)})"
+
+
 def learning_gate(e) -> tuple[str, bool | None]:
   """The learning-in-data gate's text and outcome (None for summaries made before it)."""
   g = e.get("learning")
   if g is None:
     return "", None
-  iv = g["interval"]
-  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(g['per_replicate'], '{:.3f}')})"
-           if iv else "not measurable")
-  return (f"learning in data: its rise {shown} of (top - random) (needs {g['needed']:g}) "
+  return (f"learning in data: its rise {_interval_text(g, '{:.3f}')} of (top - random) (needs {g['needed']:g}) "
           f"{'ok' if g['ok'] else 'FAILS'}; "), bool(g["ok"])
 
 
@@ -83,9 +88,7 @@ def competence_gate(c) -> tuple[str, bool]:
     ok = c["ratio"] >= c["needed"]
     return (f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
             f"{'ok' if ok else 'FAILS'}"), bool(ok)
-  iv = c["interval"]
-  shown = (f"{iv['estimate']:.2f} [{iv['low']:.2f}, {iv['high']:.2f}] ({per_rep(c['per_replicate'], '{:.2f}')})"
-           if iv else f"not measurable ({per_rep(c['per_replicate'], '{:.2f}')})")
+  shown = _interval_text(c, "{:.2f}", f"not measurable ({per_rep(c['per_replicate'], '{:.2f}')})")
   return (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time): gain over random "
           f"{shown} (needs {c['needed']:g} at the lower end) {'ok' if c['ok'] else 'FAILS'}"), bool(c["ok"])
 
@@ -95,10 +98,7 @@ def held_gate(e) -> tuple[str, bool | None]:
   h = e.get("held")
   if h is None:
     return "", None
-  iv = h["interval"]
-  shown = (f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({per_rep(h['per_replicate'], '{:.3f}')})"
-           if iv else "not measurable")
-  return (f"; late - data end {shown} of (top - random) (collapsed below -{h['margin']:g}) "
+  return (f"; late - data end {_interval_text(h, '{:.3f}')} of (top - random) (collapsed below -{h['margin']:g}) "
           f"{'held' if h['ok'] else 'COLLAPSED'}"), bool(h["ok"])
 
 
