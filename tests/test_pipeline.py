@@ -269,6 +269,44 @@ def file_stamps(directory):
           for r, _, fs in os.walk(directory) for f in fs}
 
 
+def test_killed_p2_resumes_mid_rollout_with_the_uninterrupted_result(smoke_pipeline, tmp_path, monkeypatch):
+  """P2 killed between two chunks of a held-out rollout, then run again: it resumes that rollout from the
+  checkpoint written between the chunks, its returns equal the uninterrupted run's (one scan per rollout,
+  in the finished smoke run), and its checkpoints are gone once its summary is written. The chunking is
+  not part of the stage's fingerprint (it changes how the rollout runs, not what it computes)."""
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  src = smoke_pipeline[0]
+  workdir = str(tmp_path / "run")
+  shutil.copytree(src, workdir)
+  os.remove(os.path.join(workdir, "p2", "summary.json"))      # P2 killed before it finished
+  config = smoke_with("experiments.rollout", ml_collections.ConfigDict(
+      dict(chunks=4, progress_seconds=0.0, checkpoint_seconds=0.0)))
+  partial = os.path.join(workdir, "p2", "partial")
+  seen = []
+
+  def kill(label, t, horizon):
+    if os.path.isdir(partial) and os.listdir(partial) and t < horizon:
+      seen.append((label, t, horizon))
+      if len(seen) == 2:
+        raise Killed
+  monkeypatch.setattr(rollout_lib, "after_chunk", kill)
+  with pytest.raises(Killed):
+    pipeline.run_stage(config, workdir, "p2", log=lambda line: None)
+  monkeypatch.undo()
+  label, t, horizon = seen[-1]
+  assert 0 < t < horizon
+  logs = []
+  pipeline.run_stage(config, workdir, "p2", log=logs.append)
+  assert "[pipeline] p2: resuming" in logs
+  assert f"{label}: resuming from its checkpoint at step {t:,} of {horizon:,}" in logs
+  assert any(line.startswith(f"{label}: step ") and "ETA" in line for line in logs)
+  assert not os.path.exists(partial)
+  with np.load(os.path.join(src, "p2", "returns.npz")) as a, np.load(os.path.join(workdir, "p2", "returns.npz")) as b:
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_a_changed_field_reruns_its_stage_and_what_reads_it(smoke_pipeline, tmp_path):
   src = smoke_pipeline[0]
   workdir = str(tmp_path / "run")

@@ -148,3 +148,58 @@ def test_prompted_rollout_acts_as_if_it_had_lived_through_the_prompt(two_layer):
   empty = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, record=True))(
       params, task, jax.random.key(0)).transitions)
   assert (np.asarray(empty.action) != np.asarray(rec.action)).any()
+
+
+def _batched_inputs(two_layer):
+  env, model, params, tasks = two_layer
+  params2 = jax.tree.map(lambda x: jnp.stack([x, 0.5 * x]), params)          # two "seeds"
+  keys = jax.random.split(jax.random.key(5), 6).reshape(2, 3)
+  return env, model, params2, tasks, keys
+
+
+@pytest.mark.parametrize("chunks", [4, 3])       # 50 = 4 x 13 (last masked) and 3 x 17 (last masked)
+def test_chunked_rollout_equals_one_scan(two_layer, chunks):
+  """Run from the host in chunks (the last one shorter than the others), the rollout is the same, step
+  for step, as one scan over the whole horizon: same returns, same episode ends."""
+  env, model, params, tasks, keys = _batched_inputs(two_layer)
+  one = jax.device_get(rollout_lib.make_batched_rollout(model, env, HORIZON, 10, greedy=False)(params, tasks, keys))
+  roll = rollout_lib.make_chunked_rollout(model, env, HORIZON, 10, chunks=chunks, greedy=False)
+  assert HORIZON % roll.chunk != 0
+  got = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys))
+  assert np.nansum(np.asarray(one.episode_return)) > 0        # some goals found: the comparison has content
+  np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(one.episode_return))
+  np.testing.assert_array_equal(np.asarray(got.episode_end), np.asarray(one.episode_end))
+  np.testing.assert_array_equal(np.asarray(got.num_episodes), np.asarray(one.num_episodes))
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_killed_chunked_rollout_resumes_from_its_checkpoint(two_layer, tmp_path, monkeypatch):
+  """A rollout stopped after its second chunk resumes from the checkpoint written there (not from step
+  0) and ends with the uninterrupted result; a checkpoint made from other keys is not used."""
+  env, model, params, tasks, keys = _batched_inputs(two_layer)
+  roll = rollout_lib.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False)
+  full = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys))
+  path = str(tmp_path / "roll.npz")
+
+  def kill(label, t, horizon):
+    if t == 2 * roll.chunk:
+      raise _Killed
+  monkeypatch.setattr(rollout_lib, "after_chunk", kill)
+  with pytest.raises(_Killed):
+    rollout_lib.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0)
+  monkeypatch.undo()
+  with np.load(path) as z:
+    assert int(z["t"]) == 2 * roll.chunk
+  logs = []
+  got = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0,
+                                               log=logs.append))
+  assert any("resuming from its checkpoint at step 20" in line for line in logs), logs
+  np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(full.episode_return))
+  np.testing.assert_array_equal(np.asarray(got.episode_end), np.asarray(full.episode_end))
+  logs = []
+  other = jax.random.split(jax.random.key(6), 6).reshape(2, 3)
+  rollout_lib.run_chunked(roll, params, tasks, other, checkpoint=path, log=logs.append)
+  assert any("not used (made from other inputs)" in line for line in logs), logs

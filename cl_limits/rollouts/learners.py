@@ -33,13 +33,14 @@ def task_keys(key, num_seeds: int, num_tasks: int):
 
 
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
-                 greedy=False, temperature=1.0, frozen=True, log=print, tag=""):
+                 greedy=False, temperature=1.0, frozen=True, log=print, tag="", settings=None):
   """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
   every hybrid variant.
 
   params: one arm's imitators [S, ...]; tasks: env params [K]. Every learner gets the same keys, so the
   frozen run and a hybrid act identically until the hybrid's first update. The key of (seed s, task k) is
-  `task_keys(key, S, K)[s, k]`, which does not depend on how many tasks run: a run on the first K' tasks
+  `task_keys(key, S, K)[s, k]` (settings: the config's `experiments.rollout`, how the frozen run is
+  chunked and how often it reports progress), which does not depend on how many tasks run: a run on the first K' tasks
   gets the first K' columns of a run on all K.
   """
   num_seeds = int(jax.tree.leaves(params)[0].shape[0])
@@ -49,8 +50,8 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   out = {}
   if frozen:
     t0 = time.time()
-    fn = rollout_lib.make_batched_rollout(model, env, horizon, max_ep, greedy=greedy, temperature=temperature)
-    res = jax.device_get(fn(params, tasks, keys))
+    res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
+                                  temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen")
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
   for v in variants:

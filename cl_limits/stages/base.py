@@ -142,8 +142,8 @@ class Stage:
   enabled: Callable = lambda config: True
   extra_outputs: tuple[str, ...] = ()    # other run-directory paths it writes (cleared on a re-run)
   ignores: tuple[str, ...] = ()          # fields under `reads` left out of the fingerprint
-  locations: tuple[str, ...] = ()        # fields that say where its inputs are, not what they hold (read,
-                                         # not fingerprinted: the inputs' own fingerprints cover that)
+  locations: tuple[str, ...] = ()        # fields that say where its inputs are, not what they hold, or how
+                                         # it runs, not what it computes (read, not fingerprinted)
   marker: str = ""                       # the file written last (default <subdir>/summary.json)
   record: str = ""                       # its fingerprint record (default <subdir>/stage.json)
 

@@ -8,7 +8,22 @@ from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits.rollouts import learners
 from cl_limits.rollouts import rollout as rollout_lib
-from cl_limits.stages.base import ConfigError, check, field, in_range
+from cl_limits.stages.base import ConfigError, check, field, in_range, positive_int
+
+ROLLOUT = "experiments.rollout"     # how rollouts run (chunks, progress, checkpoints): read, not fingerprinted
+
+
+def rollout_settings(config):
+  """The config's `experiments.rollout` (None when a config has none: one silent scan)."""
+  return config.experiments.get("rollout", None)
+
+
+def validate_rollout(config) -> None:
+  if rollout_settings(config) is None:
+    return
+  positive_int(config, f"{ROLLOUT}.chunks")
+  for f in ("progress_seconds", "checkpoint_seconds"):
+    in_range(config, f"{ROLLOUT}.{f}", 0.0, float("inf"))
 
 
 def env_of(config, section: str = "env"):

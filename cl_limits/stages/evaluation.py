@@ -38,6 +38,7 @@ def validate(config) -> None:
   for f in ("early_episodes", "late_episodes"):
     check(1 <= int(ev[f]) <= episodes, f"evaluation.{f}", f"must be in [1, episodes={episodes}]", ev[f])
   artifacts.protocol(config)
+  common.validate_rollout(config)
   check(common.episode_cap(env) is not None, "env.name", "has no episode limit to size the "
         "evaluation horizon", config.env.name)
   names = artifacts.arm_names(config)
@@ -54,8 +55,6 @@ def run(step, log=print) -> None:
   tasks, task_ids = common.heldout_tasks(config, env, int(ev.num_tasks))
   episodes = int(ev.episodes)
   horizon = episodes * common.episode_cap(env)     # at least `episodes` whole episodes
-  fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                        **artifacts.protocol(config))
   num_models, num_tasks = len(arms) * num_seeds, len(task_ids)
   keys = jax.random.split(jax.random.key(int(config.seed) + 11), num_models * num_tasks).reshape(
       num_models, num_tasks)
@@ -63,7 +62,8 @@ def run(step, log=print) -> None:
       f"({horizon} steps) each, {common.actions_phrase(common.describe_actions(ev))}, context "
       "carried across episodes from an empty start")
   t0 = time.time()
-  res = jax.device_get(fn(params, tasks, keys))
+  res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, settings=common.rollout_settings(config),
+                                log=log, label="[evaluate]", **artifacts.protocol(config))
   log(f"[evaluate] {num_models * num_tasks * horizon:,} env steps in {time.time() - t0:.1f}s (with compilation)")
   shape = (len(arms), num_seeds, num_tasks, -1)
   rets = np.asarray(res.episode_return).reshape(shape)[..., :episodes]
@@ -131,5 +131,5 @@ def _plot(rets, ends, arms, summary, path, title):
 
 STAGE = Stage(name="evaluation", subdir="eval", reads=("seed", "env", "imitation", "evaluation", "tasks.split_seed",
                                                        "tasks.heldout_fraction", "experiments.p3.targets"),
-              locations=("teachers_from",),
+              locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run)

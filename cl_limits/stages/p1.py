@@ -28,6 +28,7 @@ def enabled(config) -> bool:
 
 def validate(config) -> None:
   p1 = config.experiments.p1
+  common.validate_rollout(config)
   names = artifacts.arm_names(config)
   check(p1.arm in names, "experiments.p1.arm", f"is not one of the imitation arms {names}", p1.arm)
   positive_int(config, "experiments.p1.num_tasks", minimum=0)
@@ -122,10 +123,10 @@ def run(step, log=print) -> None:
              "teacher_final": {k: v.mean(-1).tolist() for k, v in finals.items()}, "modes": {}}
   arrays = {"task_ids": task_ids}
   for mode in ("prompted", "empty"):
-    fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon),
-                                          prompted=mode == "prompted", **actions)
-    args = (params, tasks, keys) + ((prompt,) if mode == "prompted" else ())
-    rets = np.asarray(jax.device_get(fn(*args)).episode_return)[..., :episodes]       # [R, K, E]
+    res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, prompt if mode == "prompted" else None,
+                                  settings=common.rollout_settings(config), log=log, label=f"[p1] {name} {mode}",
+                                  **actions)
+    rets = np.asarray(res.episode_return)[..., :episodes]                             # [R, K, E]
     late = stats.episode_window_mean(rets, episodes - n_late, episodes)                # [R, K]
     summary["modes"][mode] = _score(late, finals)
     arrays[f"{mode}/episode_return"] = rets
@@ -157,5 +158,6 @@ def _plot(summary, arrays, finals, path):
 
 STAGE = Stage(name="p1", subdir="p1", reads=("seed", "env", "imitation", "experiments.p1",
                                              "experiments.p2.ceiling_window", "experiments.p3.targets",
-                                             "evaluation", "tasks"), locations=("teachers_from",),
+                                             "evaluation", "tasks"),
+              locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=enabled)

@@ -11,6 +11,7 @@ Writes `<workdir>/p2/{returns.npz, summary.json, curves.png}` and TensorBoard un
 """
 from __future__ import annotations
 
+import shutil
 import time
 
 import jax
@@ -24,6 +25,9 @@ from cl_limits.imitation import learner as learner_lib
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs, p2_figures
 from cl_limits.stages.base import Stage, check, in_range, positive_int
+
+
+PARTIAL = "partial"     # <workdir>/p2/partial/<row>.npz: a held-out rollout's state between chunks
 
 
 def control(config) -> str:
@@ -46,6 +50,7 @@ def enabled(config) -> bool:
 
 
 def validate(config) -> None:
+  common.validate_rollout(config)
   names = artifacts.arm_names(config)
   for a, kind in rows(config):
     field = "experiments.p2.arms" if kind == "p2" else "experiments.p2.power_control"
@@ -149,15 +154,16 @@ def run(step, log=print) -> None:
     arm_params = learner_lib.arm_params(params, arm_list, arm_name, num_seeds)
     cut_stream = int(data[0]["cut_stream_steps"])
 
-    def act(horizon, task_params, seed_offset):
+    def act(horizon, task_params, seed_offset, checkpoint=None):
       """Episode returns [R, K, E] (and ends) of the row's learner for `horizon` steps on task_params."""
       n_k = int(jax.tree.leaves(task_params)[0].shape[0])
       keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + seed_offset), i),
                               num_seeds * n_k).reshape(num_seeds, n_k)
       if kind == "known_positive":
         return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
-      fn = rollout_lib.make_batched_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon), **actions)
-      res = jax.device_get(fn(arm_params, task_params, keys))
+      res = rollout_lib.run_batched(model, env, horizon, arm_params, task_params, keys,
+                                    settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
+                                    label=f"[p2] {name}", **actions)
       rets = _episodes(res, horizon, ep_len)
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
@@ -180,7 +186,7 @@ def run(step, log=print) -> None:
     log(f"[p2] {name}: data cut at {cut:,} learner steps; ceiling {np.mean(c['ceiling']):.3f} ({unit}); "
         f"{num_seeds} replicates x {len(task_ids)} held-out tasks for {horizon:,} steps each")
     t0 = time.time()
-    rets, ends = act(horizon, tasks, 13)                                        # [R, K, E]
+    rets, ends = act(horizon, tasks, 13, layout.path(workdir, "p2", PARTIAL, f"{name}.npz"))   # [R, K, E]
     log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
     entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
                    float(p2.competence_fraction), comp_h, float(p2.collapse_margin))
@@ -207,6 +213,7 @@ def run(step, log=print) -> None:
   p2_figures.plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
+  shutil.rmtree(layout.path(workdir, "p2", PARTIAL), ignore_errors=True)   # the summary holds what they held
 
 
 PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut")
@@ -269,5 +276,6 @@ def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, hor
 
 
 STAGE = Stage(name="p2", subdir="p2", reads=("seed", "env", "imitation", "experiments.p2", "experiments.p3.targets",
-                                             "evaluation", "tasks"), locations=("teachers_from",),
+                                             "evaluation", "tasks"),
+              locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p2",))

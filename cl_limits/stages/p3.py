@@ -57,6 +57,7 @@ def dqn_dir(config, workdir: str, name: str) -> str:
 
 def validate(config) -> None:
   p3 = config.experiments.p3
+  common.validate_rollout(config)
   names = artifacts.arm_names(config)
   check(p3.arm in names, "experiments.p3.arm", f"is not one of the imitation arms {names}", p3.arm)
   n = positive_int(config, "experiments.p3.num_tasks")
@@ -119,7 +120,8 @@ def run(step, log=print) -> None:
     horizon = common.whole_segments(total, int(h.learner.act_steps)) if names else total
     key = jax.random.fold_in(jax.random.key(int(config.seed) + 23), t_i)
     tag = f"[p3] {name}"
-    runs = learners.run_learners(model, params, env, tasks, horizon, key, **actions, log=log, tag=tag)
+    runs = learners.run_learners(model, params, env, tasks, horizon, key, **actions, log=log, tag=tag,
+                                 settings=common.rollout_settings(config))
     rnd = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
         tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
             num_seeds, len(task_ids))))
@@ -170,5 +172,6 @@ def _paired(entry, runs, random, dqn_curves, bin_steps, horizon, frac) -> None:
 
 STAGE = Stage(name="p3", subdir="p3",
               reads=("seed", "env", "imitation", "experiments.p3", "experiments.hybrid", "evaluation", "tasks",
-                     "teacher.dqn.total_steps", "teacher.dqn.segment_steps"), locations=("teachers_from",),
+                     "teacher.dqn.total_steps", "teacher.dqn.segment_steps"),
+              locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p3",))
