@@ -95,8 +95,9 @@ def check_root(spec: str, root: str) -> None:
         f"(python -m experiments.pipeline --config=<the base config of {base}> --workdir={root})")
 
 
-def run_job(job: Job) -> str:
-  """Runs one job's command (skipping a finished one), its output appended to <workdir>/log.txt.
+def run_job(job: Job, env: dict | None = None) -> str:
+  """Runs one job's command (skipping a finished one), its output appended to <workdir>/log.txt; `env`:
+  variables set for it on top of this process's (its device slot, launch/local.py).
 
   Returns "skipped" or "done"; raises RuntimeError with the log's tail if the command fails.
   """
@@ -104,9 +105,11 @@ def run_job(job: Job) -> str:
     return "skipped"
   os.makedirs(job.workdir, exist_ok=True)
   with open(job.log_path, "a") as log:
-    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(job.argv())}\n")
+    slot = "".join(f"{k}={v} " for k, v in sorted((env or {}).items()))
+    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {slot}{' '.join(job.argv())}\n")
     log.flush()
-    rc = subprocess.call(job.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root())
+    rc = subprocess.call(job.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root(),
+                         env={**os.environ, **(env or {})} if env else None)
   if rc != 0:
     with open(job.log_path) as f:
       tail = "".join(f.readlines()[-15:])

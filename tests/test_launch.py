@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -141,3 +142,45 @@ def test_gap_sweep_runs_beside_the_main_job_and_reaches_its_report(smoke_pipelin
   assert os.path.getsize(os.path.join(root, "gap", "gap.png")) > 1000
   text = open(os.path.join(root, "report.md")).read()
   assert "## Gap x streams sweep" in text and "(gap/gap.png)" in text
+
+
+def test_device_slots_give_each_job_its_own_devices_or_memory_share():
+  """--devices groups go to the slots in turn as CUDA_VISIBLE_DEVICES; slots that share devices get a
+  memory fraction that sums to at most 0.9 per device; bad groups are one-line errors."""
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  assert local.slots(1) == [{}]
+  assert local.slots(2, "0,1") == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+  assert local.slots(4, "0+1,2+3") == [
+      {"CUDA_VISIBLE_DEVICES": "0,1", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.45"},
+      {"CUDA_VISIBLE_DEVICES": "2,3", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.45"}] * 2
+  assert local.slots(3) == [{"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.3"}] * 3
+  assert local.slots(3, mem_fraction=0.2) == [{"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.2"}] * 3
+  with pytest.raises(ConfigError, match="--devices: 'gpu0'"):
+    local.slots(2, "gpu0,1")
+  with pytest.raises(ConfigError, match="--mem_fraction"):
+    local.slots(2, mem_fraction=1.5)
+
+
+def test_jobs_run_in_free_slots_and_never_share_one(tmp_path):
+  """Six jobs on two single-device slots: at most one job per slot at any time, every job run once with
+  its slot's environment, and a failing job does not stop the others."""
+  import threading  # noqa: PLC0415
+  envs = local.slots(2, "0,1")
+  busy, seen, lock, results = set(), [], threading.Lock(), {}
+
+  def runner(job, env):
+    dev = env["CUDA_VISIBLE_DEVICES"]
+    with lock:
+      assert dev not in busy, f"slot {dev} given to two jobs at once"
+      busy.add(dev)
+      seen.append((job, dev))
+    time.sleep(0.05)
+    with lock:
+      busy.discard(dev)
+    if job == 3:
+      raise RuntimeError("job 3 failed")
+    return "done"
+  local.run_in_slots(range(6), envs, runner, lambda job, r: results.__setitem__(job, r))
+  assert sorted(j for j, _ in seen) == list(range(6))
+  assert {d for _, d in seen} == {"0", "1"}
+  assert isinstance(results[3], RuntimeError) and all(results[j] == "done" for j in (0, 1, 2, 4, 5))

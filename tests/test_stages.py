@@ -101,3 +101,29 @@ def test_one_knob_sets_the_teachers_and_the_imitators_replicates(module):
   assert config.teacher.num_seeds == config.imitation.num_seeds == 3
   config.teacher.num_seeds = 4                     # either field moves the other
   assert config.imitation.num_seeds == config.replicates == 4
+
+
+@pytest.mark.parametrize("module,preset,hybrid_follows", [("darkroom", "", True), ("breakout", "", True),
+                                                          ("breakout", "gpu", True), ("transplant", "", False)])
+def test_one_knob_sets_the_context_and_the_windows_that_equal_it(module, preset, hybrid_follows):
+  """`--config.imitation.model.context_len=512` (or `--config.context_len`) moves the training windows and
+  the hybrid learner's windows that equal the context in the preset; a window set apart keeps its value."""
+  import importlib  # noqa: PLC0415
+  from absl import flags  # noqa: PLC0415
+  from ml_collections import config_flags  # noqa: PLC0415
+  def parse(*args):
+    argv = ["prog", f"--config=experiments/configs/{module}.py" + (f":{preset}" if preset else ""), *args]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=fv, sys_argv=argv)
+    fv(argv)
+    return fv.config
+  config = parse("--config.imitation.model.context_len=512")
+  hybrid = config.experiments.hybrid.learner if module != "transplant" else config.transplant.learner
+  before = importlib.import_module(f"experiments.configs.{module}").get_config(preset)
+  before_hybrid = before.experiments.hybrid.learner if module != "transplant" else before.transplant.learner
+  assert config.context_len == config.imitation.model.context_len == config.imitation.train.seq_len == 512
+  assert hybrid.seq_len == (512 if hybrid_follows else before_hybrid.seq_len)
+  config.context_len = 64
+  assert config.imitation.train.seq_len == 64
+  config = parse("--config.context_len=96")
+  assert config.imitation.model.context_len == config.imitation.train.seq_len == 96

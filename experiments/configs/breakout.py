@@ -140,5 +140,6 @@ def get_config(preset: str = ""):
     config.evaluation.episodes = 100
     ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))
   darkroom.link_replicates(config)
+  darkroom.link_context(config)
   config.lock()
   return config

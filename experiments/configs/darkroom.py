@@ -8,7 +8,10 @@ r"""DarkRoom 9x9, CPU-sized: DQN teachers on the training goals (AD's setting).
 Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and steps).
 
 One knob per quantity that several fields must share: `--config.replicates=N` sets the teachers' and the
-imitators' replicate counts together (`link_replicates`; setting either field moves the other too).
+imitators' replicate counts together (`link_replicates`; setting either field moves the other too), and
+`--config.context_len=N` (or `--config.imitation.model.context_len=N`) sets the imitators' context and
+every window length that equals it in the preset: `imitation.train.seq_len` and the hybrid learners'
+`seq_len` (`link_context`).
 """
 import ml_collections
 
@@ -290,8 +293,28 @@ def get_config(preset: str = ""):
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for darkroom.py; choose from '', 'smoke', 'gpu'")
   link_replicates(config)
+  link_context(config)
   config.lock()
   return config
+
+
+def link_context(config) -> None:
+  """One knob for the context: `context_len` is a FieldReference that `imitation.model.context_len` holds,
+  and with it every window length that equals the context in this config (`imitation.train.seq_len`,
+  `experiments.hybrid.learner.seq_len`, `transplant.learner.seq_len`), so `--config.context_len=512`, or
+  setting any of those fields, moves them all. A window set longer than the context (training on windows
+  of 2 contexts) is left alone and keeps its own value."""
+  ctx = int(config.imitation.model.context_len)
+  config.context_len = ml_collections.FieldReference(ctx)
+  config.imitation.model.context_len = config.get_ref("context_len")
+  holders = [config.imitation.train]
+  if "experiments" in config and "hybrid" in config.experiments:
+    holders.append(config.experiments.hybrid.learner)
+  if "transplant" in config:
+    holders.append(config.transplant.learner)
+  for node in holders:
+    if int(node.seq_len) == ctx:
+      node.seq_len = config.get_ref("context_len")
 
 
 def link_replicates(config) -> None:

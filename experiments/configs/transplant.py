@@ -89,5 +89,6 @@ def get_config(preset: str = ""):
     im.model.update(dict(context_len=128, width=64))
     im.train.seq_len = 128
   darkroom.link_replicates(config)
+  darkroom.link_context(config)
   config.lock()
   return config
