@@ -274,7 +274,7 @@ def test_killed_p2_resumes_mid_rollout_with_the_uninterrupted_result(smoke_pipel
   checkpoint written between the chunks, its returns equal the uninterrupted run's (one scan per rollout,
   in the finished smoke run), and its checkpoints are gone once its summary is written. The chunking is
   not part of the stage's fingerprint (it changes how the rollout runs, not what it computes)."""
-  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
   src = smoke_pipeline[0]
   workdir = str(tmp_path / "run")
   shutil.copytree(src, workdir)
@@ -289,7 +289,7 @@ def test_killed_p2_resumes_mid_rollout_with_the_uninterrupted_result(smoke_pipel
       seen.append((label, t, horizon))
       if len(seen) == 2:
         raise Killed
-  monkeypatch.setattr(rollout_lib, "after_chunk", kill)
+  monkeypatch.setattr(chunked, "after_chunk", kill)
   with pytest.raises(Killed):
     pipeline.run_stage(config, workdir, "p2", log=lambda line: None)
   monkeypatch.undo()

@@ -9,6 +9,7 @@ from cl_limits import envs
 from cl_limits.histories import datasets
 from cl_limits.imitation import learner
 from cl_limits.models.transformer import Tokens, TransitionTransformer
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import common
 
@@ -163,9 +164,9 @@ def test_chunked_rollout_equals_one_scan(two_layer, chunks):
   for step, as one scan over the whole horizon: same returns, same episode ends."""
   env, model, params, tasks, keys = _batched_inputs(two_layer)
   one = jax.device_get(rollout_lib.make_batched_rollout(model, env, HORIZON, 10, greedy=False)(params, tasks, keys))
-  roll = rollout_lib.make_chunked_rollout(model, env, HORIZON, 10, chunks=chunks, greedy=False)
+  roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=chunks, greedy=False)
   assert HORIZON % roll.chunk != 0
-  got = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys))
+  got = jax.device_get(chunked.run_chunked(roll, params, tasks, keys))
   assert np.nansum(np.asarray(one.episode_return)) > 0        # some goals found: the comparison has content
   np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(one.episode_return))
   np.testing.assert_array_equal(np.asarray(got.episode_end), np.asarray(one.episode_end))
@@ -180,26 +181,26 @@ def test_killed_chunked_rollout_resumes_from_its_checkpoint(two_layer, tmp_path,
   """A rollout stopped after its second chunk resumes from the checkpoint written there (not from step
   0) and ends with the uninterrupted result; a checkpoint made from other keys is not used."""
   env, model, params, tasks, keys = _batched_inputs(two_layer)
-  roll = rollout_lib.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False)
-  full = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys))
+  roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False)
+  full = jax.device_get(chunked.run_chunked(roll, params, tasks, keys))
   path = str(tmp_path / "roll.npz")
 
   def kill(label, t, horizon):
     if t == 2 * roll.chunk:
       raise _Killed
-  monkeypatch.setattr(rollout_lib, "after_chunk", kill)
+  monkeypatch.setattr(chunked, "after_chunk", kill)
   with pytest.raises(_Killed):
-    rollout_lib.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0)
+    chunked.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0)
   monkeypatch.undo()
   with np.load(path) as z:
     assert int(z["t"]) == 2 * roll.chunk
   logs = []
-  got = jax.device_get(rollout_lib.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0,
+  got = jax.device_get(chunked.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0,
                                                log=logs.append))
   assert any("resuming from its checkpoint at step 20" in line for line in logs), logs
   np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(full.episode_return))
   np.testing.assert_array_equal(np.asarray(got.episode_end), np.asarray(full.episode_end))
   logs = []
   other = jax.random.split(jax.random.key(6), 6).reshape(2, 3)
-  rollout_lib.run_chunked(roll, params, tasks, other, checkpoint=path, log=logs.append)
+  chunked.run_chunked(roll, params, tasks, other, checkpoint=path, log=logs.append)
   assert any("not used (made from other inputs)" in line for line in logs), logs

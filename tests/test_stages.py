@@ -107,7 +107,8 @@ def test_one_knob_sets_the_teachers_and_the_imitators_replicates(module):
                                                           ("breakout", "gpu", True), ("transplant", "", False)])
 def test_one_knob_sets_the_context_and_the_windows_that_equal_it(module, preset, hybrid_follows):
   """`--config.imitation.model.context_len=512` (or `--config.context_len`) moves the training windows and
-  the hybrid learner's windows that equal the context in the preset; a window set apart keeps its value."""
+  the hybrid learner's windows that equal the context in the preset; a window set itself, or set apart in
+  the preset, keeps its value."""
   import importlib  # noqa: PLC0415
   from absl import flags  # noqa: PLC0415
   from ml_collections import config_flags  # noqa: PLC0415
@@ -125,5 +126,10 @@ def test_one_knob_sets_the_context_and_the_windows_that_equal_it(module, preset,
   assert hybrid.seq_len == (512 if hybrid_follows else before_hybrid.seq_len)
   config.context_len = 64
   assert config.imitation.train.seq_len == 64
+  config.imitation.train.seq_len = 128             # a window set itself keeps its value
+  config.context_len = 32
+  assert (config.imitation.model.context_len, config.imitation.train.seq_len) == (32, 128)
   config = parse("--config.context_len=96")
   assert config.imitation.model.context_len == config.imitation.train.seq_len == 96
+  config = parse("--config.context_len=96", "--config.imitation.train.seq_len=192")
+  assert (config.imitation.model.context_len, config.imitation.train.seq_len) == (96, 192)

@@ -13,6 +13,7 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.rollouts import hybrid as hybrid_lib
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 
 VARIANTS = {"full": "none", "lora": "lora"}     # variant name -> hybrid adapter
@@ -50,7 +51,7 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   out = {}
   if frozen:
     t0 = time.time()
-    res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
+    res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
                                   temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen")
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")

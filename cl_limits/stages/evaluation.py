@@ -16,7 +16,7 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.analysis import stats
-from cl_limits.rollouts import rollout as rollout_lib
+from cl_limits.rollouts import chunked
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, positive_int
 
@@ -62,7 +62,7 @@ def run(step, log=print) -> None:
       f"({horizon} steps) each, {common.actions_phrase(common.describe_actions(ev))}, context "
       "carried across episodes from an empty start")
   t0 = time.time()
-  res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, settings=common.rollout_settings(config),
+  res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=common.rollout_settings(config),
                                 log=log, label="[evaluate]", **artifacts.protocol(config))
   log(f"[evaluate] {num_models * num_tasks * horizon:,} env steps in {time.time() - t0:.1f}s (with compilation)")
   shape = (len(arms), num_seeds, num_tasks, -1)

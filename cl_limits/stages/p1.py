@@ -17,6 +17,7 @@ import numpy as np
 
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import ConfigError, Stage, check, positive_int
@@ -123,7 +124,7 @@ def run(step, log=print) -> None:
              "teacher_final": {k: v.mean(-1).tolist() for k, v in finals.items()}, "modes": {}}
   arrays = {"task_ids": task_ids}
   for mode in ("prompted", "empty"):
-    res = rollout_lib.run_batched(model, env, horizon, params, tasks, keys, prompt if mode == "prompted" else None,
+    res = chunked.run_batched(model, env, horizon, params, tasks, keys, prompt if mode == "prompted" else None,
                                   settings=common.rollout_settings(config), log=log, label=f"[p1] {name} {mode}",
                                   **actions)
     rets = np.asarray(res.episode_return)[..., :episodes]                             # [R, K, E]

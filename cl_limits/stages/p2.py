@@ -22,6 +22,7 @@ from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import replicates, stats
 from cl_limits.histories import adeps, datasets
 from cl_limits.imitation import learner as learner_lib
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs, p2_figures
 from cl_limits.stages.base import Stage, check, in_range, positive_int
@@ -161,7 +162,7 @@ def run(step, log=print) -> None:
                               num_seeds * n_k).reshape(num_seeds, n_k)
       if kind == "known_positive":
         return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
-      res = rollout_lib.run_batched(model, env, horizon, arm_params, task_params, keys,
+      res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
                                     settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
                                     label=f"[p2] {name}", **actions)
       rets = _episodes(res, horizon, ep_len)

@@ -9,9 +9,9 @@ Presets (after the colon): `smoke` (seconds, for tests), `gpu` (more seeds and s
 
 One knob per quantity that several fields must share: `--config.replicates=N` sets the teachers' and the
 imitators' replicate counts together (`link_replicates`; setting either field moves the other too), and
-`--config.context_len=N` (or `--config.imitation.model.context_len=N`) sets the imitators' context and
-every window length that equals it in the preset: `imitation.train.seq_len` and the hybrid learners'
-`seq_len` (`link_context`).
+`--config.context_len=N` (or `--config.imitation.model.context_len=N`) sets the imitators' context, and
+every window length that equals it in the preset (`imitation.train.seq_len`, the hybrid learners'
+`seq_len`) follows unless it is set itself (`link_context`).
 """
 import ml_collections
 
@@ -299,11 +299,12 @@ def get_config(preset: str = ""):
 
 
 def link_context(config) -> None:
-  """One knob for the context: `context_len` is a FieldReference that `imitation.model.context_len` holds,
-  and with it every window length that equals the context in this config (`imitation.train.seq_len`,
-  `experiments.hybrid.learner.seq_len`, `transplant.learner.seq_len`), so `--config.context_len=512`, or
-  setting any of those fields, moves them all. A window set longer than the context (training on windows
-  of 2 contexts) is left alone and keeps its own value."""
+  """One knob for the context: `context_len` is a FieldReference that `imitation.model.context_len` holds
+  (setting either sets both), and every window length that equals the context in this config
+  (`imitation.train.seq_len`, `experiments.hybrid.learner.seq_len`, `transplant.learner.seq_len`) follows
+  it until it is set itself: `--config.context_len=512` moves them all, and `--config.context_len=512
+  --config.imitation.train.seq_len=1024` trains on windows of two contexts. A window the preset sets apart
+  from the context keeps its own value."""
   ctx = int(config.imitation.model.context_len)
   config.context_len = ml_collections.FieldReference(ctx)
   config.imitation.model.context_len = config.get_ref("context_len")
@@ -314,7 +315,7 @@ def link_context(config) -> None:
     holders.append(config.transplant.learner)
   for node in holders:
     if int(node.seq_len) == ctx:
-      node.seq_len = config.get_ref("context_len")
+      node.seq_len = config.get_ref("context_len") * 1     # derived: follows, until set itself
 
 
 def link_replicates(config) -> None:

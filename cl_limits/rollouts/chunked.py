@@ -1,0 +1,160 @@
+"""Rollouts driven from the host in chunks: progress with an ETA, and checkpoints a killed run resumes from.
+
+`make_chunked_rollout` cuts `rollout.make_batched_rollout`'s scan into `chunks` jitted pieces (the last
+one masked where the chunk length does not divide the horizon); `run_chunked` runs them, printing progress
+and saving the carry (KV caches, environment states, episodes so far) between chunks. Step t's key is the
+same however the steps are chunked, so the result equals one scan step for step. `run_batched` is what the
+stages call, with the config's `experiments.rollout` settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cl_limits.rollouts.rollout import RolloutResult, make_parts, episodes_for
+
+
+class ChunkedRollout(NamedTuple):
+  """One batched rollout of `horizon` steps run from the host in chunks of `chunk` steps (`run_chunked`).
+  init(params [M], env_params [K], keys [M, K][, prompts]) -> carry; advance(params, env_params, keys, carry,
+  t0) -> carry (steps t0 .. t0 + chunk - 1); finish(carry) -> RolloutResult [M, K, ...]. All jitted."""
+  init: Any
+  advance: Any
+  finish: Any
+  horizon: int
+  chunk: int
+  tag: str
+
+
+def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: int = 1, greedy: bool = True,
+                         mode: str = "cached", temperature: float = 1.0, prompted: bool = False) -> ChunkedRollout:
+  """`make_batched_rollout`'s rollout cut into `chunks` pieces of equal length (the last one masked where
+  the length does not divide the horizon): the same result, step for step, whatever `chunks` is."""
+  if prompted and mode != "cached":
+    raise ValueError("prompted rollouts use the KV cache (mode='cached')")
+  if chunks < 1:
+    raise ValueError(f"chunks must be >= 1 (got {chunks})")
+  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, False)
+  chunk = -(-horizon // min(chunks, horizon))
+  masked = horizon % chunk != 0
+
+  def step(params, env_params, key, carry, t0):
+    return advance(params, env_params, key, carry, t0, chunk, masked)[0]
+
+  if prompted:
+    init_b = jax.vmap(jax.vmap(init, in_axes=(None, 0, 0, 0)), in_axes=(0, None, 0, 0))
+  else:
+    init_b = jax.vmap(jax.vmap(lambda p, e, k: init(p, e, k), in_axes=(None, 0, 0)), in_axes=(0, None, 0))
+  step_b = jax.vmap(jax.vmap(step, in_axes=(None, 0, 0, 0, None)), in_axes=(0, None, 0, 0, None))
+  tag = f"h{horizon}-c{chunk}-{mode}-{'greedy' if greedy else f't{float(temperature):g}'}-{'p' if prompted else 'e'}"
+  return ChunkedRollout(jax.jit(init_b), jax.jit(step_b, donate_argnums=(3,)), jax.jit(jax.vmap(jax.vmap(finish))),
+                        int(horizon), int(chunk), tag)
+
+
+def _fingerprint(roll: ChunkedRollout, *trees) -> str:
+  """What a chunk checkpoint was made from: the rollout's shape and protocol, and every input's bytes."""
+  h = hashlib.sha256(roll.tag.encode())
+  for tree in trees:
+    for leaf in jax.tree.leaves(tree):
+      if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+      a = np.asarray(jax.device_get(leaf))
+      h.update(str((a.shape, a.dtype.str)).encode())
+      h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def _save(path: str, t: int, fingerprint: str, carry) -> None:
+  from cl_limits.histories import store  # noqa: PLC0415
+  buf = io.BytesIO()
+  leaves = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.device_get(jax.tree.leaves(carry)))}
+  np.savez(buf, t=np.int64(t), fingerprint=np.asarray(fingerprint), **leaves)
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  store.atomic_write_bytes(path, buf.getvalue())
+
+
+def _load(path: str, fingerprint: str, shapes):
+  """(t, carry) from a checkpoint made from the same inputs, else None (and why)."""
+  if not os.path.exists(path):
+    return None, ""
+  try:
+    with np.load(path) as z:
+      if str(z["fingerprint"]) != fingerprint:
+        return None, "made from other inputs"
+      leaves, treedef = jax.tree.flatten(shapes)
+      got = [z[f"leaf_{i}"] for i in range(len(leaves))]
+      t = int(z["t"])
+  except (OSError, KeyError, ValueError) as e:
+    return None, f"unreadable ({type(e).__name__})"
+  if any(g.shape != s.shape or g.dtype != s.dtype for g, s in zip(got, leaves)):
+    return None, "its arrays do not match this rollout's"
+  return t, jax.tree.unflatten(treedef, got)
+
+
+def after_chunk(label: str, t: int, horizon: int) -> None:
+  """Called after every chunk (and its checkpoint, if one is due): a hook for tests that stop a run
+  between chunks."""
+  del label, t, horizon
+
+
+def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *, checkpoint: str | None = None,
+                checkpoint_seconds: float = 60.0, progress_seconds: float = 10.0, log=None,
+                label: str = "rollout") -> RolloutResult:
+  """Runs `roll` chunk by chunk from the host: a progress line with the ETA at most every
+  `progress_seconds`, and (with `checkpoint`, a file path) the carry -- KV caches, environment states,
+  episode records -- saved at most every `checkpoint_seconds` and after the last chunk, so a killed run
+  resumes from its last checkpoint. A checkpoint is used only when it was made from the same inputs
+  (params, tasks, keys, prompts, horizon, chunking and action protocol); the result is the same as one
+  uninterrupted scan."""
+  args = (params, env_params, keys) + ((prompts,) if prompts is not None else ())
+  t, carry, fp = 0, None, ""
+  if checkpoint:
+    fp = _fingerprint(roll, *args)
+    t, got = _load(checkpoint, fp, jax.eval_shape(roll.init, *args))
+    if t is None:
+      if got and log:
+        log(f"{label}: checkpoint {checkpoint} not used ({got}); starting from step 0")
+      t, got = 0, None
+    elif log:
+      log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
+    carry = got
+  carry = roll.init(*args) if carry is None else jax.device_put(carry)
+  start_t, t_start, last_log, last_save = t, time.time(), time.time(), time.time()
+  while t < roll.horizon:
+    carry = roll.advance(params, env_params, keys, carry, jnp.int32(t))
+    t = min(t + roll.chunk, roll.horizon)
+    now = time.time()
+    if checkpoint and (t >= roll.horizon or now - last_save >= checkpoint_seconds):
+      jax.block_until_ready(carry)
+      _save(checkpoint, t, fp, carry)
+      last_save = time.time()
+    if log and t < roll.horizon and now - last_log >= progress_seconds:
+      jax.block_until_ready(carry)
+      rate = (t - start_t) / max(time.time() - t_start, 1e-9)
+      log(f"{label}: step {t:,} of {roll.horizon:,} ({100 * t / roll.horizon:.0f}%), "
+          f"{time.time() - t_start:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
+      last_log = time.time()
+    after_chunk(label, t, roll.horizon)
+  return roll.finish(carry)
+
+
+def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None, *, settings=None,
+                greedy: bool = True, temperature: float = 1.0, max_episodes: int | None = None,
+                checkpoint: str | None = None, log=None, label: str = "rollout") -> RolloutResult:
+  """What the stages call: `make_batched_rollout(...)(params, env_params, keys[, prompts])`, run in
+  `settings.chunks` chunks (the config's `experiments.rollout`: chunks, checkpoint_seconds,
+  progress_seconds; None: one chunk, silent) with progress and an optional checkpoint file."""
+  get = (lambda k, d: settings.get(k, d)) if settings is not None else (lambda k, d: d)
+  roll = make_chunked_rollout(model, env, horizon, max_episodes or episodes_for(env, horizon),
+                              chunks=int(get("chunks", 1)), greedy=greedy, temperature=temperature,
+                              prompted=prompts is not None)
+  return jax.device_get(run_chunked(roll, params, env_params, keys, prompts, checkpoint=checkpoint,
+                                    checkpoint_seconds=float(get("checkpoint_seconds", 60.0)),
+                                    progress_seconds=float(get("progress_seconds", 10.0)), log=log, label=label))
