@@ -133,3 +133,21 @@ def test_one_knob_sets_the_context_and_the_windows_that_equal_it(module, preset,
   assert config.imitation.model.context_len == config.imitation.train.seq_len == 96
   config = parse("--config.context_len=96", "--config.imitation.train.seq_len=192")
   assert (config.imitation.model.context_len, config.imitation.train.seq_len) == (96, 192)
+
+
+@pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])
+def test_control_budget_config_trains_and_scores_the_power_control_alone(preset):
+  """experiments/configs/control_budget.py: the power control's arm alone, to its cap with patience off,
+  scored by P2 (no known positive, no P1, P3 or hybrid); it plans and validates before anything runs."""
+  from cl_limits.stages import pipeline  # noqa: PLC0415
+  from experiments.configs import control_budget  # noqa: PLC0415
+  config = control_budget.get_config(preset)
+  arm = config.experiments.p2.power_control
+  assert list(config.imitation.arms.keys()) == [arm] == ["ad_eps_half"]
+  assert config.imitation.arms[arm].updates == 0 and config.imitation.fidelity.patience == 0
+  steps = pipeline.plan(config, "/tmp/control_budget_plan")
+  pipeline.validate(steps)
+  names = {s.stage.name for s in steps}
+  assert {"imitation", "p2", "report"} <= names and not names & {"p1", "p3", "hybrid"}
+  with pytest.raises(ValueError, match="control_budget.py preset 'cartpole'"):
+    control_budget.get_config("cartpole")

@@ -1,0 +1,43 @@
+r"""The P2 power control's fidelity and competence against its budget: the AD-epsilon arm (`ad_eps_half`)
+alone, on a finished study's teachers, to a larger cap with patience off, scored by the P2 rule (its
+competence gate included), so one sees what data and updates the control would need to refute.
+
+  python -m experiments.pipeline --config=experiments/configs/control_budget.py:darkroom \
+      --workdir=runs/control_darkroom --config.teachers_from=runs/darkroom_s0 \
+      --config.imitation.train.num_updates=1200 --config.imitation.ad_eps.streams=8
+
+Presets: the study (`darkroom`, `breakout`), optionally `smoke,` before it. Everything but the arms, the
+cap, the patience and the stages left out (P1, P3, the hybrid, the known positive) is the study's config.
+The imitators still keep the weights of their best held-out check (the main job's rule). The fidelity
+curve is in `imitators/summary.json` (fidelity.curve), competence and the verdict in `p2/summary.json`
+and `report.md`.
+"""
+import ml_collections
+
+from experiments.configs import breakout, darkroom
+
+
+def control_alone(config) -> None:
+  """Makes `config` (unlocked) train and score the P2 power control's arm alone, to its cap."""
+  arm = str(config.experiments.p2.power_control)
+  config.imitation.arms = ml_collections.ConfigDict({arm: config.imitation.arms[arm]})
+  config.imitation.arms[arm].updates = 0           # train.num_updates is the cap
+  config.imitation.fidelity.patience = 0
+  config.imitation.eval.every_segments = 0
+  config.experiments.p1.arm = ""
+  config.experiments.p2.arms = ""
+  config.experiments.p2.known_positive = False
+  config.experiments.hybrid.arm = ""
+  config.experiments.p3.arm = ""
+  config.experiments.p3.targets = ml_collections.ConfigDict()
+
+
+def get_config(preset: str = "darkroom"):
+  size, _, study = preset.rpartition(",")
+  if study not in ("darkroom", "breakout") or size not in ("", "smoke"):
+    raise ValueError(f"control_budget.py preset {preset!r}: '[smoke,]darkroom' or '[smoke,]breakout'")
+  config = (darkroom if study == "darkroom" else breakout).get_config(size)
+  with config.unlocked():
+    control_alone(config)
+  config.lock()
+  return config
