@@ -126,20 +126,22 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
       log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
     carry = got
   carry = roll.init(*args) if carry is None else jax.device_put(carry)
-  start_t, t_start, last_log, last_save = t, time.time(), time.time(), time.time()
+  t0, t_first, last_log, last_save = t, time.time(), time.time(), time.time()
+  start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
   while t < roll.horizon:
-    carry = roll.advance(params, env_params, keys, carry, jnp.int32(t))
+    # Wait for the chunk: dispatch is asynchronous, and the clock must see the work, not the queueing.
+    carry = jax.block_until_ready(roll.advance(params, env_params, keys, carry, jnp.int32(t)))
     t = min(t + roll.chunk, roll.horizon)
     now = time.time()
+    if start_t is None:
+      start_t, t_start = t, now
     if checkpoint and (t >= roll.horizon or now - last_save >= checkpoint_seconds):
-      jax.block_until_ready(carry)
       _save(checkpoint, t, fp, carry)
       last_save = time.time()
     if log and t < roll.horizon and now - last_log >= progress_seconds:
-      jax.block_until_ready(carry)
-      rate = (t - start_t) / max(time.time() - t_start, 1e-9)
+      rate = (t - start_t) / (now - t_start) if t > start_t else (t - t0) / max(now - t_first, 1e-9)
       log(f"{label}: step {t:,} of {roll.horizon:,} ({100 * t / roll.horizon:.0f}%), "
-          f"{time.time() - t_start:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
+          f"{now - t_first:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
       last_log = time.time()
     after_chunk(label, t, roll.horizon)
   return roll.finish(carry)
