@@ -12,8 +12,8 @@ import jax
 import numpy as np
 
 from cl_limits import comma_list
-from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import chunked
+from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import rollout as rollout_lib
 
 VARIANTS = {"full": "none", "lora": "lora"}     # variant name -> hybrid adapter
@@ -40,9 +40,9 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
 
   params: one arm's imitators [S, ...]; tasks: env params [K]. Every learner gets the same keys, so the
   frozen run and a hybrid act identically until the hybrid's first update. The key of (seed s, task k) is
-  `task_keys(key, S, K)[s, k]` (settings: the config's `experiments.rollout`, how the frozen run is
-  chunked and how often it reports progress), which does not depend on how many tasks run: a run on the first K' tasks
-  gets the first K' columns of a run on all K.
+  `task_keys(key, S, K)[s, k]`, which does not depend on how many tasks run: a run on the first K' tasks
+  gets the first K' columns of a run on all K. settings: the config's `experiments.rollout` (how the
+  frozen run is chunked and how often it reports progress).
   """
   num_seeds = int(jax.tree.leaves(params)[0].shape[0])
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
@@ -52,7 +52,7 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   if frozen:
     t0 = time.time()
     res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
-                                  temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen")
+                              temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen")
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
   for v in variants:

@@ -125,8 +125,8 @@ def run(step, log=print) -> None:
   arrays = {"task_ids": task_ids}
   for mode in ("prompted", "empty"):
     res = chunked.run_batched(model, env, horizon, params, tasks, keys, prompt if mode == "prompted" else None,
-                                  settings=common.rollout_settings(config), log=log, label=f"[p1] {name} {mode}",
-                                  **actions)
+                              settings=common.rollout_settings(config), log=log, label=f"[p1] {name} {mode}",
+                              **actions)
     rets = np.asarray(res.episode_return)[..., :episodes]                             # [R, K, E]
     late = stats.episode_window_mean(rets, episodes - n_late, episodes)                # [R, K]
     summary["modes"][mode] = _score(late, finals)

@@ -163,8 +163,8 @@ def run(step, log=print) -> None:
       if kind == "known_positive":
         return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
       res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
-                                    settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
-                                    label=f"[p2] {name}", **actions)
+                                settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
+                                label=f"[p2] {name}", **actions)
       rets = _episodes(res, horizon, ep_len)
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the

@@ -14,25 +14,37 @@ import ml_collections
 from experiments.configs import breakout, darkroom
 
 
-def bc_alone(config) -> None:
-  """Makes `config` (unlocked) train and score the P1 arm (`bc`) alone, every arm to its cap: no P2, no
-  hybrid, no P3 (this file and experiments/configs/frame_encoder.py)."""
-  config.imitation.arms = ml_collections.ConfigDict(dict(bc=config.imitation.arms.bc))
+def arm_alone(config, arm: str) -> None:
+  """Makes `config` (unlocked) train one imitation arm alone, every arm to its cap (patience off, no
+  held-out rollout check during training): no hybrid, no P3. The caller says which of P1 and P2 score it."""
+  config.imitation.arms = ml_collections.ConfigDict({arm: config.imitation.arms[arm]})
   config.imitation.fidelity.patience = 0
   config.imitation.eval.every_segments = 0
-  config.experiments.p1.arm = "bc"
-  config.experiments.p2.arms = ""
-  config.experiments.p2.power_control = ""
   config.experiments.hybrid.arm = ""
   config.experiments.p3.arm = ""
   config.experiments.p3.targets = ml_collections.ConfigDict()
 
 
-def get_config(preset: str = "darkroom"):
+def bc_alone(config) -> None:
+  """Makes `config` (unlocked) train and score the P1 arm (`bc`) alone, every arm to its cap: no P2, no
+  hybrid, no P3 (this file and experiments/configs/frame_encoder.py)."""
+  arm_alone(config, "bc")
+  config.experiments.p1.arm = "bc"
+  config.experiments.p2.arms = ""
+  config.experiments.p2.power_control = ""
+
+
+def study_config(preset: str, file: str):
+  """The study config a budget file's preset names: '[smoke,]darkroom' or '[smoke,]breakout' (unlocked
+  changes go in `with config.unlocked():`)."""
   size, _, study = preset.rpartition(",")
   if study not in ("darkroom", "breakout") or size not in ("", "smoke"):
-    raise ValueError(f"bc_budget.py preset {preset!r}: '[smoke,]darkroom' or '[smoke,]breakout'")
-  config = (darkroom if study == "darkroom" else breakout).get_config(size)
+    raise ValueError(f"{file} preset {preset!r}: '[smoke,]darkroom' or '[smoke,]breakout'")
+  return (darkroom if study == "darkroom" else breakout).get_config(size)
+
+
+def get_config(preset: str = "darkroom"):
+  config = study_config(preset, "bc_budget.py")
   with config.unlocked():
     bc_alone(config)
     config.imitation.arms.bc.updates = 0            # train.num_updates is the cap

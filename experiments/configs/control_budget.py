@@ -12,31 +12,21 @@ The imitators still keep the weights of their best held-out check (the main job'
 curve is in `imitators/summary.json` (fidelity.curve), competence and the verdict in `p2/summary.json`
 and `report.md`.
 """
-import ml_collections
-
-from experiments.configs import breakout, darkroom
+from experiments.configs import bc_budget
 
 
 def control_alone(config) -> None:
   """Makes `config` (unlocked) train and score the P2 power control's arm alone, to its cap."""
   arm = str(config.experiments.p2.power_control)
-  config.imitation.arms = ml_collections.ConfigDict({arm: config.imitation.arms[arm]})
+  bc_budget.arm_alone(config, arm)
   config.imitation.arms[arm].updates = 0           # train.num_updates is the cap
-  config.imitation.fidelity.patience = 0
-  config.imitation.eval.every_segments = 0
   config.experiments.p1.arm = ""
   config.experiments.p2.arms = ""
   config.experiments.p2.known_positive = False
-  config.experiments.hybrid.arm = ""
-  config.experiments.p3.arm = ""
-  config.experiments.p3.targets = ml_collections.ConfigDict()
 
 
 def get_config(preset: str = "darkroom"):
-  size, _, study = preset.rpartition(",")
-  if study not in ("darkroom", "breakout") or size not in ("", "smoke"):
-    raise ValueError(f"control_budget.py preset {preset!r}: '[smoke,]darkroom' or '[smoke,]breakout'")
-  config = (darkroom if study == "darkroom" else breakout).get_config(size)
+  config = bc_budget.study_config(preset, "control_budget.py")
   with config.unlocked():
     control_alone(config)
   config.lock()
