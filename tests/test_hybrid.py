@@ -6,6 +6,7 @@ import pytest
 
 from cl_limits import envs
 from cl_limits.models.transformer import Tokens, TransitionTransformer
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import rollout as rollout_lib
 
@@ -124,3 +125,43 @@ def test_bad_config_names_the_field(setup):
     hybrid_lib.make_hybrid(model, env, cfg(buffer_steps=5), 2, 10)
   with pytest.raises(ValueError, match="^adapter: must be one of"):
     hybrid_lib.make_hybrid(model, env, cfg(adapter="ia3"), 2, 10)
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_chunked_hybrid_equals_one_scan_and_a_killed_one_resumes(setup, tmp_path, monkeypatch):
+  """Run from the host in chunks of whole segments (3 segments in chunks of 2, the last one masked), the
+  hybrid acts as the one-scan hybrid: the same returns and episode ends, and the same losses (the first
+  chunk, compiled with init, to the bit; a later chunk's SGD, its own program, to float rounding). Stopped
+  after its first chunk, it resumes from the checkpoint there (weights, optimiser, buffer) and ends with
+  the uninterrupted chunked result, bit for bit."""
+  env, model, params, _ = setup
+  params2 = jax.tree.map(lambda x: jnp.stack([x, 0.5 * x]), params)           # two "seeds"
+  tasks = jax.tree.map(lambda x: x[jnp.asarray([7, 11])], env.all_tasks())
+  keys = jax.random.split(jax.random.key(5), 4).reshape(2, 2)
+  c = cfg()
+  one = jax.device_get(hybrid_lib.make_batched_hybrid(model, env, c, SEGMENTS, 10)(params2, tasks, keys))
+  roll = chunked.make_chunked_hybrid(model, env, c, SEGMENTS, 10, chunks=2)
+  assert roll.chunk == 2 * ACT and roll.horizon == SEGMENTS * ACT
+  got = jax.device_get(chunked.run_chunked(roll, params2, tasks, keys))
+  assert np.nansum(np.asarray(one.episode_return)) > 0 and np.isfinite(np.asarray(one.loss)).all()
+  for f in ("episode_return", "episode_end", "num_episodes"):
+    np.testing.assert_array_equal(np.asarray(getattr(got, f)), np.asarray(getattr(one, f)), err_msg=f)
+  np.testing.assert_array_equal(np.asarray(got.loss)[..., :2], np.asarray(one.loss)[..., :2])
+  np.testing.assert_allclose(np.asarray(got.loss), np.asarray(one.loss), rtol=1e-5)
+  path = str(tmp_path / "hybrid.npz")
+
+  def kill(label, t, horizon):
+    if t == roll.chunk:
+      raise _Killed
+  monkeypatch.setattr(chunked, "after_chunk", kill)
+  with pytest.raises(_Killed):
+    chunked.run_chunked(roll, params2, tasks, keys, checkpoint=path, checkpoint_seconds=0)
+  monkeypatch.undo()
+  logs = []
+  again = jax.device_get(chunked.run_chunked(roll, params2, tasks, keys, checkpoint=path, log=logs.append))
+  assert any(f"resuming from its checkpoint at step {roll.chunk}" in line for line in logs), logs
+  for f in ("episode_return", "episode_end", "loss"):
+    np.testing.assert_array_equal(np.asarray(getattr(again, f)), np.asarray(getattr(got, f)), err_msg=f)

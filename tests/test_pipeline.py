@@ -307,6 +307,48 @@ def test_killed_p2_resumes_mid_rollout_with_the_uninterrupted_result(smoke_pipel
       np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_killed_hybrid_stage_resumes_mid_run_with_the_uninterrupted_result(smoke_pipeline, tmp_path, monkeypatch):
+  """The hybrid stage killed between two chunks of a learner (its weights, optimiser and buffer saved
+  there), then run again: it resumes that learner from the checkpoint, its returns equal an uninterrupted
+  run with the same chunking, and its checkpoints are gone once its summary is written."""
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  src = smoke_pipeline[0]
+  config = smoke_with("experiments.rollout", ml_collections.ConfigDict(
+      dict(chunks=4, progress_seconds=0.0, checkpoint_seconds=0.0)))
+  dirs = {}
+  for name in ("whole", "killed"):
+    dirs[name] = str(tmp_path / name)
+    shutil.copytree(src, dirs[name])
+    os.remove(os.path.join(dirs[name], "hybrid", "summary.json"))
+  pipeline.run_stage(config, dirs["whole"], "hybrid", log=lambda line: None)
+  partial = os.path.join(dirs["killed"], "hybrid", "partial")
+  seen = []
+
+  def kill(label, t, horizon):
+    if "hybrid" in label.split("]")[-1] and t < horizon:
+      seen.append((label, t, horizon))
+      if len(seen) == 2:
+        raise Killed
+  monkeypatch.setattr(chunked, "after_chunk", kill)
+  with pytest.raises(Killed):
+    pipeline.run_stage(config, dirs["killed"], "hybrid", log=lambda line: None)
+  monkeypatch.undo()
+  label, t, horizon = seen[-1]
+  assert 0 < t < horizon and os.listdir(partial)
+  logs = []
+  pipeline.run_stage(config, dirs["killed"], "hybrid", log=logs.append)
+  assert f"{label}: resuming from its checkpoint at step {t:,} of {horizon:,}" in logs
+  assert not os.path.exists(partial)
+  with np.load(os.path.join(dirs["whole"], "hybrid", "returns.npz")) as a, \
+       np.load(os.path.join(dirs["killed"], "hybrid", "returns.npz")) as b, \
+       np.load(os.path.join(src, "hybrid", "returns.npz")) as c:
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for k in ("frozen/episode_return", "frozen/episode_end"):      # a frozen run does not depend on chunks
+      np.testing.assert_array_equal(a[k], c[k], err_msg=k)
+
+
 def test_a_changed_field_reruns_its_stage_and_what_reads_it(smoke_pipeline, tmp_path):
   src = smoke_pipeline[0]
   workdir = str(tmp_path / "run")

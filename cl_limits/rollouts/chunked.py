@@ -4,7 +4,8 @@
 one masked where the chunk length does not divide the horizon); `run_chunked` runs them, printing progress
 and saving the carry (KV caches, environment states, episodes so far) between chunks. Step t's key is the
 same however the steps are chunked, so the result equals one scan step for step. `run_batched` is what the
-stages call, with the config's `experiments.rollout` settings.
+stages call, with the config's `experiments.rollout` settings. `make_chunked_hybrid` does the same for the
+hybrid learner (rollouts/hybrid.py), in chunks of whole segments (act, then SGD).
 """
 from __future__ import annotations
 
@@ -18,19 +19,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts.rollout import RolloutResult, make_parts, episodes_for
 
 
 class ChunkedRollout(NamedTuple):
   """One batched rollout of `horizon` steps run from the host in chunks of `chunk` steps (`run_chunked`).
   init(params [M], env_params [K], keys [M, K][, prompts]) -> carry; advance(params, env_params, keys, carry,
-  t0) -> carry (steps t0 .. t0 + chunk - 1); finish(carry) -> RolloutResult [M, K, ...]. All jitted."""
+  t0) -> carry (steps t0 .. t0 + chunk - 1); finish(carry) -> RolloutResult [M, K, ...]; first (optional):
+  (params, env_params, keys) -> the carry after the first chunk, init and that chunk compiled as one
+  program (run_chunked uses it when it starts from step 0). All jitted."""
   init: Any
   advance: Any
   finish: Any
   horizon: int
   chunk: int
   tag: str
+  first: Any = None     # (params, env_params, keys) -> the carry after the first chunk, init compiled with it
 
 
 def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: int = 1, greedy: bool = True,
@@ -56,6 +61,45 @@ def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: in
   tag = f"h{horizon}-c{chunk}-{mode}-{'greedy' if greedy else f't{float(temperature):g}'}-{'p' if prompted else 'e'}"
   return ChunkedRollout(jax.jit(init_b), jax.jit(step_b, donate_argnums=(3,)), jax.jit(jax.vmap(jax.vmap(finish))),
                         int(horizon), int(chunk), tag)
+
+
+def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, chunks: int = 1,
+                        greedy: bool = False, temperature: float = 1.0) -> ChunkedRollout:
+  """`hybrid.make_batched_hybrid` cut into `chunks` pieces of whole segments (the last one masked where the
+  chunk length does not divide the segments), as a `ChunkedRollout` counted in environment steps for
+  `run_chunked`. Segment s's keys are the one-scan hybrid's; the first chunk (compiled with init) is that
+  run to the bit, and a later chunk's SGD, compiled as its own program, equals it to float rounding (about
+  1e-7 of a loss), so over a long run a sampled action can come out otherwise; `chunks=1` is the one-scan
+  hybrid exactly. A killed run resumes to the uninterrupted chunked run's result, bit for bit. The final
+  weights are dropped, as in `make_batched_hybrid`; the carry (weights, optimiser state, buffer, caches) is
+  what a checkpoint saves."""
+  if chunks < 1:
+    raise ValueError(f"chunks must be >= 1 (got {chunks})")
+  init, advance, finish = hybrid_lib.make_hybrid_parts(model, env, cfg, num_segments, max_episodes, greedy,
+                                                       temperature)
+  act = int(cfg.act_steps)
+  per = -(-num_segments // min(chunks, num_segments))
+  masked = num_segments % per != 0
+
+  def step(params, env_params, key, carry, t0):
+    return advance(params, env_params, key, carry, t0 // act, per, masked)
+
+  def slim(carry):
+    return finish(None, carry)._replace(params=None, adapter=None)
+
+  def first(params, env_params, key):
+    return step(params, env_params, key, init(params, env_params, key), 0)
+
+  init_b = jax.vmap(jax.vmap(init, in_axes=(None, 0, 0)), in_axes=(0, None, 0))
+  first_b = jax.vmap(jax.vmap(first, in_axes=(None, 0, 0)), in_axes=(0, None, 0))
+  step_b = jax.vmap(jax.vmap(step, in_axes=(None, 0, 0, 0, None)), in_axes=(0, None, 0, 0, None))
+  proto = "greedy" if greedy else f"t{float(temperature):g}"
+  tag = f"hybrid-{num_segments}x{act}-c{per}-{proto}-{sorted(cfg.to_dict().items())}"
+  # The first chunk is compiled with init: XLA then sees the initial weights and optimiser state as the
+  # one-scan program does, and the SGD arithmetic is the same to the bit (a separately compiled first
+  # chunk differs from one scan in the losses' last digits).
+  return ChunkedRollout(jax.jit(init_b), jax.jit(step_b, donate_argnums=(3,)), jax.jit(jax.vmap(jax.vmap(slim))),
+                        num_segments * act, per * act, tag, first=jax.jit(first_b))
 
 
 def _fingerprint(roll: ChunkedRollout, *trees) -> str:
@@ -125,12 +169,16 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
     elif log:
       log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
     carry = got
-  carry = roll.init(*args) if carry is None else jax.device_put(carry)
   t0, t_first, last_log, last_save = t, time.time(), time.time(), time.time()
+  if carry is not None:
+    carry = jax.device_put(carry)
+  elif roll.first is None:
+    carry = roll.init(*args)
   start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
   while t < roll.horizon:
     # Wait for the chunk: dispatch is asynchronous, and the clock must see the work, not the queueing.
-    carry = jax.block_until_ready(roll.advance(params, env_params, keys, carry, jnp.int32(t)))
+    carry = jax.block_until_ready(roll.first(*args) if carry is None else      # the first chunk, with init
+                                  roll.advance(params, env_params, keys, carry, jnp.int32(t)))
     t = min(t + roll.chunk, roll.horizon)
     now = time.time()
     if start_t is None:
@@ -147,16 +195,22 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
   return roll.finish(carry)
 
 
+def options(settings) -> dict:
+  """The config's `experiments.rollout` as run_chunked's keywords plus "chunks" (None: one chunk, silent)."""
+  get = (lambda k, d: settings.get(k, d)) if settings is not None else (lambda k, d: d)
+  return dict(chunks=int(get("chunks", 1)), checkpoint_seconds=float(get("checkpoint_seconds", 60.0)),
+              progress_seconds=float(get("progress_seconds", 10.0)))
+
+
 def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None, *, settings=None,
                 greedy: bool = True, temperature: float = 1.0, max_episodes: int | None = None,
                 checkpoint: str | None = None, log=None, label: str = "rollout") -> RolloutResult:
   """What the stages call: `make_batched_rollout(...)(params, env_params, keys[, prompts])`, run in
   `settings.chunks` chunks (the config's `experiments.rollout`: chunks, checkpoint_seconds,
   progress_seconds; None: one chunk, silent) with progress and an optional checkpoint file."""
-  get = (lambda k, d: settings.get(k, d)) if settings is not None else (lambda k, d: d)
+  opts = options(settings)
   roll = make_chunked_rollout(model, env, horizon, max_episodes or episodes_for(env, horizon),
-                              chunks=int(get("chunks", 1)), greedy=greedy, temperature=temperature,
+                              chunks=opts.pop("chunks"), greedy=greedy, temperature=temperature,
                               prompted=prompts is not None)
-  return jax.device_get(run_chunked(roll, params, env_params, keys, prompts, checkpoint=checkpoint,
-                                    checkpoint_seconds=float(get("checkpoint_seconds", 60.0)),
-                                    progress_seconds=float(get("progress_seconds", 10.0)), log=log, label=label))
+  return jax.device_get(run_chunked(roll, params, env_params, keys, prompts, checkpoint=checkpoint, log=log,
+                                    label=label, **opts))

@@ -23,7 +23,8 @@ With `sgd_steps=0` nothing is updated and nothing rebuilt: the hybrid is then ex
 
 Compiled: `run(params, env_params, key)` is one `lax.scan` over segments, each an inner scan over
 `act_steps` environment steps followed by a scan over `sgd_steps` updates; vmap it over tasks and seeds
-(every (seed, task) pair adapts its own copy of the weights).
+(every (seed, task) pair adapts its own copy of the weights). The stages run the same segments in chunks
+from the host (`chunked.make_chunked_hybrid`: progress, ETA and checkpoints, the same result).
 """
 from __future__ import annotations
 
@@ -133,9 +134,15 @@ class _Buffer(NamedTuple):
   episode: jax.Array    # [B] int32 global episode index (-1: empty slot)
 
 
-def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_episodes: int,
-                greedy: bool = False, temperature: float = 1.0):
-  """`run(params, env_params, key) -> HybridResult` over num_segments * cfg.act_steps environment steps."""
+def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int, max_episodes: int,
+                      greedy: bool = False, temperature: float = 1.0):
+  """The hybrid cut into (init, advance, finish), so it can run as one scan (`make_hybrid`) or in chunks of
+  segments from the host (`chunked.make_chunked_hybrid`) with the same result:
+    init(params, env_params, key) -> carry
+    advance(params, env_params, key, carry, s0, length, masked) -> carry   (segments s0 .. s0 + length - 1;
+      masked: segments past the last one leave the carry as it is)
+    finish(params, carry) -> HybridResult
+  Segment s's keys do not depend on how the segments are chunked."""
   validate(cfg, model.context_len)
   if num_segments < 1 or max_episodes < 1:
     raise ValueError(f"num_segments and max_episodes must be >= 1 (got {num_segments}, {max_episodes})")
@@ -185,16 +192,27 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
       return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, cache), None
     return jax.lax.scan(one, model.init_cache(), (toks, valid))[0]
 
-  def run(params, env_params, key):
+  def keys_of(key):
+    """(k_reset, step keys [num_segments, act_steps], SGD keys [num_segments])."""
     k_reset, k_steps = jax.random.split(key)
-    k_adapter, k_sgd = jax.random.split(jax.random.fold_in(k_reset, 1))
+    _, k_sgd = jax.random.split(jax.random.fold_in(k_reset, 1))
+    return (k_reset, jax.random.split(k_steps, horizon).reshape(num_segments, act_steps),
+            jax.random.split(k_sgd, num_segments))
+
+  def init(params, env_params, key):
+    k_reset, _, _ = keys_of(key)
+    k_adapter, _ = jax.random.split(jax.random.fold_in(k_reset, 1))
     obs, env_state = env.reset(k_reset, env_params)
     tok = first_tokens(obs, num_actions)
     trainable = lora_init(params, int(cfg.lora_rank), k_adapter) if use_lora else params
     opt_state = opt.init(trainable)
     buf = _Buffer(tokens=jax.tree.map(lambda x: jnp.zeros((buf_len,) + jnp.shape(x), jnp.asarray(x).dtype), tok),
                   action=jnp.zeros((buf_len,), jnp.int32), episode=jnp.full((buf_len,), -1, jnp.int32))
+    return (trainable, opt_state, model.init_cache(), tok, env_state, jnp.float32(0.0), jnp.int32(0),
+            jnp.full((max_episodes,), jnp.nan, jnp.float32), jnp.full((max_episodes,), -1, jnp.int32),
+            jnp.full((ring,), jnp.nan, jnp.float32), buf, jnp.full((num_segments,), jnp.nan, jnp.float32))
 
+  def advance(params, env_params, key, carry, s0, length: int, masked: bool):
     def env_step(carry, inp):
       eff, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret = carry
       t, k = inp
@@ -212,8 +230,9 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
       return carry, rec
 
     def segment(carry, inp):
-      trainable, opt_state, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret, buf = carry
-      ts, ks, k_upd = inp
+      trainable, opt_state, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret, buf, losses = carry
+      s, ks, k_upd = inp
+      ts = s * act_steps + jnp.arange(act_steps, dtype=jnp.int32)
       eff = effective(params, trainable)
       inner = (eff, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret)
       inner, (rtok, ract, rep) = jax.lax.scan(env_step, inner, (ts, ks))
@@ -222,25 +241,41 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
                                   tuple(buf), (rtok, ract, rep)))
       if sgd_steps:
         weight = episode_weights(buf.episode, ring_ret, cfg.weighting, top_q)
-        (trainable, opt_state), losses = jax.lax.scan(
+        (trainable, opt_state), step_losses = jax.lax.scan(
             lambda c, k: update(c, k, params, buf, weight), (trainable, opt_state),
             jax.random.split(k_upd, sgd_steps))
         cache = prefill(effective(params, trainable), buf)
-        loss = losses.mean()
-      else:
-        loss = jnp.float32(jnp.nan)
-      return (trainable, opt_state, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret, buf), loss
+        losses = losses.at[s].set(step_losses.mean())
+      return (trainable, opt_state, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret, buf, losses), None
 
-    init = (trainable, opt_state, model.init_cache(), tok, env_state, jnp.float32(0.0), jnp.int32(0),
-            jnp.full((max_episodes,), jnp.nan, jnp.float32), jnp.full((max_episodes,), -1, jnp.int32),
-            jnp.full((ring,), jnp.nan, jnp.float32), buf)
-    step_keys = jax.random.split(k_steps, horizon).reshape(num_segments, act_steps)
-    ts = jnp.arange(horizon, dtype=jnp.int32).reshape(num_segments, act_steps)
-    final, losses = jax.lax.scan(segment, init, (ts, step_keys, jax.random.split(k_sgd, num_segments)))
-    trainable, n_ep, rets, ends = final[0], final[6], final[7], final[8]
+    _, step_keys, sgd_keys = keys_of(key)
+    ss = s0 + jnp.arange(length, dtype=jnp.int32)
+    if not masked:
+      inp = (ss, jax.lax.dynamic_slice_in_dim(step_keys, s0, length),
+             jax.lax.dynamic_slice_in_dim(sgd_keys, s0, length))
+      return jax.lax.scan(segment, carry, inp)[0]
+    # The last chunk where the chunk length does not divide the segments: segments past the last leave the
+    # carry as it is (s0 is the same for every vmapped run, so this stays a real branch under vmap).
+    last = jnp.minimum(ss, num_segments - 1)
+    return jax.lax.scan(lambda c, i: jax.lax.cond(i[0] < num_segments, segment, lambda c, _: (c, None), c, i),
+                        carry, (ss, step_keys[last], sgd_keys[last]))[0]
+
+  def finish(params, carry):
+    trainable, n_ep, rets, ends, losses = carry[0], carry[6], carry[7], carry[8], carry[11]
     return HybridResult(episode_return=rets, episode_end=ends, num_episodes=n_ep,
                         params=params if use_lora else trainable, adapter=trainable if use_lora else {},
                         loss=losses)
+
+  return init, advance, finish
+
+
+def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_episodes: int,
+                greedy: bool = False, temperature: float = 1.0):
+  """`run(params, env_params, key) -> HybridResult` over num_segments * cfg.act_steps environment steps."""
+  init, advance, finish = make_hybrid_parts(model, env, cfg, num_segments, max_episodes, greedy, temperature)
+
+  def run(params, env_params, key):
+    return finish(params, advance(params, env_params, key, init(params, env_params, key), 0, num_segments, False))
 
   return run
 

@@ -6,6 +6,7 @@ identically until the hybrid's first update.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -13,7 +14,6 @@ import numpy as np
 
 from cl_limits import comma_list
 from cl_limits.rollouts import chunked
-from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import rollout as rollout_lib
 
 VARIANTS = {"full": "none", "lora": "lora"}     # variant name -> hybrid adapter
@@ -34,7 +34,8 @@ def task_keys(key, num_seeds: int, num_tasks: int):
 
 
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
-                 greedy=False, temperature=1.0, frozen=True, log=print, tag="", settings=None):
+                 greedy=False, temperature=1.0, frozen=True, log=print, tag="", settings=None,
+                 checkpoints: str | None = None):
   """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
   every hybrid variant.
 
@@ -42,7 +43,9 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   frozen run and a hybrid act identically until the hybrid's first update. The key of (seed s, task k) is
   `task_keys(key, S, K)[s, k]`, which does not depend on how many tasks run: a run on the first K' tasks
   gets the first K' columns of a run on all K. settings: the config's `experiments.rollout` (how the
-  frozen run is chunked and how often it reports progress).
+  frozen run and the hybrids are chunked, how often they report progress and save). checkpoints: a folder
+  where each learner's state is saved between chunks (`<folder>/<learner>.npz`), so a killed run resumes
+  there; None: nothing saved.
   """
   num_seeds = int(jax.tree.leaves(params)[0].shape[0])
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
@@ -52,7 +55,8 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   if frozen:
     t0 = time.time()
     res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
-                              temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen")
+                              temperature=temperature, max_episodes=max_ep, log=log, label=f"{tag} frozen",
+                              checkpoint=_file(checkpoints, "frozen"))
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")
   for v in variants:
@@ -62,11 +66,17 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
     if horizon % act:
       raise ValueError(f"hybrid.learner.act_steps={act} must divide the horizon ({horizon} steps)")
     t0 = time.time()
-    fn = hybrid_lib.make_batched_hybrid(model, env, cfg, horizon // act, max_ep, greedy=greedy,
-                                        temperature=temperature)
-    res = jax.device_get(fn(params, tasks, keys))
+    opts = chunked.options(settings)
+    roll = chunked.make_chunked_hybrid(model, env, cfg, horizon // act, max_ep, chunks=opts.pop("chunks"),
+                                       greedy=greedy, temperature=temperature)
+    res = jax.device_get(chunked.run_chunked(roll, params, tasks, keys, checkpoint=_file(checkpoints, f"hybrid_{v}"),
+                                             log=log, label=f"{tag} hybrid {v}", **opts))
     out[v] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} hybrid {v}: {horizon // act} x ({act} steps + {cfg.sgd_steps} SGD steps) x {num_seeds} x "
         f"{num_tasks} ({time.time() - t0:.1f}s), final segment loss "
         f"{np.nanmean(np.asarray(res.loss)[..., -1]):.3f}")
   return out
+
+
+def _file(folder: str | None, name: str) -> str | None:
+  return None if folder is None else os.path.join(folder, f"{name}.npz")

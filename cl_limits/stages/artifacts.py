@@ -42,7 +42,7 @@ def protocol(config) -> dict:
 
 def target_envs(config) -> dict:
   """{name: env} of the P3 transplant targets (their observation entries widen the model's embedding)."""
-  targets = config.experiments.p3.targets if "experiments" in config else {}
+  targets = config.experiments.p3.targets if "experiments" in config and "p3" in config.experiments else {}
   return {n: common.env_of(config, f"experiments.p3.targets.{n}") for n in targets}
 
 

@@ -15,7 +15,7 @@ ROLLOUT = "experiments.rollout"     # how rollouts run (chunks, progress, checkp
 
 def rollout_settings(config):
   """The config's `experiments.rollout` (None when a config has none: one silent scan)."""
-  return config.experiments.get("rollout", None)
+  return (config.get("experiments", None) or {}).get("rollout", None)
 
 
 def validate_rollout(config) -> None:

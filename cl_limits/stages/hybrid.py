@@ -5,9 +5,13 @@ data's ceiling where the frozen imitator stays below it?
 history, frozen and as every hybrid variant (`experiments.hybrid.variants`, rollouts/hybrid.py), with the
 same keys; each variant's late return (last `late_fraction` of the steps) is compared with the frozen
 imitator's (paired by seed and task) and with the ceiling. Writes `<workdir>/hybrid/{returns.npz,
-summary.json, curves.png}` and TensorBoard under `<workdir>/tb/hybrid`.
+summary.json, curves.png}` and TensorBoard under `<workdir>/tb/hybrid`. Every learner runs in chunks
+(`experiments.rollout`) with progress, saving its state to `<workdir>/hybrid/partial/` so a killed stage
+resumes mid-run.
 """
 from __future__ import annotations
+
+import shutil
 
 import jax
 import numpy as np
@@ -20,6 +24,8 @@ from cl_limits.rollouts import hybrid as hybrid_lib
 from cl_limits.rollouts import learners
 from cl_limits.stages import artifacts, common, layout, outputs
 from cl_limits.stages.base import Stage, check, in_range, positive_int, wrap
+
+PARTIAL = "partial"     # <workdir>/hybrid/partial/<learner>.npz: a learner's state between chunks
 
 
 def validate(config) -> None:
@@ -36,6 +42,7 @@ def validate(config) -> None:
   positive_int(config, "experiments.hybrid.num_tasks", minimum=0)
   positive_int(config, "experiments.p2.ceiling_window")
   wrap("experiments.hybrid.learner", hybrid_lib.validate, h.learner, int(config.imitation.model.context_len))
+  common.validate_rollout(config)
 
 
 def run(step, log=print) -> None:
@@ -60,9 +67,11 @@ def run(step, log=print) -> None:
   log(f"[hybrid] {h.arm}: frozen vs {', '.join(names)} on {len(task_ids)} held-out tasks, {horizon:,} steps "
       f"({h.horizon_factor:g} x the {d['cut_learner_steps']:,} steps of one truncated history); ceiling "
       f"{ceil.mean():.3f} ({unit})")
+  partial = layout.path(workdir, "hybrid", PARTIAL)
   runs = learners.run_learners(model, params, env, tasks, horizon, jax.random.key(int(config.seed) + 19),
                                variants=names, learner_cfg=h.learner, **artifacts.protocol(config),
-                               log=log, tag=f"[hybrid] {h.arm}")
+                               log=log, tag=f"[hybrid] {h.arm}", settings=common.rollout_settings(config),
+                               checkpoints=partial)
   frac = float(h.late_fraction)
   late = {}
   for k, (r, e) in runs.items():
@@ -96,6 +105,7 @@ def run(step, log=print) -> None:
         horizon, f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks (raw returns)")
   outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon)
   outputs.write_json(layout.path(workdir, "hybrid", layout.SUMMARY), summary)
+  shutil.rmtree(partial, ignore_errors=True)    # the summary and returns.npz hold what they held
 
 
 def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
@@ -118,5 +128,5 @@ def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
 
 STAGE = Stage(name="hybrid", subdir="hybrid",
               reads=("seed", "env", "imitation", "experiments.hybrid", "experiments.p2.ceiling_window",
-                     "experiments.p3.targets", "evaluation", "tasks"), locations=("teachers_from",),
+                     "experiments.p3.targets", "evaluation", "tasks"), locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=common.hybrid_enabled, extra_outputs=("tb/hybrid",))

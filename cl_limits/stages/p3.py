@@ -137,7 +137,8 @@ def run(step, log=print) -> None:
       n_h = int(p3.hybrid_tasks)
       sub = common.first(tasks, n_h)
       hy = learners.run_learners(model, params, env, sub, horizon, key, variants=names, learner_cfg=h.learner,
-                                 **actions, frozen=False, log=log, tag=tag + " (hybrid section)")
+                                 **actions, frozen=False, log=log, tag=tag + " (hybrid section)",
+                                 settings=common.rollout_settings(config))
       hy = {"frozen": tuple(a[:, :n_h] for a in runs["frozen"]), **hy}
       sub_dqn = dqn["returns"][:, :n_h]
       sub_rnd = tuple(a[:, :n_h] for a in rnd_runs)

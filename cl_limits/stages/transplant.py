@@ -71,6 +71,7 @@ def holdout_config(config, workdir: str, game: str):
 
 
 def validate(config) -> None:
+  common.validate_rollout(config)
   t = config.transplant
   names = games(config)
   check(all(g in minatar.GAMES for g in names) and len(names) >= 2 and len(set(names)) == len(names),
@@ -121,7 +122,7 @@ def score(step, log=print) -> None:
     a_params = learner_lib.arm_params(params, arm_list, a, num_seeds)
     out = learners.run_learners(model, a_params, a_env, a_tasks, horizon, jax.random.fold_in(key, i),
                                 variants=names if a == t.hybrid_arm else [], learner_cfg=t.learner, **actions,
-                                log=log, tag=f"[transplant] {game} {a}")
+                                log=log, tag=f"[transplant] {game} {a}", settings=common.rollout_settings(config))
     kind = "augmented" if flags[a] else "raw frames"
     for k, v in out.items():
       name = a if k == "frozen" else f"{a}+sgd_{k}"
@@ -197,6 +198,6 @@ def write_report(config, workdir: str, s: dict) -> str:
 
 SCORE = Stage(name="transplant", subdir="p3", reads=("seed", "transplant", "evaluation", "teacher.dqn.total_steps",
                                                      "imitation"),
-              validate=validate, run=score, marker="p3/entry.json")
+              locations=(common.ROLLOUT,), validate=validate, run=score, marker="p3/entry.json")
 REPORT = Stage(name="transplant report", subdir="transplant", reads=("transplant", "evaluation"),
                validate=lambda config: None, run=report)       # its inputs' stage checks the config

@@ -150,6 +150,18 @@ def acceptance_evaluation(**overrides):
   return ev
 
 
+def rollout_settings() -> ml_collections.ConfigDict:
+  """How the rollouts of evaluation, P1, P2, P3, the hybrid and the transplant run (not what they compute,
+  so these are not part of a stage's fingerprint): each rollout is `chunks` scans driven from the host
+  (a hybrid: chunks of whole act + SGD segments), a progress line with its ETA at most every
+  `progress_seconds`. P2's held-out rollouts and the hybrid stage's learners also save their state (KV
+  caches, environment states, episodes so far; a hybrid's weights, optimiser and buffer) to
+  <workdir>/{p2,hybrid}/partial/ at most every `checkpoint_seconds`, so a killed stage resumes mid-rollout.
+  A frozen rollout's result does not depend on `chunks`; a hybrid's equals its one-scan run to float
+  rounding in the SGD after the first chunk (chunks=1: exactly)."""
+  return ml_collections.ConfigDict(dict(chunks=20, progress_seconds=30.0, checkpoint_seconds=60.0))
+
+
 def experiments(**overrides):
   """The named experiments the pipeline measures and the report decides (cl_limits/analysis/verdicts.py)."""
   ex = ml_collections.ConfigDict()
@@ -216,12 +228,7 @@ def experiments(**overrides):
   # Off by default: "argmax,0.3,0.5,0.7" re-runs P1, P2 and P3 at those temperatures on the finished run
   # (cl_limits/stages/sensitivity.py) and adds the table of every verdict by temperature to the report.
   ex.sensitivity = ml_collections.ConfigDict(dict(temperatures=""))
-  # How the frozen rollouts of evaluation, P1, P2 and P3 run (not what they compute: any chunking gives
-  # the same result, step for step, so these are not part of a stage's fingerprint): each rollout is
-  # `chunks` scans driven from the host, a progress line with its ETA at most every `progress_seconds`;
-  # P2's held-out rollouts also save their state (KV caches, environment states, episodes so far) to
-  # <workdir>/p2/partial/ at most every `checkpoint_seconds`, so a killed P2 resumes mid-rollout.
-  ex.rollout = ml_collections.ConfigDict(dict(chunks=20, progress_seconds=30.0, checkpoint_seconds=60.0))
+  ex.rollout = rollout_settings()
   ex.update(overrides)
   return ex
 

@@ -17,7 +17,7 @@ import ml_collections
 from cl_limits.imitation import learner
 from cl_limits.rollouts import hybrid
 from experiments.configs import darkroom, minatar
-from experiments.configs.darkroom import arm
+from experiments.configs.darkroom import arm, rollout_settings
 
 PRESETS = ("", "smoke", "gpu")
 
@@ -52,6 +52,7 @@ def get_config(preset: str = ""):
                                                patience=2 if streams > 1 else 0, min_improvement=0.005))
   config.imitation = im
   config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0))
+  config.experiments = ml_collections.ConfigDict(dict(rollout=rollout_settings()))   # as darkroom.py's
 
   t = ml_collections.ConfigDict()
   t.games = "Breakout,SpaceInvaders,Asterix,Freeway"
