@@ -9,6 +9,8 @@
   histories/ad_eps/   AD-epsilon histories (written by the imitation stage when an arm asks for them)
   imitators/          imitation: checkpoints/, data.json, summary.json, tb/<arm>/seed_<s>
   eval/ p1/ p2/ hybrid/ p3/     one directory per analysis stage: summary.json, returns.npz, curves.png
+  p2/partial/ hybrid/partial/   a rollout's (a hybrid learner's) state between chunks, removed once the
+                                stage's summary is written
   p3/<target>/teachers/         the DQN learning a P3 target from scratch (the teacher stage again)
   tb/<stage>/...                TensorBoard curves of the analysis stages (environment-step axis)
   report.md                     the verdict table first (the report stage)
