@@ -38,17 +38,22 @@ class ChunkedRollout(NamedTuple):
   first: Any = None     # (params, env_params, keys) -> the carry after the first chunk, init compiled with it
 
 
+def _chunk_length(total: int, chunks: int) -> tuple[int, bool]:
+  """(length of each of `chunks` equal pieces of `total` steps or segments, whether the last is masked)."""
+  if chunks < 1:
+    raise ValueError(f"chunks must be >= 1 (got {chunks})")
+  length = -(-total // min(chunks, total))
+  return length, total % length != 0
+
+
 def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: int = 1, greedy: bool = True,
                          mode: str = "cached", temperature: float = 1.0, prompted: bool = False) -> ChunkedRollout:
   """`make_batched_rollout`'s rollout cut into `chunks` pieces of equal length (the last one masked where
   the length does not divide the horizon): the same result, step for step, whatever `chunks` is."""
   if prompted and mode != "cached":
     raise ValueError("prompted rollouts use the KV cache (mode='cached')")
-  if chunks < 1:
-    raise ValueError(f"chunks must be >= 1 (got {chunks})")
+  chunk, masked = _chunk_length(horizon, chunks)
   init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, False)
-  chunk = -(-horizon // min(chunks, horizon))
-  masked = horizon % chunk != 0
 
   def step(params, env_params, key, carry, t0):
     return advance(params, env_params, key, carry, t0, chunk, masked)[0]
@@ -73,13 +78,10 @@ def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, c
   hybrid exactly. A killed run resumes to the uninterrupted chunked run's result, bit for bit. The final
   weights are dropped, as in `make_batched_hybrid`; the carry (weights, optimiser state, buffer, caches) is
   what a checkpoint saves."""
-  if chunks < 1:
-    raise ValueError(f"chunks must be >= 1 (got {chunks})")
+  per, masked = _chunk_length(num_segments, chunks)
   init, advance, finish = hybrid_lib.make_hybrid_parts(model, env, cfg, num_segments, max_episodes, greedy,
                                                        temperature)
   act = int(cfg.act_steps)
-  per = -(-num_segments // min(chunks, num_segments))
-  masked = num_segments % per != 0
 
   def step(params, env_params, key, carry, t0):
     return advance(params, env_params, key, carry, t0 // act, per, masked)

@@ -193,15 +193,14 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
     return jax.lax.scan(one, model.init_cache(), (toks, valid))[0]
 
   def keys_of(key):
-    """(k_reset, step keys [num_segments, act_steps], SGD keys [num_segments])."""
+    """(k_reset, k_adapter, step keys [num_segments, act_steps], SGD keys [num_segments])."""
     k_reset, k_steps = jax.random.split(key)
-    _, k_sgd = jax.random.split(jax.random.fold_in(k_reset, 1))
-    return (k_reset, jax.random.split(k_steps, horizon).reshape(num_segments, act_steps),
+    k_adapter, k_sgd = jax.random.split(jax.random.fold_in(k_reset, 1))
+    return (k_reset, k_adapter, jax.random.split(k_steps, horizon).reshape(num_segments, act_steps),
             jax.random.split(k_sgd, num_segments))
 
   def init(params, env_params, key):
-    k_reset, _, _ = keys_of(key)
-    k_adapter, _ = jax.random.split(jax.random.fold_in(k_reset, 1))
+    k_reset, k_adapter, _, _ = keys_of(key)
     obs, env_state = env.reset(k_reset, env_params)
     tok = first_tokens(obs, num_actions)
     trainable = lora_init(params, int(cfg.lora_rank), k_adapter) if use_lora else params
@@ -248,7 +247,7 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
         losses = losses.at[s].set(step_losses.mean())
       return (trainable, opt_state, cache, tok, env_state, ep_ret, n_ep, rets, ends, ring_ret, buf, losses), None
 
-    _, step_keys, sgd_keys = keys_of(key)
+    _, _, step_keys, sgd_keys = keys_of(key)
     ss = s0 + jnp.arange(length, dtype=jnp.int32)
     if not masked:
       inp = (ss, jax.lax.dynamic_slice_in_dim(step_keys, s0, length),
