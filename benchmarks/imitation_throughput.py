@@ -3,6 +3,7 @@ r"""Imitation training speed (predicted tokens per second) at the DarkRoom or th
   python benchmarks/imitation_throughput.py                 # the config's arms x seeds in one program
   python benchmarks/imitation_throughput.py --models=1
   python benchmarks/imitation_throughput.py --shapes=breakout
+  python benchmarks/imitation_throughput.py --shapes=breakout --models=15 --models_at_once=0,config
 
 Trains the DarkRoom config's transformer (imitation.model, imitation.train) on DarkRoom-shaped random
 histories (speed does not depend on the data's content) and prints one line per model count:
@@ -26,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-_CPU = flags.DEFINE_integer("cpu_devices", 1, "virtual CPU devices (jax_num_cpu_devices) to shard the models over; "
-                            "the pipeline's default is one per core (experiments/main.py --cpu_devices)")
+_CPU = flags.DEFINE_integer("cpu_devices", 1, "virtual CPU devices (jax_num_cpu_devices) to shard the models over "
+                            "(the pipeline runs on one)")
 from cl_limits import sharding
 from cl_limits.histories import datasets, windows
 from cl_limits.imitation import learner as learner_lib
@@ -43,6 +44,9 @@ _ENCODERS = flags.DEFINE_list("frame_encoders", ["config"],
 _CHUNKS = flags.DEFINE_list("attention_chunks", ["0", "config"],
                             "training-pass attention blocks to time side by side: 0 is one [T, T] block (the "
                             "path before chunked attention), 'config' the config's imitation.model.attention_chunk")
+_AT_ONCE = flags.DEFINE_list("models_at_once", ["config"],
+                             "imitation.train.models_at_once values to time side by side (0: every model in one "
+                             "vmapped batch; k: k at a time; 'config': the config's)")
 
 
 def main(argv):
@@ -77,7 +81,9 @@ def main(argv):
   encoders = [str(im.model.frame_encoder) if e == "config" else e for e in _ENCODERS.value]
   if nvec is not None:
     encoders = encoders[:1]          # integer observations: the frame encoder does not apply
-  for enc, chunk, m in [(e, c, m) for e in encoders for c in chunks for m in counts]:
+  at_once = [int(train.models_at_once) if a == "config" else int(a) for a in _AT_ONCE.value]
+  for enc, chunk, group, m in [(e, c, g, m) for e in encoders for c in chunks for g in at_once for m in counts]:
+    train.models_at_once = group
     padded, mesh = sharding.padded_layout(m)
     model_cfg = im.model.copy_and_resolve_references()
     model_cfg.attention_chunk = chunk
@@ -85,7 +91,9 @@ def main(argv):
     model = learner_lib.make_model(model_cfg, n_act, nvec)
     learner = learner_lib.make_learner(train, model)
     one = train.copy_and_resolve_references()
-    one.updates_per_segment, one.num_updates = 1, 10
+    # Costed vmapped whatever models_at_once is: XLA's cost analysis counts a loop's body once, and the
+    # arithmetic of an update is the same either way.
+    one.updates_per_segment, one.num_updates, one.models_at_once = 1, 10, 0
     one_update = learner_lib.make_learner(one, model)
     keys = sharding.shard_seeds(jax.random.split(jax.random.key(0), padded), mesh)
     state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
@@ -107,7 +115,7 @@ def main(argv):
     flops *= m / padded
     nbytes *= m / padded
     ups = _UPDATES.value / best
-    print(f"frame_encoder={enc} attention_chunk={chunk} models={m} devices={mesh.devices.size if mesh else 1} "
+    print(f"frame_encoder={enc} attention_chunk={chunk} models_at_once={group} models={m} devices={mesh.devices.size if mesh else 1} "
           f"tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
           f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f} gflop_per_s={flops * ups / 1e9:.2f} "
           f"({flops * ups / peak:.0%} of matmul) gb_per_s={nbytes * ups / 1e9:.2f} ({nbytes * ups / bw:.0%} of "

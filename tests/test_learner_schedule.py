@@ -1,5 +1,6 @@
 """Each arm's learning-rate schedule runs over its own update budget, in one vmapped program."""
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -47,3 +48,34 @@ def dict_model():
   m = learner_lib.default_model_config()
   m.update(dict(context_len=8, layers=1, width=8, heads=2))
   return m
+
+
+def test_models_one_at_a_time_train_as_one_vmapped_batch():
+  """models_at_once 1 and 2 (lax.map over groups of models, the second leaving a remainder of 1) train
+  three models with different budgets to the same losses, learning rates and weights as 0 (all three
+  vmapped), to float rounding; a negative value is refused naming the field."""
+  cfg = learner_lib.default_config()
+  cfg.update(dict(seq_len=8, batch_size=2, num_updates=6, updates_per_segment=6, lr=1e-3, warmup_updates=2))
+  model = learner_lib.make_model(dict_model(), 3, (5, 5))
+  fd = tiny_data()
+  data = datasets.to_device(fd)
+  starts, n_starts = windows.pad_starts([windows.legal_starts(fd.lengths, 8)] * 3)
+  tokens = learner_lib.example_tokens(data, 8, 3)
+  group = jnp.arange(3, dtype=jnp.int32)
+  out = {}
+  for at_once in (0, 1, 2):
+    cfg.models_at_once = at_once
+    learner = learner_lib.make_learner(cfg, model, budgets=[6, 4, 2])
+    state = jax.vmap(learner.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), tokens)
+    out[at_once] = jax.jit(learner.segment)(state, data, jnp.asarray(starts), jnp.asarray(n_starts), group)
+  state0, m0 = out[0]
+  assert np.asarray(m0.loss).shape == (3, 6) and len(set(np.asarray(m0.loss)[:, 0].round(6))) > 1
+  for at_once in (1, 2):
+    state, m = out[at_once]
+    np.testing.assert_allclose(np.asarray(m.loss), np.asarray(m0.loss), rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(m.lr), np.asarray(m0.lr))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state0.params)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  cfg.models_at_once = -1
+  with pytest.raises(ValueError, match="train.models_at_once"):
+    learner_lib.validate(cfg, dict_model())

@@ -39,6 +39,11 @@ def default_config() -> ml_collections.ConfigDict:
       updates_per_segment=100,     # one jitted scan; checkpoint + logs after each
       lr=1e-3, warmup_updates=100, end_lr_fraction=0.1, weight_decay=1e-4, max_grad_norm=1.0,
       b1=0.9, b2=0.99,
+      # models_at_once: how many of the program's models one update step computes together. 0: all of them
+      # (one vmapped batch: what an accelerator wants); k > 0: k at a time, one group after another
+      # (`jax.lax.map`), whose smaller working set stays in a CPU's caches (1.2-1.25x on 2 cores; the CPU
+      # study configs set 1). The same updates to float rounding either way.
+      models_at_once=0,
   ))
 
 
@@ -72,6 +77,8 @@ def validate(train_cfg, model_cfg) -> None:
   need(float(t.lr) > 0, "train.lr", f"must be > 0 (got {t.lr})")
   need(0 <= int(t.warmup_updates) < int(t.num_updates), "train.warmup_updates",
        f"must be in [0, num_updates) (got {t.warmup_updates})")
+  need(int(t.get("models_at_once", 0)) >= 0, "train.models_at_once",
+       f"must be >= 0 (0: every model in one batch; got {t.get('models_at_once')})")
 
 
 def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransformer:
@@ -201,7 +208,8 @@ def make_learner(cfg, model: TransitionTransformer, augment=None, budgets=None) 
   (`augment_window`), and every group's observations are then flattened to float.
   budgets: optional update budget per group [G] (default: cfg.num_updates for every group): a model of
   group g warms up and decays its learning rate over budgets[g] updates (`learning_rate`), so arms with
-  different budgets each run their whole schedule in one vmapped program."""
+  different budgets each run their whole schedule in one vmapped program.
+  cfg.models_at_once: models per step of the segment (0: all, vmapped; k: k at a time, `lax.map`)."""
   direction = make_direction(cfg)
   seq_len, batch = int(cfg.seq_len), int(cfg.batch_size)
   num_actions = model.num_actions
@@ -247,7 +255,13 @@ def make_learner(cfg, model: TransitionTransformer, augment=None, budgets=None) 
     return jax.lax.scan(lambda s, _: update(s, data, starts, n_starts, arm), state, None,
                         length=int(cfg.updates_per_segment))
 
-  segment = jax.vmap(one_model_segment, in_axes=(0, None, None, None, 0))
+  at_once = int(cfg.get("models_at_once", 0))
+  if at_once <= 0:
+    segment = jax.vmap(one_model_segment, in_axes=(0, None, None, None, 0))
+  else:
+    def segment(state, data, starts, n_starts, arm):
+      return jax.lax.map(lambda sa: one_model_segment(sa[0], data, starts, n_starts, sa[1]), (state, arm),
+                         batch_size=at_once)
   return Learner(init=init, segment=segment, model=model, optimizer=direction,
                  tokens_per_update=seq_len * batch)
 

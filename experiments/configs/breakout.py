@@ -75,7 +75,9 @@ def get_config(preset: str = ""):
       ad_eps_half=darkroom.arm(data="ad_eps", portion="first", fraction=0.5, gap=4, updates=600)))
   im.ad_eps.update(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=1.0, demonstrator="teacher"))
   im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
-  im.train.update(dict(seq_len=256, batch_size=16, num_updates=600, updates_per_segment=100, warmup_updates=40))
+  # One model at a time on a CPU (1.25x at these shapes: learner.default_config); the gpu preset batches them.
+  im.train.update(dict(seq_len=256, batch_size=16, num_updates=600, updates_per_segment=100, warmup_updates=40,
+                       models_at_once=1))
   im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
   config.imitation = im
 
@@ -128,7 +130,7 @@ def get_config(preset: str = ""):
     im.fidelity.update(dict(heldout_streams=0, patience=0))
     im.model.update(dict(context_len=1024, layers=4, width=128, heads=4))
     im.train.update(dict(seq_len=1024, batch_size=8, num_updates=4_000, updates_per_segment=500,
-                         warmup_updates=200, lr=3e-4))
+                         warmup_updates=200, lr=3e-4, models_at_once=0))
     for a in im.arms.values():
       a.updates = 4_000
     im.arms.ad_early.update(dict(fraction=0.04, gap=1))     # the cut rule: epsilon's floor at 100k + 100k

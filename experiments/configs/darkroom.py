@@ -77,7 +77,8 @@ def imitation(**overrides):
   im.model = learner.default_model_config()
   im.model.update(dict(context_len=100))
   im.train = learner.default_config()
-  im.train.update(dict(seq_len=100, batch_size=32, num_updates=600))
+  # One model at a time on a CPU (learner.default_config: 1.2x here); the gpu preset batches them all.
+  im.train.update(dict(seq_len=100, batch_size=32, num_updates=600, models_at_once=1))
   im.eval = ml_collections.ConfigDict(dict(every_segments=2, num_tasks=5, episodes=20))
   # Fidelity (cl_limits/imitation/fidelity.py): each learner's last `heldout_streams` streams are never
   # trained on; after every segment every imitator is scored on its own replicate's held-out streams (at
@@ -297,6 +298,7 @@ def get_config(preset: str = ""):
     config.teacher.num_seeds = 8
     config.teacher.dqn = teacher_dqn(total_steps=100_000, segment_steps=5_000, eps_anneal_steps=50_000)
     config.imitation.num_seeds = 8
+    config.imitation.train.models_at_once = 0        # every model in one batch on an accelerator
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for darkroom.py; choose from '', 'smoke', 'gpu'")
   link_replicates(config)
