@@ -115,7 +115,8 @@ def main(argv):
     flops *= m / padded
     nbytes *= m / padded
     ups = _UPDATES.value / best
-    print(f"frame_encoder={enc} attention_chunk={chunk} models_at_once={group} models={m} devices={mesh.devices.size if mesh else 1} "
+    print(f"frame_encoder={enc} attention_chunk={chunk} models_at_once={group} models={m} "
+          f"devices={mesh.devices.size if mesh else 1} "
           f"tokens_per_s={tok / best:.0f} updates_per_s={ups:.2f} "
           f"seconds_per_segment={best:.2f} compile_s={compile_s:.1f} gflop_per_s={flops * ups / 1e9:.2f} "
           f"({flops * ups / peak:.0%} of matmul) gb_per_s={nbytes * ups / 1e9:.2f} ({nbytes * ups / bw:.0%} of "

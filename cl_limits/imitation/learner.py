@@ -41,7 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
       b1=0.9, b2=0.99,
       # models_at_once: how many of the program's models one update step computes together. 0: all of them
       # (one vmapped batch: what an accelerator wants); k > 0: k at a time, one group after another
-      # (`jax.lax.map`), whose smaller working set stays in a CPU's caches (1.2-1.25x on 2 cores; the CPU
+      # (`jax.lax.map`), whose smaller working set stays in a CPU's caches (1.2-1.35x on 2 cores; the CPU
       # study configs set 1). The same updates to float rounding either way.
       models_at_once=0,
   ))

@@ -75,7 +75,7 @@ def get_config(preset: str = ""):
       ad_eps_half=darkroom.arm(data="ad_eps", portion="first", fraction=0.5, gap=4, updates=600)))
   im.ad_eps.update(dict(streams=4, steps=10_000, eps_floor=0.1, decay_fraction=1.0, demonstrator="teacher"))
   im.model.update(dict(context_len=256, layers=2, width=64, heads=4))
-  # One model at a time on a CPU (1.25x at these shapes: learner.default_config); the gpu preset batches them.
+  # One model at a time on a CPU (1.35x at these shapes: learner.default_config); the gpu preset batches them.
   im.train.update(dict(seq_len=256, batch_size=16, num_updates=600, updates_per_segment=100, warmup_updates=40,
                        models_at_once=1))
   im.eval = ml_collections.ConfigDict(dict(every_segments=1, num_tasks=1, episodes=5))
