@@ -43,7 +43,8 @@ def main(argv):
   model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
   augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
   score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
-                                     action_classes=getattr(env, "action_classes", None))
+                                     action_classes=getattr(env, "action_classes", None),
+                                     classes_at=fidelity_lib.classes_of(env))
   stats = score(params, heldout, np.arange(len(arms) * num_seeds))
   kl, valid = np.asarray(stats.kl, np.float64), np.asarray(stats.valid)
   t = np.broadcast_to(np.arange(seq_len), kl.shape)

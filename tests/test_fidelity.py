@@ -89,3 +89,40 @@ def test_equivalent_actions_are_one_action():
   np.testing.assert_allclose(raw["kl"], raw["kl_actions"], rtol=1e-5)
   from cl_limits import envs  # noqa: PLC0415
   assert envs.make("MinAtar-Breakout").action_classes == (0, 1, 0, 2, 0, 0)   # noop, left, right; the rest no-ops
+
+
+def test_actions_with_the_same_effect_here_are_one_action_here():
+  """Per-state classes: where the observation says actions 0 and 2 do the same (obs[1] == 1), an imitator
+  that swaps them is exact there; where they differ (obs[1] == 0) its KL is the swap's."""
+  rng = np.random.default_rng(5)
+  fd = part(seed=4)
+  walled = rng.random(fd.obs.shape[0]) < 0.5
+  fd = datasets.FlatData(**{**fd.__dict__, "obs": np.stack([fd.obs[:, 0], walled.astype(np.int8)], 1)})
+  held = fidelity.held_out([fd], 8, max_windows=0)
+
+  def classes_at(obs):
+    merged = jnp.array([0, 1, 0, 3], jnp.int32)
+    return jnp.where(obs[..., 1:2] == 1, merged, jnp.arange(A, dtype=jnp.int32))
+
+  run = fidelity.make_fidelity(StandIn("swapped"), 8, A, classes_at=classes_at)
+  stats = run(jnp.zeros((1,)), held, np.arange(1))
+  kl, valid, idx = (np.asarray(x) for x in (stats.kl, stats.valid, stats.idx))
+  here = walled[idx] & valid
+  np.testing.assert_allclose(kl[here], 0.0, atol=1e-5)
+  swapped_away = valid & ~walled[idx] & np.isin(fd.greedy[idx], [0, 2])    # the greedy action moved elsewhere
+  assert swapped_away.any() and (kl[swapped_away] > 0.5).all()
+
+
+def test_envs_declare_which_actions_do_the_same_at_a_state():
+  from cl_limits import envs  # noqa: PLC0415
+  room = envs.make("DarkRoom")                       # 0 stay, 1 up (y+1), 2 down (y-1), 3 right, 4 left
+  classes = np.asarray(room.action_classes_at(jnp.array([[0, 0], [4, 4], [8, 8]], jnp.int8)))
+  assert classes.tolist() == [[0, 1, 0, 3, 0], [0, 1, 2, 3, 4], [0, 0, 2, 0, 4]]
+  game = envs.make("MinAtar-Breakout")               # classes (0, 1, 0, 2, 0, 0): noop, left, right
+  frames = np.zeros((3, 10, 10, 4), bool)
+  for i, col in enumerate((0, 5, 9)):
+    frames[i, 9, col, 0] = True                      # the paddle
+  classes = np.asarray(game.action_classes_at(jnp.asarray(frames)))
+  assert classes.tolist() == [[0, 0, 0, 2, 0, 0], [0, 1, 0, 2, 0, 0], [0, 1, 0, 0, 0, 0]]
+  other = envs.make("MinAtar-SpaceInvaders")
+  assert np.asarray(other.action_classes_at(jnp.zeros((2, 10, 10, 4), bool))).tolist() == [list(other.action_classes)] * 2

@@ -104,6 +104,16 @@ class _Grid(environment.Environment):
   def is_terminated(self, state, params):
     return jnp.array(False)
 
+  action_classes_rule = "a move into a wall (the agent stays put) is the stay action"
+
+  def action_classes_at(self, obs):
+    """int32 [..., 5]: the class of each action at this observation. A move into a wall leaves the agent
+    where it is, so it has the stay action's effect and shares its class (0); every other action is its own
+    class. Fidelity is measured over these classes (`cl_limits/imitation/fidelity.py`)."""
+    pos = obs[..., None, :2].astype(jnp.int32)                                     # [..., 1, 2]
+    moved = jnp.any(jnp.clip(pos + jnp.asarray(MOVES), 0, self.size - 1) != pos, axis=-1)
+    return jnp.where(moved, jnp.arange(NUM_ACTIONS, dtype=jnp.int32), 0)
+
   def features(self, obs):
     """float32 features for an MLP: one-hot of every integer observation entry, concatenated."""
     obs = obs.astype(jnp.int32)

@@ -83,5 +83,23 @@ class SharedMinAtar(environment.Environment):
   def is_terminated(self, state, params):
     return self.inner.is_terminated(state, params)
 
+  @property
+  def action_classes_rule(self) -> str:
+    return ("left with the paddle at the left wall and right at the right wall are the no-op"
+            if self.game == "Breakout" else "")
+
+  def action_classes_at(self, obs):
+    """int32 [..., 6]: the class of each action at this observation (`action_classes`, and in Breakout a
+    move into a wall: left with the paddle at column 0, right at column 9, leaves it where it is and shares
+    the no-op's class). Other games' walls are not modelled: their classes are `action_classes`."""
+    classes = jnp.broadcast_to(jnp.asarray(self.action_classes, jnp.int32), obs.shape[:-3] + (NUM_ACTIONS,))
+    if self.game != "Breakout":
+      return classes
+    paddle = obs[..., 9, :, 0]                                                       # [..., 10]
+    noop = self.action_classes[0]
+    left = jnp.where(paddle[..., 0], noop, self.action_classes[1])
+    right = jnp.where(paddle[..., 9], noop, self.action_classes[3])
+    return classes.at[..., 1].set(left).at[..., 3].set(right)
+
   def features(self, obs):
     return obs.astype(jnp.float32)

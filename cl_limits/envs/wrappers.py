@@ -55,7 +55,9 @@ class _Wrapper(environment.Environment):
     return self.inner.optimal_return(params.inner, *args, **kw)
 
   def __getattr__(self, name):  # obs_nvec, size, ... of the wrapped env, obs_nvec, all_tasks, ... of the wrapped env
-    if name == "inner":
+    # Which actions do the same is read from the wrapped env's observations and action ids, which a
+    # projection or a permutation changes: not passed through (fidelity then treats every action as its own).
+    if name in ("inner", "action_classes", "action_classes_at", "action_classes_rule"):
       raise AttributeError(name)
     return getattr(self.inner, name)
 

@@ -9,10 +9,14 @@ is computed exactly, not sampled: CE(b, pi) = -sum_a b(a) log pi(a), H(b) = -sum
 imitator's negative log-likelihood of the recorded action (NLL) is its sampled estimate of CE.
 
 Actions with the same effect are one action here: an env may declare `action_classes` (MinAtar: the
-actions a game lacks act as its no-op), and kl / ce / entropy are then taken over the classes (b and pi
+actions a game lacks act as its no-op) or, where the effect depends on the state, `action_classes_at(obs)`
+(DarkRoom: a move into a wall stays put, as the stay action does; Breakout: left with the paddle at the
+left wall, right at the right wall), and kl / ce / entropy are then taken over the classes (b and pi
 summed within each class). A DQN's argmax among equivalent actions is decided by noise in its Q-values (in
-Breakout four of the six actions are the no-op, and 45% of the teachers' greedy actions fall among them),
-which no imitator can or should reproduce; `kl_actions` keeps the KL over the raw actions beside it.
+Breakout four of the six actions are the no-op, and 45% of the teachers' greedy actions fall among them;
+in DarkRoom 28% of the held-out steps of snapshot BC's data stand on a goal by a wall, where stay and the
+moves into the wall are one action), which no imitator can or should reproduce; `kl_actions` keeps the KL
+over the raw actions beside it.
 
 Held-out data are each learner's last stream(s), never trained on, cut like the training streams (the same
 portion, fraction and gap). They are tiled into consecutive windows of `seq_len` steps (the last one of a
@@ -105,13 +109,28 @@ def class_matrix(num_actions: int, action_classes=None) -> np.ndarray:
   return (classes[:, None] == np.arange(int(classes.max()) + 1)[None, :]).astype(np.float32)
 
 
-def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False, action_classes=None):
+def classes_of(env):
+  """The env's `action_classes_at` (each action's class at an observation, where effects depend on the
+  state), or None (its fixed `action_classes` then hold everywhere)."""
+  return getattr(env, "action_classes_at", None)
+
+
+def classes_rule(env) -> str:
+  """The env's `action_classes_rule`: one line saying which actions count as one at which states ('' when
+  its classes are fixed)."""
+  return str(getattr(env, "action_classes_rule", "") or "")
+
+
+def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False, action_classes=None,
+                  classes_at=None):
   """`run(params [M, ...], heldout, group [M]) -> StepStats [M, W, T]` (jitted): model m is scored on
   group[m]'s held-out windows. flatten_obs: the models were trained on observations flattened to float
   (a run with augmented arms: `learner.augment_window`'s plain path). action_classes: the class of each
-  action (actions of one class have the same effect); kl, ce and entropy are over classes."""
+  action (actions of one class have the same effect); classes_at: `fn(obs [W, T, ...]) -> int32 [W, T, A]`,
+  the class of each action at each step's observation (`classes_of(env)`; overrides action_classes);
+  kl, ce and entropy are over classes."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
-  merge = jnp.asarray(class_matrix(num_actions, action_classes))
+  fixed = jnp.asarray(np.argmax(class_matrix(num_actions, action_classes), -1), jnp.int32)   # [A]
 
   def one(params, data, greedy, eps, starts, n_windows):
     w = starts.shape[0]
@@ -125,8 +144,10 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
     logp = jax.nn.log_softmax(jax.vmap(model.apply, in_axes=(None, 0))(params, tokens), axis=-1)
     b = behaviour_probs(greedy[idx], eps[idx], num_actions)
     kl_actions = jnp.maximum(jnp.sum(jax.scipy.special.xlogy(b, b) - b * logp, -1), 0.0)
-    bk = b @ merge                                                  # [W, T, K] per class
-    logq = jnp.log(jnp.maximum(jnp.exp(logp) @ merge, 1e-30))
+    cls = classes_at(data.obs[idx]) if classes_at is not None else jnp.broadcast_to(fixed, idx.shape + fixed.shape)
+    merge = jax.nn.one_hot(cls, num_actions, dtype=b.dtype)         # [W, T, A, K]: action a in class k here
+    bk = jnp.einsum("wta,wtak->wtk", b, merge)                      # [W, T, K] per class
+    logq = jnp.log(jnp.maximum(jnp.einsum("wta,wtak->wtk", jnp.exp(logp), merge), 1e-30))
     entropy = -jnp.sum(jax.scipy.special.xlogy(bk, bk), -1)
     ce = -jnp.sum(bk * logq, -1)
     nll = -jnp.take_along_axis(logp, data.action[idx][..., None], -1)[..., 0]

@@ -174,7 +174,8 @@ def _fidelity(workdir) -> list[str]:
            "over the game's distinct actions (actions with the same effect merged; the raw-action KL beside it); "
            "CE = the imitator's expected cross-entropy under the behaviour policy, H = the behaviour policy's "
            "entropy (KL = CE - H), NLL = of the recorded actions. Each arm keeps the weights of its best "
-           "held-out check (kept).", "",
+           "held-out check (kept)." + (f" Actions merged by state: {f['classes_by_state']}."
+                                        if f.get("classes_by_state") else ""), "",
            "| arm | updates (cap), kept | KL per replicate | KL | KL raw actions | CE | H | NLL | KL early / middle / late |",
            "|---|---|---|---|---|---|---|---|---|"]
   m = lambda v: float(np.mean(v)) if np.isfinite(v).all() else float("nan")

@@ -133,7 +133,8 @@ def run(step, log=print) -> None:
   score = None
   if heldout is not None:
     score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
-                                       action_classes=getattr(env, "action_classes", None))
+                                       action_classes=getattr(env, "action_classes", None),
+                                       classes_at=fidelity_lib.classes_of(env))
   fid = im.fidelity
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
   log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program"
@@ -256,6 +257,7 @@ def run(step, log=print) -> None:
         "heldout": f"each learner's last {int(fid.heldout_streams)} stream(s), cut like the training streams, "
                    f"in consecutive windows of {seq_len} steps (at most {int(fid.max_windows) or 'all'} per model)",
         "action_classes": list(getattr(env, "action_classes", None) or range(model.num_actions)),
+        "classes_by_state": fidelity_lib.classes_rule(env),
         "per_arm": {a: {k: per_arm(v)[i].tolist() for k, v in summ.items()} for i, a in enumerate(arms)},
         "curve": progress.curve, "kl_by_env_step": {a: {"env_steps": steps_axis[a], "kl": kl_by_step[a]}
                                                      for a in arms}}
