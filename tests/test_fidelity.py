@@ -126,3 +126,32 @@ def test_envs_declare_which_actions_do_the_same_at_a_state():
   assert classes.tolist() == [[0, 0, 0, 2, 0, 0], [0, 1, 0, 2, 0, 0], [0, 1, 0, 0, 0, 0]]
   other = envs.make("MinAtar-SpaceInvaders")
   assert np.asarray(other.action_classes_at(jnp.zeros((2, 10, 10, 4), bool))).tolist() == [list(other.action_classes)] * 2
+
+
+def test_the_floor_analysis_classes_darkroom_steps_by_state():
+  """experiments/fidelity_floor.by_state on a hand-made DarkRoom history (goal (6, 4), start (4, 4), 4-step
+  episodes): the goal is read from the rewarded moves; each step is on the goal, one shortest move from it,
+  or one of two (an off-axis cell); the first episode of each window is told apart; KL is averaged per
+  class; the tie-copy rate compares the same cell one episode earlier."""
+  from cl_limits import envs  # noqa: PLC0415
+  from experiments import fidelity_floor  # noqa: PLC0415
+  env = envs.make("DarkRoom", episode_len=4)
+  # Episode: (4,4) right -> (5,4) right -> (6,4) stay -> (6,4) stay; then one from the off-axis (5,5).
+  obs = np.array([[4, 4], [5, 4], [6, 4], [6, 4], [5, 5], [5, 4], [6, 4], [6, 4]], np.int8)
+  action = np.array([3, 3, 0, 0, 2, 3, 0, 0], np.int32)
+  reward = np.array([0, 1, 1, 1, 0, 1, 1, 1], np.float32)
+  greedy = np.array([3, 3, 0, 0, 2, 3, 0, 0], np.int32)
+  fd = datasets.FlatData(obs=obs, action=action, label=action, reward=reward, done=np.zeros(8, bool),
+                         lengths=np.array([8]), episodes=2, time=np.arange(8, dtype=np.int32), greedy=greedy,
+                         epsilon=np.full(8, 0.1, np.float32))
+  from cl_limits.envs.grid import MOVES  # noqa: PLC0415
+  assert fidelity_floor.goal_of_each_step(fd, MOVES, env.size).tolist() == [[6, 4]] * 8
+  kl = np.array([[1.0, 2.0, 0.0, 0.0, 4.0, 0.5, 0.1, 0.1]])       # one window of 8 steps
+  valid = np.ones((1, 8), bool)
+  idx = np.arange(8)[None]
+  rows, copy = fidelity_floor.by_state(fd, kl, valid, idx, env, seq_len=8)
+  assert rows["one shortest move, first episode of its window"] == (2 / 8, 1.5)
+  assert rows["on the goal, first episode of its window"] == (2 / 8, 0.0)
+  assert rows["two shortest moves, later episodes"] == (1 / 8, 4.0)
+  assert rows["one shortest move, later episodes"] == (1 / 8, 0.5)
+  assert np.isnan(copy)            # (5, 5) was not visited one episode earlier
