@@ -107,6 +107,18 @@ def test_ad_epsilon_histories_anneal_from_random_to_oracle():
   np.testing.assert_allclose(eps, [1.0, 0.55, 0.1, 0.1], atol=1e-6)
 
 
+def test_ad_epsilon_with_no_decay_is_one_frozen_policy():
+  """decay_fraction 0: epsilon at its floor from the first step, so every recorded step has the same
+  behaviour policy (the oracle with probability 0.9, else uniform)."""
+  env = envs.make("DarkRoom", size=9, episode_len=20)
+  tasks = jax.tree.map(lambda x: x[:3], env.all_tasks())
+  gen = jax.jit(jax.vmap(adeps.make_generate(env, steps=400, streams=2, eps_floor=0.1, decay_fraction=0.0)))
+  hist = jax.device_get(gen(jax.random.split(jax.random.key(1), 3), tasks))
+  np.testing.assert_allclose(hist.epsilon, 0.1)
+  agree = (np.asarray(hist.action) == np.asarray(hist.greedy)).mean()
+  assert 0.88 < agree < 0.96                       # 0.9 + 0.1 / 5 = 0.92 expected
+
+
 def test_arm_validation_names_the_field():
   with pytest.raises(ValueError, match=r"^arms.x.portion"):
     datasets.validate_arm("x", {"portion": "middle"})

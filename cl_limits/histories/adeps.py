@@ -3,7 +3,7 @@
 Each stream acts with a demonstrator -- the env's oracle, or a given policy such as a trained DQN's greedy
 action (for games without an oracle) -- except that with probability epsilon it takes a uniformly random
 action; epsilon falls linearly from 1 at the first step to `eps_floor` at `decay_fraction` of the stream
-and stays there. The result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
+and stays there (`decay_fraction` 0: at `eps_floor` throughout, one frozen epsilon-greedy policy). The result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
 with `update` holding the step at which epsilon was computed), so the same store, selection and window
 sampler serve both.
 """
@@ -16,6 +16,9 @@ from cl_limits.histories.history import History
 
 
 def epsilon_at(t, steps: int, eps_floor: float, decay_fraction: float):
+  """Epsilon at step t; decay_fraction 0: at its floor from the first step (one frozen policy)."""
+  if float(decay_fraction) == 0.0:
+    return jnp.full(jnp.shape(t), eps_floor, jnp.float32)
   decay = jnp.maximum(decay_fraction * steps, 1.0)
   return jnp.maximum(eps_floor, 1.0 - (1.0 - eps_floor) * t / decay)
 

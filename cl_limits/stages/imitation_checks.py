@@ -61,7 +61,7 @@ def validate(config) -> None:
     positive_int(config, "imitation.ad_eps.steps")
     positive_int(config, "imitation.ad_eps.streams")
     in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)
-    in_range(config, "imitation.ad_eps.decay_fraction", 0.0, 1.0, lo_open=True)
+    in_range(config, "imitation.ad_eps.decay_fraction", 0.0, 1.0)     # 0: epsilon at its floor throughout
   positive_int(config, "imitation.fidelity.heldout_streams", minimum=0)
   positive_int(config, "imitation.fidelity.max_windows", minimum=0)
   positive_int(config, "imitation.fidelity.patience", minimum=0)
