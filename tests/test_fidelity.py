@@ -129,12 +129,12 @@ def test_envs_declare_which_actions_do_the_same_at_a_state():
 
 
 def test_the_floor_analysis_classes_darkroom_steps_by_state():
-  """experiments/fidelity_floor.by_state on a hand-made DarkRoom history (goal (6, 4), start (4, 4), 4-step
+  """analysis/fidelity_floor.by_state on a hand-made DarkRoom history (goal (6, 4), start (4, 4), 4-step
   episodes): the goal is read from the rewarded moves; each step is on the goal, one shortest move from it,
   or one of two (an off-axis cell); the first episode of each window is told apart; KL is averaged per
   class; the tie-copy rate compares the same cell one episode earlier."""
   from cl_limits import envs  # noqa: PLC0415
-  from experiments import fidelity_floor  # noqa: PLC0415
+  from cl_limits.analysis import fidelity_floor  # noqa: PLC0415
   env = envs.make("DarkRoom", episode_len=4)
   # Episode: (4,4) right -> (5,4) right -> (6,4) stay -> (6,4) stay; then one from the off-axis (5,5).
   obs = np.array([[4, 4], [5, 4], [6, 4], [6, 4], [5, 5], [5, 4], [6, 4], [6, 4]], np.int8)
