@@ -3,7 +3,8 @@
 Each stream acts with a demonstrator -- the env's oracle, or a given policy such as a trained DQN's greedy
 action (for games without an oracle) -- except that with probability epsilon it takes a uniformly random
 action; epsilon falls linearly from 1 at the first step to `eps_floor` at `decay_fraction` of the stream
-and stays there (`decay_fraction` 0: at `eps_floor` throughout, one frozen epsilon-greedy policy). The result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
+and stays there (`decay_fraction` 0: at `eps_floor` throughout, one frozen epsilon-greedy policy). The
+result has the shape and meaning of a teacher's history ([seeds, tasks, streams, T],
 with `update` holding the step at which epsilon was computed), so the same store, selection and window
 sampler serve both.
 """
