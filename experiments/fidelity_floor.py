@@ -62,8 +62,7 @@ def teacher_drift(config, workdir, env, parts, arm_index, num_seeds):
     obs = jnp.asarray(fd.obs)
     num_actions = env.num_actions
     cls = np.asarray(classes_at(obs)) if classes_at is not None else np.broadcast_to(
-        np.argmax(fidelity_lib.class_matrix(num_actions, getattr(env, "action_classes", None)), -1),
-        (fd.num_steps, num_actions))
+        fidelity_lib.class_ids(num_actions, getattr(env, "action_classes", None)), (fd.num_steps, num_actions))
     merge = np.eye(num_actions)[cls]                                       # [N, A, K]
     as_class = lambda a: np.take_along_axis(cls, np.asarray(a, np.int64)[:, None], 1)[:, 0]  # noqa: E731
     probs = lambda a: np.einsum("na,nak->nk", np.asarray(                    # noqa: E731
@@ -88,32 +87,20 @@ def teacher_drift(config, workdir, env, parts, arm_index, num_seeds):
 def main(argv):
   del argv
   from cl_limits.imitation import fidelity as fidelity_lib  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common  # noqa: PLC0415
   from cl_limits.stages import imitation as imitation_stage  # noqa: PLC0415
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415
   logging.set_verbosity(logging.WARNING)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
-    env = common.env_of(config)
-    seq_len = int(config.imitation.train.seq_len)
-    *_, parts = imitation_stage._data(config, workdir, env, lambda *_: None)  # noqa: SLF001
-    if not parts:
-      raise SystemExit("error: imitation.fidelity.heldout_streams: this run holds nothing out")
-    model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
+    env, parts, heldout, stats, arms, num_seeds = imitation_stage.finished_fidelity(config, workdir)
   except ConfigError as e:
     raise SystemExit(f"error: {e}") from None
+  seq_len = int(config.imitation.train.seq_len)
   arm = _ARM.value or str(config.experiments.p1.arm)
   if arm not in arms:
     raise SystemExit(f"error: --arm: {arm!r} is not an arm of this run ({', '.join(arms)})")
   i = arms.index(arm)
-  heldout = fidelity_lib.held_out(parts, seq_len, int(config.imitation.fidelity.max_windows))
-  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
-  score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
-                                     action_classes=getattr(env, "action_classes", None),
-                                     classes_at=fidelity_lib.classes_of(env))
-  group = np.arange(len(arms) * num_seeds)
-  stats = score(params, heldout, group)
-  summ = fidelity_lib.summarize(stats, heldout, group)
+  summ = fidelity_lib.summarize(stats, heldout, np.arange(len(arms) * num_seeds))
   g = slice(i * num_seeds, (i + 1) * num_seeds)
   print(f"{arm}: held-out KL {np.mean(summ['kl'][g]):.3f} nats over distinct actions (per replicate "
         + " ".join(f"{v:.3f}" for v in summ["kl"][g]) + f"); over raw actions {np.mean(summ['kl_actions'][g]):.3f}")

@@ -29,27 +29,16 @@ def _means(kl, valid, keys, n):
 
 def main(argv):
   del argv
-  from cl_limits.imitation import fidelity as fidelity_lib  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common  # noqa: PLC0415
+  from cl_limits.stages import common  # noqa: PLC0415
   from cl_limits.stages import imitation as imitation_stage  # noqa: PLC0415
-  logging.set_verbosity(logging.WARNING)       # orbax INFO lines are noise here
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  logging.set_verbosity(logging.WARNING)       # orbax INFO lines are noise here
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
-    env = common.env_of(config)
-    seq_len = int(config.imitation.train.seq_len)
-    *_, heldout_parts = imitation_stage._data(config, workdir, env, lambda *_: None)  # noqa: SLF001
-    if not heldout_parts:
-      raise SystemExit("error: imitation.fidelity.heldout_streams: this run holds nothing out")
-    model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
+    env, _, heldout, stats, arms, num_seeds = imitation_stage.finished_fidelity(config, workdir)
   except ConfigError as e:
     raise SystemExit(f"error: {e}") from None
-  heldout = fidelity_lib.held_out(heldout_parts, seq_len, int(config.imitation.fidelity.max_windows))
-  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
-  score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
-                                     action_classes=getattr(env, "action_classes", None),
-                                     classes_at=fidelity_lib.classes_of(env))
-  stats = score(params, heldout, np.arange(len(arms) * num_seeds))
+  seq_len = int(config.imitation.train.seq_len)
   kl, valid = np.asarray(stats.kl, np.float64), np.asarray(stats.valid)
   t = np.broadcast_to(np.arange(seq_len), kl.shape)
   bins = min(_BINS.value, seq_len)

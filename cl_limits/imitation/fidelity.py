@@ -109,6 +109,11 @@ def class_matrix(num_actions: int, action_classes=None) -> np.ndarray:
   return (classes[:, None] == np.arange(int(classes.max()) + 1)[None, :]).astype(np.float32)
 
 
+def class_ids(num_actions: int, action_classes=None) -> np.ndarray:
+  """[A] int: the class of each action (`class_matrix` as ids)."""
+  return np.argmax(class_matrix(num_actions, action_classes), -1)
+
+
 def classes_of(env):
   """The env's `action_classes_at` (each action's class at an observation, where effects depend on the
   state), or None (its fixed `action_classes` then hold everywhere)."""
@@ -121,6 +126,12 @@ def classes_rule(env) -> str:
   return str(getattr(env, "action_classes_rule", "") or "")
 
 
+def for_env(model, seq_len: int, env, flatten_obs: bool = False):
+  """`make_fidelity` with the env's classes: fixed (`action_classes`) and by state (`action_classes_at`)."""
+  return make_fidelity(model, seq_len, model.num_actions, flatten_obs=flatten_obs,
+                       action_classes=getattr(env, "action_classes", None), classes_at=classes_of(env))
+
+
 def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False, action_classes=None,
                   classes_at=None):
   """`run(params [M, ...], heldout, group [M]) -> StepStats [M, W, T]` (jitted): model m is scored on
@@ -130,7 +141,7 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
   the class of each action at each step's observation (`classes_of(env)`; overrides action_classes);
   kl, ce and entropy are over classes."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
-  fixed = jnp.asarray(np.argmax(class_matrix(num_actions, action_classes), -1), jnp.int32)   # [A]
+  fixed = jnp.asarray(class_ids(num_actions, action_classes), jnp.int32)   # [A]
 
   def one(params, data, greedy, eps, starts, n_windows):
     w = starts.shape[0]

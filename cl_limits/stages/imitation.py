@@ -132,9 +132,7 @@ def run(step, log=print) -> None:
   evaluate = _check(config, env, model)
   score = None
   if heldout is not None:
-    score = fidelity_lib.make_fidelity(model, seq_len, model.num_actions, flatten_obs=bool(augment.any()),
-                                       action_classes=getattr(env, "action_classes", None),
-                                       classes_at=fidelity_lib.classes_of(env))
+    score = fidelity_lib.for_env(model, seq_len, env, flatten_obs=bool(augment.any()))
   fid = im.fidelity
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
   log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program"
@@ -264,6 +262,22 @@ def run(step, log=print) -> None:
   board.close()
   outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
+
+
+def finished_fidelity(config, workdir):
+  """(env, held-out parts [A * S], HeldOut, StepStats [A * S, W, T], arms, num_seeds) of a finished
+  imitation stage: every model scored on its own held-out windows, as the stage scored it. ConfigError
+  when the run holds nothing out or its stages have not run."""
+  env = common.env_of(config)
+  seq_len = int(config.imitation.train.seq_len)
+  *_, parts = _data(config, workdir, env, lambda *_: None)
+  if not parts:
+    raise ConfigError("imitation.fidelity.heldout_streams: this run holds nothing out")
+  model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
+  heldout = fidelity_lib.held_out(parts, seq_len, int(config.imitation.fidelity.max_windows))
+  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
+  score = fidelity_lib.for_env(model, seq_len, env, flatten_obs=bool(augment.any()))
+  return env, parts, heldout, score(params, heldout, np.arange(len(arms) * num_seeds)), arms, num_seeds
 
 
 PROGRESS = "progress.json"
