@@ -57,6 +57,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
                                                  "inconclusive: imitator below its data",
                                                  "inconclusive: imitator did not reproduce its data",
                                                  "inconclusive: no learning in its data", "inconclusive: imitator collapsed",
+                                                 "inconclusive: the competence gate cannot pass here",
                                                  "reported, no prediction")) \
         or cells[6].startswith("**not counted: the P"), r
     # Every row that uses an imitator shows its held-out fidelity, per replicate, in nats.

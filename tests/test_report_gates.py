@@ -52,15 +52,19 @@ def test_data_that_show_no_learning_make_a_p2_row_inconclusive():
   assert verdicts.p2_gated(below, 0.1, 0.2, True, 0.75, learning_ok=False)[0] == "inconclusive: no headroom"
 
 
-def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5):
+def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5, stream_ends=None):
   """A P2 summary entry built by the analysis functions the stage calls, from synthetic per-replicate
   numbers in fractions of the optimum (random 0, top 1): kept data rising by `data_rise` to an end of
   0.5, the rollout's late window at `late`, the ceiling at `ceiling`, the competence rollouts' last
-  episodes at `imitator_end`; replicates differ by a small spread."""
+  episodes at `imitator_end`; replicates differ by a small spread. stream_ends [n, streams]: each
+  replicate's streams' ends of data (the competence gate's power check), or None (not measured)."""
   import numpy as np  # noqa: PLC0415
   from cl_limits.analysis import replicates, stats  # noqa: PLC0415
   spread = np.linspace(-0.01, 0.01, n)
   data = [{"data_curve_norm": np.linspace(0.5 - data_rise, 0.5, 20) + s, "ceiling_kept_window": 2} for s in spread]
+  if stream_ends is not None:
+    for d, ends in zip(data, stream_ends):
+      d["stream_end_norm"] = list(ends)
   late_r, ceil_r = late + spread, ceiling + spread * 0.5
   comp_rets = np.zeros((n, 1, 10))
   comp_rets[:, :, -2:] = (imitator_end + spread)[:, None, None]
@@ -114,3 +118,39 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)
   got = _verdicts_of(tmp2, arms)
   assert got[head("good")] == "supported" and got[ctl] == "refuted"
+
+
+def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitator_below(tmp_path):
+  """The same failing imitator twice: where a held-out stream of the data passes the competence gate
+  (streams ending 0.50-0.52), its failure is the imitator's ("below its data"); where a held-out stream of
+  the data itself fails it (one noisy stream per task ending anywhere from 0.1 to 0.9), the gate cannot pass
+  here and the row says so."""
+  import numpy as np  # noqa: PLC0415
+  steady = np.tile([0.5, 0.52, 0.5, 0.51], (5, 1))
+  noisy = np.array([[0.5, 0.5, 0.5, 0.1], [0.5, 0.5, 0.5, 0.9], [0.5, 0.5, 0.5, 0.3], [0.5, 0.5, 0.5, 0.7],
+                    [0.5, 0.5, 0.5, 0.2]])
+  arms = {"steady": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, stream_ends=steady),
+          "noisy": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, stream_ends=noisy),
+          "ctl": _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)}
+  arms["noisy"]["fraction"] = 0.4
+  clone = arms["steady"]["competence"]["clone"]
+  assert clone["ok"] and np.allclose(clone["per_replicate"], 0.51 / (1.52 / 3))
+  noisy_clone = arms["noisy"]["competence"]["clone"]
+  assert not noisy_clone["ok"] and np.allclose(noisy_clone["per_replicate"], [0.2, 1.8, 0.6, 1.4, 0.4])
+  got = _verdicts_of(tmp_path, arms)
+  head = lambda name: next(k for k in got if k.startswith("P2 beyond") and name in k)
+  assert got[head("steady")] == "inconclusive: imitator below its data"
+  assert got[head("noisy")] == "inconclusive: the competence gate cannot pass here"
+  trend = lambda name: next(k for k in got if k.startswith("trend") and name in k)
+  assert got[trend("noisy")] == "inconclusive: the competence gate cannot pass here"
+
+
+def test_each_streams_end_of_data_is_its_last_kept_window_over_tasks():
+  """Rows cycle through 2 streams (2 tasks x 2 streams); each row's last 2 finished episodes, NaN-padded
+  rows read at their own end; a stream that kept nothing is NaN."""
+  import numpy as np  # noqa: PLC0415
+  from cl_limits.analysis import ceiling  # noqa: PLC0415
+  nan = np.nan
+  rets = np.array([[0.0, 1.0, 3.0], [2.0, 4.0, nan], [5.0, 5.0, 7.0], [0.0, 0.0, 0.0]])
+  np.testing.assert_allclose(ceiling._stream_ends(rets, 2, 2), [(2.0 + 6.0) / 2, (3.0 + 0.0) / 2])
+  np.testing.assert_allclose(ceiling._stream_ends(np.full((2, 3), nan), 2, 2), [nan, nan])

@@ -153,6 +153,9 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   # `streams` times as many environment steps (every stream steps in lockstep).
   teacher_x = np.nanmax(np.where(ends > 0, ends, np.nan), axis=0) * streams
   final_window = min(window, teacher_curve.size)
+  # Each stream's end of data (its last kept_window kept episodes, mean over tasks): the competence gate's
+  # power check reads one held-out stream against the others as a perfect clone of the data would read.
+  out_streams = {"stream_end": _stream_ends(rets, kept_window, reward.shape[2])}
   out = {"ceiling": ceil, "ceiling_in_sample": ceil_in_sample, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
          "kept_stream_steps": kept_stream_steps, "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
          "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
@@ -169,4 +172,22 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
     out["teacher_curve_norm"] = full_norm
     out["teacher_final_norm"] = float(np.mean(full_norm[-final_window:]))
     out["optimal_mean"] = float(optimum.mean())
+    out_streams["stream_end_norm"] = _stream_ends(rets / per_row(reward.shape[2]), kept_window, reward.shape[2])
+  return {**out, **out_streams}
+
+
+def _stream_ends(returns, window: int, streams: int) -> list:
+  """Per stream, the mean return of each history's last `window` kept episodes, averaged over the
+  histories of that stream (rows cycle through `streams` streams: row h is stream h % streams); NaN for a
+  stream that kept no episode."""
+  r = np.asarray(returns, np.float64)
+  last = np.full(r.shape[0], np.nan)
+  for h in range(r.shape[0]):
+    row = r[h][np.isfinite(r[h])]
+    if row.size:
+      last[h] = row[-int(window):].mean()
+  out = []
+  for s in range(int(streams)):
+    v = last[s::int(streams)]
+    out.append(float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan"))
   return out

@@ -140,7 +140,32 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
   return {"imitator_end": imitator_end, "data_end": ends, "random": float(random), "episodes": n,
           "per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
           "ok": bool(iv is not None and iv["low"] >= fraction),
-          "ratio": float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan")}
+          "ratio": float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan"),
+          "clone": clone_competence(data, norm, random, fraction)}
+
+
+def clone_competence(data: list, normalised: bool, random: float, fraction: float) -> dict | None:
+  """The competence gate's power: the same gate read by a perfect clone of the data. Per replicate, the
+  data's last stream that kept episodes (held out from the imitator's training) stands in for the
+  imitator's rollout -- one stream per task, as the rollout is -- against the other streams' end, as a gain
+  over random. A gate this clone fails (the interval's lower end below `fraction`) cannot tell a failed
+  imitator from noise, so the row's failure is the gate's, not the imitator's. None for data made before
+  the streams' ends were kept, or with a single stream."""
+  key = "stream_end_norm" if normalised else "stream_end"
+  if not data or any(key not in d for d in data):
+    return None
+  gain = []
+  for d in data:
+    ends = np.asarray(d[key], np.float64)
+    kept = np.flatnonzero(np.isfinite(ends))
+    if kept.size < 2:
+      return None
+    rest = float(np.mean(ends[kept[:-1]])) - float(random)
+    gain.append((float(ends[kept[-1]]) - float(random)) / rest if rest > 0 else np.nan)
+  gain = np.asarray(gain)
+  iv = stats.replicate_interval(gain) if np.isfinite(gain).all() and gain.size > 1 else None
+  return {"per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
+          "ok": bool(iv is not None and iv["low"] >= fraction)}
 
 
 def held_data(late, data: list, normalised: bool, top: float, random: float, margin: float) -> dict:

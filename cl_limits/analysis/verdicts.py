@@ -62,11 +62,12 @@ NO_HEADROOM = "inconclusive: no headroom"
 BELOW_DATA = "inconclusive: imitator below its data"
 NO_LEARNING = "inconclusive: no learning in its data"
 COLLAPSED = "inconclusive: imitator collapsed"
+NO_POWER = "inconclusive: the competence gate cannot pass here"
 
 
 def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bool,
              competence_needed: float = 0.75, learning_ok: bool | None = None,
-             held_ok: bool | None = None) -> tuple[str, str]:
+             held_ok: bool | None = None, clone_ok: bool | None = None) -> tuple[str, str]:
   """P2 with the gates that let it come out either way.
 
   diff_ci: (estimate, low, high) of late return minus the ceiling, over replicates.
@@ -81,11 +82,15 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     (None: not measured, as in summaries made before the gate).
   held_ok: whether the rollout's late window held its data's level (`replicates.held_data`); an imitator
     that fell below its own data has collapsed, and "supported" needs it not to (None: not measured).
+  clone_ok: whether a perfect clone of the data (a held-out stream of it) passes the competence gate
+    (`replicates.clone_competence`); where it does not, a failed gate says nothing about the imitator and
+    the row reads "inconclusive: the competence gate cannot pass here" (None: not measured).
   """
   rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
           "else supported if the CI of late - ceiling lies at or below 0 and the imitator reproduced its "
           f"data's end (gain over random >= {competence_needed:g} at the interval's lower end; else "
-          "inconclusive: imitator below its data)")
+          "inconclusive: imitator below its data, or, where a held-out stream of the data fails the same "
+          "gate, inconclusive: the competence gate cannot pass here)")
   if held_ok is not None:
     rule += " and held it late in the rollout (else inconclusive: imitator collapsed)"
   rule += "; refuted if the CI lies above 0; else inconclusive"
@@ -97,7 +102,7 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     return NO_LEARNING, rule
   verdict = _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED)
   if verdict == SUPPORTED and not competence_ok:
-    return BELOW_DATA, rule
+    return (NO_POWER if clone_ok is False else BELOW_DATA), rule
   if verdict == SUPPORTED and held_ok is False:
     return COLLAPSED, rule
   return verdict, rule

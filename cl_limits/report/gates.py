@@ -89,8 +89,20 @@ def competence_gate(c) -> tuple[str, bool]:
     return (f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
             f"{'ok' if ok else 'FAILS'}"), bool(ok)
   shown = _interval_text(c, "{:.2f}", f"not measurable ({per_rep(c['per_replicate'], '{:.2f}')})")
-  return (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time): gain over random "
-          f"{shown} (needs {c['needed']:g} at the lower end) {'ok' if c['ok'] else 'FAILS'}"), bool(c["ok"])
+  text = (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time): gain over random "
+          f"{shown} (needs {c['needed']:g} at the lower end) {'ok' if c['ok'] else 'FAILS'}")
+  clone = c.get("clone")
+  if clone:
+    shown = _interval_text(clone, "{:.2f}", f"not measurable ({per_rep(clone['per_replicate'], '{:.2f}')})")
+    text += (f" [the gate's power: a held-out stream of the data, read as a perfect clone, {shown} "
+             f"{'passes' if clone['ok'] else 'FAILS: the gate cannot pass here'}]")
+  return text, bool(c["ok"])
+
+
+def clone_ok(c) -> bool | None:
+  """Whether a perfect clone of the data passes the competence gate (None where not measured)."""
+  clone = c.get("clone")
+  return None if not clone else bool(clone["ok"])
 
 
 def held_gate(e) -> tuple[str, bool | None]:

@@ -4,7 +4,7 @@ sections.py; what makes a verdict count is in gates.py."""
 from __future__ import annotations
 
 from cl_limits.analysis import verdicts
-from cl_limits.report.gates import ci, fidelity_gate, learning_gate, p2_gates, per_rep  # noqa: F401 (ci: sections)
+from cl_limits.report.gates import ci, clone_ok, fidelity_gate, learning_gate, p2_gates, per_rep  # noqa: F401 (ci: sections)
 from cl_limits import envs as envs_lib
 from cl_limits.stages import layout
 
@@ -94,7 +94,9 @@ def p2_rows(workdir) -> list[dict]:
     skipped = "skipped" in e
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
     learning_ok = learning_gate(e)[1]
-    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp_ok, comp_needed, learning_ok, held_ok)
+    clone = clone_ok(e["competence"])
+    verdict, rule = verdicts.p2_gated(_triple(diff), rise, needed, comp_ok, comp_needed, learning_ok, held_ok,
+                                      clone)
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
@@ -136,7 +138,7 @@ def p2_rows(workdir) -> list[dict]:
     if t_verdict == verdicts.SUPPORTED and learning_ok is False:      # the trend's gates are the row's
       t_verdict = verdicts.NO_LEARNING
     elif t_verdict == verdicts.SUPPORTED and not comp_ok:
-      t_verdict = verdicts.BELOW_DATA
+      t_verdict = verdicts.NO_POWER if clone is False else verdicts.BELOW_DATA
     elif t_verdict == verdicts.SUPPORTED and held_ok is False:
       t_verdict = verdicts.COLLAPSED
     if control:                      # a control's trend is no prediction: shown, not decided

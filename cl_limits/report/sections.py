@@ -18,11 +18,13 @@ def p2_section(workdir) -> list[str]:
            f"Behaviour ceiling = best {p['ceiling_window_episodes']}-teacher-episode moving average of the "
            "replicate's data, the window chosen on half of its streams and read on the other half (both ways, "
            "averaged; the in-sample best, biased upward by the choice, in brackets); the ceiling of a teacher-data row is the larger of that and the teachers' greedy "
-           f"return at the cut. Competence: {p['competence']} (tasks {s['competence_task_ids']}). Trend: "
+           f"return at the cut. Competence: {p['competence']} ({_task_list(s['competence_task_ids'])}); its "
+           "power: the same gate read by a held-out stream of the data (one stream per task, as the rollout "
+           "is) against the other streams' end, a perfect clone's reading. Trend: "
            f"{p['trend']}. Random policy: {s['random_return']:.3f}. Intervals: {p['ci']}.", "",
            "| row | replicate | cut (steps) | behaviour ceiling (in-sample best) | greedy at cut | ceiling | "
            "greedy rise after the cut | late | late - ceiling | trend | competence: imitator / data end (gain over "
-           "random) |",
+           "random); a held-out stream of the data's gain (clone) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "n/a" if v is None else f3.format(v)
   for name, e in s["arms"].items():
@@ -71,13 +73,18 @@ def _behaviour(pr, r) -> str:
 def _comp(c, r=None) -> str:
   """A competence cell: replicate r's imitator end / data end (gain over random), or the gain's interval
   (summaries made before the gain over random: the ratio of means)."""
+  clone = c.get("clone")
   if r is not None:
     gain = c.get("per_replicate", [None] * (r + 1))[r]
     return (f"{c['imitator_end'][r]:.3f} / {c['data_end'][r]:.3f}"
-            + ("" if gain is None else f" ({gain:.2f})"))
+            + ("" if gain is None else f" ({gain:.2f})")
+            + ("" if not clone else f"; clone {clone['per_replicate'][r]:.2f}"))
   if "interval" not in c:
     return f"{c['ratio']:.2f} (ratio)"
-  return "not measurable" if c["interval"] is None else ci(c["interval"], "{:.2f}")
+  shown = "not measurable" if c["interval"] is None else ci(c["interval"], "{:.2f}")
+  if clone:
+    shown += "; clone " + ("not measurable" if clone["interval"] is None else ci(clone["interval"], "{:.2f}"))
+  return shown
 
 
 def p3_section(workdir) -> list[str]:
@@ -223,3 +230,9 @@ def sensitivity_section(workdir) -> list[str]:
 
 def short_prediction(prediction: str) -> str:
   return prediction.split(" (")[0][:60]
+
+
+def _task_list(ids) -> str:
+  """'tasks [0, 1, 2]', or for long lists the count and the first few."""
+  ids = list(ids)
+  return f"tasks {ids}" if len(ids) <= 10 else f"{len(ids)} tasks: {ids[:5]} ... {ids[-1]}"

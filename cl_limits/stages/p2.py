@@ -82,7 +82,7 @@ def validate(config) -> None:
         p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")
   positive_int(config, "experiments.p2.num_tasks", minimum=0)
-  positive_int(config, "experiments.p2.competence_tasks")
+  positive_int(config, "experiments.p2.competence_tasks", minimum=0)
   check(int(p2.num_tasks) > 0, "experiments.p2.num_tasks", "must name how many held-out tasks (>= 1)",
         p2.num_tasks)
 
@@ -106,7 +106,7 @@ def run(step, log=print) -> None:
   model, params, arm_list, num_seeds = artifacts.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(p2.num_tasks))
   train_tasks, train_ids = common.teacher_tasks(config, env)
-  n_comp = min(int(p2.competence_tasks), len(train_ids))
+  n_comp = min(int(p2.competence_tasks), len(train_ids)) if int(p2.competence_tasks) else len(train_ids)
   comp_tasks = common.first(train_tasks, n_comp)
   sources = {"teacher": artifacts.load_teacher_histories(config, workdir)}
   if control(config):

@@ -185,7 +185,11 @@ def experiments(**overrides):
   # ceiling) and competence at the end of the data (fixed 2026-12-03, before any run with it: on
   # competence_tasks training tasks, from an empty context, for as many steps as one kept history -- the
   # imitator's own time -- its last episodes reach (imitator - random) / (data end - random) >=
-  # competence_fraction at the interval's lower end over replicates). Collapse (same date): a P2 rollout
+  # competence_fraction at the interval's lower end over replicates; competence_tasks 0 = every training
+  # task, since 2026-12-04: with 5 tasks a held-out stream of ad_early's own data failed the gate, so it could
+  # not tell a failed imitator from noise; the report shows that power check beside the gate, and a row whose
+  # gate a held-out stream of its data fails reads "inconclusive: the competence gate cannot pass here").
+  # Collapse (same date as the gate): a P2 rollout
   # whose late window falls below its data's end by more than collapse_margin x (top - random), at the
   # interval's lower end, is "inconclusive: imitator collapsed", not supported. power_control: an AD-epsilon
   # arm cut mid-decay under the same rule (expected: refuted). Trend: slope against log(episode) after the
@@ -200,7 +204,7 @@ def experiments(**overrides):
   ex.p2 = ml_collections.ConfigDict(dict(arms="ad_early,ad_p50", power_control="ad_eps_half", horizon_factor=10.0,
                                          num_tasks=5, late_fraction=0.1, ceiling_window=10, trend_from=0.5,
                                          headroom_fraction=0.2, learning_fraction=0.1,
-                                         competence_fraction=0.75, competence_tasks=5, collapse_margin=0.1,
+                                         competence_fraction=0.75, competence_tasks=0, collapse_margin=0.1,
                                          skip_without_headroom=True, known_positive=True))
   # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
