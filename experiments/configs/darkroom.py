@@ -50,12 +50,13 @@ def imitation(**overrides):
   im.num_seeds = 5
   im.sources = ""          # comma-separated history stores to train on instead of the teachers' (transplant)
   # bc (P1): the last 10% of each history (the teacher at its final skill; the AD paper's "expert
-  # distillation" control). ad_early (P2 with headroom and learning in its data): the first 10% of each
-  # history (4,000 steps), every 5th episode: 200 steps per stream. The cut follows the rule fixed on
-  # 2026-12-03 from the teachers' greedy curve alone, before any imitator trained on it: the last greedy
-  # evaluation at which the teachers' greedy return (mean over replicates and tasks) is at most 0.7 of the
-  # optimum (1 - headroom_fraction - 0.1), so that the teachers' own later rise can pass the headroom gate;
-  # with get_config's teachers that is 4,000 steps (greedy 0.11, 0.62, 0.88 of the optimum at 2k, 4k, 6k).
+  # distillation" control). ad_early (P2 with headroom and learning in its data): the first 15% of each
+  # history (6,000 steps), every 5th episode: 300 steps per stream. The cut follows the rule fixed on
+  # 2026-12-03 from the teachers' greedy curve alone: the last greedy evaluation at which the teachers'
+  # greedy return (mean over replicates and tasks) is at most 0.7 of the optimum (1 - headroom_fraction -
+  # 0.1), so that the teachers' own later rise can pass the headroom gate; with get_config's teachers
+  # (epsilon at its floor from 2,000 steps, since 2026-12-04) that is 6,000 steps (greedy 0.11, 0.43, 0.64,
+  # 0.79 of the optimum at 2k, 4k, 6k, 8k), and the data after epsilon's floor rises by Q-learning alone.
   # ad_p50 (P2 without headroom; P3 and the hybrid): the first 50%, every 10th episode (with every episode
   # the context shows almost no improvement and AD learned nothing in context; see docs/measurements.md).
   # ad_eps_half (P2 power control): AD-epsilon streams (oracle with epsilon falling from 1 to 0.05 over the
@@ -66,7 +67,7 @@ def imitation(**overrides):
   # arms that must learn in context at 600 (the main job's 30 minutes; docs/measurements.md has the fidelity curves).
   im.arms = ml_collections.ConfigDict(dict(
       bc=arm(portion="last", fraction=0.1, updates=300),
-      ad_early=arm(portion="first", fraction=0.1, gap=5, updates=300),
+      ad_early=arm(portion="first", fraction=0.15, gap=5, updates=300),
       ad_p50=arm(portion="first", fraction=0.5, gap=10),
       ad_eps_half=arm(data="ad_eps", portion="first", fraction=0.5, gap=5)))
   # AD-epsilon streams: `demonstrator` 'oracle' (the env's optimal action) or 'teacher' (each replicate's
@@ -261,12 +262,15 @@ def get_config(preset: str = ""):
                                                 max_tasks=0))
   # 5 replicates (independent runs: teacher seed s and the imitators trained on its histories only). The
   # greedy policy is evaluated every 2,000 steps: P2's ceiling and headroom read it at the cuts. Learning
-  # rate 1e-4 and epsilon's floor at 8,000 steps (20%; fixed 2026-12-03): at 1e-3 the greedy policy was
-  # optimal within 4,000 steps while epsilon still fell, so no cut left its data both learning and
-  # headroom; at 1e-4 its rise spans the greedy evaluations at 2k-8k (docs/measurements.md).
+  # rate 1e-4 (fixed 2026-12-03): at 1e-3 the greedy policy was optimal within 4,000 steps while epsilon
+  # still fell, so no cut left its data both learning and headroom. Epsilon's floor at 2,000 steps (5%;
+  # since 2026-12-04, was 8,000): with it still falling at the 10% cut, the kept data rose by the epsilon
+  # clock and ended at 0.05-0.13 of the optimum, where even a held-out stream of the data failed the
+  # competence gate; with the floor before the cut the data rise by Q-learning, end near 0.5 and a
+  # held-out stream passes (docs/measurements.md).
   config.teacher = ml_collections.ConfigDict(dict(
       num_seeds=5, log_every=1_000, eval_episodes=1, record_gap=1,
-      dqn=teacher_dqn(segment_steps=2_000, lr=1e-4, eps_anneal_steps=8_000)))
+      dqn=teacher_dqn(segment_steps=2_000, lr=1e-4, eps_anneal_steps=2_000)))
   config.imitation = imitation()
   config.evaluation = evaluation()
   config.experiments = experiments()
