@@ -121,18 +121,25 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
 
 
 def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitator_below(tmp_path):
-  """The same failing imitator twice: where a held-out stream of the data passes the competence gate
+  """The same failing imitator three times: where a held-out stream of the data passes the competence gate
   (streams ending 0.50-0.52), its failure is the imitator's ("below its data"); where a held-out stream of
-  the data itself fails it (one noisy stream per task ending anywhere from 0.1 to 0.9), the gate cannot pass
-  here and the row says so."""
+  the data itself fails it (one noisy stream per task ending anywhere from 0.1 to 0.9) and the imitator is
+  within the clone's noise, the gate cannot pass here and the row says so; where the clone fails but the
+  imitator sits clearly below it, the failure is the imitator's again."""
   import numpy as np  # noqa: PLC0415
   steady = np.tile([0.5, 0.52, 0.5, 0.51], (5, 1))
   noisy = np.array([[0.5, 0.5, 0.5, 0.1], [0.5, 0.5, 0.5, 0.9], [0.5, 0.5, 0.5, 0.3], [0.5, 0.5, 0.5, 0.7],
                     [0.5, 0.5, 0.5, 0.2]])
+  # A clone that fails the gate (lower end below 0.75) but sits clearly above an imitator at 0.2: the gate
+  # still detects that imitator's shortfall.
+  loose = np.array([[0.5, 0.5, 0.5, v] for v in (0.35, 0.65, 0.45, 0.55, 0.3)])
   arms = {"steady": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, stream_ends=steady),
           "noisy": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, stream_ends=noisy),
+          "loose": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, stream_ends=loose),
           "ctl": _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)}
   arms["noisy"]["fraction"] = 0.4
+  arms["loose"]["fraction"] = 0.5
+  assert not arms["loose"]["competence"]["clone"]["ok"]
   clone = arms["steady"]["competence"]["clone"]
   assert clone["ok"] and np.allclose(clone["per_replicate"], 0.51 / (1.52 / 3))
   noisy_clone = arms["noisy"]["competence"]["clone"]
@@ -141,6 +148,7 @@ def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitato
   head = lambda name: next(k for k in got if k.startswith("P2 beyond") and name in k)
   assert got[head("steady")] == "inconclusive: imitator below its data"
   assert got[head("noisy")] == "inconclusive: the competence gate cannot pass here"
+  assert got[head("loose")] == "inconclusive: imitator below its data"
   trend = lambda name: next(k for k in got if k.startswith("trend") and name in k)
   assert got[trend("noisy")] == "inconclusive: the competence gate cannot pass here"
 

@@ -144,6 +144,19 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
           "clone": clone_competence(data, norm, random, fraction)}
 
 
+def clone_gap(competence: dict) -> dict | None:
+  """How far the imitator sits below a perfect clone of its data on the competence gate: per replicate the
+  clone's gain over random minus the imitator's (paired: same replicate, same data end), its interval, and
+  `detects`: the interval's lower end above 0. A gate that even the clone fails still detects an imitator
+  this far below it; None where either gain is missing."""
+  clone = competence.get("clone")
+  if not clone:
+    return None
+  gap = np.asarray(clone["per_replicate"], np.float64) - np.asarray(competence["per_replicate"], np.float64)
+  iv = stats.replicate_interval(gap) if np.isfinite(gap).all() and gap.size > 1 else None
+  return {"per_replicate": gap.tolist(), "interval": iv, "detects": bool(iv is not None and iv["low"] > 0)}
+
+
 def clone_competence(data: list, normalised: bool, random: float, fraction: float) -> dict | None:
   """The competence gate's power: the same gate read by a perfect clone of the data. Per replicate, the
   data's last stream that kept episodes (held out from the imitator's training) stands in for the

@@ -82,15 +82,17 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     (None: not measured, as in summaries made before the gate).
   held_ok: whether the rollout's late window held its data's level (`replicates.held_data`); an imitator
     that fell below its own data has collapsed, and "supported" needs it not to (None: not measured).
-  clone_ok: whether a perfect clone of the data (a held-out stream of it) passes the competence gate
-    (`replicates.clone_competence`); where it does not, a failed gate says nothing about the imitator and
-    the row reads "inconclusive: the competence gate cannot pass here" (None: not measured).
+  clone_ok: whether the competence gate can judge the imitator: a perfect clone of the data (a held-out
+    stream of it, `replicates.clone_competence`) passes it, or the imitator sits below that clone by more
+    than the noise (`replicates.clone_gap`); where neither holds, a failed gate says nothing about the
+    imitator and the row reads "inconclusive: the competence gate cannot pass here" (None: not measured).
   """
   rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
           "else supported if the CI of late - ceiling lies at or below 0 and the imitator reproduced its "
           f"data's end (gain over random >= {competence_needed:g} at the interval's lower end; else "
           "inconclusive: imitator below its data, or, where a held-out stream of the data fails the same "
-          "gate, inconclusive: the competence gate cannot pass here)")
+          "gate and the imitator is not clearly below that stream, inconclusive: the competence gate cannot "
+          "pass here)")
   if held_ok is not None:
     rule += " and held it late in the rollout (else inconclusive: imitator collapsed)"
   rule += "; refuted if the CI lies above 0; else inconclusive"

@@ -3,7 +3,7 @@ control), for P1 an imitator that reproduces its behaviour policy (its fidelity 
 gates' texts and outcomes (headroom, learning in data, competence at the end of the data, collapse)."""
 from __future__ import annotations
 
-from cl_limits.analysis import verdicts
+from cl_limits.analysis import replicates, verdicts
 
 
 def ci(t, fmt="{:.2f}"):
@@ -94,15 +94,29 @@ def competence_gate(c) -> tuple[str, bool]:
   clone = c.get("clone")
   if clone:
     shown = _interval_text(clone, "{:.2f}", f"not measurable ({per_rep(clone['per_replicate'], '{:.2f}')})")
-    text += (f" [the gate's power: a held-out stream of the data, read as a perfect clone, {shown} "
-             f"{'passes' if clone['ok'] else 'FAILS: the gate cannot pass here'}]")
+    text += f" [the gate's power: a held-out stream of the data, read as a perfect clone, {shown} "
+    if clone["ok"]:
+      text += "passes]"
+    else:
+      gap = replicates.clone_gap(c)
+      gap_text = _interval_text(gap, "{:.2f}") if gap else "not measurable"
+      text += (f"fails; the clone minus the imitator {gap_text}: "
+               + ("the gate still detects this imitator's shortfall]" if gap and gap["detects"] else
+                  "the gate cannot tell this imitator from a perfect clone]"))
   return text, bool(c["ok"])
 
 
 def clone_ok(c) -> bool | None:
-  """Whether a perfect clone of the data passes the competence gate (None where not measured)."""
+  """Whether the competence gate can judge this imitator: a perfect clone of the data passes it, or, where
+  the clone fails too, the imitator sits below the clone by more than the noise (`replicates.clone_gap`);
+  None where not measured."""
   clone = c.get("clone")
-  return None if not clone else bool(clone["ok"])
+  if not clone:
+    return None
+  if clone["ok"]:
+    return True
+  gap = replicates.clone_gap(c)
+  return bool(gap and gap["detects"])
 
 
 def held_gate(e) -> tuple[str, bool | None]:
