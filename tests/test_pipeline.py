@@ -155,6 +155,32 @@ def test_p1_prompt_is_the_end_of_each_replicates_own_teacher_history(finished):
   assert not np.array_equal(prompt.obs[0], prompt.obs[1])
 
 
+def test_a_kept_prompt_is_the_end_of_the_arms_own_kept_data(finished):
+  """`p1.kept_prompts`: the last L kept steps of stream 0, in time order, for the smoke run's ad_early arm
+  (every episode of the first 20%): here the steps just before that arm's cut, ending at an episode end;
+  a prompt longer than the kept data is a one-line error."""
+  from cl_limits.histories import datasets, store  # noqa: PLC0415
+  from cl_limits.stages import p1  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  workdir = finished[0]
+  history, _ = store.load(os.path.join(workdir, "teachers", "histories"))
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  arm = datasets.resolve_arm(darkroom.get_config("smoke").imitation.arms.ad_early)
+  keep = datasets.keep_mask(done, np.asarray(history.episode), arm["portion"], float(arm["fraction"]),
+                            int(arm["gap"]), int(arm["streams"]))
+  prompt = p1.kept_prompts(history, keep, 2, 20)
+  obs = np.asarray(history.obs)
+  for r in range(2):
+    for k in range(2):
+      last = int(np.flatnonzero(keep[r, k, 0])[-1])
+      assert keep[r, k, 0, last - 19:last + 1].all()          # every episode kept: one contiguous stretch
+      np.testing.assert_array_equal(prompt.obs[r, k], obs[r, k, 0, last - 19:last + 1])
+      assert last + 1 < obs.shape[3]                          # the cut, not the end of the history
+  assert np.asarray(prompt.done)[..., -1].all()
+  with pytest.raises(ConfigError, match="fewer than the"):
+    p1.kept_prompts(history, keep, 2, int(keep[0, 0, 0].sum()) + 1)
+
+
 def test_finished_run_only_prints_its_report(finished):
   workdir, report, _ = finished
   logs = []

@@ -66,6 +66,29 @@ def prompts(history, num_tasks: int, length: int) -> rollout_lib.Prompt:
   return rollout_lib.Prompt(**{k: np.stack(v) for k, v in out.items()})
 
 
+def kept_prompts(history, keep, num_tasks: int, length: int) -> rollout_lib.Prompt:
+  """The last `length` kept steps of stream 0 of every replicate on each of the first `num_tasks` tasks, in
+  time order: the window an imitator trained on that arm saw at the end of its data (keep [R, K, S, T],
+  `datasets.keep_mask`). Prompt [R, K, length, ...]; ConfigError when a stream kept fewer steps."""
+  keep = np.asarray(keep, bool)
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  arrays = {"obs": np.asarray(history.obs), "action": np.asarray(history.action),
+            "reward": np.asarray(history.reward), "done": done}
+  out = {k: [] for k in arrays}
+  for r in range(keep.shape[0]):
+    row = {k: [] for k in arrays}
+    for k in range(num_tasks):
+      m = keep[r, k, 0]
+      if int(m.sum()) < length:
+        raise ConfigError(f"prompt: replicate {r} task {k} kept {int(m.sum())} steps, fewer than the "
+                          f"{length}-step prompt")
+      for key, arr in arrays.items():
+        row[key].append(arr[r, k, 0][m][-length:])
+    for key in out:
+      out[key].append(np.stack(row[key]))
+  return rollout_lib.Prompt(**{k: np.stack(v) for k, v in out.items()})
+
+
 def teacher_finals(history, curves, num_tasks: int, window: int) -> dict:
   """Per replicate and task [R, K]: the teacher's final behaviour return (mean of its last `window`
   episodes over every stream) and, where recorded, its final greedy return."""

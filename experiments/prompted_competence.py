@@ -1,0 +1,74 @@
+r"""Does a P2 imitator keep the end of its own data when it is handed it? On a finished run, each
+replicate's imitator of `--arm` acts on the first `--tasks` training tasks for one kept history's steps
+(the competence gate's horizon), once from an empty context (the gate) and once with its context first
+filled with the last context-length kept steps of its own training data (stream 0, the end of what it
+imitated). Printed per replicate, as fractions of each task's optimum: the first and last two episodes
+of each, beside the data's end on the same tasks. An imitator that plays near its data's end when
+prompted but falls back as its own episodes replace the prompt imitates the end of learning, not the
+learning; one that never reaches it when prompted has not learned the end either.
+
+  python -m experiments.prompted_competence --config=experiments/configs/darkroom.py \
+      --workdir=runs/darkroom_s0 --arm=ad_early
+"""
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
+_ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
+_TASKS = flags.DEFINE_integer("tasks", 20, "How many of the teachers' training tasks (the first ones).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(_):
+  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, p1  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+
+  config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  if name not in config.imitation.arms:
+    raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
+  try:
+    env = common.env_of(config)
+    model, params, num_seeds = artifacts.arm(config, workdir, name)
+    history, manifest = artifacts.load_teacher_histories(config, workdir)
+  except (ConfigError, FileNotFoundError, ValueError) as e:
+    raise app.UsageError(f"--workdir={workdir}: {e}") from None
+  tasks, ids = common.teacher_tasks(config, env)
+  n = min(int(_TASKS.value), len(ids))
+  tasks, ids = common.first(tasks, n), np.asarray(ids)[:n]
+  arm = datasets.resolve_arm(config.imitation.arms[name])
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  keep = datasets.keep_mask(done, np.asarray(history.episode), arm["portion"], float(arm["fraction"]),
+                            int(arm["gap"]), int(arm["streams"]))
+  prompt = p1.kept_prompts(history, keep, n, int(model.context_len))
+  t_opt = ceiling.teacher_optimum(env, manifest)
+  opt = None if t_opt is None else np.asarray(t_opt)[:n]
+  data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window),
+                                       t_opt, tasks=n)
+  ep_len = common.episode_length(env)
+  if not ep_len:
+    raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
+  horizon = common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
+  keys = jax.random.split(jax.random.key(int(config.seed) + 41), num_seeds * n).reshape(num_seeds, n)
+  unit = "fraction of each task's optimum" if opt is not None else "return"
+  print(f"{name} on {n} training tasks, {horizon} steps ({horizon // ep_len} episodes), {unit}; the "
+        f"prompt: the last {int(model.context_len)} kept steps of stream 0 (reward in it per task: "
+        f"{float(np.asarray(prompt.reward).sum(-1).mean()):.1f})")
+  print(f"  data's end on these tasks, per replicate: "
+        f"{' '.join(f'{replicates.data_end(d, opt is not None):.3f}' for d in data)}")
+  for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
+    res = chunked.run_batched(model, env, horizon, params, tasks, keys, p, **artifacts.protocol(config))
+    rets = replicates.in_unit(np.asarray(res.episode_return)[..., :horizon // ep_len], opt, task_axis=1)
+    first, last = rets[..., :2].mean((1, 2)), rets[..., -2:].mean((1, 2))
+    print(f"  {mode:30s} first 2 episodes {' '.join(f'{v:.3f}' for v in first)} | last 2 "
+          f"{' '.join(f'{v:.3f}' for v in last)}")
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
