@@ -26,7 +26,7 @@ def main(_):
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, p1  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, p1, p2  # noqa: PLC0415
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
@@ -43,8 +43,7 @@ def main(_):
   tasks, ids = common.first(tasks, n), np.asarray(ids)[:n]
   arm = datasets.resolve_arm(config.imitation.arms[name])
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
-  keep = datasets.keep_mask(done, np.asarray(history.episode), arm["portion"], float(arm["fraction"]),
-                            int(arm["gap"]), int(arm["streams"]))
+  keep = datasets.arm_keep(done, np.asarray(history.episode), arm)
   prompt = p1.kept_prompts(history, keep, n, int(model.context_len))
   t_opt = ceiling.teacher_optimum(env, manifest)
   opt = None if t_opt is None else np.asarray(t_opt)[:n]
@@ -53,7 +52,7 @@ def main(_):
   ep_len = common.episode_length(env)
   if not ep_len:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
-  horizon = common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
+  horizon = p2.competence_horizon(data, ep_len)
   keys = jax.random.split(jax.random.key(int(config.seed) + 41), num_seeds * n).reshape(num_seeds, n)
   unit = "fraction of each task's optimum" if opt is not None else "return"
   print(f"{name} on {n} training tasks, {horizon} steps ({horizon // ep_len} episodes), {unit}; the "

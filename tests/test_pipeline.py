@@ -166,8 +166,7 @@ def test_a_kept_prompt_is_the_end_of_the_arms_own_kept_data(finished):
   history, _ = store.load(os.path.join(workdir, "teachers", "histories"))
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   arm = datasets.resolve_arm(darkroom.get_config("smoke").imitation.arms.ad_early)
-  keep = datasets.keep_mask(done, np.asarray(history.episode), arm["portion"], float(arm["fraction"]),
-                            int(arm["gap"]), int(arm["streams"]))
+  keep = datasets.arm_keep(done, np.asarray(history.episode), arm)
   prompt = p1.kept_prompts(history, keep, 2, 20)
   obs = np.asarray(history.obs)
   for r in range(2):

@@ -131,15 +131,14 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   episode = np.asarray(history.episode)
   reward = np.asarray(history.reward)
   streams = int(manifest["streams_per_learner"])
-  keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), int(arm["gap"]),
-                            int(arm["streams"]))
+  keep = datasets.arm_keep(done, episode, arm)
   rets, _ = episode_matrix(reward, done, keep)
   # `window` counts the teacher's episodes; with gap g the data keeps one episode in g of a stream.
   kept_window = max(1, -(-int(window) // int(arm["gap"])))
   ceil_idx = ceiling(rets, kept_window)[1]
   ceil, ceil_in_sample = split_ceiling(rets, kept_window, reward.shape[2])    # rows: [tasks x streams]
   # The teacher's experience up to the cut (gap does not shorten it): last kept episode end per stream.
-  cut_keep = datasets.keep_mask(done, episode, arm["portion"], float(arm["fraction"]), 1, int(arm["streams"]))
+  cut_keep = datasets.arm_keep(done, episode, arm, gap=1)
   t = np.arange(done.shape[-1]) + 1
   cut_stream_steps = int(np.max(np.where(cut_keep & done, t, 0)))
   # One kept history in the imitator's own time: the steps a stream kept (every gap-th episode up to the

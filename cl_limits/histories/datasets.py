@@ -124,6 +124,13 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
   return keep
 
 
+def arm_keep(done: np.ndarray, episode: np.ndarray, arm: dict, gap: int | None = None) -> np.ndarray:
+  """`keep_mask` for a resolved arm (`resolve_arm`): its portion, fraction, gap (or `gap` instead) and
+  streams."""
+  return keep_mask(done, episode, arm["portion"], float(arm["fraction"]),
+                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]))
+
+
 def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,
            streams: int = 0, label=None, first_stream: int = 0) -> FlatData:
   """Flat training data of one arm from histories [S, K, E, T, ...]; label [S, K, E, T] or None (actions).

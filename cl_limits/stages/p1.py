@@ -47,23 +47,15 @@ def prompts(history, num_tasks: int, length: int) -> rollout_lib.Prompt:
   """The last `length` steps of stream 0 of every replicate's teacher on each of the first `num_tasks`
   tasks, ending at that stream's last recorded episode end: Prompt [R, K, length, ...]."""
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
-  obs, act, rew = (np.asarray(x) for x in (history.obs, history.action, history.reward))
-  n_r = done.shape[0]
-  out = {k: [] for k in ("obs", "action", "reward", "done")}
-  for r in range(n_r):
-    row = {k: [] for k in out}
-    for k in range(num_tasks):
-      d = done[r, k, 0]
-      ends = np.flatnonzero(d & (np.asarray(history.episode)[r, k, 0] >= 0))
-      if not ends.size or ends[-1] + 1 < length:
-        raise ConfigError(f"experiments.p1.prompt_episodes: teacher {r} task {k} has {int(ends.size)} "
-                          f"recorded episodes, too few for a {length}-step prompt")
-      sl = slice(ends[-1] + 1 - length, ends[-1] + 1)
-      for key, arr in (("obs", obs), ("action", act), ("reward", rew), ("done", done)):
-        row[key].append(arr[r, k, 0, sl])
-    for key in out:
-      out[key].append(np.stack(row[key]))
-  return rollout_lib.Prompt(**{k: np.stack(v) for k, v in out.items()})
+  recorded = done & (np.asarray(history.episode) >= 0)
+  t = np.arange(done.shape[-1])
+  last_end = np.where(recorded, t, -1).max(-1, keepdims=True)
+  episodes = recorded.sum(-1)
+
+  def short(r, k):
+    return (f"experiments.p1.prompt_episodes: teacher {r} task {k} has {int(episodes[r, k, 0])} recorded "
+            f"episodes, too few for a {length}-step prompt")
+  return _stream0_windows(history, t <= last_end, num_tasks, length, short)
 
 
 def kept_prompts(history, keep, num_tasks: int, length: int) -> rollout_lib.Prompt:
@@ -71,22 +63,31 @@ def kept_prompts(history, keep, num_tasks: int, length: int) -> rollout_lib.Prom
   time order: the window an imitator trained on that arm saw at the end of its data (keep [R, K, S, T],
   `datasets.keep_mask`). Prompt [R, K, length, ...]; ConfigError when a stream kept fewer steps."""
   keep = np.asarray(keep, bool)
+
+  def short(r, k):
+    return (f"prompt: replicate {r} task {k} kept {int(keep[r, k, 0].sum())} steps, fewer than the "
+            f"{length}-step prompt")
+  return _stream0_windows(history, keep, num_tasks, length, short)
+
+
+def _stream0_windows(history, mask, num_tasks: int, length: int, short) -> rollout_lib.Prompt:
+  """The last `length` steps of stream 0 that `mask` [R, K, S, T] selects, per replicate and task, in time
+  order; ConfigError(short(r, k)) where fewer are selected."""
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   arrays = {"obs": np.asarray(history.obs), "action": np.asarray(history.action),
             "reward": np.asarray(history.reward), "done": done}
-  out = {k: [] for k in arrays}
-  for r in range(keep.shape[0]):
-    row = {k: [] for k in arrays}
+  out = {key: [] for key in arrays}
+  for r in range(done.shape[0]):
+    row = {key: [] for key in arrays}
     for k in range(num_tasks):
-      m = keep[r, k, 0]
+      m = np.asarray(mask[r, k, 0], bool)
       if int(m.sum()) < length:
-        raise ConfigError(f"prompt: replicate {r} task {k} kept {int(m.sum())} steps, fewer than the "
-                          f"{length}-step prompt")
+        raise ConfigError(short(r, k))
       for key, arr in arrays.items():
         row[key].append(arr[r, k, 0][m][-length:])
     for key in out:
       out[key].append(np.stack(row[key]))
-  return rollout_lib.Prompt(**{k: np.stack(v) for k, v in out.items()})
+  return rollout_lib.Prompt(**{key: np.stack(v) for key, v in out.items()})
 
 
 def teacher_finals(history, curves, num_tasks: int, window: int) -> dict:

@@ -169,7 +169,7 @@ def run(step, log=print) -> None:
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
     # imitator's own time: one stream's kept episodes), its last episodes against the data's last ones.
-    comp_h = common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
+    comp_h = competence_horizon(data, ep_len)
     comp_rets, _ = act(comp_h, comp_tasks, 31)
     comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
     comp = replicates.competence(comp_rets, comp_data, None if opt is None else opt[:n_comp], random,
@@ -215,6 +215,12 @@ def run(step, log=print) -> None:
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
   shutil.rmtree(layout.path(workdir, "p2", PARTIAL), ignore_errors=True)   # the summary holds what they held
+
+
+def competence_horizon(data: list, ep_len: int | None) -> int:
+  """The competence rollouts' steps: one kept history in the imitator's own time (the replicates' mean
+  `kept_stream_steps` of `replicates.data_per_replicate`), cut to whole episodes."""
+  return common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
 
 
 PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut")
