@@ -135,6 +135,20 @@ def test_one_knob_sets_the_context_and_the_windows_that_equal_it(module, preset,
   assert (config.imitation.model.context_len, config.imitation.train.seq_len) == (96, 192)
 
 
+def test_darkroom_gpu_preset_cuts_its_early_arm_where_the_cpu_config_does():
+  """The gpu preset runs the CPU teachers' schedule for longer, so the cut rule's step (6,000 on the CPU
+  config's greedy curve) holds: ad_early keeps the same teacher steps, and every stage plans and validates."""
+  from cl_limits.stages import pipeline  # noqa: PLC0415
+  from experiments.configs import darkroom  # noqa: PLC0415
+  cpu, gpu = darkroom.get_config(""), darkroom.get_config("gpu")
+  for f in ("lr", "eps_anneal_steps", "eps_end", "train_every", "target_update_every"):
+    assert gpu.teacher.dqn[f] == cpu.teacher.dqn[f], f
+  assert gpu.teacher.dqn.total_steps > cpu.teacher.dqn.total_steps
+  kept = lambda c: round(c.teacher.dqn.total_steps * c.imitation.arms.ad_early.fraction)  # noqa: E731
+  assert kept(gpu) == kept(cpu) == 6_000
+  pipeline.validate(pipeline.plan(gpu, "/tmp/darkroom_gpu_plan"))
+
+
 @pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])
 def test_control_budget_config_trains_and_scores_the_power_control_alone(preset):
   """experiments/configs/control_budget.py: the power control's arm alone, to its cap with patience off,
