@@ -149,6 +149,28 @@ def test_darkroom_gpu_preset_cuts_its_early_arm_where_the_cpu_config_does():
   pipeline.validate(pipeline.plan(gpu, "/tmp/darkroom_gpu_plan"))
 
 
+def test_data_budget_config_scales_the_streams_not_the_per_stream_schedule():
+  """experiments/configs/data_budget.py: k x the streams with every step count of the DQN k x too (so one
+  stream's schedule and the cut's step in it are the study's), and two arms that differ only in how many
+  training streams they see; a preset that is not a multiple of the study's streams is refused."""
+  from cl_limits.stages import pipeline  # noqa: PLC0415
+  from experiments.configs import darkroom, data_budget  # noqa: PLC0415
+  study, config = darkroom.get_config(""), data_budget.get_config("16")
+  d, s = config.teacher.dqn, study.teacher.dqn
+  assert d.num_envs == 16 and s.num_envs == 4
+  for f in ("total_steps", "eps_anneal_steps", "learning_starts", "target_update_every", "train_every"):
+    assert d[f] / d.num_envs == s[f] / s.num_envs, f
+  assert d.lr == s.lr and d.batch_size == s.batch_size
+  arms = config.imitation.arms
+  assert (arms.ad_early.streams, arms.ad_early_few.streams) == (0, 3)
+  assert {k: v for k, v in arms.ad_early.items() if k != "streams"} == \
+      {k: v for k, v in arms.ad_early_few.items() if k != "streams"}
+  assert config.experiments.p2.arms == "ad_early,ad_early_few" and not config.experiments.p2.power_control
+  pipeline.validate(pipeline.plan(config, "/tmp/data_budget_plan"))
+  with pytest.raises(ValueError, match="multiple of the study's 4"):
+    data_budget.get_config("6")
+
+
 @pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])
 def test_control_budget_config_trains_and_scores_the_power_control_alone(preset):
   """experiments/configs/control_budget.py: the power control's arm alone, to its cap with patience off,
