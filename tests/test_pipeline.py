@@ -502,6 +502,14 @@ def test_sensitivity_reruns_the_verdicts_at_another_temperature_on_the_same_imit
                  for line in logs if line.startswith("[p2]"))
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Sensitivity to the action temperature" in text and "| row | sampled | greedy |" in text
+  for col, sub in (("sampled", workdir), ("greedy", os.path.join(workdir, "sensitivity", "argmax"))):
+    p2s = json.load(open(os.path.join(sub, "p2", "summary.json")))   # each column's own competence gates
+    want = {a: (e["competence"]["interval"], e["competence"]["ok"]) for a, e in p2s["arms"].items()
+            if "interval" in e.get("competence", {})}
+    got = {a: (g["interval"], g["ok"]) for a, g in s["columns"][col]["gates"].items()}
+    assert got == want and want, (col, got, want)
+    for a in want:
+      assert f"| competence gate, {a}: gain over random" in text
   assert os.path.getsize(os.path.join(workdir, "sensitivity", "sensitivity.png")) > 1000
 
 

@@ -100,6 +100,18 @@ def _competence(workdir) -> float | None:
   return float(np.mean(ends)) if ends else None
 
 
+def _gates(workdir) -> dict:
+  """{P2 row: its competence gate} of one column: the gain over random (interval over replicates), its
+  outcome and the threshold, so the report can show whether any temperature lets a row reproduce its data."""
+  s = layout.summary(workdir, "p2") or {"arms": {}}
+  out = {}
+  for arm, e in s.get("arms", {}).items():
+    c = e.get("competence")
+    if c and "interval" in c:
+      out[arm] = {"interval": c["interval"], "ok": bool(c["ok"]), "needed": c["needed"]}
+  return out
+
+
 def run(step, log=print) -> None:
   """Gathers the columns (the run's own, then each temperature's P1, P2 and P3 steps, which the pipeline
   ran under `<workdir>/sensitivity/<label>/`) into one summary and figure."""
@@ -108,12 +120,14 @@ def run(step, log=print) -> None:
   skipped = [a for a in common.p2_arms(config) if not main_p2["arms"].get(a, {}).get("headroom", {}).get("ok")]
   own = common.describe_actions(config.evaluation)
   out = {"fixed": own, "skipped_p2_rows": skipped, "columns": {}}
-  out["columns"][own] = {"rows": _rows(config, workdir), "competence": _competence(workdir), "main": True}
+  out["columns"][own] = {"rows": _rows(config, workdir), "competence": _competence(workdir),
+                         "gates": _gates(workdir), "main": True}
   for lab in labels(config):
     name = common.describe_actions(evaluation_for(config.evaluation, lab))
     if name != own:
       sub = layout.sensitivity_dir(workdir, lab)
-      out["columns"][name] = {"rows": _rows(config, sub), "competence": _competence(sub), "main": False}
+      out["columns"][name] = {"rows": _rows(config, sub), "competence": _competence(sub),
+                              "gates": _gates(sub), "main": False}
   out["order"] = list(out["columns"])          # the run's own first (summary.json sorts its keys)
   comp = {k: v["competence"] for k, v in out["columns"].items() if v["competence"] is not None}
   out["rule_choice"] = max(comp, key=comp.get) if comp else None
