@@ -225,14 +225,11 @@ def sensitivity_section(workdir) -> list[str]:
   comp = " | ".join("" if s["columns"][c]["competence"] is None else f"{s['columns'][c]['competence']:.3f}"
                     for c in cols)
   lines.append(f"| competence return (rule) | {comp} |")
-  arms = list(dict.fromkeys(a for c in cols for a in s["columns"][c].get("gates", {})))
-  for a in arms:
-    cells = []
-    for c in cols:
-      g = s["columns"][c].get("gates", {}).get(a)
-      shown = "not measurable" if g is None or g["interval"] is None else ci(g["interval"], "{:.2f}")
-      cells.append("" if g is None else f"{shown} {'ok' if g['ok'] else 'FAILS'}")
-    needed = next(s["columns"][c]["gates"][a]["needed"] for c in cols if a in s["columns"][c].get("gates", {}))
+  for a in dict.fromkeys(a for c in cols for a in s["columns"][c].get("gates", {})):   # every P2 row's gate
+    gs = [s["columns"][c].get("gates", {}).get(a) for c in cols]
+    cells = ["" if g is None else ("not measurable" if g["interval"] is None else ci(g["interval"], "{:.2f}"))
+             + (" ok" if g["ok"] else " FAILS") for g in gs]
+    needed = next(g["needed"] for g in gs if g is not None)
     lines.append(f"| competence gate, {a}: gain over random (needs {needed:g} at the lower end) | "
                  + " | ".join(cells) + " |")
   lines += ["", "![sensitivity](sensitivity/sensitivity.png)", ""]
