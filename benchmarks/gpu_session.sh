@@ -4,9 +4,10 @@
 #
 #   bash benchmarks/gpu_session.sh OUT_DIR [SECONDS=540] [CONFIG=experiments/configs/breakout.py:gpu]
 #
-# OUT_DIR receives: machine.txt (nvidia-smi, versions, devices), gpu_timing.json / .log (one segment of
-# every costly program and the extrapolated total), pipeline.log (the preset's own log: progress and ETA
-# of each stage), run.tar.gz (the run directory's log, stage summaries, curves and TensorBoard events;
+# OUT_DIR receives: machine.txt (nvidia-smi, versions, devices), gpu_usage.csv (memory and utilisation
+# every 5 s; JAX's preallocation is off unless XLA_PYTHON_CLIENT_PREALLOCATE is set, so the memory column
+# is what the programs hold), gpu_timing.json / .log (one segment of every costly program and the
+# extrapolated total), pipeline.log (the preset's own log: progress and ETA of each stage), run.tar.gz (the run directory's log, stage summaries, curves and TensorBoard events;
 # no checkpoints or histories). The run directory itself is $RUN_DIR (default /tmp/gpu_run): run the
 # script again with the same RUN_DIR to resume it stage by stage. PYTHON names the interpreter.
 set -uo pipefail
@@ -17,6 +18,7 @@ run_dir=${RUN_DIR:-/tmp/gpu_run}
 start=$(date +%s)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 py=${PYTHON:-$(command -v python || command -v python3)}
 left() { echo $(( budget - ($(date +%s) - start) )); }
 
@@ -27,6 +29,14 @@ left() { echo $(( budget - ($(date +%s) - start) )); }
 print(*(f'{p} {v(p)}' for p in ('jax', 'jaxlib', 'flax', 'optax', 'gymnax', 'orbax-checkpoint'))); print(jax.devices())"
 } >"$out/machine.txt" 2>&1
 cat "$out/machine.txt"
+
+# GPU memory and utilisation every 5 s for the whole visit (the arithmetic's peaks, checked).
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,memory.used,memory.total,utilization.gpu --format=csv -l 5 \
+    >"$out/gpu_usage.csv" 2>/dev/null &
+  smi=$!
+  trap 'kill $smi 2>/dev/null' EXIT
+fi
 
 # The timing: at most 45% of the visit.
 timeout $(( budget * 45 / 100 )) "$py" benchmarks/gpu_timing.py --config="$config" --out="$out/gpu_timing.json" \
