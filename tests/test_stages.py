@@ -169,6 +169,11 @@ def test_data_budget_config_scales_the_streams_not_the_per_stream_schedule():
   pipeline.validate(pipeline.plan(config, "/tmp/data_budget_plan"))
   with pytest.raises(ValueError, match="multiple of the study's 4"):
     data_budget.get_config("6")
+  alone = data_budget.get_config("smoke,4,alone")            # the all-streams arm only, on the smoke study
+  assert list(alone.imitation.arms.keys()) == ["ad_early"] and alone.experiments.p2.arms == "ad_early"
+  pipeline.validate(pipeline.plan(alone, "/tmp/data_budget_alone_plan"))
+  with pytest.raises(ValueError, match="data_budget.py preset 'big'"):
+    data_budget.get_config("big")
 
 
 @pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])

@@ -6,8 +6,10 @@ arms: the only difference is how many streams of each task the imitator sees.
 
   python -m experiments.pipeline --config=experiments/configs/data_budget.py --workdir=runs/data_budget
   python -m experiments.pipeline --config=experiments/configs/data_budget.py:8 ...     (8 streams per task)
+  python -m experiments.pipeline --config=experiments/configs/data_budget.py:16,alone ...  (ad_early only)
 
-Preset: the streams per task (a multiple of the study's 4; default 16), optionally `smoke,` before it.
+Preset: the streams per task (a multiple of the study's 4; default 16), optionally `smoke,` before it and
+`,alone` after it (the all-streams arm alone, for a second budget on data whose few-stream arm is known).
 Per stream the teachers' schedule is the study's: every step count of the DQN (total, segment, replay,
 learning start, epsilon's decay, target update, update period) is counted over all of a learner's streams,
 so each is multiplied by k; the cut (the same fraction) falls at the same step of each stream. The arms:
@@ -23,9 +25,12 @@ _SCALED = ("total_steps", "segment_steps", "buffer_size", "learning_starts", "ep
 
 
 def get_config(preset: str = "16"):
-  size, _, streams = str(preset).rpartition(",")
-  if size not in ("", "smoke") or not streams.isdigit():
-    raise ValueError(f"data_budget.py preset {preset!r}: '[smoke,]<streams per task>', e.g. '16'")
+  parts = str(preset).split(",")
+  alone = parts[-1] == "alone"
+  parts = parts[:-1] if alone else parts
+  size, streams = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+  if size not in ("", "smoke") or not streams.isdigit() or len(parts) > 2:
+    raise ValueError(f"data_budget.py preset {preset!r}: '[smoke,]<streams per task>[,alone]', e.g. '16'")
   config = darkroom.get_config(size)
   dqn = config.teacher.dqn
   base = int(dqn.num_envs)
@@ -44,7 +49,9 @@ def get_config(preset: str = "16"):
     for a in config.imitation.arms.values():
       a.updates = 0                                  # train.num_updates is the cap
     config.experiments.p1.arm = ""
-    config.experiments.p2.arms = "ad_early,ad_early_few"
+    if alone:
+      del config.imitation.arms["ad_early_few"]
+    config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
     config.experiments.p2.power_control = ""
     config.experiments.p2.known_positive = False
     config.experiments.p2.horizon_factor = 1.0
