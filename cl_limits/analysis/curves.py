@@ -97,3 +97,19 @@ def log_episode_slope(returns, first_fraction: float = 0.5):
     dx = np.where(ok, x - mx[..., None], 0)
     slope = (dx * np.where(ok, y - my[..., None], 0)).sum(-1) / (dx ** 2).sum(-1)
   return np.where(n >= 2, slope, np.nan)
+
+
+def search_and_keep(returns) -> dict:
+  """Finding versus keeping a goal, from returns [..., episodes] of consecutive episodes (one rollout per
+  leading index; an episode with return > 0 reached the goal): 'found' (share of episodes that did, per
+  episode), 'after_hit' / 'after_miss' (share that did among episodes whose previous episode did / did
+  not; None where there is none), 'return_if_found' (mean return of the episodes that did)."""
+  r = np.asarray(returns, float)
+  if r.ndim < 1 or r.shape[-1] < 2:
+    raise ValueError(f"returns: need at least 2 consecutive episodes on the last axis (got shape {r.shape})")
+  hit = r > 0
+  prev, nxt = hit[..., :-1], hit[..., 1:]
+  rate = lambda m: float(nxt[m].mean()) if m.any() else None  # noqa: E731
+  return {"found": hit.reshape(-1, r.shape[-1]).mean(0), "after_hit": rate(prev), "after_miss": rate(~prev),
+          "return_if_found": float(r[hit].mean()) if hit.any() else None}
+
