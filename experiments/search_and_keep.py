@@ -24,16 +24,15 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def random_returns(env, tasks, episodes: int, seed: int) -> np.ndarray:
-  """[tasks, episodes] returns of the uniform random policy (P3's zero, `make_random_rollout`), one rollout
+  """[tasks, episodes] returns of the uniform random policy (P3's zero, `rollout.random_rollout`), one rollout
   of consecutive episodes per task."""
   import jax  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
   from cl_limits.stages import common  # noqa: PLC0415
   horizon = episodes * common.episode_length(env)
   k = int(jax.tree.leaves(tasks)[0].shape[0])
-  res = rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
-      tasks, jax.random.split(jax.random.key(seed), k)[None])
-  return np.asarray(jax.device_get(res.episode_return))[0, :, :episodes]
+  res = rollout_lib.random_rollout(env, horizon, tasks, jax.random.split(jax.random.key(seed), k)[None])
+  return np.asarray(res.episode_return)[0, :, :episodes]
 
 
 def _fmt(x) -> str:

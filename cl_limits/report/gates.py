@@ -95,28 +95,33 @@ def competence_gate(c) -> tuple[str, bool]:
   if clone:
     shown = _interval_text(clone, "{:.2f}", f"not measurable ({per_rep(clone['per_replicate'], '{:.2f}')})")
     text += f" [the gate's power: a held-out stream of the data, read as a perfect clone, {shown} "
+    judges, gap = _clone_judges(c)
     if clone["ok"]:
       text += "passes]"
     else:
-      gap = replicates.clone_gap(c)
       gap_text = _interval_text(gap, "{:.2f}") if gap else "not measurable"
       text += (f"fails; the clone minus the imitator {gap_text}: "
-               + ("the gate still detects this imitator's shortfall]" if gap and gap["detects"] else
+               + ("the gate still detects this imitator's shortfall]" if judges else
                   "the gate cannot tell this imitator from a perfect clone]"))
   return text, bool(c["ok"])
 
 
-def clone_ok(c) -> bool | None:
-  """Whether the competence gate can judge this imitator: a perfect clone of the data passes it, or, where
-  the clone fails too, the imitator sits below the clone by more than the noise (`replicates.clone_gap`);
-  None where not measured."""
+def _clone_judges(c) -> tuple[bool | None, dict | None]:
+  """(whether the competence gate can judge this imitator, the clone gap where it was needed): a perfect
+  clone of the data passes the gate, or, where the clone fails too, the imitator sits below the clone by
+  more than the noise (`replicates.clone_gap`); (None, None) where not measured."""
   clone = c.get("clone")
   if not clone:
-    return None
+    return None, None
   if clone["ok"]:
-    return True
+    return True, None
   gap = replicates.clone_gap(c)
-  return bool(gap and gap["detects"])
+  return bool(gap and gap["detects"]), gap
+
+
+def clone_ok(c) -> bool | None:
+  """Whether the competence gate can judge this imitator (`_clone_judges`); None where not measured."""
+  return _clone_judges(c)[0]
 
 
 def held_gate(e) -> tuple[str, bool | None]:

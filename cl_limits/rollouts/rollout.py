@@ -233,3 +233,9 @@ def make_random_rollout(env, horizon: int, max_episodes: int):
     return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep)
 
   return jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(None, 0)))
+
+
+def random_rollout(env, horizon: int, env_params, keys) -> RolloutResult:
+  """The uniform random policy for `horizon` steps on env_params [K] with keys [R, K], on the host:
+  RolloutResult [R, K, ...] (`make_random_rollout` with room for every episode of the horizon)."""
+  return jax.device_get(make_random_rollout(env, horizon, episodes_for(env, horizon))(env_params, keys))

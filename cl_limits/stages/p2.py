@@ -91,8 +91,8 @@ def _random_return(env, tasks, optimum, seed: int, episodes: int = 20) -> float:
   """A uniform random policy's mean return on tasks [K], in the unit (fractions when optimum is given)."""
   ep = common.episode_length(env) or 1000
   horizon = episodes * ep
-  res = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
-      tasks, jax.random.split(jax.random.key(seed), int(jax.tree.leaves(tasks)[0].shape[0]))[None]))
+  res = rollout_lib.random_rollout(env, horizon, tasks,
+                                   jax.random.split(jax.random.key(seed), int(jax.tree.leaves(tasks)[0].shape[0]))[None])
   per_task = np.nanmean(np.asarray(res.episode_return)[0], axis=-1)               # [K]
   return float(np.mean(replicates.in_unit(per_task, optimum)))
 

@@ -122,9 +122,8 @@ def run(step, log=print) -> None:
     tag = f"[p3] {name}"
     runs = learners.run_learners(model, params, env, tasks, horizon, key, **actions, log=log, tag=tag,
                                  settings=common.rollout_settings(config))
-    rnd = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
-        tasks, jax.random.split(jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(
-            num_seeds, len(task_ids))))
+    rnd = rollout_lib.random_rollout(env, horizon, tasks, jax.random.split(
+        jax.random.fold_in(key, 1), num_seeds * len(task_ids)).reshape(num_seeds, len(task_ids)))
     rnd_runs = (np.asarray(rnd.episode_return), np.asarray(rnd.episode_end))
     entry = {"env": t.name, "env_kwargs": t.kwargs.to_dict(), "arm": arm_of(t),
              "role": str(p3.targets[name].get("role", "transfer")),

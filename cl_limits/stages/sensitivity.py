@@ -93,23 +93,19 @@ def _rows(config, workdir) -> list[dict]:
           for r in gates.counted(rr.p1_rows(config, workdir) + rr.p2_rows(workdir) + rr.p3_rows(config, workdir))]
 
 
-def _competence(workdir) -> float | None:
-  s = layout.summary(workdir, "p2")
-  ends = [np.mean(e["competence"]["imitator_end"]) for e in (s or {}).get("arms", {}).values()
-          if "competence" in e]
-  return float(np.mean(ends)) if ends else None
-
-
-def _gates(workdir) -> dict:
-  """{P2 row: its competence gate} of one column: the gain over random (interval over replicates), its
-  outcome and the threshold, so the report can show whether any temperature lets a row reproduce its data."""
-  s = layout.summary(workdir, "p2") or {"arms": {}}
-  out = {}
-  for arm, e in s.get("arms", {}).items():
+def _competence(workdir) -> dict:
+  """One column's competence, from its P2 summary: 'competence' (the rule's number: the mean competence
+  return over the P2 rows; None without any) and 'gates' ({P2 row: its gate's gain over random (interval
+  over replicates), outcome and threshold}, so the report shows whether any temperature lets a row
+  reproduce its data)."""
+  arms = (layout.summary(workdir, "p2") or {}).get("arms", {})
+  ends = [np.mean(e["competence"]["imitator_end"]) for e in arms.values() if "competence" in e]
+  gates = {}
+  for arm, e in arms.items():
     c = e.get("competence")
     if c and "interval" in c:
-      out[arm] = {"interval": c["interval"], "ok": bool(c["ok"]), "needed": c["needed"]}
-  return out
+      gates[arm] = {"interval": c["interval"], "ok": bool(c["ok"]), "needed": c["needed"]}
+  return {"competence": float(np.mean(ends)) if ends else None, "gates": gates}
 
 
 def run(step, log=print) -> None:
@@ -120,14 +116,12 @@ def run(step, log=print) -> None:
   skipped = [a for a in common.p2_arms(config) if not main_p2["arms"].get(a, {}).get("headroom", {}).get("ok")]
   own = common.describe_actions(config.evaluation)
   out = {"fixed": own, "skipped_p2_rows": skipped, "columns": {}}
-  out["columns"][own] = {"rows": _rows(config, workdir), "competence": _competence(workdir),
-                         "gates": _gates(workdir), "main": True}
+  out["columns"][own] = {"rows": _rows(config, workdir), **_competence(workdir), "main": True}
   for lab in labels(config):
     name = common.describe_actions(evaluation_for(config.evaluation, lab))
     if name != own:
       sub = layout.sensitivity_dir(workdir, lab)
-      out["columns"][name] = {"rows": _rows(config, sub), "competence": _competence(sub),
-                              "gates": _gates(sub), "main": False}
+      out["columns"][name] = {"rows": _rows(config, sub), **_competence(sub), "main": False}
   out["order"] = list(out["columns"])          # the run's own first (summary.json sorts its keys)
   comp = {k: v["competence"] for k, v in out["columns"].items() if v["competence"] is not None}
   out["rule_choice"] = max(comp, key=comp.get) if comp else None

@@ -128,9 +128,9 @@ def score(step, log=print) -> None:
       name = a if k == "frozen" else f"{a}+sgd_{k}"
       runs[name] = v
       labels[name] = (f"frozen imitator ({kind})" if k == "frozen" else f"imitator ({kind}) + test-time SGD ({k})")
-  rnd = jax.device_get(rollout_lib.make_random_rollout(env, horizon, rollout_lib.episodes_for(env, horizon))(
-      jax.tree.map(lambda x: np.asarray(x)[None], env.default_params),
-      jax.random.split(jax.random.fold_in(key, 1), num_seeds * repeats).reshape(num_seeds * repeats, 1)))
+  rnd = rollout_lib.random_rollout(
+      env, horizon, jax.tree.map(lambda x: np.asarray(x)[None], env.default_params),
+      jax.random.split(jax.random.fold_in(key, 1), num_seeds * repeats).reshape(num_seeds * repeats, 1))
   entry = {"env": f"MinAtar-{game}", "env_kwargs": {}, "horizon_steps": horizon,
            "trained_on": [g for g in games(config) if g != game], "arm": ",".join(arms(config)), "labels": labels}
   # One task: the random policy's rollouts and the DQN's seeds give one level each, shared by the
