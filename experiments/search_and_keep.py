@@ -2,9 +2,12 @@ r"""Does a P2 imitator fail its competence gate by not finding the goal, or by n
 run's P2 stage (its saved competence rollouts: every replicate x training task x episode), for each P2 row:
 the share of episodes with any reward (the goal reached) by episode, the chance of reaching it in the next
 episode after an episode that did and after one that did not, and the mean return of the episodes that
-did; beside it the same for the uniform random policy on the same tasks (`--random_episodes` each). An
-imitator that learned to search reaches the goal after a miss more often than random does; one that
-learned to keep it returns to it after a hit.
+did; beside it the same for the uniform random policy on the same tasks (`--random_episodes` each), and
+for the row's own data: the episodes its arm keeps of every stream on those tasks, in the order the
+imitator saw them (kept episode i stands where the rollout's episode i stands, so the two are compared in
+the imitator's own time). An imitator that learned to search reaches the goal after a miss more often than
+random does; one that learned to keep it returns to it after a hit; one that reproduces its data does
+both as often as its data does.
 
   python -m experiments.search_and_keep --config=experiments/configs/darkroom.py --workdir=runs/darkroom_s0
 
@@ -33,6 +36,21 @@ def random_returns(env, tasks, episodes: int, seed: int) -> np.ndarray:
   k = int(jax.tree.leaves(tasks)[0].shape[0])
   res = rollout_lib.random_rollout(env, horizon, tasks, jax.random.split(jax.random.key(seed), k)[None])
   return np.asarray(res.episode_return)[0, :, :episodes]
+
+
+def data_returns(config, workdir: str, arm_name: str, tasks: int) -> np.ndarray:
+  """[replicates x tasks x streams, kept episodes] returns of the episodes arm `arm_name` keeps, on the
+  first `tasks` teacher tasks, NaN-padded."""
+  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.stages import artifacts, layout  # noqa: PLC0415
+  arm = datasets.resolve_arm(config.imitation.arms[arm_name])
+  history = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
+             else artifacts.load_teacher_histories(config, workdir)[0])
+  rows = [ceiling.kept_returns(replicates.replicate(history, r, tasks), arm)
+          for r in range(int(np.asarray(history.action).shape[0]))]
+  width = max(x.shape[1] for x in rows)
+  return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan) for x in rows])
 
 
 def _fmt(x) -> str:
@@ -64,6 +82,12 @@ def main(_):
     print(f"{row} ({r.shape[0]} replicates x {r.shape[1]} tasks x {r.shape[2]} episodes): goal reached by "
           f"episode {found}; after a hit {_fmt(s['after_hit'])}, after a miss {_fmt(s['after_miss'])} "
           f"(random: {rand['found'].mean():.2f}); mean return when reached {_fmt(s['return_if_found'])}")
+    d_r = data_returns(config, workdir, row.removesuffix("_known_positive"), r.shape[1])[:, :r.shape[2]]
+    d = curves.search_and_keep(d_r)
+    found = ", ".join(f"{x:.2f}" for x in d["found"])
+    print(f"  its data ({d_r.shape[0]} streams' first {d_r.shape[1]} kept episodes on the same tasks, in the imitator's order): "
+          f"goal reached by kept episode {found}; after a hit {_fmt(d['after_hit'])}, after a miss "
+          f"{_fmt(d['after_miss'])}; mean return when reached {_fmt(d['return_if_found'])}")
 
 
 if __name__ == "__main__":

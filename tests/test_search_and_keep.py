@@ -6,7 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from cl_limits.analysis import curves
+from cl_limits.analysis import ceiling, curves, replicates
+from cl_limits.histories import datasets
+from cl_limits.stages import artifacts, layout
+from experiments.configs import darkroom
 
 
 def test_hit_rates_after_a_hit_and_after_a_miss_count_consecutive_episodes():
@@ -18,6 +21,10 @@ def test_hit_rates_after_a_hit_and_after_a_miss_count_consecutive_episodes():
   assert s["after_miss"] == pytest.approx(2 / 5)    # miss->hit (rollout 0); miss x3 -> miss, miss->hit (1)
   assert s["return_if_found"] == pytest.approx((2 + 4 + 6 + 3) / 4)
   assert curves.search_and_keep(np.zeros((3, 4)))["after_hit"] is None
+  # NaN pads a shorter row: its pairs with a NaN are not counted, nor its padded episodes
+  p = curves.search_and_keep(np.array([[2.0, 0.0, np.nan], [0.0, 3.0, 3.0]]))
+  np.testing.assert_allclose(p["found"], [0.5, 0.5, 1.0])
+  assert p["after_hit"] == pytest.approx(1 / 2) and p["after_miss"] == pytest.approx(1.0)
   with pytest.raises(ValueError, match="at least 2 consecutive episodes"):
     curves.search_and_keep(np.ones((3, 1)))
 
@@ -29,7 +36,8 @@ def _script(*args):
 
 
 def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_policy(smoke_pipeline, tmp_path):
-  workdir = smoke_pipeline[0]
+  workdir, config = smoke_pipeline[0], darkroom.get_config("smoke")
+  teachers = artifacts.load_teacher_histories(config, workdir)[0]
   res = _script(f"--workdir={workdir}", "--random_episodes=50")
   assert res.returncode == 0, res.stderr[-2000:]
   lines = res.stdout.splitlines()
@@ -43,5 +51,15 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
     line = next(ln for ln in lines if ln.startswith(f"{row} ("))
     miss = "n/a" if s["after_miss"] is None else f"{s['after_miss']:.2f}"
     assert f"after a miss {miss} (random:" in line
+    # the row's own data: the episodes its arm keeps, every replicate and stream, on the same tasks
+    arm = datasets.resolve_arm(config.imitation.arms[row.removesuffix("_known_positive")])
+    hist = (layout.load_histories(os.path.join(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
+            else teachers)
+    n_t, n_e = z[f"{row}/competence_return"].shape[1:]
+    d_r = [ceiling.kept_returns(replicates.replicate(hist, i, n_t), arm) for i in range(hist.action.shape[0])]
+    d = curves.search_and_keep(np.concatenate([x[:, :n_e] for x in d_r]))
+    data_line = lines[lines.index(line) + 1]
+    assert data_line.startswith("  its data (")
+    assert f"after a hit {d['after_hit']:.2f}, after a miss {d['after_miss']:.2f}" in data_line
   bad = _script(f"--workdir={tmp_path}")
   assert bad.returncode != 0 and "no finished P2 stage" in bad.stderr

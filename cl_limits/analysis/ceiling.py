@@ -121,6 +121,14 @@ def teacher_optimum(env, manifest) -> np.ndarray | None:
   return task_optimum(env, manifest["task_ids"])
 
 
+def kept_returns(history, arm: dict) -> np.ndarray:
+  """The returns of the episodes an arm keeps, in the order its imitator sees them: [histories, kept
+  episodes] (rows: every leading index of the histories [S, K, E, T], flattened), NaN-padded."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  keep = datasets.arm_keep(done, np.asarray(history.episode), arm)
+  return episode_matrix(np.asarray(history.reward), done, keep)[0]
+
+
 def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> dict:
   """The arm's ceiling, the cut, and the teachers' full population curve on the learner-step axis.
 
@@ -132,7 +140,7 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   reward = np.asarray(history.reward)
   streams = int(manifest["streams_per_learner"])
   keep = datasets.arm_keep(done, episode, arm)
-  rets, _ = episode_matrix(reward, done, keep)
+  rets = kept_returns(history, arm)
   # `window` counts the teacher's episodes; with gap g the data keeps one episode in g of a stream.
   kept_window = max(1, -(-int(window) // int(arm["gap"])))
   ceil_idx = ceiling(rets, kept_window)[1]

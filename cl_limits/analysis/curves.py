@@ -100,16 +100,21 @@ def log_episode_slope(returns, first_fraction: float = 0.5):
 
 
 def search_and_keep(returns) -> dict:
-  """Finding versus keeping a goal, from returns [..., episodes] of consecutive episodes (one rollout per
-  leading index; an episode with return > 0 reached the goal): 'found' (share of episodes that did, per
-  episode), 'after_hit' / 'after_miss' (share that did among episodes whose previous episode did / did
-  not; None where there is none), 'return_if_found' (mean return of the episodes that did)."""
+  """Finding versus keeping a goal, from returns [..., episodes] of consecutive episodes (one rollout or one
+  stream's kept episodes per leading index; an episode with return > 0 reached the goal; NaN pads a row
+  that has fewer episodes, and a pair with a NaN in it is not counted): 'found' (share of episodes that
+  did, per episode), 'after_hit' / 'after_miss' (share that did among episodes whose previous episode did /
+  did not; None where there is none), 'return_if_found' (mean return of the episodes that did)."""
   r = np.asarray(returns, float)
   if r.ndim < 1 or r.shape[-1] < 2:
     raise ValueError(f"returns: need at least 2 consecutive episodes on the last axis (got shape {r.shape})")
-  hit = r > 0
+  seen = np.isfinite(r)
+  hit = seen & (np.nan_to_num(r) > 0)
+  pair = seen[..., :-1] & seen[..., 1:]
   prev, nxt = hit[..., :-1], hit[..., 1:]
   rate = lambda m: float(nxt[m].mean()) if m.any() else None  # noqa: E731
-  return {"found": hit.reshape(-1, r.shape[-1]).mean(0), "after_hit": rate(prev), "after_miss": rate(~prev),
+  flat_hit, flat_seen = hit.reshape(-1, r.shape[-1]), seen.reshape(-1, r.shape[-1])
+  found = np.where(flat_seen.any(0), flat_hit.sum(0) / np.maximum(flat_seen.sum(0), 1), np.nan)
+  return {"found": found, "after_hit": rate(pair & prev), "after_miss": rate(pair & ~prev),
           "return_if_found": float(r[hit].mean()) if hit.any() else None}
 
