@@ -7,7 +7,12 @@ for the row's own data: the episodes its arm keeps of every stream on those task
 imitator saw them (kept episode i stands where the rollout's episode i stands, so the two are compared in
 the imitator's own time). An imitator that learned to search reaches the goal after a miss more often than
 random does; one that learned to keep it returns to it after a hit; one that reproduces its data does
-both as often as its data does.
+both as often as its data does. With `--paths` (the default) each P2 imitator's competence rollouts are run
+again with the stage's keys (the same rollouts: their returns are checked against the saved ones) recording
+where it stood, and its paths are set beside its data's and the random policy's: distinct cells per
+episode, and how much of each episode retraces the previous one's after a miss and after a hit. (A
+known-positive row is the AD-epsilon generator itself continued from
+the cut, so no data line is printed under it.)
 
   python -m experiments.search_and_keep --config=experiments/configs/darkroom.py --workdir=runs/darkroom_s0
 
@@ -17,12 +22,15 @@ measures pooled over replicates and tasks, not intervals.
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
 _RANDOM = flags.DEFINE_integer("random_episodes", 400, "Random-policy episodes per training task.")
+_PATHS = flags.DEFINE_bool("paths", True, "Also re-run each P2 imitator's competence rollouts (the same "
+                           "keys: the same rollouts) recording where it stood, and compare its paths from one "
+                           "episode to the next with its data's and the random policy's.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -53,14 +61,89 @@ def data_returns(config, workdir: str, arm_name: str, tasks: int) -> np.ndarray:
   return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan) for x in rows])
 
 
+def data_paths(config, workdir: str, arm_name: str, tasks: int, episodes: int, ep_len: int):
+  """Positions [rows, episodes, ep_len, coordinates] and hits [rows, episodes] of the first `episodes`
+  episodes arm `arm_name` keeps of every stream on the first `tasks` teacher tasks (rows: replicates x
+  tasks x streams; fixed-length episodes)."""
+  from cl_limits.analysis import replicates  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.stages import artifacts, layout  # noqa: PLC0415
+  arm = datasets.resolve_arm(config.imitation.arms[arm_name])
+  history = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
+             else artifacts.load_teacher_histories(config, workdir)[0])
+  pos, hit = [], []
+  for r in range(int(np.asarray(history.action).shape[0])):
+    h = replicates.replicate(history, r, tasks)
+    done = np.asarray(h.terminated) | np.asarray(h.truncated)
+    keep = datasets.arm_keep(done, np.asarray(h.episode), arm).reshape(-1, done.shape[-1])
+    obs = np.asarray(h.obs).reshape(keep.shape + np.asarray(h.obs).shape[4:])
+    rew = np.asarray(h.reward).reshape(keep.shape)
+    for o, w, k in zip(obs, rew, keep):
+      o, w = o[k].reshape(-1, ep_len, o.shape[-1]), w[k].reshape(-1, ep_len)
+      pos.append(o[:episodes])
+      hit.append(w[:episodes].sum(-1) > 0)
+  n = min(len(x) for x in hit)
+  return np.stack([x[:n] for x in pos]), np.stack([x[:n] for x in hit])
+
+
+def imitator_paths(config, imitators, arm_name: str, tasks, episodes: int, ep_len: int):
+  """The competence rollouts of P2 row `arm_name` again, recording: positions [R, K, episodes, ep_len,
+  coordinates] and episode returns [R, K, episodes]. The P2 stage's keys, tasks, horizon and actions, so
+  the returns equal its saved ones."""
+  import jax  # noqa: PLC0415
+  from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common  # noqa: PLC0415
+  model, params, arm_list, num_seeds = imitators
+  n_k = int(jax.tree.leaves(tasks)[0].shape[0])
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 31), arm_list.index(arm_name)),
+                          num_seeds * n_k).reshape(num_seeds, n_k)
+  one = rollout_lib.make_rollout(model, common.env_of(config), episodes * ep_len, episodes, record=True,
+                                 **artifacts.protocol(config))
+  res = jax.device_get(jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)), in_axes=(0, None, 0)))(
+      learner_lib.arm_params(params, arm_list, arm_name, num_seeds), tasks, keys))
+  obs = np.asarray(res.transitions.obs)
+  return (obs.reshape(obs.shape[:2] + (episodes, ep_len) + obs.shape[3:]),
+          np.asarray(res.episode_return)[..., :episodes])
+
+
+def random_paths(env, tasks, episodes: int, ep_len: int, seed: int):
+  """Positions [K, episodes, ep_len, coordinates] and hits [K, episodes] of the uniform random policy, one
+  run of consecutive episodes per task."""
+  import jax  # noqa: PLC0415
+  num_actions = env.action_space(env.default_params).n
+
+  def one(env_params, key):
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = env.reset(k_reset, env_params)
+
+    def step(carry, k):
+      obs, state = carry
+      k_act, k_env = jax.random.split(k)
+      action = jax.random.randint(k_act, (), 0, num_actions)
+      nxt, state, reward, _, _, _ = env.step(k_env, state, action, env_params)
+      return (nxt, state), (obs, reward)
+    return jax.lax.scan(step, (obs, state), jax.random.split(k_steps, episodes * ep_len))[1]
+  n_k = int(jax.tree.leaves(tasks)[0].shape[0])
+  obs, rew = jax.device_get(jax.jit(jax.vmap(one))(tasks, jax.random.split(jax.random.key(seed), n_k)))
+  obs = np.asarray(obs)
+  return (obs.reshape((n_k, episodes, ep_len) + obs.shape[2:]),
+          np.asarray(rew).reshape(n_k, episodes, ep_len).sum(-1) > 0)
+
+
+def _paths_text(p: dict) -> str:
+  return f"{p['cells']:.1f}; {_fmt(p['repeat_after_miss'])} / {_fmt(p['repeat_after_hit'])}"
+
+
 def _fmt(x) -> str:
   return "n/a" if x is None else f"{x:.2f}"
 
 
 def main(_):
   from cl_limits.analysis import curves  # noqa: PLC0415
-  from cl_limits.stages import common, layout  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
   config, workdir = _CONFIG.value, _WORKDIR.value
+  imitators = None
   path = layout.path(workdir, "p2", "returns.npz")
   if not os.path.exists(path):
     raise app.UsageError(f"--workdir={workdir}: no finished P2 stage ({path} is missing)")
@@ -69,7 +152,8 @@ def main(_):
   if not rows:
     raise app.UsageError(f"--workdir={workdir}: its P2 stage saved no competence rollouts")
   env = common.env_of(config)
-  if not common.episode_length(env):
+  ep_len = common.episode_length(env)
+  if not ep_len:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
   tasks, ids = common.teacher_tasks(config, env)
   rand = curves.search_and_keep(random_returns(env, tasks, int(_RANDOM.value), int(config.seed)))
@@ -82,13 +166,31 @@ def main(_):
     print(f"{row} ({r.shape[0]} replicates x {r.shape[1]} tasks x {r.shape[2]} episodes): goal reached by "
           f"episode {found}; after a hit {_fmt(s['after_hit'])}, after a miss {_fmt(s['after_miss'])} "
           f"(random: {rand['found'].mean():.2f}); mean return when reached {_fmt(s['return_if_found'])}")
-    d_r = data_returns(config, workdir, row.removesuffix("_known_positive"), r.shape[1])[:, :r.shape[2]]
+    if row.endswith("_known_positive"):     # the generator continued from the cut: not in the data's time
+      continue
+    d_r = data_returns(config, workdir, row, r.shape[1])[:, :r.shape[2]]
     d = curves.search_and_keep(d_r)
     found = ", ".join(f"{x:.2f}" for x in d["found"])
     print(f"  its data ({d_r.shape[0]} streams' first {d_r.shape[1]} kept episodes on the same tasks, in the imitator's order): "
           f"goal reached by kept episode {found}; after a hit {_fmt(d['after_hit'])}, after a miss "
           f"{_fmt(d['after_miss'])}; mean return when reached {_fmt(d['return_if_found'])}")
+    if not _PATHS.value:
+      continue
+    if imitators is None:
+      imitators = artifacts.final_imitators(config, workdir)
+    n_k, n_e = r.shape[1], r.shape[2]
+    pos, again = imitator_paths(config, imitators, row, common.first(tasks, n_k), n_e, ep_len)
+    if not np.array_equal(np.nan_to_num(again), np.nan_to_num(r)):
+      raise app.UsageError(f"{row}: re-running its competence rollouts did not give the saved returns: is "
+                           "--config the run's own config (seed, evaluation.temperature, ...)?")
+    imit = curves.path_stats(pos, again > 0)
+    dat = curves.path_stats(*data_paths(config, workdir, row, n_k, n_e, ep_len))
+    rnd = curves.path_stats(*random_paths(env, common.first(tasks, n_k), n_e, ep_len, int(config.seed) + 7))
+    print(f"  paths (distinct cells per episode; share of steps on the cell the previous episode stood on at "
+          f"that step, after a miss / after a hit): imitator {_paths_text(imit)} | its data {_paths_text(dat)} "
+          f"| random {_paths_text(rnd)}")
 
 
 if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
   app.run(main)

@@ -29,6 +29,21 @@ def test_hit_rates_after_a_hit_and_after_a_miss_count_consecutive_episodes():
     curves.search_and_keep(np.ones((3, 1)))
 
 
+def test_path_stats_count_cells_and_retraced_steps_after_a_hit_and_after_a_miss():
+  a, b, c = [0, 0], [0, 1], [1, 1]
+  # one rollout of three 3-step episodes: a-b-c (hit), a-b-b (miss), a-a-a (miss)
+  pos = np.array([[[a, b, c], [a, b, b], [a, a, a]]])
+  s = curves.path_stats(pos, np.array([[True, False, False]]))
+  assert s["cells"] == pytest.approx((3 + 2 + 1) / 3)
+  assert s["repeat_after_hit"] == pytest.approx(2 / 3)       # episode 2 retraces a, b of episode 1
+  assert s["repeat_after_miss"] == pytest.approx(1 / 3)      # episode 3 retraces only a of episode 2
+  assert curves.path_stats(pos, np.zeros((1, 3), bool))["repeat_after_hit"] is None
+  with pytest.raises(ValueError, match="hit: shape"):
+    curves.path_stats(pos, np.zeros((1, 2), bool))
+  with pytest.raises(ValueError, match="episodes >= 2"):
+    curves.path_stats(pos[:, :1], np.zeros((1, 1), bool))
+
+
 def _script(*args):
   return subprocess.run([sys.executable, "-m", "experiments.search_and_keep",
                          "--config=experiments/configs/darkroom.py:smoke", *args],
@@ -51,15 +66,23 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
     line = next(ln for ln in lines if ln.startswith(f"{row} ("))
     miss = "n/a" if s["after_miss"] is None else f"{s['after_miss']:.2f}"
     assert f"after a miss {miss} (random:" in line
+    data_line = lines[lines.index(line) + 1] if lines.index(line) + 1 < len(lines) else ""
+    if row.endswith("_known_positive"):
+      assert not data_line.startswith("  its data (")
+      continue
     # the row's own data: the episodes its arm keeps, every replicate and stream, on the same tasks
-    arm = datasets.resolve_arm(config.imitation.arms[row.removesuffix("_known_positive")])
+    arm = datasets.resolve_arm(config.imitation.arms[row])
     hist = (layout.load_histories(os.path.join(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
             else teachers)
     n_t, n_e = z[f"{row}/competence_return"].shape[1:]
     d_r = [ceiling.kept_returns(replicates.replicate(hist, i, n_t), arm) for i in range(hist.action.shape[0])]
     d = curves.search_and_keep(np.concatenate([x[:, :n_e] for x in d_r]))
-    data_line = lines[lines.index(line) + 1]
     assert data_line.startswith("  its data (")
     assert f"after a hit {d['after_hit']:.2f}, after a miss {d['after_miss']:.2f}" in data_line
+    paths = lines[lines.index(line) + 2]              # the script checked they are the gate's own rollouts
+    assert paths.startswith("  paths (") and " | its data " in paths and " | random " in paths
+  # another temperature than the run's: the re-run rollouts are not the gate's, and the script says so
+  other = _script(f"--workdir={workdir}", "--random_episodes=50", "--config.evaluation.temperature=0.3")
+  assert other.returncode != 0 and "did not give the saved returns" in other.stderr
   bad = _script(f"--workdir={tmp_path}")
   assert bad.returncode != 0 and "no finished P2 stage" in bad.stderr

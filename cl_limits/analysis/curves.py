@@ -118,3 +118,25 @@ def search_and_keep(returns) -> dict:
   return {"found": found, "after_hit": rate(pair & prev), "after_miss": rate(pair & ~prev),
           "return_if_found": float(r[hit].mean()) if hit.any() else None}
 
+
+def path_stats(positions, hit) -> dict:
+  """How an agent moves from one episode to the next, from the cells it stood on: positions [..., episodes,
+  steps, coordinates] of consecutive fixed-length episodes (one rollout or one stream's kept episodes per
+  leading index), hit [..., episodes] (the episode reached the goal). 'cells': distinct cells per episode
+  (the mean); 'repeat_after_hit' / 'repeat_after_miss': the share of an episode's steps at the very cell
+  the previous episode stood on at that step, for episodes whose previous one did / did not reach the goal
+  (None where there is none). A searcher changes its path after a miss; a learner that knows the goal
+  repeats it after a hit."""
+  pos = np.asarray(positions)
+  if pos.ndim < 3 or pos.shape[-3] < 2:
+    raise ValueError(f"positions: need [..., episodes >= 2, steps, coordinates] (got shape {pos.shape})")
+  hit = np.asarray(hit, bool)
+  if hit.shape != pos.shape[:-2]:
+    raise ValueError(f"hit: shape {hit.shape} for positions of shape {pos.shape} (needs {pos.shape[:-2]})")
+  flat = pos.reshape((-1,) + pos.shape[-2:])
+  cells = float(np.mean([len(np.unique(ep, axis=0)) for ep in flat]))
+  same = (pos[..., 1:, :, :] == pos[..., :-1, :, :]).all(-1).mean(-1)          # [..., episodes - 1]
+  prev = hit[..., :-1]
+  share = lambda m: float(same[m].mean()) if m.any() else None  # noqa: E731
+  return {"cells": cells, "repeat_after_hit": share(prev), "repeat_after_miss": share(~prev)}
+
