@@ -46,15 +46,21 @@ def random_returns(env, tasks, episodes: int, seed: int) -> np.ndarray:
   return np.asarray(res.episode_return)[0, :, :episodes]
 
 
+def _arm_data(config, workdir: str, arm_name: str):
+  """(the resolved arm, the history store it is cut from: the teachers' or the AD-epsilon streams')."""
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.stages import artifacts, layout  # noqa: PLC0415
+  arm = datasets.resolve_arm(config.imitation.arms[arm_name])
+  if arm["data"] == "ad_eps":
+    return arm, layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0]
+  return arm, artifacts.load_teacher_histories(config, workdir)[0]
+
+
 def data_returns(config, workdir: str, arm_name: str, tasks: int) -> np.ndarray:
   """[replicates x tasks x streams, kept episodes] returns of the episodes arm `arm_name` keeps, on the
   first `tasks` teacher tasks, NaN-padded."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
-  from cl_limits.histories import datasets  # noqa: PLC0415
-  from cl_limits.stages import artifacts, layout  # noqa: PLC0415
-  arm = datasets.resolve_arm(config.imitation.arms[arm_name])
-  history = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
-             else artifacts.load_teacher_histories(config, workdir)[0])
+  arm, history = _arm_data(config, workdir, arm_name)
   rows = [ceiling.kept_returns(replicates.replicate(history, r, tasks), arm)
           for r in range(int(np.asarray(history.action).shape[0]))]
   width = max(x.shape[1] for x in rows)
@@ -67,10 +73,7 @@ def data_paths(config, workdir: str, arm_name: str, tasks: int, episodes: int, e
   tasks x streams; fixed-length episodes)."""
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
-  from cl_limits.stages import artifacts, layout  # noqa: PLC0415
-  arm = datasets.resolve_arm(config.imitation.arms[arm_name])
-  history = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
-             else artifacts.load_teacher_histories(config, workdir)[0])
+  arm, history = _arm_data(config, workdir, arm_name)
   pos, hit = [], []
   for r in range(int(np.asarray(history.action).shape[0])):
     h = replicates.replicate(history, r, tasks)
