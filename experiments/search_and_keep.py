@@ -7,7 +7,9 @@ for the row's own data: the episodes its arm keeps of every stream on those task
 imitator saw them (kept episode i stands where the rollout's episode i stands, so the two are compared in
 the imitator's own time). An imitator that learned to search reaches the goal after a miss more often than
 random does; one that learned to keep it returns to it after a hit; one that reproduces its data does
-both as often as its data does. With `--paths` (the default) each P2 imitator's competence rollouts are run
+both as often as its data does. Its data's "after a miss" is also split by whether the data's learner had
+already reached the goal in any of its streams (kept or not) when the episode began: knowledge that a
+stream's kept episodes, the imitator's context, do not hold. With `--paths` (the default) each P2 imitator's competence rollouts are run
 again with the stage's keys (the same rollouts: their returns are checked against the saved ones) recording
 where it stood, and its paths are set beside its data's and the random policy's: distinct cells per
 episode, and how much of each episode retraces the previous one's after a miss and after a hit. (A
@@ -56,15 +58,18 @@ def _arm_data(config, workdir: str, arm_name: str):
   return arm, artifacts.load_teacher_histories(config, workdir)[0]
 
 
-def data_returns(config, workdir: str, arm_name: str, tasks: int) -> np.ndarray:
+def data_returns(config, workdir: str, arm_name: str, tasks: int):
   """[replicates x tasks x streams, kept episodes] returns of the episodes arm `arm_name` keeps, on the
-  first `tasks` teacher tasks, NaN-padded."""
+  first `tasks` teacher tasks, NaN-padded; and whether each one's learner had reached the goal before it
+  began, in any stream (`ceiling.kept_informed`)."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   arm, history = _arm_data(config, workdir, arm_name)
-  rows = [ceiling.kept_returns(replicates.replicate(history, r, tasks), arm)
-          for r in range(int(np.asarray(history.action).shape[0]))]
+  reps = [replicates.replicate(history, r, tasks) for r in range(int(np.asarray(history.action).shape[0]))]
+  rows = [ceiling.kept_returns(h, arm) for h in reps]
+  known = [ceiling.kept_informed(h, arm) for h in reps]
   width = max(x.shape[1] for x in rows)
-  return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan) for x in rows])
+  return (np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])), constant_values=np.nan) for x in rows]),
+          np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1]))) for x in known]))
 
 
 def data_paths(config, workdir: str, arm_name: str, tasks: int, episodes: int, ep_len: int):
@@ -138,8 +143,8 @@ def _paths_text(p: dict) -> str:
   return f"{p['cells']:.1f}; {_fmt(p['repeat_after_miss'])} / {_fmt(p['repeat_after_hit'])}"
 
 
-def _fmt(x) -> str:
-  return "n/a" if x is None else f"{x:.2f}"
+def _fmt(x, digits: int = 2) -> str:
+  return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def main(_):
@@ -165,18 +170,26 @@ def main(_):
   for row in rows:
     r = z[f"{row}/competence_return"]
     s = curves.search_and_keep(r)
+    own = curves.after_miss_by_knowledge(r, curves.reached_before(r))
     found = ", ".join(f"{x:.2f}" for x in s["found"])
     print(f"{row} ({r.shape[0]} replicates x {r.shape[1]} tasks x {r.shape[2]} episodes): goal reached by "
           f"episode {found}; after a hit {_fmt(s['after_hit'])}, after a miss {_fmt(s['after_miss'])} "
           f"(random: {rand['found'].mean():.2f}); mean return when reached {_fmt(s['return_if_found'])}")
+    print(f"  after a miss, by what it knew from its own earlier episodes: {_fmt(own['uninformed'][0], 3)} of "
+          f"{own['uninformed'][1]:,} before it had reached the goal, {_fmt(own['informed'][0], 3)} of "
+          f"{own['informed'][1]:,} after")
     if row.endswith("_known_positive"):     # the generator continued from the cut: not in the data's time
       continue
-    d_r = data_returns(config, workdir, row, r.shape[1])[:, :r.shape[2]]
+    d_r, known = (x[:, :r.shape[2]] for x in data_returns(config, workdir, row, r.shape[1]))
     d = curves.search_and_keep(d_r)
+    split = curves.after_miss_by_knowledge(d_r, known)
     found = ", ".join(f"{x:.2f}" for x in d["found"])
     print(f"  its data ({d_r.shape[0]} streams' first {d_r.shape[1]} kept episodes on the same tasks, in the imitator's order): "
           f"goal reached by kept episode {found}; after a hit {_fmt(d['after_hit'])}, after a miss "
           f"{_fmt(d['after_miss'])}; mean return when reached {_fmt(d['return_if_found'])}")
+    print(f"  its data after a miss, by what its learner knew outside this stream's kept episodes: "
+          f"{_fmt(split['uninformed'][0], 3)} of {split['uninformed'][1]:,} where it had not yet reached the goal "
+          f"in any stream, {_fmt(split['informed'][0], 3)} of {split['informed'][1]:,} where it had")
     if not _PATHS.value:
       continue
     if imitators is None:

@@ -8,6 +8,7 @@ import pytest
 
 from cl_limits.analysis import ceiling, curves, replicates
 from cl_limits.histories import datasets
+from cl_limits.histories.history import History
 from cl_limits.stages import artifacts, layout
 from experiments.configs import darkroom
 
@@ -44,6 +45,33 @@ def test_path_stats_count_cells_and_retraced_steps_after_a_hit_and_after_a_miss(
     curves.path_stats(pos[:, :1], np.zeros((1, 1), bool))
 
 
+def test_kept_informed_marks_episodes_begun_after_any_stream_of_the_learner_reached_the_goal():
+  # one learner, two streams of four 2-step episodes; stream 1's second episode (steps 3-4) is rewarded
+  reward = np.zeros((1, 1, 2, 8), np.float32)
+  reward[0, 0, 1, 3] = 1.0
+  done = np.zeros((1, 1, 2, 8), bool)
+  done[..., 1::2] = True
+  episode = np.broadcast_to(np.arange(8) // 2, (1, 1, 2, 8)).astype(np.int32)
+  z = np.zeros((1, 1, 2, 8), np.int32)
+  h = History(obs=z[..., None], action=z, reward=reward, terminated=np.zeros_like(done), truncated=done,
+              episode=episode, update=z)
+  arm = datasets.resolve_arm({})
+  np.testing.assert_array_equal(ceiling.kept_informed(h, arm), [[0, 0, 1, 1], [0, 0, 1, 1]])
+  np.testing.assert_array_equal(ceiling.kept_returns(h, arm), [[0, 0, 0, 0], [0, 1, 0, 0]])
+  gapped = datasets.resolve_arm({"gap": 2})                  # episodes 0 and 2 of each stream
+  np.testing.assert_array_equal(ceiling.kept_informed(h, gapped), [[0, 1], [0, 1]])
+  # after a miss, split by what the agent knew: stream 0's third episode misses though informed
+  s = curves.after_miss_by_knowledge(np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]),
+                                     np.array([[0, 0, 1], [0, 0, 1]], bool))
+  assert s == {"informed": (0.5, 2), "uninformed": (0.0, 2)}
+  np.testing.assert_array_equal(curves.reached_before(np.array([[0.0, 1.0, 0.0, np.nan], [0.0, 0.0, 0.0, 2.0]])),
+                                [[0, 0, 1, 1], [0, 0, 0, 0]])
+
+
+def _f(x):
+  return "n/a" if x is None else f"{x:.3f}"
+
+
 def _script(*args):
   return subprocess.run([sys.executable, "-m", "experiments.search_and_keep",
                          "--config=experiments/configs/darkroom.py:smoke", *args],
@@ -66,6 +94,13 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
     line = next(ln for ln in lines if ln.startswith(f"{row} ("))
     miss = "n/a" if s["after_miss"] is None else f"{s['after_miss']:.2f}"
     assert f"after a miss {miss} (random:" in line
+    own = curves.after_miss_by_knowledge(z[f"{row}/competence_return"],
+                                         curves.reached_before(z[f"{row}/competence_return"]))
+    assert lines[lines.index(line) + 1] == (
+        f"  after a miss, by what it knew from its own earlier episodes: {_f(own['uninformed'][0])} of "
+        f"{own['uninformed'][1]:,} before it had reached the goal, {_f(own['informed'][0])} of "
+        f"{own['informed'][1]:,} after")
+    line = lines[lines.index(line) + 1]
     data_line = lines[lines.index(line) + 1] if lines.index(line) + 1 < len(lines) else ""
     if row.endswith("_known_positive"):
       assert not data_line.startswith("  its data (")
@@ -79,7 +114,15 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
     d = curves.search_and_keep(np.concatenate([x[:, :n_e] for x in d_r]))
     assert data_line.startswith("  its data (")
     assert f"after a hit {d['after_hit']:.2f}, after a miss {d['after_miss']:.2f}" in data_line
-    paths = lines[lines.index(line) + 2]              # the script checked they are the gate's own rollouts
+    split = curves.after_miss_by_knowledge(
+        np.concatenate([x[:, :n_e] for x in d_r]),
+        np.concatenate([ceiling.kept_informed(replicates.replicate(hist, i, n_t), arm)[:, :n_e]
+                        for i in range(hist.action.shape[0])]))
+    assert lines[lines.index(line) + 2] == (
+        "  its data after a miss, by what its learner knew outside this stream's kept episodes: "
+        f"{_f(split['uninformed'][0])} of {split['uninformed'][1]:,} where it had not yet reached the goal "
+        f"in any stream, {_f(split['informed'][0])} of {split['informed'][1]:,} where it had")
+    paths = lines[lines.index(line) + 3]              # the script checked they are the gate's own rollouts
     assert paths.startswith("  paths (") and " | its data " in paths and " | random " in paths
   # another temperature than the run's: the re-run rollouts are not the gate's, and the script says so
   other = _script(f"--workdir={workdir}", "--random_episodes=50", "--config.evaluation.temperature=0.3")

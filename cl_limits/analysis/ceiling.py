@@ -129,6 +129,30 @@ def kept_returns(history, arm: dict) -> np.ndarray:
   return episode_matrix(np.asarray(history.reward), done, keep)[0]
 
 
+def kept_informed(history, arm: dict) -> np.ndarray:
+  """[histories, kept episodes] bool, aligned with `kept_returns` (False in its NaN padding): whether,
+  when each kept episode began, its learner had already reached the goal (ended an episode with a return
+  above 0) in any of its streams, kept or not. Streams step in lockstep, so a step index is one time for
+  all of a learner's streams. What a learner knew from its other streams and its unkept episodes is not in
+  the context of the stream an imitator is trained on."""
+  done = np.asarray(history.terminated) | np.asarray(history.truncated)
+  keep = datasets.arm_keep(done, np.asarray(history.episode), arm)
+  reward = np.asarray(history.reward, np.float64)
+  t_len, n_streams = done.shape[-1], done.shape[-2]
+  rows = [history_lib.episode_returns(r, d) for r, d in zip(reward.reshape(-1, t_len), done.reshape(-1, t_len))]
+  first = np.full(len(rows) // n_streams, np.inf)          # per learner: the first step a rewarded episode ended
+  for h, (rets, ends) in enumerate(rows):
+    if (rets > 0).any():
+      first[h // n_streams] = min(first[h // n_streams], float(ends[rets > 0].min()))
+  out = []
+  for h, ((_, ends), k) in enumerate(zip(rows, keep.reshape(-1, t_len))):
+    began_after = np.concatenate([[0], ends[:-1]])          # an episode begins after the step the last one ended
+    kept = k[ends - 1] if ends.size else np.zeros(0, bool)
+    out.append(first[h // n_streams] <= began_after[kept])
+  width = max([len(x) for x in out] + [0])
+  return np.array([np.pad(x, (0, width - len(x))) for x in out], bool).reshape(len(out), width)
+
+
 def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> dict:
   """The arm's ceiling, the cut, and the teachers' full population curve on the learner-step axis.
 

@@ -119,6 +119,32 @@ def search_and_keep(returns) -> dict:
           "return_if_found": float(r[hit].mean()) if hit.any() else None}
 
 
+def after_miss_by_knowledge(returns, informed) -> dict:
+  """The goal reached after a miss (`search_and_keep`'s pairs), split by informed [..., episodes]: whether
+  the agent already knew the goal from outside what an imitator sees when the episode began
+  (`ceiling.kept_informed`). {'informed': (rate or None, pairs), 'uninformed': (rate or None, pairs)}."""
+  r = np.asarray(returns, float)
+  informed = np.asarray(informed, bool)
+  if informed.shape != r.shape:
+    raise ValueError(f"informed: shape {informed.shape} for returns of shape {r.shape}")
+  seen = np.isfinite(r)
+  hit = seen & (np.nan_to_num(r) > 0)
+  miss_pair = seen[..., :-1] & seen[..., 1:] & ~hit[..., :-1]
+  nxt, know = hit[..., 1:], informed[..., 1:]
+  out = {}
+  for name, m in (("informed", miss_pair & know), ("uninformed", miss_pair & ~know)):
+    out[name] = (float(nxt[m].mean()) if m.any() else None, int(m.sum()))
+  return out
+
+
+def reached_before(returns) -> np.ndarray:
+  """[..., episodes] bool: whether an earlier episode of the same rollout (returns [..., episodes],
+  consecutive) reached the goal (return above 0): what an agent could know of the goal from its own past."""
+  hit = np.nan_to_num(np.asarray(returns, float)) > 0
+  before = np.logical_or.accumulate(hit, axis=-1)
+  return np.concatenate([np.zeros(hit.shape[:-1] + (1,), bool), before[..., :-1]], -1)
+
+
 def path_stats(positions, hit) -> dict:
   """How an agent moves from one episode to the next, from the cells it stood on: positions [..., episodes,
   steps, coordinates] of consecutive fixed-length episodes (one rollout or one stream's kept episodes per
