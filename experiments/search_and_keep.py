@@ -7,7 +7,8 @@ for the row's own data: the episodes its arm keeps of every stream on those task
 imitator saw them (kept episode i stands where the rollout's episode i stands, so the two are compared in
 the imitator's own time). An imitator that learned to search reaches the goal after a miss more often than
 random does; one that learned to keep it returns to it after a hit; one that reproduces its data does
-both as often as its data does. Its data's "after a miss" is also split by whether the data's learner had
+both as often as its data does (the two are also paired per replicate, each imitator against the data it
+was trained on, with a t-interval over replicates: the unit of replication is the training run). Its data's "after a miss" is also split by whether the data's learner had
 already reached the goal in any of its streams (kept or not) when the episode began: knowledge that a
 stream's kept episodes, the imitator's context, do not hold. With `--paths` (the default) each P2 imitator's competence rollouts are run
 again with the stage's keys (the same rollouts: their returns are checked against the saved ones) recording
@@ -139,6 +140,16 @@ def random_paths(env, tasks, episodes: int, ep_len: int, seed: int):
           np.asarray(rew).reshape(n_k, episodes, ep_len).sum(-1) > 0)
 
 
+def _paired_text(values) -> str:
+  """Per-replicate values and their t-interval, or why there is none."""
+  from cl_limits.analysis import stats  # noqa: PLC0415
+  if values is None:
+    return "n/a (a replicate with no such episode pair)"
+  iv = stats.replicate_interval(np.asarray(values))
+  return (f"{', '.join(f'{v:+.2f}' for v in values)} -> {iv['estimate']:+.2f} [{iv['low']:+.2f}, "
+          f"{iv['high']:+.2f}]")
+
+
 def _paths_text(p: dict) -> str:
   return f"{p['cells']:.1f}; {_fmt(p['repeat_after_miss'])} / {_fmt(p['repeat_after_hit'])}"
 
@@ -190,6 +201,10 @@ def main(_):
     print(f"  its data after a miss, by what its learner knew outside this stream's kept episodes: "
           f"{_fmt(split['uninformed'][0], 3)} of {split['uninformed'][1]:,} where it had not yet reached the goal "
           f"in any stream, {_fmt(split['informed'][0], 3)} of {split['informed'][1]:,} where it had")
+    paired = curves.paired_with_data(r, d_r.reshape((r.shape[0], -1) + d_r.shape[1:]),
+                                     known.reshape((r.shape[0], -1) + known.shape[1:]))
+    print(f"  imitator - its data, per replicate (independent runs) and over them: after a hit "
+          f"{_paired_text(paired['after_hit'])}; after a miss before any hit {_paired_text(paired['uninformed'])}")
     if not _PATHS.value:
       continue
     if imitators is None:

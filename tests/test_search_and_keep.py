@@ -64,6 +64,15 @@ def test_kept_informed_marks_episodes_begun_after_any_stream_of_the_learner_reac
   s = curves.after_miss_by_knowledge(np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]),
                                      np.array([[0, 0, 1], [0, 0, 1]], bool))
   assert s == {"informed": (0.5, 2), "uninformed": (0.0, 2)}
+  # paired per replicate: replicate 0's imitator keeps 1/2 after a hit where its data keeps 1/1
+  imit = np.array([[[1.0, 1.0, 0.0, 0.0, 1.0]], [[1.0, 1.0, 1.0, 0.0, 0.0]]])
+  data = np.array([[[0.0, 1.0, 1.0, 1.0, 1.0]], [[0.0, 0.0, 1.0, 1.0, 0.0]]])
+  known = np.array([[[0, 0, 1, 1, 1]], [[0, 1, 1, 1, 1]]], bool)
+  p = curves.paired_with_data(imit, data, known)
+  np.testing.assert_allclose(p["after_hit"], [1 / 2 - 1.0, 2 / 3 - 1 / 2])
+  assert p["uninformed"] is None        # replicate 1's imitator never misses before its first hit
+  with pytest.raises(ValueError, match="same replicates"):
+    curves.paired_with_data(imit[:1], data, known)
   np.testing.assert_array_equal(curves.reached_before(np.array([[0.0, 1.0, 0.0, np.nan], [0.0, 0.0, 0.0, 2.0]])),
                                 [[0, 0, 1, 1], [0, 0, 0, 0]])
 
@@ -122,7 +131,16 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
         "  its data after a miss, by what its learner knew outside this stream's kept episodes: "
         f"{_f(split['uninformed'][0])} of {split['uninformed'][1]:,} where it had not yet reached the goal "
         f"in any stream, {_f(split['informed'][0])} of {split['informed'][1]:,} where it had")
-    paths = lines[lines.index(line) + 3]              # the script checked they are the gate's own rollouts
+    pair = curves.paired_with_data(
+        z[f"{row}/competence_return"],
+        np.stack([x[:, :n_e] for x in d_r]),
+        np.stack([ceiling.kept_informed(replicates.replicate(hist, i, n_t), arm)[:, :n_e]
+                  for i in range(hist.action.shape[0])]))
+    paired_line = lines[lines.index(line) + 3]
+    assert paired_line.startswith("  imitator - its data, per replicate")
+    if pair["after_hit"] is not None:
+      assert ", ".join(f"{v:+.2f}" for v in pair["after_hit"]) in paired_line
+    paths = lines[lines.index(line) + 4]              # the script checked they are the gate's own rollouts
     assert paths.startswith("  paths (") and " | its data " in paths and " | random " in paths
   # another temperature than the run's: the re-run rollouts are not the gate's, and the script says so
   other = _script(f"--workdir={workdir}", "--random_episodes=50", "--config.evaluation.temperature=0.3")

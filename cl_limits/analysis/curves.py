@@ -145,6 +145,32 @@ def reached_before(returns) -> np.ndarray:
   return np.concatenate([np.zeros(hit.shape[:-1] + (1,), bool), before[..., :-1]], -1)
 
 
+def paired_with_data(imitator, data, data_informed) -> dict:
+  """Per replicate (independent runs), the imitator's rate minus its own data's, like for like:
+  'after_hit' (the goal again after an episode that reached it) and 'uninformed' (the goal after a miss
+  before the agent had reached it at all: the imitator in its own rollout, `reached_before`; the data's
+  learner in any of its streams, `data_informed`). imitator [R, ...rollouts, episodes]; data and
+  data_informed [R, ...streams, episodes] (replicate r's data). Each value: a list [R], or None when some
+  replicate has no such pair on either side."""
+  imitator, data = np.asarray(imitator, float), np.asarray(data, float)
+  data_informed = np.asarray(data_informed, bool)
+  if imitator.shape[0] != data.shape[0] or data.shape != data_informed.shape:
+    raise ValueError(f"paired_with_data: imitator {imitator.shape}, data {data.shape} and data_informed "
+                     f"{data_informed.shape} need the same replicates (and data_informed the data's shape)")
+  out = {}
+  for name in ("after_hit", "uninformed"):
+    diffs = []
+    for i in range(imitator.shape[0]):
+      if name == "after_hit":
+        a, b = search_and_keep(imitator[i])["after_hit"], search_and_keep(data[i])["after_hit"]
+      else:
+        a = after_miss_by_knowledge(imitator[i], reached_before(imitator[i]))["uninformed"][0]
+        b = after_miss_by_knowledge(data[i], data_informed[i])["uninformed"][0]
+      diffs.append(None if a is None or b is None else a - b)
+    out[name] = None if any(d is None for d in diffs) else diffs
+  return out
+
+
 def path_stats(positions, hit) -> dict:
   """How an agent moves from one episode to the next, from the cells it stood on: positions [..., episodes,
   steps, coordinates] of consecutive fixed-length episodes (one rollout or one stream's kept episodes per
