@@ -1,26 +1,30 @@
-r"""Does a P2 imitator fail its competence gate by not finding the goal, or by not keeping it? On a finished
-run's P2 stage (its saved competence rollouts: every replicate x training task x episode), for each P2 row:
-the share of episodes with any reward (the goal reached) by episode, the chance of reaching it in the next
-episode after an episode that did and after one that did not, and the mean return of the episodes that
-did; beside it the same for the uniform random policy on the same tasks (`--random_episodes` each), and
-for the row's own data: the episodes its arm keeps of every stream on those tasks, in the order the
-imitator saw them (kept episode i stands where the rollout's episode i stands, so the two are compared in
-the imitator's own time). An imitator that learned to search reaches the goal after a miss more often than
-random does; one that learned to keep it returns to it after a hit; one that reproduces its data does
-both as often as its data does (the two are also paired per replicate, each imitator against the data it
-was trained on, with a t-interval over replicates: the unit of replication is the training run). Its data's "after a miss" is also split by whether the data's learner had
-already reached the goal in any of its streams (kept or not) when the episode began: knowledge that a
-stream's kept episodes, the imitator's context, do not hold. With `--paths` (the default) each P2 imitator's competence rollouts are run
-again with the stage's keys (the same rollouts: their returns are checked against the saved ones) recording
-where it stood, and its paths are set beside its data's and the random policy's: distinct cells per
-episode, and how much of each episode retraces the previous one's after a miss and after a hit. (A
-known-positive row is the AD-epsilon generator itself continued from
-the cut, so no data line is printed under it.)
+r"""Does a P2 imitator fail its competence gate by not finding the goal, or by not keeping it, and how does it
+compare with its own data? On a finished run's P2 stage (its saved competence rollouts: every replicate x
+training task x episode), for each P2 row:
+
+- the imitator: the share of episodes that reach the goal (any reward), by episode; the chance of reaching
+  it in the episode after one that did (keeping) and after one that did not (finding), the latter split by
+  whether the imitator had reached the goal in an earlier episode of its rollout; the mean return when
+  reached;
+- its data: the same for the episodes its arm keeps of every stream on the same tasks, in the order the
+  imitator saw them (kept episode i stands where rollout episode i stands: the imitator's own time), with
+  finding split by whether the data's learner had already reached the goal in any of its streams, kept
+  episodes or not, when the episode began: knowledge that one stream's kept episodes, the imitator's
+  context, do not hold;
+- the two paired per replicate (each imitator against the data it was trained on; the unit of replication
+  is the training run), with a t-interval over replicates: keeping, and finding before any hit;
+- with `--paths` (the default), the imitator's competence rollouts run again with the stage's keys (the
+  same rollouts: their returns are checked against the saved ones), recording where it stood: distinct
+  cells per episode, and the share of an episode's steps on the cell the previous episode stood on at that
+  step, after a miss and after a hit, beside its data's and the random policy's.
+
+The uniform random policy on the same tasks (`--random_episodes` each) is the reference for finding. A
+known-positive row is the AD-epsilon generator itself continued from the cut, so it has no data lines.
 
   python -m experiments.search_and_keep --config=experiments/configs/darkroom.py --workdir=runs/darkroom_s0
 
-For environments whose reward marks reaching a goal (DarkRoom and its family); the figures are repeated
-measures pooled over replicates and tasks, not intervals.
+For environments whose reward marks reaching a goal (DarkRoom and its family). Apart from the paired
+lines, the figures are repeated measures pooled over replicates and tasks, not intervals.
 """
 import os
 
