@@ -106,11 +106,10 @@ def imitator_paths(config, imitators, arm_name: str, tasks, episodes: int, ep_le
   import jax  # noqa: PLC0415
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, p2  # noqa: PLC0415
   model, params, arm_list, num_seeds = imitators
   n_k = int(jax.tree.leaves(tasks)[0].shape[0])
-  keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + 31), arm_list.index(arm_name)),
-                          num_seeds * n_k).reshape(num_seeds, n_k)
+  keys = p2.row_keys(config, arm_list.index(arm_name), p2.COMPETENCE_KEYS, num_seeds, n_k)
   one = rollout_lib.make_rollout(model, common.env_of(config), episodes * ep_len, episodes, record=True,
                                  **artifacts.protocol(config))
   res = jax.device_get(jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)), in_axes=(0, None, 0)))(

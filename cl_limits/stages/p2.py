@@ -158,8 +158,7 @@ def run(step, log=print) -> None:
     def act(horizon, task_params, seed_offset, checkpoint=None):
       """Episode returns [R, K, E] (and ends) of the row's learner for `horizon` steps on task_params."""
       n_k = int(jax.tree.leaves(task_params)[0].shape[0])
-      keys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + seed_offset), i),
-                              num_seeds * n_k).reshape(num_seeds, n_k)
+      keys = row_keys(config, i, seed_offset, num_seeds, n_k)
       if kind == "known_positive":
         return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
       res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
@@ -170,7 +169,7 @@ def run(step, log=print) -> None:
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
     # imitator's own time: one stream's kept episodes), its last episodes against the data's last ones.
     comp_h = competence_horizon(data, ep_len)
-    comp_rets, _ = act(comp_h, comp_tasks, 31)
+    comp_rets, _ = act(comp_h, comp_tasks, COMPETENCE_KEYS)
     comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
     comp = replicates.competence(comp_rets, comp_data, None if opt is None else opt[:n_comp], random,
                                  float(p2.competence_fraction))
@@ -187,7 +186,7 @@ def run(step, log=print) -> None:
     log(f"[p2] {name}: data cut at {cut:,} learner steps; ceiling {np.mean(c['ceiling']):.3f} ({unit}); "
         f"{num_seeds} replicates x {len(task_ids)} held-out tasks for {horizon:,} steps each")
     t0 = time.time()
-    rets, ends = act(horizon, tasks, 13, layout.path(workdir, "p2", PARTIAL, f"{name}.npz"))   # [R, K, E]
+    rets, ends = act(horizon, tasks, HELD_OUT_KEYS, layout.path(workdir, "p2", PARTIAL, f"{name}.npz"))   # [R, K, E]
     log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
     entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
                    float(p2.competence_fraction), comp_h, float(p2.collapse_margin))
@@ -215,6 +214,17 @@ def run(step, log=print) -> None:
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
   shutil.rmtree(layout.path(workdir, "p2", PARTIAL), ignore_errors=True)   # the summary holds what they held
+
+
+# Offsets of the rollout keys from config.seed: the competence rollouts and the held-out test.
+COMPETENCE_KEYS, HELD_OUT_KEYS = 31, 13
+
+
+def row_keys(config, arm_index: int, offset: int, num_seeds: int, num_tasks: int):
+  """[num_seeds, num_tasks] keys of one P2 row's rollouts: the row's imitation arm (its index among the
+  arms) folded into config.seed + offset (`COMPETENCE_KEYS` or `HELD_OUT_KEYS`)."""
+  return jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + offset), arm_index),
+                          num_seeds * num_tasks).reshape(num_seeds, num_tasks)
 
 
 def competence_horizon(data: list, ep_len: int | None) -> int:
