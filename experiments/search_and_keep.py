@@ -121,26 +121,15 @@ def imitator_paths(config, imitators, arm_name: str, tasks, episodes: int, ep_le
 
 def random_paths(env, tasks, episodes: int, ep_len: int, seed: int):
   """Positions [K, episodes, ep_len, coordinates] and hits [K, episodes] of the uniform random policy, one
-  run of consecutive episodes per task."""
+  run of consecutive episodes per task (`rollout.random_rollout`, recording)."""
   import jax  # noqa: PLC0415
-  num_actions = env.action_space(env.default_params).n
-
-  def one(env_params, key):
-    k_reset, k_steps = jax.random.split(key)
-    obs, state = env.reset(k_reset, env_params)
-
-    def step(carry, k):
-      obs, state = carry
-      k_act, k_env = jax.random.split(k)
-      action = jax.random.randint(k_act, (), 0, num_actions)
-      nxt, state, reward, _, _, _ = env.step(k_env, state, action, env_params)
-      return (nxt, state), (obs, reward)
-    return jax.lax.scan(step, (obs, state), jax.random.split(k_steps, episodes * ep_len))[1]
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
   n_k = int(jax.tree.leaves(tasks)[0].shape[0])
-  obs, rew = jax.device_get(jax.jit(jax.vmap(one))(tasks, jax.random.split(jax.random.key(seed), n_k)))
-  obs = np.asarray(obs)
+  res = rollout_lib.random_rollout(env, episodes * ep_len, tasks, jax.random.split(jax.random.key(seed), n_k)[None],
+                                   record=True)
+  obs = np.asarray(res.transitions.obs)[0]
   return (obs.reshape((n_k, episodes, ep_len) + obs.shape[2:]),
-          np.asarray(rew).reshape(n_k, episodes, ep_len).sum(-1) > 0)
+          np.asarray(res.episode_return)[0, :, :episodes] > 0)
 
 
 def _paired_text(values) -> str:

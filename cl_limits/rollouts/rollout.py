@@ -208,34 +208,37 @@ def episodes_for(env, horizon: int) -> int:
   return int(np.ceil(horizon / fixed)) if fixed else max(1, int(np.ceil(horizon / 2)))
 
 
-def make_random_rollout(env, horizon: int, max_episodes: int):
+def make_random_rollout(env, horizon: int, max_episodes: int, record: bool = False):
   """`fn(env_params [K], keys [R, K]) -> RolloutResult [R, K, ...]`, jitted: a uniform random policy, the
-  zero of P3's normalised scores."""
+  zero of P3's normalised scores. record: also `transitions`, what it saw and did at every step (as
+  `make_rollout`'s)."""
   num_actions = env.action_space(env.default_params).n
 
   def one(env_params, key):
     k_reset, k_steps = jax.random.split(key)
-    _, env_state = env.reset(k_reset, env_params)
+    obs, env_state = env.reset(k_reset, env_params)
 
     def step(carry, inp):
-      env_state, ep_ret, n_ep, rets, ends = carry
+      obs, env_state, ep_ret, n_ep, rets, ends = carry
       t, k = inp
       k_act, k_env = jax.random.split(k)
       action = jax.random.randint(k_act, (), 0, num_actions)
-      _, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
+      nxt, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
-      return (env_state,) + record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends, max_episodes), None
+      rec = (History(obs=obs, action=action, reward=reward.astype(jnp.float32), terminated=term, truncated=trunc,
+                     episode=n_ep, update=t) if record else None)
+      return (nxt, env_state) + record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends, max_episodes), rec
 
-    init = (env_state, jnp.float32(0.0), jnp.int32(0), jnp.full((max_episodes,), jnp.nan, jnp.float32),
+    init = (obs, env_state, jnp.float32(0.0), jnp.int32(0), jnp.full((max_episodes,), jnp.nan, jnp.float32),
             jnp.full((max_episodes,), -1, jnp.int32))
     steps = (jnp.arange(horizon, dtype=jnp.int32), jax.random.split(k_steps, horizon))
-    (_, _, n_ep, rets, ends), _ = jax.lax.scan(step, init, steps)
-    return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep)
+    (*_, n_ep, rets, ends), rec = jax.lax.scan(step, init, steps)
+    return RolloutResult(episode_return=rets, episode_end=ends, num_episodes=n_ep, transitions=rec)
 
   return jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(None, 0)))
 
 
-def random_rollout(env, horizon: int, env_params, keys) -> RolloutResult:
+def random_rollout(env, horizon: int, env_params, keys, record: bool = False) -> RolloutResult:
   """The uniform random policy for `horizon` steps on env_params [K] with keys [R, K], on the host:
   RolloutResult [R, K, ...] (`make_random_rollout` with room for every episode of the horizon)."""
-  return jax.device_get(make_random_rollout(env, horizon, episodes_for(env, horizon))(env_params, keys))
+  return jax.device_get(make_random_rollout(env, horizon, episodes_for(env, horizon), record)(env_params, keys))
