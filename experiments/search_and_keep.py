@@ -53,22 +53,23 @@ def random_returns(env, tasks, episodes: int, seed: int) -> np.ndarray:
   return np.asarray(res.episode_return)[0, :, :episodes]
 
 
-def _arm_data(config, workdir: str, arm_name: str):
-  """(the resolved arm, the history store it is cut from: the teachers' or the AD-epsilon streams')."""
+def _arm_data(config, workdir: str, arm_name: str, stores: dict):
+  """(the resolved arm, the history store it is cut from: the teachers' or the AD-epsilon streams'); each
+  store is read (and its chunks checked) once, into `stores`."""
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.stages import artifacts, layout  # noqa: PLC0415
   arm = datasets.resolve_arm(config.imitation.arms[arm_name])
-  if arm["data"] == "ad_eps":
-    return arm, layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0]
-  return arm, artifacts.load_teacher_histories(config, workdir)[0]
+  if arm["data"] not in stores:
+    stores[arm["data"]] = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0]
+                           if arm["data"] == "ad_eps" else artifacts.load_teacher_histories(config, workdir)[0])
+  return arm, stores[arm["data"]]
 
 
-def data_returns(config, workdir: str, arm_name: str, tasks: int):
-  """[replicates x tasks x streams, kept episodes] returns of the episodes arm `arm_name` keeps, on the
-  first `tasks` teacher tasks, NaN-padded; and whether each one's learner had reached the goal before it
-  began, in any stream (`ceiling.kept_informed`)."""
+def data_returns(history, arm: dict, tasks: int):
+  """[replicates x tasks x streams, kept episodes] returns of the episodes `arm` keeps of `history`, on
+  the first `tasks` teacher tasks, NaN-padded; and whether each one's learner had reached the goal before
+  it began, in any stream (`ceiling.kept_informed`)."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
-  arm, history = _arm_data(config, workdir, arm_name)
   reps = [replicates.replicate(history, r, tasks) for r in range(int(np.asarray(history.action).shape[0]))]
   rows = [ceiling.kept_returns(h, arm) for h in reps]
   known = [ceiling.kept_informed(h, arm) for h in reps]
@@ -77,13 +78,12 @@ def data_returns(config, workdir: str, arm_name: str, tasks: int):
           np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1]))) for x in known]))
 
 
-def data_paths(config, workdir: str, arm_name: str, tasks: int, episodes: int, ep_len: int):
+def data_paths(history, arm: dict, tasks: int, episodes: int, ep_len: int):
   """Positions [rows, episodes, ep_len, coordinates] and hits [rows, episodes] of the first `episodes`
-  episodes arm `arm_name` keeps of every stream on the first `tasks` teacher tasks (rows: replicates x
+  episodes `arm` keeps of every stream of `history` on the first `tasks` teacher tasks (rows: replicates x
   tasks x streams; fixed-length episodes)."""
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
-  arm, history = _arm_data(config, workdir, arm_name)
   pos, hit = [], []
   for r in range(int(np.asarray(history.action).shape[0])):
     h = replicates.replicate(history, r, tasks)
@@ -154,7 +154,7 @@ def main(_):
   from cl_limits.analysis import curves  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
   config, workdir = _CONFIG.value, _WORKDIR.value
-  imitators = None
+  imitators, stores = None, {}
   path = layout.path(workdir, "p2", "returns.npz")
   if not os.path.exists(path):
     raise app.UsageError(f"--workdir={workdir}: no finished P2 stage ({path} is missing)")
@@ -183,7 +183,8 @@ def main(_):
           f"{own['informed'][1]:,} after")
     if row.endswith("_known_positive"):     # the generator continued from the cut: not in the data's time
       continue
-    d_r, known = (x[:, :r.shape[2]] for x in data_returns(config, workdir, row, r.shape[1]))
+    arm, history = _arm_data(config, workdir, row, stores)
+    d_r, known = (x[:, :r.shape[2]] for x in data_returns(history, arm, r.shape[1]))
     d = curves.search_and_keep(d_r)
     split = curves.after_miss_by_knowledge(d_r, known)
     found = ", ".join(f"{x:.2f}" for x in d["found"])
@@ -207,7 +208,7 @@ def main(_):
       raise app.UsageError(f"{row}: re-running its competence rollouts did not give the saved returns: is "
                            "--config the run's own config (seed, evaluation.temperature, ...)?")
     imit = curves.path_stats(pos, again > 0)
-    dat = curves.path_stats(*data_paths(config, workdir, row, n_k, n_e, ep_len))
+    dat = curves.path_stats(*data_paths(history, arm, n_k, n_e, ep_len))
     rnd = curves.path_stats(*random_paths(env, common.first(tasks, n_k), n_e, ep_len, int(config.seed) + 7))
     print(f"  paths (distinct cells per episode; share of steps on the cell the previous episode stood on at "
           f"that step, after a miss / after a hit): imitator {_paths_text(imit)} | its data {_paths_text(dat)} "
