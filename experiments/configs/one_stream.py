@@ -1,0 +1,53 @@
+r"""DarkRoom's P2 early arm on a one-stream source: every DQN learns from a single stream, and the arm keeps
+every episode of it, so the imitator's data holds everything its learner experienced (the study's four
+streams per DQN let a learner find its goal in a stream the imitator never sees; BUILD_NOTES, "Why the gate
+cannot separate imitation from extrapolation").
+
+  python -m experiments.teachers --config=experiments/configs/one_stream.py --workdir=runs/one_stream
+  python -m experiments.pipeline --config=experiments/configs/one_stream.py --workdir=runs/one_stream
+
+The teachers are the study's DQN (lr 1e-4, epsilon's floor at 2,000 steps, 40,000 steps, one update per 4
+env steps) with `num_envs=1`: every step count is already counted over a learner's streams, so the
+updates per environment step, the replay buffer and the schedule are the study's. The arms: `ad_early`
+(gap 1: every episode; the pre-registered arm) and `ad_early_g5` (the study's gap 5, reported beside it),
+both cut by the study's rule on these teachers' greedy curve, the study's model and context, to a cap
+of 600 updates with patience off: a single stream leaves no held-out stream, so no fidelity is measured
+and the competence gate has no clone. Scored by the P2 gates (competence on every training task,
+learning in data, headroom) and the P2 rollout at 1x one kept history. No P1, P3, hybrid, power control or
+known positive.
+
+Preset: `smoke` for the tiny test-sized version.
+"""
+import ml_collections
+
+from experiments.configs import bc_budget, darkroom
+
+# The cut rule (BUILD_NOTES, "Cuts where the data learns") on these teachers' greedy curve.
+CUT_FRACTION = 0.15
+
+
+def get_config(preset: str = ""):
+  if preset not in ("", "smoke"):
+    raise ValueError(f"one_stream.py preset {preset!r}: '' or 'smoke'")
+  config = darkroom.get_config(preset)
+  with config.unlocked():
+    dqn = config.teacher.dqn
+    dqn.num_envs = 1
+    early = config.imitation.arms.ad_early
+    bc_budget.arm_alone(config, "ad_early")
+    config.imitation.fidelity.heldout_streams = 0
+    g5 = ml_collections.ConfigDict(early.to_dict())
+    early.gap = 1
+    if not preset:
+      early.fraction = CUT_FRACTION
+      g5.fraction = CUT_FRACTION
+    config.imitation.arms.ad_early_g5 = g5
+    for a in config.imitation.arms.values():
+      a.updates = 600 if not preset else 10
+    config.experiments.p1.arm = ""
+    config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
+    config.experiments.p2.power_control = ""
+    config.experiments.p2.known_positive = False
+    config.experiments.p2.horizon_factor = 1.0
+  config.lock()
+  return config
