@@ -16,7 +16,11 @@ and the competence gate has no clone. Scored by the P2 gates (competence on ever
 learning in data, headroom) and the P2 rollout at 1x one kept history. No P1, P3, hybrid, power control or
 known positive.
 
-Preset: `smoke` for the tiny test-sized version.
+  python -m experiments.pipeline --config=experiments/configs/one_stream.py:alone --workdir=runs/one_stream_u4k \
+      --config.teachers_from=runs/one_stream --config.imitation.arms.ad_early.updates=4000
+
+Preset: `smoke` for the tiny test-sized version; `alone` (or `smoke,alone`) trains `ad_early` without
+`ad_early_g5`.
 """
 import ml_collections
 
@@ -27,8 +31,12 @@ CUT_FRACTION = 0.15
 
 
 def get_config(preset: str = ""):
-  if preset not in ("", "smoke"):
-    raise ValueError(f"one_stream.py preset {preset!r}: '' or 'smoke'")
+  parts = str(preset).split(",") if preset else []
+  alone = bool(parts) and parts[-1] == "alone"
+  size = ",".join(parts[:-1] if alone else parts)
+  if size not in ("", "smoke"):
+    raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke', 'alone' or 'smoke,alone'")
+  preset = size
   config = darkroom.get_config(preset)
   with config.unlocked():
     dqn = config.teacher.dqn
@@ -41,7 +49,8 @@ def get_config(preset: str = ""):
     if not preset:
       early.fraction = CUT_FRACTION
       g5.fraction = CUT_FRACTION
-    config.imitation.arms.ad_early_g5 = g5
+    if not alone:
+      config.imitation.arms.ad_early_g5 = g5
     for a in config.imitation.arms.values():
       a.updates = 600 if not preset else 10
     config.experiments.p1.arm = ""
