@@ -52,12 +52,13 @@ def test_data_that_show_no_learning_make_a_p2_row_inconclusive():
   assert verdicts.p2_gated(below, 0.1, 0.2, True, 0.75, learning_ok=False)[0] == "inconclusive: no headroom"
 
 
-def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5, stream_ends=None):
+def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5, stream_ends=None, trend=0.0):
   """A P2 summary entry built by the analysis functions the stage calls, from synthetic per-replicate
   numbers in fractions of the optimum (random 0, top 1): kept data rising by `data_rise` to an end of
   0.5, the rollout's late window at `late`, the ceiling at `ceiling`, the competence rollouts' last
   episodes at `imitator_end`; replicates differ by a small spread. stream_ends [n, streams]: each
-  replicate's streams' ends of data (the competence gate's power check), or None (not measured)."""
+  replicate's streams' ends of data (the competence gate's power check), or None (not measured). trend: the
+  rollout's slope against log(episode), per replicate trend +- 0.002."""
   import numpy as np  # noqa: PLC0415
   from cl_limits.analysis import replicates, stats  # noqa: PLC0415
   spread = np.linspace(-0.01, 0.01, n)
@@ -74,24 +75,24 @@ def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5, stream_ends=Non
           "episodes": 500, "late_episodes": 50,
           "per_replicate": {"behaviour_ceiling": ceil_r.tolist(), "greedy_at_cut": [None] * n,
                             "ceiling": ceil_r.tolist(), "rise": [0.4] * n, "late": late_r.tolist(),
-                            "trend": [0.0] * n},
+                            "trend": (trend + np.linspace(-0.002, 0.002, n)).tolist()},
           "ceiling": stats.replicate_interval(ceil_r), "late": stats.replicate_interval(late_r),
           "late_minus_ceiling": stats.replicate_interval(late_r - ceil_r),
-          "trend": stats.replicate_interval(np.linspace(-0.002, 0.002, n)),
+          "trend": stats.replicate_interval(trend + np.linspace(-0.002, 0.002, n)),
           "headroom": headroom,
           "learning": replicates.learning_in_data(data, True, 1.0, 0.0, 0.1),
           "competence": {**comp, "horizon_steps": 200},
           "held": replicates.held_data(late_r, data, True, 1.0, 0.0, 0.1)}
 
 
-def _verdicts_of(tmp_path, arms):
+def _verdicts_of(tmp_path, arms, field="verdict"):
   import json  # noqa: PLC0415
   from cl_limits.report import rows  # noqa: PLC0415
   (tmp_path / "p2").mkdir()
   summary = {"protocol": {"unit": "fraction of each task's optimal return"}, "task_ids": [1],
              "competence_task_ids": [0], "arms": arms}
   (tmp_path / "p2" / "summary.json").write_text(json.dumps(summary))
-  return {r["prediction"]: r["verdict"] for r in rr.counted(rows.p2_rows(str(tmp_path)))}
+  return {r["prediction"]: r[field] for r in rr.counted(rows.p2_rows(str(tmp_path)))}
 
 
 def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(tmp_path):
@@ -162,3 +163,39 @@ def test_each_streams_end_of_data_is_its_last_kept_window_over_tasks():
   rets = np.array([[0.0, 1.0, 3.0], [2.0, 4.0, nan], [5.0, 5.0, 7.0], [0.0, 0.0, 0.0]])
   np.testing.assert_allclose(ceiling._stream_ends(rets, 2, 2), [(2.0 + 6.0) / 2, (3.0 + 0.0) / 2])
   np.testing.assert_allclose(ceiling._stream_ends(np.full((2, 3), nan), 2, 2), [nan, nan])
+
+
+def test_the_trend_margin_is_a_tenth_of_the_datas_own_rise_and_refuted_must_pass_it(tmp_path):
+  """Kept data rising by 0.3 over 20 kept episodes (last 2 minus first 2: 0.3 x 18 / 19 = 0.284 of the
+  range) put the margin at 0.1 x 0.284 / ln 2 = 0.041 per log-episode. An
+  imitator that never reproduced its data (competence fails) rising by 0.007 +- 0.002: under the rule as
+  first registered that read refuted (any rise); now it is within the margin, so flat, and flat needs the
+  competence gate: "imitator below its data", with the old reading in the rule. A rise of 0.1 (lower end
+  above the margin) is refuted whatever the gates; one whose interval straddles the margin is inconclusive;
+  data that did not rise leave no margin."""
+  import math  # noqa: PLC0415
+  from cl_limits.analysis import verdicts  # noqa: PLC0415
+  margin = 0.1 * (0.3 * 18 / 19) / math.log(2.0)
+  arms = {"slow": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, trend=0.007),
+          "fast": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, trend=0.1),
+          "edge": _p2_entry("p2", 0.3, 0.3, 0.55, 0.1, trend=margin),
+          "flat": _p2_entry("p2", 0.0, 0.3, 0.55, 0.1, trend=0.1),
+          "ctl": _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)}
+  for i, a in enumerate(("fast", "edge", "flat")):
+    arms[a]["fraction"] = 0.4 + 0.1 * i             # rows are ordered by their cut
+  got = _verdicts_of(tmp_path, arms)
+  (tmp_path / "again").mkdir()
+  rules = _verdicts_of(tmp_path / "again", arms, "rule")
+  trend = lambda name: next(k for k in got if k.startswith("trend") and name in k)
+  assert got[trend("slow")] == "inconclusive: imitator below its data"
+  assert "(by the rule before 2026-12-04: refuted)" in rules[trend("slow")]
+  assert f"{margin:.3g} per log-episode" in rules[trend("slow")]
+  assert got[trend("fast")] == "refuted"
+  assert got[trend("edge")] == "inconclusive"
+  assert got[trend("flat")] == "inconclusive: no learning in its data"
+  # The rule itself, on bare intervals: the same slope under the old and the new margin.
+  assert verdicts.trend((0.007, 0.004, 0.011), 0.4, 0.2, 1.0, 0.0)[0] == "refuted"
+  assert verdicts.trend((0.007, 0.004, 0.011), 0.4, 0.2, 1.0, 0.0, data_rise=0.3)[0] == "supported"
+  assert verdicts.trend((0.007, 0.004, 0.011), 0.4, 0.2, 1.0, 0.0, data_rise=0.0)[0] == (
+      "inconclusive: no learning in its data")
+  assert verdicts.trend((0.007, 0.004, 0.011), 0.1, 0.2, 1.0, 0.0, data_rise=0.3)[0] == "inconclusive: no headroom"

@@ -119,23 +119,41 @@ def power_control(verdict: str) -> str:
 
 
 def trend(slope_ci, headroom: float, headroom_needed: float, top: float, random: float,
-          margin_fraction: float = 0.1) -> tuple[str, str]:
+          margin_fraction: float = 0.1, data_rise: float | None = None) -> tuple[str, str]:
   """Whether a frozen imitator's return has stopped rising late in a long rollout (P2's "it does not keep
   learning", predicted: yes).
 
   slope_ci: (estimate, low, high) of the slope of return against log(episode) over the rollout's second
   half, over replicates. The second half of a rollout spans ln 2 of log(episode), so a slope of
-  `margin_fraction` x (top - random) / ln 2 is a rise of that fraction of the task's range over it.
-  Gated on headroom as P2 is: where the teachers did not improve either, a flat trend shows nothing."""
+  m / ln 2 is a rise of m over it. The margin m is `margin_fraction` of the kept data's own rise
+  (`data_rise`, in the trend's unit: its last window minus its first, the learning-in-data gate's
+  mean): "flat" is rising over the second half by less than that fraction of what the data rose over the
+  whole kept history. Supported when the interval's upper end is below the margin, refuted when its lower
+  end is above it, else inconclusive; data that did not rise leave no margin (no learning in its data).
+  Gated on headroom as P2 is: where the teachers did not improve either, a flat trend shows nothing.
+
+  data_rise None: the rule as first registered (summaries made before the learning gate), the margin a
+  fraction of (top - random) and refuted at any rise (the interval's lower end above 0)."""
   import math  # noqa: PLC0415
-  margin = margin_fraction * (top - random) / math.log(2.0)
-  rule = (f"no headroom -> inconclusive; refuted if the CI's lower end > 0 (still rising); supported if the "
-          f"upper end < {margin:.3g} (less than {margin_fraction:g} of (top - random) over the second half); "
-          "else inconclusive")
+  if data_rise is None:
+    margin = margin_fraction * (top - random) / math.log(2.0)
+    rule = (f"no headroom -> inconclusive; refuted if the CI's lower end > 0 (still rising); supported if the "
+            f"upper end < {margin:.3g} (less than {margin_fraction:g} of (top - random) over the second half); "
+            "else inconclusive")
+    refute_above = 0.0
+  else:
+    margin = margin_fraction * float(data_rise) / math.log(2.0)
+    rule = (f"no headroom -> inconclusive; the margin is {margin_fraction:g} of the kept data's own rise "
+            f"({float(data_rise):.3g}) over the second half, {margin:.3g} per log-episode; supported if the CI's "
+            f"upper end < {margin:.3g} (flat), refuted if its lower end > {margin:.3g} (still rising), else "
+            "inconclusive")
+    refute_above = margin
   if not headroom >= headroom_needed:
     return NO_HEADROOM, rule
+  if data_rise is not None and not float(data_rise) > 0:
+    return NO_LEARNING, rule + "; the kept data did not rise, so no margin can be drawn from it"
   _, lo, hi = slope_ci
-  if lo > 0:
+  if lo > refute_above:
     return REFUTED, rule
   if hi < margin:
     return SUPPORTED, rule

@@ -3,6 +3,8 @@ wrote (their summary.json files, through cl_limits/stages/layout.py); the detail
 sections.py; what makes a verdict count is in gates.py."""
 from __future__ import annotations
 
+import numpy as np
+
 from cl_limits.analysis import verdicts
 from cl_limits.report.gates import ci, clone_ok, fidelity_gate, learning_gate, p2_gates, per_rep  # noqa: F401 (ci: sections)
 from cl_limits import envs as envs_lib
@@ -80,6 +82,16 @@ def p1_rows(config, workdir) -> list[dict]:
   return rows
 
 
+def data_rise(e) -> float | None:
+  """The kept data's own rise in the row's unit (the learning-in-data gate's mean over replicates, which it
+  holds as a fraction of (top - random)); None for summaries made before that gate."""
+  g = e.get("learning")
+  if not g:
+    return None
+  rises = np.asarray(g["per_replicate"], np.float64)
+  return float(np.mean(rises)) * (float(e["headroom"]["top"]) - float(e["headroom"]["random"]))
+
+
 def p2_rows(workdir) -> list[dict]:
   """Per P2 source: late - ceiling and the trend; the power control with the same rule."""
   s = layout.summary(workdir, "p2")
@@ -133,8 +145,10 @@ def p2_rows(workdir) -> list[dict]:
                  "kind": e["kind"]})
     if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
-    t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, e["headroom"]["top"],
-                                       e["headroom"]["random"])
+    top, rnd = e["headroom"]["top"], e["headroom"]["random"]
+    t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, top, rnd, data_rise=data_rise(e))
+    if data_rise(e) is not None:        # the rule as first registered, shown beside (amended 2026-12-04)
+      t_rule += f" (by the rule before 2026-12-04: {verdicts.trend(_triple(e['trend']), rise, needed, top, rnd)[0]})"
     if t_verdict == verdicts.SUPPORTED and learning_ok is False:      # the trend's gates are the row's
       t_verdict = verdicts.NO_LEARNING
     elif t_verdict == verdicts.SUPPORTED and not comp_ok:

@@ -17,7 +17,8 @@ learning in data, headroom) and the P2 rollout at 1x one kept history. No P1, P3
 known positive.
 
   python -m experiments.pipeline --config=experiments/configs/one_stream.py:alone --workdir=runs/one_stream_u4k \
-      --config.teachers_from=runs/one_stream --config.imitation.arms.ad_early.updates=4000
+      --config.teachers_from=runs/one_stream --config.imitation.arms.ad_early.updates=4000 \
+      --config.imitation.train.num_updates=4000
 
 Preset: `smoke` for the tiny test-sized version; `alone` (or `smoke,alone`) trains `ad_early` without
 `ad_early_g5`.
