@@ -176,6 +176,31 @@ def test_data_budget_config_scales_the_streams_not_the_per_stream_schedule():
     data_budget.get_config("big")
 
 
+def test_one_stream_config_gives_each_dqn_one_stream_and_keeps_every_episode():
+  """experiments/configs/one_stream.py: the study's DQN with one stream per learner (its per-step schedule
+  unchanged: every count was already over a learner's streams), the early arm at gap 1 (every episode) beside
+  the study's gap 5, the same cut, nothing held out (one stream leaves none) and so patience off; it plans
+  and validates; `alone` drops the gap-5 arm; an unknown preset is refused."""
+  from cl_limits.stages import pipeline  # noqa: PLC0415
+  from experiments.configs import darkroom, one_stream  # noqa: PLC0415
+  study, config = darkroom.get_config(""), one_stream.get_config("")
+  d, s = config.teacher.dqn, study.teacher.dqn
+  assert d.num_envs == 1 and s.num_envs == 4
+  for f in ("total_steps", "eps_anneal_steps", "learning_starts", "train_every", "lr", "buffer_size"):
+    assert d[f] == s[f], f
+  arms = config.imitation.arms
+  assert (arms.ad_early.gap, arms.ad_early_g5.gap) == (1, 5)
+  assert arms.ad_early.fraction == arms.ad_early_g5.fraction == study.imitation.arms.ad_early.fraction
+  assert config.imitation.fidelity.heldout_streams == 0 and config.imitation.fidelity.patience == 0
+  assert config.experiments.p2.arms == "ad_early,ad_early_g5" and not config.experiments.p2.power_control
+  pipeline.validate(pipeline.plan(config, "/tmp/one_stream_plan"))
+  alone = one_stream.get_config("smoke,alone")
+  assert list(alone.imitation.arms.keys()) == ["ad_early"] and alone.teacher.dqn.num_envs == 1
+  pipeline.validate(pipeline.plan(alone, "/tmp/one_stream_alone_plan"))
+  with pytest.raises(ValueError, match="one_stream.py preset 'big'"):
+    one_stream.get_config("big")
+
+
 @pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])
 def test_control_budget_config_trains_and_scores_the_power_control_alone(preset):
   """experiments/configs/control_budget.py: the power control's arm alone, to its cap with patience off,
