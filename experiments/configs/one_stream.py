@@ -20,7 +20,9 @@ known positive.
       --config.teachers_from=runs/one_stream --config.imitation.arms.ad_early.updates=4000 \
       --config.imitation.train.num_updates=4000
 
-Preset: `smoke` for the tiny test-sized version; `alone` (or `smoke,alone`) trains `ad_early` without
+Presets: `smoke` for the tiny test-sized version; `fast` for fast learners (lr 1e-3, epsilon's floor at
+1,000 steps, the greedy policy evaluated every 1,000 steps; the cut by the same rule on their greedy curve,
+`FAST_CUT_FRACTION`); `alone` after either (`alone`, `fast,alone`, `smoke,alone`) trains `ad_early` without
 `ad_early_g5`.
 """
 import ml_collections
@@ -29,27 +31,30 @@ from experiments.configs import bc_budget, darkroom
 
 # The cut rule (BUILD_NOTES, "Cuts where the data learns") on these teachers' greedy curve.
 CUT_FRACTION = 0.15
+FAST_CUT_FRACTION = 0.15
 
 
 def get_config(preset: str = ""):
   parts = str(preset).split(",") if preset else []
   alone = bool(parts) and parts[-1] == "alone"
   size = ",".join(parts[:-1] if alone else parts)
-  if size not in ("", "smoke"):
-    raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke', 'alone' or 'smoke,alone'")
-  preset = size
+  if size not in ("", "smoke", "fast"):
+    raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke' or 'fast', optionally followed by ',alone'")
+  fast = size == "fast"
+  preset = "" if fast else size
   config = darkroom.get_config(preset)
   with config.unlocked():
     dqn = config.teacher.dqn
     dqn.num_envs = 1
+    if fast:
+      dqn.update(dict(lr=1e-3, eps_anneal_steps=1_000, segment_steps=1_000))
     early = config.imitation.arms.ad_early
     bc_budget.arm_alone(config, "ad_early")
     config.imitation.fidelity.heldout_streams = 0
     g5 = ml_collections.ConfigDict(early.to_dict())
     early.gap = 1
     if not preset:
-      early.fraction = CUT_FRACTION
-      g5.fraction = CUT_FRACTION
+      early.fraction = g5.fraction = FAST_CUT_FRACTION if fast else CUT_FRACTION
     if not alone:
       config.imitation.arms.ad_early_g5 = g5
     for a in config.imitation.arms.values():
