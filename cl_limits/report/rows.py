@@ -145,9 +145,9 @@ def p2_rows(workdir) -> list[dict]:
                  "kind": e["kind"]})
     if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
-    top, rnd = e["headroom"]["top"], e["headroom"]["random"]
-    t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, top, rnd, data_rise=data_rise(e))
-    if data_rise(e) is not None:        # the rule as first registered, shown beside (amended 2026-12-04)
+    top, rnd, own_rise = e["headroom"]["top"], e["headroom"]["random"], data_rise(e)
+    t_verdict, t_rule = verdicts.trend(_triple(e["trend"]), rise, needed, top, rnd, data_rise=own_rise)
+    if own_rise is not None:        # the rule as first registered, shown beside (amended 2026-12-04)
       t_rule += f" (by the rule before 2026-12-04: {verdicts.trend(_triple(e['trend']), rise, needed, top, rnd)[0]})"
     if t_verdict == verdicts.SUPPORTED and learning_ok is False:      # the trend's gates are the row's
       t_verdict = verdicts.NO_LEARNING

@@ -30,7 +30,7 @@ import ml_collections
 from experiments.configs import bc_budget, darkroom
 
 # The cut rule (BUILD_NOTES, "Cuts where the data learns") on these teachers' greedy curve.
-CUT_FRACTION = 0.15
+CUT_FRACTION = 0.15          # 6,000 steps: greedy 0.108 / 0.426 / 0.621 / 0.771 of the optimum at 2k / 4k / 6k / 8k
 FAST_CUT_FRACTION = 0.075     # 3,000 steps: greedy 0.014 / 0.375 / 0.685 / 0.840 of the optimum at 1k / 2k / 3k / 4k
 
 
@@ -40,9 +40,8 @@ def get_config(preset: str = ""):
   size = ",".join(parts[:-1] if alone else parts)
   if size not in ("", "smoke", "fast"):
     raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke' or 'fast', optionally followed by ',alone'")
-  fast = size == "fast"
-  preset = "" if fast else size
-  config = darkroom.get_config(preset)
+  fast, smoke = size == "fast", size == "smoke"
+  config = darkroom.get_config("smoke" if smoke else "")
   with config.unlocked():
     dqn = config.teacher.dqn
     dqn.num_envs = 1
@@ -53,12 +52,12 @@ def get_config(preset: str = ""):
     config.imitation.fidelity.heldout_streams = 0
     g5 = ml_collections.ConfigDict(early.to_dict())
     early.gap = 1
-    if not preset:
+    if not smoke:
       early.fraction = g5.fraction = FAST_CUT_FRACTION if fast else CUT_FRACTION
     if not alone:
       config.imitation.arms.ad_early_g5 = g5
     for a in config.imitation.arms.values():
-      a.updates = 600 if not preset else 10
+      a.updates = 10 if smoke else 600
     config.experiments.p1.arm = ""
     config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
     config.experiments.p2.power_control = ""
