@@ -194,6 +194,15 @@ def main(_):
     print(f"  its data after a miss, by what its learner knew outside this stream's kept episodes: "
           f"{_fmt(split['uninformed'][0], 3)} of {split['uninformed'][1]:,} where it had not yet reached the goal "
           f"in any stream, {_fmt(split['informed'][0], 3)} of {split['informed'][1]:,} where it had")
+    n_ctx = int(config.imitation.model.context_len) // ep_len
+    if n_ctx >= 1:
+      rec = lambda x: curves.after_miss_by_recency(x, n_ctx)  # noqa: E731
+      im_rec, d_rec = rec(r), rec(d_r)
+      print(f"  after a miss, by where its row's last hit lies (never / within the {n_ctx} episodes a context of "
+            f"{int(config.imitation.model.context_len)} steps holds / further back): imitator "
+            + " / ".join(f"{_fmt(im_rec[k][0], 3)} of {im_rec[k][1]:,}" for k in ("never", "in_context", "further_back"))
+            + " | its data (its own kept episodes) "
+            + " / ".join(f"{_fmt(d_rec[k][0], 3)} of {d_rec[k][1]:,}" for k in ("never", "in_context", "further_back")))
     paired = curves.paired_with_data(r, d_r.reshape((r.shape[0], -1) + d_r.shape[1:]),
                                      known.reshape((r.shape[0], -1) + known.shape[1:]))
     print(f"  imitator - its data, per replicate (independent runs) and over them: after a hit "

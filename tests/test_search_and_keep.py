@@ -30,6 +30,24 @@ def test_hit_rates_after_a_hit_and_after_a_miss_count_consecutive_episodes():
     curves.search_and_keep(np.ones((3, 1)))
 
 
+def test_after_a_miss_splits_by_whether_the_last_hit_is_still_in_the_context():
+  """Two episodes of context. Row 0: H M M M H M M; row 1: M M H M H M and a NaN pad. Pairs after a miss,
+  by the next episode's two predecessors: row 0's 1->2 (hit at 0 in them: in context, misses), 2->3 and
+  3->4 (the hit at 0 is further back; the second hits), 5->6 (hit at 4 in context, misses); row 1's 0->1
+  and 1->2 (no hit yet; the second hits), 3->4 (hit at 2 in context, hits); 5->6 touches the pad."""
+  r = np.array([[2.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0, 3.0, 0.0, np.nan]])
+  got = curves.after_miss_by_recency(r, 2)
+  assert got["never"] == (pytest.approx(1 / 2), 2)
+  assert got["in_context"] == (pytest.approx(1 / 3), 3)
+  assert got["further_back"] == (pytest.approx(1 / 2), 2)
+  # a context of one episode holds only the miss itself: every pair after an earlier hit is further back
+  one = curves.after_miss_by_recency(r, 1)
+  assert one["in_context"] == (None, 0) and one["further_back"] == (pytest.approx(2 / 5), 5)
+  assert one["never"] == got["never"]
+  with pytest.raises(ValueError, match="context_episodes"):
+    curves.after_miss_by_recency(r, 0)
+
+
 def test_path_stats_count_cells_and_retraced_steps_after_a_hit_and_after_a_miss():
   a, b, c = [0, 0], [0, 1], [1, 1]
   # one rollout of three 3-step episodes: a-b-c (hit), a-b-b (miss), a-a-a (miss)
@@ -131,16 +149,24 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
         "  its data after a miss, by what its learner knew outside this stream's kept episodes: "
         f"{_f(split['uninformed'][0])} of {split['uninformed'][1]:,} where it had not yet reached the goal "
         f"in any stream, {_f(split['informed'][0])} of {split['informed'][1]:,} where it had")
+    rec = lambda x: curves.after_miss_by_recency(x, config.imitation.model.context_len // 20)  # noqa: E731
+    im_rec, d_rec = rec(z[f"{row}/competence_return"]), rec(np.concatenate([x[:, :n_e] for x in d_r]))
+    assert lines[lines.index(line) + 3] == (
+        "  after a miss, by where its row's last hit lies (never / within the 1 episodes a context of 20 steps "
+        "holds / further back): imitator "
+        + " / ".join(f"{_f(im_rec[k][0])} of {im_rec[k][1]:,}" for k in ("never", "in_context", "further_back"))
+        + " | its data (its own kept episodes) "
+        + " / ".join(f"{_f(d_rec[k][0])} of {d_rec[k][1]:,}" for k in ("never", "in_context", "further_back")))
     pair = curves.paired_with_data(
         z[f"{row}/competence_return"],
         np.stack([x[:, :n_e] for x in d_r]),
         np.stack([ceiling.kept_informed(replicates.replicate(hist, i, n_t), arm)[:, :n_e]
                   for i in range(hist.action.shape[0])]))
-    paired_line = lines[lines.index(line) + 3]
+    paired_line = lines[lines.index(line) + 4]
     assert paired_line.startswith("  imitator - its data, per replicate")
     if pair["after_hit"] is not None:
       assert ", ".join(f"{v:+.2f}" for v in pair["after_hit"]) in paired_line
-    paths = lines[lines.index(line) + 4]              # the script checked they are the gate's own rollouts
+    paths = lines[lines.index(line) + 5]              # the script checked they are the gate's own rollouts
     assert paths.startswith("  paths (") and " | its data " in paths and " | random " in paths
   # another temperature than the run's: the re-run rollouts are not the gate's, and the script says so
   other = _script(f"--workdir={workdir}", "--random_episodes=50", "--config.evaluation.temperature=0.3")

@@ -145,6 +145,31 @@ def reached_before(returns) -> np.ndarray:
   return np.concatenate([np.zeros(hit.shape[:-1] + (1,), bool), before[..., :-1]], -1)
 
 
+def after_miss_by_recency(returns, context_episodes: int) -> dict:
+  """The goal reached after a miss (`search_and_keep`'s pairs), split by where the last earlier episode of
+  the same row that reached it lies: 'never' (none did), 'in_context' (one of the `context_episodes`
+  episodes before the next one did, so a context of that many episodes still holds it), 'further_back'
+  (only older ones did). returns [..., episodes], consecutive. Each value: (rate or None, pairs)."""
+  n = int(context_episodes)
+  if n < 1:
+    raise ValueError(f"context_episodes: must be at least 1 (got {context_episodes})")
+  r = np.asarray(returns, float)
+  hit = np.nan_to_num(r) > 0
+  # Whether one of the n episodes before episode j reached the goal: a running count of hits over a window.
+  c = np.concatenate([np.zeros(hit.shape[:-1] + (1,), int), np.cumsum(hit, -1)], -1)       # c[j] = hits before j
+  j = np.arange(hit.shape[-1])
+  recent = (c[..., j] - c[..., np.maximum(j - n, 0)]) > 0
+  before = reached_before(r)
+  seen = np.isfinite(r)
+  miss_pair = seen[..., :-1] & seen[..., 1:] & ~hit[..., :-1]
+  nxt, near, ever = hit[..., 1:], recent[..., 1:], before[..., 1:]
+  out = {}
+  for name, m in (("never", miss_pair & ~ever), ("in_context", miss_pair & near),
+                  ("further_back", miss_pair & ever & ~near)):
+    out[name] = (float(nxt[m].mean()) if m.any() else None, int(m.sum()))
+  return out
+
+
 def paired_with_data(imitator, data, data_informed) -> dict:
   """Per replicate (independent runs), the imitator's rate minus its own data's, like for like:
   'after_hit' (the goal again after an episode that reached it) and 'uninformed' (the goal after a miss
