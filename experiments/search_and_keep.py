@@ -11,6 +11,9 @@ training task x episode), for each P2 row:
   finding split by whether the data's learner had already reached the goal in any of its streams, kept
   episodes or not, when the episode began: knowledge that one stream's kept episodes, the imitator's
   context, do not hold;
+- finding after a miss for both, split by where the row's last hit lies: never, within the episodes the
+  imitator's context holds when the next episode begins (context_len / episode length), or further back
+  (the data read in its own kept episodes alone);
 - the two paired per replicate (each imitator against the data it was trained on; the unit of replication
   is the training run), with a t-interval over replicates: keeping, and finding before any hit;
 - with `--paths` (the default), the imitator's competence rollouts run again with the stage's keys (the
