@@ -34,6 +34,16 @@ def bc_alone(config) -> None:
   config.experiments.p2.power_control = ""
 
 
+def p2_gates_alone(config) -> None:
+  """Makes `config` (unlocked) score its imitation arms by the P2 gates alone: every arm a P2 row, at 1x
+  one kept history; no P1, power control or known positive (data_budget.py, one_stream.py)."""
+  config.experiments.p1.arm = ""
+  config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
+  config.experiments.p2.power_control = ""
+  config.experiments.p2.known_positive = False
+  config.experiments.p2.horizon_factor = 1.0
+
+
 def study_config(preset: str, file: str):
   """The study config a budget file's preset names: '[smoke,]darkroom' or '[smoke,]breakout' (unlocked
   changes go in `with config.unlocked():`)."""

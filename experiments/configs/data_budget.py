@@ -48,12 +48,8 @@ def get_config(preset: str = "16"):
     config.imitation.arms.ad_early_few.streams = base - int(config.imitation.fidelity.heldout_streams)
     for a in config.imitation.arms.values():
       a.updates = 0                                  # train.num_updates is the cap
-    config.experiments.p1.arm = ""
     if alone:
       del config.imitation.arms["ad_early_few"]
-    config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
-    config.experiments.p2.power_control = ""
-    config.experiments.p2.known_positive = False
-    config.experiments.p2.horizon_factor = 1.0
+    bc_budget.p2_gates_alone(config)
   config.lock()
   return config

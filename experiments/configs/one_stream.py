@@ -58,10 +58,6 @@ def get_config(preset: str = ""):
       config.imitation.arms.ad_early_g5 = g5
     for a in config.imitation.arms.values():
       a.updates = 10 if smoke else 600
-    config.experiments.p1.arm = ""
-    config.experiments.p2.arms = ",".join(config.imitation.arms.keys())
-    config.experiments.p2.power_control = ""
-    config.experiments.p2.known_positive = False
-    config.experiments.p2.horizon_factor = 1.0
+    bc_budget.p2_gates_alone(config)
   config.lock()
   return config
