@@ -160,14 +160,9 @@ def after_miss_by_recency(returns, context_episodes: int) -> dict:
   j = np.arange(hit.shape[-1])
   recent = (c[..., j] - c[..., np.maximum(j - n, 0)]) > 0
   before = reached_before(r)
-  seen = np.isfinite(r)
-  miss_pair = seen[..., :-1] & seen[..., 1:] & ~hit[..., :-1]
-  nxt, near, ever = hit[..., 1:], recent[..., 1:], before[..., 1:]
-  out = {}
-  for name, m in (("never", miss_pair & ~ever), ("in_context", miss_pair & near),
-                  ("further_back", miss_pair & ever & ~near)):
-    out[name] = (float(nxt[m].mean()) if m.any() else None, int(m.sum()))
-  return out
+  return {"never": after_miss_by_knowledge(r, before)["uninformed"],
+          "in_context": after_miss_by_knowledge(r, recent)["informed"],
+          "further_back": after_miss_by_knowledge(r, before & ~recent)["informed"]}
 
 
 def paired_with_data(imitator, data, data_informed) -> dict:
