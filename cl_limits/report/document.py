@@ -83,7 +83,9 @@ def _teachers(config, teachers_at, workdir) -> str:
   lines = ["## Teachers", "",
            f"DQN teachers on {config.env.name} {dict(config.env.kwargs)}: {manifest['num_seeds']} seeds x "
            f"{len(manifest['task_ids'])} tasks, {manifest['env_steps_per_learner']} environment steps per "
-           f"learner over {manifest['streams_per_learner']} streams.", ""]
+           f"learner over {manifest['streams_per_learner']} streams"
+           + (f"; {manifest['learners_per_task']} independent learners per task, whose streams are the "
+              "task's streams in the data" if int(manifest.get("learners_per_task", 1)) > 1 else "") + ".", ""]
   if "greedy_return" in summary:
     greedy = np.asarray(summary["greedy_return"])
     lines += ["| measure | value |", "|---|---|",

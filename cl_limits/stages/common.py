@@ -95,6 +95,12 @@ def whole_segments(horizon: int, act_steps: int) -> int:
   return max(int(act_steps), int(horizon) // int(act_steps) * int(act_steps))
 
 
+def learners_per_task(config) -> int:
+  """Independent DQNs per (seed, task) (`teacher.learners_per_task`, 1 where unset): their streams are the
+  task's streams in the history store, each learner's `teacher.dqn.num_envs` side by side."""
+  return int(config.teacher.get("learners_per_task", 1)) if "teacher" in config else 1
+
+
 def teachers_at(config, workdir: str) -> str:
   """The run directory whose teacher stage this config uses: `teachers_from` (the capacity sweep's jobs
   reuse the main job's teachers), else workdir itself."""

@@ -289,5 +289,7 @@ STAGE = Stage(name="imitation", subdir="imitators",
               # what P3 does with a target (only its env shapes the model's embedding)
               ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid",
                        "experiments.p3.targets.*.arm"),
-              locations=("imitation.sources", "teachers_from"),
+              # teacher.learners_per_task: read by its checks alone; what it changes in the data reaches
+              # this stage through the teachers' fingerprint
+              locations=("imitation.sources", "teachers_from", "teacher.learners_per_task"),
               validate=validate, run=run, extra_outputs=("histories/ad_eps",))

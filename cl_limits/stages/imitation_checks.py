@@ -66,11 +66,19 @@ def validate(config) -> None:
   positive_int(config, "imitation.fidelity.max_windows", minimum=0)
   positive_int(config, "imitation.fidelity.patience", minimum=0)
   in_range(config, "imitation.fidelity.min_improvement", 0.0, float("inf"))
-  streams = int(config.teacher.dqn.num_envs) if "teacher" in config else 0
+  k = common.learners_per_task(config)
+  streams = int(config.teacher.dqn.num_envs) * k if "teacher" in config else 0
   check(artifacts.sources(config) or not any(a["data"] == "teacher" for a in artifacts.arms_of(config).values())
         or int(im.fidelity.heldout_streams) < streams, "imitation.fidelity.heldout_streams",
-        f"must leave a stream to train on: the teachers have teacher.dqn.num_envs={streams} streams per learner",
+        f"must leave a stream to train on: the teachers have {streams} streams per task (teacher.dqn.num_envs"
+        + (f" x teacher.learners_per_task={k}" if k > 1 else f"={streams}") + ")",
         int(im.fidelity.heldout_streams))
+  check(k == 1 or not any(a["labels"] == "teacher" for a in artifacts.arms_of(config).values()),
+        "teacher.learners_per_task", "must be 1 for labels='teacher' (one final DQN per task labels its "
+        "histories)", k)
+  check(k == 1 or not any(a["data"] == "ad_eps" for a in artifacts.arms_of(config).values())
+        or str(im.ad_eps.demonstrator) != "teacher", "teacher.learners_per_task",
+        "must be 1 for imitation.ad_eps.demonstrator='teacher' (one final DQN per task demonstrates)", k)
   if any(a["data"] == "ad_eps" for a in artifacts.arms_of(config).values()):
     check(int(im.fidelity.heldout_streams) < int(im.ad_eps.streams), "imitation.fidelity.heldout_streams",
           f"must leave an AD-epsilon stream to train on (imitation.ad_eps.streams={int(im.ad_eps.streams)})",

@@ -36,6 +36,8 @@ def validate(config) -> None:
   positive_int(config, "teacher.log_every")
   positive_int(config, "teacher.record_gap")
   positive_int(config, "teacher.eval_episodes", minimum=0)
+  if "learners_per_task" in config.teacher:
+    positive_int(config, "teacher.learners_per_task")
   common.validate_tasks(config)
   wrap("teacher", dqn.validate, config.teacher.dqn, env)
   _, ids = common.teacher_tasks(config, env)
@@ -48,16 +50,20 @@ def run(step, log=print) -> None:
   env, tasks, task_ids, teacher = artifacts.teacher_setup(config)
   cfg = config.teacher.dqn
   num_seeds, num_tasks = int(config.teacher.num_seeds), len(task_ids)
+  k = common.learners_per_task(config)
   record_gap, log_every = int(config.teacher.record_gap), int(config.teacher.log_every)
   out_dir = layout.teachers_dir(workdir)
   mesh = sharding.seed_mesh(num_seeds)
-  keys = sharding.shard_seeds(population.seed_task_keys(config.seed, num_seeds, num_tasks), mesh)
-  tasks = sharding.replicate(tasks, mesh)
+  # k independent learners per task: the task axis holds task t's learners at t * k ... t * k + k - 1, and
+  # every output is read back per task, the learners' streams side by side (`population.merge_learners`).
+  learners = population.repeat_tasks(tasks, k)
+  keys = sharding.shard_seeds(population.seed_task_keys(config.seed, num_seeds, num_tasks * k), mesh)
+  learners = sharding.replicate(learners, mesh)
   init_fn, seg_fn = jax.jit(population.per_task(teacher.init)), jax.jit(population.per_task(teacher.segment))
-  state = init_fn(keys, tasks)
+  state = init_fn(keys, learners)
   n_eval = int(config.teacher.eval_episodes)
-  greedy_fn = (population.make_greedy_eval(env, teacher.q_fn, tasks, num_seeds, num_tasks, n_eval,
-                                           int(config.seed)) if n_eval else None)
+  greedy_fn = (population.per_task_mean(population.make_greedy_eval(
+      env, teacher.q_fn, learners, num_seeds, num_tasks * k, n_eval, int(config.seed)), k) if n_eval else None)
   mngr = ocp.CheckpointManager(layout.path(out_dir, "checkpoints"),
                                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
   start, n_seg = mngr.latest_step() or 0, teacher.num_segments
@@ -73,23 +79,26 @@ def run(step, log=print) -> None:
           "num_seeds": num_seeds, "seed": int(config.seed), "streams_per_learner": int(cfg.num_envs),
           "env_steps_per_learner": int(cfg.total_steps), "axes": ["seed", "task", "stream", "time"],
           "teacher_config": cfg.to_dict(), "obs_dtype": str(envs_lib.obs_spec(env)[1]),
-          "record_gap": record_gap}
+          "record_gap": record_gap, **({"learners_per_task": k} if k > 1 else {})}
   writer = store.HistoryWriter(layout.path(out_dir, "histories"), meta, time_axis=3)
   board = outputs.Board(layout.path(out_dir, "tb"), num_seeds, purge_step=start * int(cfg.segment_steps) + 1,
                         config=config)
-  log(f"[teachers] {config.env.name}: {num_seeds} seeds x {num_tasks} tasks x {cfg.num_envs} streams, "
+  log(f"[teachers] {config.env.name}: {num_seeds} seeds x {num_tasks} tasks x "
+      + (f"{k} independent learners x " if k > 1 else "") + f"{cfg.num_envs} streams, "
       f"{cfg.total_steps} env steps each, {n_seg} segments"
       + (f", seeds sharded over {mesh.devices.size} devices" if mesh is not None else ""))
   t_start, t_compiled = time.time(), None
   for seg in range(start, n_seg):
     t0 = time.time()
-    state, out = seg_fn(state, tasks)
+    state, out = seg_fn(state, learners)
     out = jax.device_get(out)
-    writer.write_chunk(seg, keep_every(out.history, record_gap))
+    history = population.merge_learners(out.history, k)
+    writer.write_chunk(seg, keep_every(history, record_gap))
     step0 = seg * int(cfg.segment_steps)
     # The last segment's greedy evaluation uses the final evaluation's keys (salt 0): summary.json's.
     greedy = None if greedy_fn is None else greedy_fn(state.params, 0 if seg + 1 == n_seg else seg + 1)
-    sums, counts = population.segment_curve_bins(np.asarray(out.episode_return), step0, int(cfg.num_envs),
+    sums, counts = population.segment_curve_bins(population.merge_learners(np.asarray(out.episode_return), k),
+                                                 step0, int(cfg.num_envs),
                                                  log_every, int(cfg.total_steps))
     chunk = dict(sums=sums, counts=counts, **({} if greedy is None else {"greedy": np.asarray(greedy, np.float64)}))
     outputs.write_npz(layout.path(out_dir, "curve_chunks", f"curve_{seg:05d}.npz"), **chunk)
@@ -100,8 +109,8 @@ def run(step, log=print) -> None:
     if t_compiled is None:
       t_compiled = time.time()
     else:
-      rate = (seg - start) * cfg.segment_steps * num_seeds * num_tasks / (time.time() - t_compiled)
-      eta = (n_seg - seg - 1) * cfg.segment_steps * num_seeds * num_tasks / max(rate, 1e-9)
+      rate = (seg - start) * cfg.segment_steps * num_seeds * num_tasks * k / (time.time() - t_compiled)
+      eta = (n_seg - seg - 1) * cfg.segment_steps * num_seeds * num_tasks * k / max(rate, 1e-9)
       speed = f", {rate:,.0f} env steps/s, eta {eta:.0f}s"
     log(f"[teachers] segment {seg + 1}/{n_seg}: {(seg + 1) * cfg.segment_steps} env steps, "
         f"return {recent:.2f} (last {log_every} steps), epsilon "

@@ -38,6 +38,26 @@ def seed_task_keys(seed: int, num_seeds: int, num_tasks: int):
       jnp.arange(num_tasks)))(jnp.arange(num_seeds))
 
 
+def repeat_tasks(tasks, k: int):
+  """Env params [K, ...] -> [K * k, ...]: each task k times in a row (task t's learners at t * k + j)."""
+  return tasks if k == 1 else jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), tasks)
+
+
+def merge_learners(x, k: int):
+  """Outputs [S, K * k, E, ...] of k learners per task (`repeat_tasks`) -> [S, K, k * E, ...]: a task's
+  learners' streams side by side, learner j's streams at j * E ... j * E + E - 1. Any pytree of arrays."""
+  if k == 1:
+    return x
+  return jax.tree.map(lambda a: a.reshape(a.shape[0], a.shape[1] // k, k * a.shape[2], *a.shape[3:]), x)
+
+
+def per_task_mean(fn, k: int):
+  """A greedy evaluation `fn(params, salt) -> [S, K * k]` read per task: the mean over its k learners."""
+  if k == 1:
+    return fn
+  return lambda params, salt=0: (lambda g: g.reshape(g.shape[0], -1, k).mean(-1))(np.asarray(fn(params, salt)))
+
+
 def segment_curve_bins(ep_ret, step0: int, num_envs: int, log_every: int, total: int):
   """(sums, counts) [S, K, bins] of the episodes that ended in one segment, binned by learner env step.
 

@@ -22,8 +22,13 @@ known positive.
 
 Presets: `smoke` for the tiny test-sized version; `fast` for fast learners (lr 1e-3, epsilon's floor at
 1,000 steps, the greedy policy evaluated every 1,000 steps; the cut by the same rule on their greedy curve,
-`FAST_CUT_FRACTION`); `alone` after either (`alone`, `fast,alone`, `smoke,alone`) trains `ad_early` without
-`ad_early_g5`.
+`FAST_CUT_FRACTION`); then optionally `x<k>` (k >= 2) for k independent DQNs per task, each with its one
+stream (`teacher.learners_per_task`): k - 1 of them are the arm's data and the last is held out, so the
+imitator has k - 1 times the data per replicate and is also measured in nats against the held-out
+learner's behaviour policy, with its clone on the competence gate; `alone` last (`alone`, `fast,alone`,
+`fast,x8,alone`, `smoke,alone`) trains `ad_early` without `ad_early_g5`.
+
+  python -m experiments.pipeline --config=experiments/configs/one_stream.py:fast,x8,alone --workdir=runs/one_stream_fast_x8
 """
 import ml_collections
 
@@ -37,9 +42,14 @@ FAST_CUT_FRACTION = 0.075     # 3,000 steps: greedy 0.014 / 0.375 / 0.685 / 0.84
 def get_config(preset: str = ""):
   parts = str(preset).split(",") if preset else []
   alone = bool(parts) and parts[-1] == "alone"
-  size = ",".join(parts[:-1] if alone else parts)
+  parts = parts[:-1] if alone else parts
+  learners = 1
+  if parts and parts[-1][:1] == "x" and parts[-1][1:].isdigit() and int(parts[-1][1:]) >= 2:
+    learners = int(parts.pop()[1:])
+  size = ",".join(parts)
   if size not in ("", "smoke", "fast"):
-    raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke' or 'fast', optionally followed by ',alone'")
+    raise ValueError(f"one_stream.py preset {preset!r}: '', 'smoke' or 'fast', optionally followed by "
+                     "',x<learners per task>' (2 or more) and ',alone'")
   fast, smoke = size == "fast", size == "smoke"
   config = darkroom.get_config("smoke" if smoke else "")
   with config.unlocked():
@@ -49,7 +59,11 @@ def get_config(preset: str = ""):
       dqn.update(dict(lr=1e-3, eps_anneal_steps=1_000, segment_steps=1_000))
     early = config.imitation.arms.ad_early
     bc_budget.arm_alone(config, "ad_early")
-    config.imitation.fidelity.heldout_streams = 0
+    # One learner per task leaves no stream to hold out; with k the last learner's stream is held out
+    # (fidelity in nats, the clone, the best held-out weights kept) and the arm trains on the other k - 1.
+    if learners > 1:
+      config.teacher.learners_per_task = learners
+    config.imitation.fidelity.heldout_streams = 1 if learners > 1 else 0
     g5 = ml_collections.ConfigDict(early.to_dict())
     early.gap = 1
     if not smoke:
