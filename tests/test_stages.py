@@ -199,6 +199,25 @@ def test_one_stream_config_gives_each_dqn_one_stream_and_keeps_every_episode():
   pipeline.validate(pipeline.plan(alone, "/tmp/one_stream_alone_plan"))
   with pytest.raises(ValueError, match="one_stream.py preset 'big'"):
     one_stream.get_config("big")
+  # ',x<k>': k independent learners per task, the last one's stream held out (so a KL and the clone).
+  many = one_stream.get_config("fast,x8,alone")
+  assert many.teacher.learners_per_task == 8 and many.teacher.dqn.num_envs == 1
+  assert many.imitation.fidelity.heldout_streams == 1 and list(many.imitation.arms.keys()) == ["ad_early"]
+  pipeline.validate(pipeline.plan(many, "/tmp/one_stream_x8_plan"))
+  for bad in ("fast,x1", "fast,alone,x2"):
+    with pytest.raises(ValueError, match="one_stream.py preset"):
+      one_stream.get_config(bad)
+  two = one_stream.get_config("smoke,x2")
+  with two.unlocked():
+    two.imitation.fidelity.heldout_streams = 2
+  with pytest.raises(ConfigError, match=r"imitation.fidelity.heldout_streams: must leave a stream to train on: "
+                     r"the teachers have 2 streams per task \(teacher.dqn.num_envs x teacher.learners_per_task=2\)"):
+    pipeline.validate(pipeline.plan(two, "/tmp/one_stream_x2_plan"))
+  two = one_stream.get_config("smoke,x2")
+  with two.unlocked():
+    two.imitation.arms.ad_early.labels = "teacher"
+  with pytest.raises(ConfigError, match="teacher.learners_per_task: must be 1 for labels='teacher'"):
+    pipeline.validate(pipeline.plan(two, "/tmp/one_stream_x2_plan"))
 
 
 @pytest.mark.parametrize("preset", ["darkroom", "breakout", "smoke,darkroom"])

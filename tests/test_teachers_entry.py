@@ -128,3 +128,49 @@ def test_sharded_seeds_equal_unsharded():
   assert len(jax.tree.leaves(sharded)[0].sharding.device_set) == 4
   chex.assert_trees_all_close(jax.device_get(plain), jax.device_get(sharded), rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(plain[1].action, sharded[1].action)
+
+
+def test_independent_learners_per_task_are_the_tasks_streams(tmp_path):
+  """`teacher.learners_per_task` k: k DQNs per task, each with its own stream, stored as the task's k
+  streams. Every stream of task t is played on task t's goal (the steps after a rewarded step stand on it),
+  the learners of one task act differently (independent keys), the curves and greedy returns are per task,
+  and the manifest says how many learners there are while each learner still has one stream."""
+  out = run([sys.executable, "-m", "experiments.teachers",
+             f"--config={ROOT}/experiments/configs/one_stream.py:smoke,x2", f"--workdir={tmp_path}"])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "4 tasks x 2 independent learners x 1 streams" in out.stdout + out.stderr
+  t = os.path.join(tmp_path, "teachers")
+  history, manifest = store.load(os.path.join(t, "histories"))
+  assert history.action.shape[:3] == (2, 4, 2)
+  assert manifest["learners_per_task"] == 2 and manifest["streams_per_learner"] == 1
+  goals = np.asarray(next(v for k, v in manifest["tasks"].items() if "goal" in k))
+  assert len({tuple(g) for g in goals}) == 4
+  obs, reward, episode = (np.asarray(x) for x in (history.obs, history.reward, history.episode))
+  checked = 0
+  for s in range(2):
+    for k in range(4):
+      for e in range(2):
+        r = np.flatnonzero(reward[s, k, e, :-1] > 0)
+        r = r[episode[s, k, e, r + 1] == episode[s, k, e, r]]       # the next step is in the same episode
+        assert (obs[s, k, e, r + 1] == goals[k]).all(), (s, k, e)
+        checked += len(r)
+      assert (history.action[s, k, 0] != history.action[s, k, 1]).mean() > 0.2
+  assert checked > 50
+  curves = np.load(os.path.join(t, "curves.npz"))
+  assert curves["returns"].shape[:2] == (2, 4) and curves["greedy_returns"].shape[:2] == (2, 4)
+  assert np.asarray(json.load(open(os.path.join(t, "summary.json")))["greedy_return"]).shape == (2, 4)
+
+
+def test_merge_learners_puts_a_tasks_learners_side_by_side():
+  """population.repeat_tasks then merge_learners: learner j of task t (row t * k + j) becomes the task's
+  streams j * E ... j * E + E - 1, for any number of streams per learner."""
+  k, tasks, e = 3, 2, 2
+  x = np.arange(1 * tasks * k * e * 5).reshape(1, tasks * k, e, 5)
+  m = population.merge_learners(x, k)
+  assert m.shape == (1, tasks, k * e, 5)
+  for t in range(tasks):
+    for j in range(k):
+      np.testing.assert_array_equal(m[0, t, j * e:(j + 1) * e], x[0, t * k + j])
+  rep = population.repeat_tasks({"goal": np.array([[1, 1], [2, 2]])}, k)
+  np.testing.assert_array_equal(rep["goal"][:, 0], [1, 1, 1, 2, 2, 2])
+  assert population.merge_learners(x, 1) is x
