@@ -206,3 +206,30 @@ def test_heldout_stream_is_cut_like_training_and_never_trained_on():
   assert meta["arms"]["ad"]["trained_streams_per_learner"] == 1
   with pytest.raises(ValueError, match="^fidelity.heldout_streams: 2 held-out streams leave none"):
     arms.build(spec, src, seq_len=4, replicates=2, heldout_streams=2)
+
+
+def test_behaviour_floor_is_the_epsilon_greedy_policys_entropy_and_best_accuracy():
+  """datasets.behaviour_floor: at epsilon 1 the policy is uniform (entropy ln A, best accuracy 1 / A), at 0
+  deterministic (0, 1); at 0.5 with 4 actions the greedy action has 0.625 and each other 0.125. Unrecorded
+  steps (NaN) are left out; none recorded gives None."""
+  f = datasets.behaviour_floor(np.array([1.0, 0.0, np.nan]), 4)
+  assert f["steps"] == 2
+  np.testing.assert_allclose(f["entropy"], np.log(4) / 2)
+  np.testing.assert_allclose(f["accuracy"], (0.25 + 1.0) / 2)
+  half = datasets.behaviour_floor(np.array([0.5]), 4)
+  np.testing.assert_allclose(half["entropy"], -(0.625 * np.log(0.625) + 3 * 0.125 * np.log(0.125)))
+  np.testing.assert_allclose(half["accuracy"], 0.625)
+  assert datasets.behaviour_floor(np.array([np.nan, np.nan]), 4) is None
+
+
+def test_memorising_flags_replicates_whose_training_loss_beats_the_behaviour_entropy():
+  """The imitation stage's memorisation check: a replicate whose last training loss lies below its data's
+  behaviour entropy is flagged and named in the log; an arm without a floor (relabelled) is left out."""
+  from cl_limits.stages import imitation  # noqa: PLC0415
+  meta = {"arms": {"ad": {"behaviour_floor": [{"entropy": 0.5}, {"entropy": 0.5}]}, "bc": {}}}
+  lines = []
+  out = imitation._memorising(["ad", "bc"], meta, [[0.3, 0.7], [0.1, 0.1]], lines.append)
+  assert out == {"ad": [True, False]}
+  assert len(lines) == 1 and "1 of 2 replicates below it" in lines[0]
+  assert imitation._memorising(["ad"], meta, [[0.6, 0.7]], lines.append) == {"ad": [False, False]}
+  assert "below it" not in lines[-1]

@@ -136,6 +136,8 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                        "shortest_history": int(min(int(fd.lengths.min()) for fd in fds)),
                        "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
                        "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1))}
+    if arm["labels"] == "action" and env is not None:     # relabelled arms learn a deterministic target
+      arms_meta[name]["behaviour_floor"] = [datasets.behaviour_floor(fd.epsilon, env.num_actions) for fd in fds]
   flat, _ = datasets.concat(parts)
   starts, n_starts = windows.pad_starts(per_arm)
   meta = {"seq_len": seq_len, "arms": arms_meta}

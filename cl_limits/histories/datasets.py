@@ -156,6 +156,24 @@ def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap
                   epsilon=behaviour(history.epsilon, np.nan, np.float32))
 
 
+def behaviour_floor(epsilon, num_actions: int) -> dict | None:
+  """What no imitator can beat, in expectation, on steps of an epsilon-greedy behaviour policy it did not
+  train on: {"entropy": the policy's mean entropy in nats (the least expected cross-entropy of any
+  prediction of its actions), "accuracy": the mean of its largest action probability (the most any
+  prediction can expect to match), "steps"}, over the steps whose epsilon is recorded; None where none is.
+  A training loss below the entropy (or accuracy above it) means the imitator predicts the exploration
+  noise of the very streams it was trained on: memorisation, not imitation."""
+  eps = np.asarray(epsilon, np.float64)
+  eps = eps[np.isfinite(eps)]
+  if not eps.size:
+    return None
+  a = int(num_actions)
+  top, rest = 1.0 - eps + eps / a, eps / a
+  with np.errstate(divide="ignore", invalid="ignore"):
+    ent = -(top * np.log(top) + (a - 1) * np.where(rest > 0, rest * np.log(rest), 0.0))
+  return {"entropy": float(ent.mean()), "accuracy": float(top.mean()), "steps": int(eps.size)}
+
+
 def concat(parts: list[FlatData]) -> tuple[FlatData, np.ndarray]:
   """One FlatData of all parts in order, and the number of histories before each part [P + 1]."""
   cat = lambda f: (None if any(getattr(p, f) is None for p in parts)
