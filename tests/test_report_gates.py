@@ -199,3 +199,20 @@ def test_the_trend_margin_is_a_tenth_of_the_datas_own_rise_and_refuted_must_pass
   assert verdicts.trend((0.007, 0.004, 0.011), 0.4, 0.2, 1.0, 0.0, data_rise=0.0)[0] == (
       "inconclusive: no learning in its data")
   assert verdicts.trend((0.007, 0.004, 0.011), 0.1, 0.2, 1.0, 0.0, data_rise=0.3)[0] == "inconclusive: no headroom"
+
+
+def test_fidelity_cell_names_memorising_replicates(tmp_path):
+  """The report's fidelity cell adds how many replicates' training loss fell below their data's behaviour
+  entropy, with or without a held-out KL, and nothing where none did."""
+  import json  # noqa: PLC0415
+  from cl_limits.report import rows  # noqa: PLC0415
+  (tmp_path / "imitators").mkdir()
+  summary = {"memorising": {"ad": [True, False, True]}}
+  (tmp_path / "imitators" / "summary.json").write_text(json.dumps(summary))
+  assert rows.fidelity_cell(str(tmp_path), "ad") == (
+      "ad: not measured; memorising: training loss below its data's behaviour entropy in 2 of 3 replicates")
+  summary["fidelity"] = {"per_arm": {"ad": {"kl": [0.1, 0.2, 0.3], "ce": [1.0], "entropy": [0.5]}}}
+  summary["memorising"]["ad"] = [False, False, False]
+  (tmp_path / "imitators" / "summary.json").write_text(json.dumps(summary))
+  cell = rows.fidelity_cell(str(tmp_path), "ad")
+  assert cell.startswith("ad: KL 0.200 nats") and "memorising" not in cell

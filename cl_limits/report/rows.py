@@ -33,14 +33,26 @@ def fidelity_cell(workdir, arm) -> str:
   if not arm:
     return ""
   f = fidelity_of(workdir, arm)
+  mem = memorising_note(workdir, arm)
   if f is None:
-    return f"{arm}: not measured"
+    return f"{arm}: not measured{mem}"
   import numpy as np  # noqa: PLC0415
   kl = np.asarray(f["kl"], float)
   if not np.isfinite(kl).all():
-    return f"{arm}: behaviour policy not recorded (held-out NLL {np.nanmean(f['nll']):.3f} nats)"
+    return f"{arm}: behaviour policy not recorded (held-out NLL {np.nanmean(f['nll']):.3f} nats){mem}"
   return (f"{arm}: KL {kl.mean():.3f} nats ({per_rep(list(kl), '{:.3f}')}); CE {np.mean(f['ce']):.3f} vs "
-          f"behaviour H {np.mean(f['entropy']):.3f}")
+          f"behaviour H {np.mean(f['entropy']):.3f}{mem}")
+
+
+def memorising_note(workdir, arm) -> str:
+  """'; memorising: training loss below its data's behaviour entropy in 3 of 5 replicates' where the
+  imitation summary flags it (`imitation._memorising`), else ''."""
+  s = layout.summary(workdir, "imitators") or {}
+  flags = (s.get("memorising") or {}).get(arm)
+  if not flags or not any(flags):
+    return ""
+  return (f"; memorising: training loss below its data's behaviour entropy in {sum(map(bool, flags))} of "
+          f"{len(flags)} replicates")
 
 
 def _triple(iv) -> tuple:
