@@ -3,9 +3,12 @@
 # pipelines at once on one device, each reusing the same teachers (made on a CPU and carried), each its own
 # run directory. Everything lands in OUT_DIR as it goes; a stopped visit keeps what was written.
 #
-#   bash benchmarks/gpu_one_stream.sh OUT_DIR [SECONDS=540] [TEACHERS=runs/gpu_src/one_stream_fast]
+#   bash benchmarks/gpu_one_stream.sh OUT_DIR [SECONDS=540] [TEACHERS=runs/gpu_src/one_stream_fast] [PRESET=fast,alone]
 #
-# The runs (name: overrides of experiments/configs/one_stream.py:fast,alone) are the RUNS array below. OUT_DIR
+# TEACHERS `make` trains the preset's teachers on the device first (experiments.teachers into
+# /tmp/gpu_runs/teachers; its log is teachers.log): for teachers too large to carry (the 64 MiB limit),
+# e.g. PRESET=fast,x8,alone. The runs (name: overrides of experiments/configs/one_stream.py:PRESET) are the
+# RUNS array below. OUT_DIR
 # receives machine.txt, gpu_usage.csv (memory and utilisation every 5 s), <name>.log (each pipeline's own
 # log: progress, ETA, the P2 line and its verdicts) and <name>.tar.gz (the run's report, summaries, curves
 # and TensorBoard events; no checkpoints). PYTHON names the interpreter.
@@ -13,6 +16,7 @@ set -uo pipefail
 out=${1:?usage: gpu_one_stream.sh OUT_DIR [SECONDS] [TEACHERS]}
 budget=${2:-540}
 teachers=${3:-runs/gpu_src/one_stream_fast}
+preset=${4:-fast,alone}
 start=$(date +%s)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -28,6 +32,8 @@ RUNS=(
   "w128_l6_b64_u8k|$(upd 8000) $(t batch_size=64) $(t lr=5e-4) $(m width=128) $(m layers=6)"
   "w256_b64_u5k|$(upd 5000) $(t batch_size=64) $(t lr=3e-4) $(m width=256) $(m heads=8)"
 )
+# RUNS_OVERRIDE="name|flags;name|flags" replaces them (a smoke check on a CPU, another grid on the device).
+if [ -n "${RUNS_OVERRIDE:-}" ]; then IFS=';' read -ra RUNS <<< "$RUNS_OVERRIDE"; fi
 
 {
   date -u
@@ -43,12 +49,17 @@ if command -v nvidia-smi >/dev/null; then
   trap 'kill $smi 2>/dev/null' EXIT
 fi
 
+if [ "$teachers" = make ]; then
+  teachers=/tmp/gpu_runs/teachers
+  timeout $(( budget - ($(date +%s) - start) - 60 )) "$py" -m experiments.teachers \
+    --config=experiments/configs/one_stream.py:"$preset" --workdir="$teachers" 2>&1 | tee "$out/teachers.log"
+fi
 limit=$(( budget - ($(date +%s) - start) - 25 ))
 pids=()
 for r in "${RUNS[@]}"; do
   name=${r%%|*}; flags=${r#*|}
   # shellcheck disable=SC2086
-  timeout "$limit" "$py" -m experiments.pipeline --config=experiments/configs/one_stream.py:fast,alone \
+  timeout "$limit" "$py" -m experiments.pipeline --config=experiments/configs/one_stream.py:"$preset" \
     --workdir="/tmp/gpu_runs/$name" --config.teachers_from="$teachers" \
     --config.imitation.train.updates_per_segment=1000 --config.imitation.train.models_at_once=0 $flags \
     >"$out/$name.log" 2>&1 &
