@@ -225,11 +225,11 @@ def test_behaviour_floor_is_the_epsilon_greedy_policys_entropy_and_best_accuracy
 def test_memorising_flags_replicates_whose_training_loss_beats_the_behaviour_entropy():
   """The imitation stage's memorisation check: a replicate whose last training loss lies below its data's
   behaviour entropy is flagged and named in the log; an arm without a floor (relabelled) is left out."""
-  from cl_limits.stages import imitation  # noqa: PLC0415
+  from cl_limits.imitation import fidelity  # noqa: PLC0415
   meta = {"arms": {"ad": {"behaviour_floor": [{"entropy": 0.5}, {"entropy": 0.5}]}, "bc": {}}}
   lines = []
-  out = imitation._memorising(["ad", "bc"], meta, [[0.3, 0.7], [0.1, 0.1]], lines.append)
+  out = fidelity.memorising(["ad", "bc"], meta, [[0.3, 0.7], [0.1, 0.1]], lines.append)
   assert out == {"ad": [True, False]}
   assert len(lines) == 1 and "1 of 2 replicates below it" in lines[0]
-  assert imitation._memorising(["ad"], meta, [[0.6, 0.7]], lines.append) == {"ad": [False, False]}
+  assert fidelity.memorising(["ad"], meta, [[0.6, 0.7]], lines.append) == {"ad": [False, False]}
   assert "below it" not in lines[-1]

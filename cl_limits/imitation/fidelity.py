@@ -212,3 +212,22 @@ def by_env_step(stats: StepStats, heldout: HeldOut, streams_per_learner: int, bi
     cnt = m.sum((1, 2))
     out[:, j] = np.where(cnt > 0, (kl * m).sum((1, 2)) / np.maximum(cnt, 1), np.nan)
   return (edges[:-1] + edges[1:]) / 2, out
+
+
+def memorising(arms, data_meta, final_loss, log) -> dict:
+  """{arm: [bool per replicate]}: its last training loss below the entropy of the behaviour policy that
+  made its data (`datasets.behaviour_floor`, in the arms' data manifest), which no imitator can beat on
+  streams it has not seen. Logs one line per arm that has a floor."""
+  out = {}
+  for i, a in enumerate(arms):
+    floors = data_meta["arms"][a].get("behaviour_floor")
+    if not floors or any(f is None for f in floors):
+      continue
+    ent = np.asarray([f["entropy"] for f in floors])
+    loss = np.asarray(final_loss[i], np.float64)
+    out[a] = (loss < ent).tolist()
+    log(f"[imitation] {a}: last training loss {loss.min():.3f}-{loss.max():.3f} over replicates, the behaviour "
+        f"policy's entropy on its data {ent.min():.3f}-{ent.max():.3f} nats"
+        + (f": {int((loss < ent).sum())} of {len(loss)} replicates below it, fitting the exploration noise of "
+           "their own streams (memorisation, not imitation)" if (loss < ent).any() else ""))
+  return out

@@ -46,7 +46,7 @@ def fidelity_cell(workdir, arm) -> str:
 
 def memorising_note(workdir, arm) -> str:
   """'; memorising: training loss below its data's behaviour entropy in 3 of 5 replicates' where the
-  imitation summary flags it (`imitation._memorising`), else ''."""
+  imitation summary flags it (`fidelity.memorising`), else ''."""
   s = layout.summary(workdir, "imitators") or {}
   flags = (s.get("memorising") or {}).get(arm)
   if not flags or not any(flags):

@@ -237,7 +237,7 @@ def run(step, log=print) -> None:
   if metrics is not None and np.isfinite(last_loss).all():
     summary["final_loss"] = per_arm(last_loss).tolist()
     summary["final_accuracy"] = per_arm(last_acc).tolist()
-    summary["memorising"] = _memorising(arms, data_meta, summary["final_loss"], log)
+    summary["memorising"] = fidelity_lib.memorising(arms, data_meta, summary["final_loss"], log)
   if score is not None:
     if last_stats is None:      # the weights kept (best held-out checks), not the last ones
       last_stats = real(score(state.params, heldout, pad_idx))
@@ -263,25 +263,6 @@ def run(step, log=print) -> None:
   board.close()
   outputs.write_json(layout.path(out_dir, layout.SUMMARY), summary)
   log(f"[imitation] done in {summary['wall_s']:.0f}s: {out_dir}")
-
-
-def _memorising(arms, data_meta, final_loss, log) -> dict:
-  """{arm: [bool per replicate]}: its last training loss below the entropy of the behaviour policy that
-  made its data (`datasets.behaviour_floor`), which no imitator can beat on streams it has not seen. Logs
-  one line per arm that has a floor."""
-  out = {}
-  for i, a in enumerate(arms):
-    floors = data_meta["arms"][a].get("behaviour_floor")
-    if not floors or any(f is None for f in floors):
-      continue
-    ent = np.asarray([f["entropy"] for f in floors])
-    loss = np.asarray(final_loss[i], np.float64)
-    out[a] = (loss < ent).tolist()
-    log(f"[imitation] {a}: last training loss {loss.min():.3f}-{loss.max():.3f} over replicates, the behaviour "
-        f"policy's entropy on its data {ent.min():.3f}-{ent.max():.3f} nats"
-        + (f": {int((loss < ent).sum())} of {len(loss)} replicates below it, fitting the exploration noise of "
-           "their own streams (memorisation, not imitation)" if (loss < ent).any() else ""))
-  return out
 
 
 def finished_fidelity(config, workdir):
