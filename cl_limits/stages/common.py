@@ -101,6 +101,13 @@ def learners_per_task(config) -> int:
   return int(config.teacher.get("learners_per_task", 1)) if "teacher" in config else 1
 
 
+def heldout_what(config) -> str:
+  """Which streams the imitation stage holds out, in words (its log and its summary)."""
+  n, k = int(config.imitation.fidelity.heldout_streams), learners_per_task(config)
+  return (f"each task's last {n} stream(s) (of its {k} independent learners)" if k > 1
+          else f"each learner's last {n} stream(s)")
+
+
 def teachers_at(config, workdir: str) -> str:
   """The run directory whose teacher stage this config uses: `teachers_from` (the capacity sweep's jobs
   reuse the main job's teachers), else workdir itself."""

@@ -141,7 +141,7 @@ def run(step, log=print) -> None:
   log("[imitation] update caps per arm (each arm's learning-rate schedule runs over its own cap): "
       + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
   if score is not None:
-    log(f"[imitation] fidelity on each learner's last {int(fid.heldout_streams)} stream(s), held out "
+    log(f"[imitation] fidelity on {common.heldout_what(config)}, held out "
         "(KL(behaviour || imitator) in nats); "
         + (f"an arm stops when its replicates' mean has not improved by {float(fid.min_improvement)} nats in "
            f"{int(fid.patience)} checks" if int(fid.patience) else "every arm trains to its cap"))
@@ -253,7 +253,7 @@ def run(step, log=print) -> None:
         if np.isfinite(y[:, j]).any():
           board.scalars("imitator/fidelity_kl_by_env_step", y[:, j], int(xs), a)
     summary["fidelity"] = {
-        "heldout": f"each learner's last {int(fid.heldout_streams)} stream(s), cut like the training streams, "
+        "heldout": f"{common.heldout_what(config)}, cut like the training streams, "
                    f"in consecutive windows of {seq_len} steps (at most {int(fid.max_windows) or 'all'} per model)",
         "action_classes": list(getattr(env, "action_classes", None) or range(model.num_actions)),
         "classes_by_state": fidelity_lib.classes_rule(env),
