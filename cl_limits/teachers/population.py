@@ -3,7 +3,8 @@
 Library code: no config, no run directory. `per_task(f)` vmaps a teacher function over seeds x tasks;
 `seed_task_keys` gives every learner its key; `make_greedy_eval` scores the greedy policy of every learner;
 `segment_curve_bins` bins the episodes of one training segment into the learning curve's windows, the one
-binning every writer (curves.npz, the progress line, TensorBoard) uses.
+binning every writer (curves.npz, the progress line, TensorBoard) uses. `repeat_tasks`, `merge_learners` and
+`per_task_mean` run k independent learners per task on the task axis and read them back per task.
 """
 from __future__ import annotations
 
