@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from cl_limits.histories.history import History
+from cl_limits.histories.history import History, behaviour_probs
 
 PORTIONS = ("all", "first", "last")
 LABELS = ("action", "oracle", "teacher")
@@ -163,15 +163,15 @@ def behaviour_floor(epsilon, num_actions: int) -> dict | None:
   prediction can expect to match), "steps"}, over the steps whose epsilon is recorded; None where none is.
   A training loss below the entropy (or accuracy above it) means the imitator predicts the exploration
   noise of the very streams it was trained on: memorisation, not imitation."""
-  eps = np.asarray(epsilon, np.float64)
+  from scipy.special import xlogy  # noqa: PLC0415
+  eps = np.asarray(epsilon, np.float32)
   eps = eps[np.isfinite(eps)]
   if not eps.size:
     return None
-  a = int(num_actions)
-  top, rest = 1.0 - eps + eps / a, eps / a
-  with np.errstate(divide="ignore", invalid="ignore"):
-    ent = -(top * np.log(top) + (a - 1) * np.where(rest > 0, rest * np.log(rest), 0.0))
-  return {"entropy": float(ent.mean()), "accuracy": float(top.mean()), "steps": int(eps.size)}
+  # The greedy action does not change either quantity: the policy's probabilities are the same up to order.
+  p = np.asarray(behaviour_probs(np.zeros(eps.shape, np.int32), eps, int(num_actions)), np.float64)
+  return {"entropy": float(-xlogy(p, p).sum(-1).mean()), "accuracy": float(p.max(-1).mean()),
+          "steps": int(eps.size)}
 
 
 def concat(parts: list[FlatData]) -> tuple[FlatData, np.ndarray]:
