@@ -35,19 +35,9 @@ RUNS=(
 # RUNS_OVERRIDE="name|flags;name|flags" replaces them (a smoke check on a CPU, another grid on the device).
 if [ -n "${RUNS_OVERRIDE:-}" ]; then IFS=';' read -ra RUNS <<< "$RUNS_OVERRIDE"; fi
 
-{
-  date -u
-  nvidia-smi 2>&1 || echo "no nvidia-smi"
-  "$py" -c "import sys, jax; from importlib.metadata import version as v; print(sys.version); \
-print(*(f'{p} {v(p)}' for p in ('jax', 'jaxlib', 'flax', 'optax', 'gymnax', 'orbax-checkpoint'))); print(jax.devices())"
-} >"$out/machine.txt" 2>&1
-cat "$out/machine.txt"
-if command -v nvidia-smi >/dev/null; then
-  nvidia-smi --query-gpu=timestamp,memory.used,memory.total,utilization.gpu --format=csv -l 5 \
-    >"$out/gpu_usage.csv" 2>/dev/null &
-  smi=$!
-  trap 'kill $smi 2>/dev/null' EXIT
-fi
+# The machine and versions, then GPU memory and utilisation every 5 s for the whole visit.
+. "$(dirname "$0")/gpu_machine.sh"
+record_machine "$out" "$py"
 
 if [ "$teachers" = make ]; then
   teachers=/tmp/gpu_runs/teachers

@@ -22,21 +22,9 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 py=${PYTHON:-$(command -v python || command -v python3)}
 left() { echo $(( budget - ($(date +%s) - start) )); }
 
-{
-  date -u
-  nvidia-smi 2>&1 || echo "no nvidia-smi"
-  "$py" -c "import sys, jax; from importlib.metadata import version as v; print(sys.version); \
-print(*(f'{p} {v(p)}' for p in ('jax', 'jaxlib', 'flax', 'optax', 'gymnax', 'orbax-checkpoint'))); print(jax.devices())"
-} >"$out/machine.txt" 2>&1
-cat "$out/machine.txt"
-
-# GPU memory and utilisation every 5 s for the whole visit (the arithmetic's peaks, checked).
-if command -v nvidia-smi >/dev/null; then
-  nvidia-smi --query-gpu=timestamp,memory.used,memory.total,utilization.gpu --format=csv -l 5 \
-    >"$out/gpu_usage.csv" 2>/dev/null &
-  smi=$!
-  trap 'kill $smi 2>/dev/null' EXIT
-fi
+# The machine and versions, then GPU memory and utilisation every 5 s for the whole visit.
+. "$(dirname "$0")/gpu_machine.sh"
+record_machine "$out" "$py"
 
 # The timing: at most 45% of the visit.
 timeout $(( budget * 45 / 100 )) "$py" benchmarks/gpu_timing.py --config="$config" --out="$out/gpu_timing.json" \
