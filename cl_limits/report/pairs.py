@@ -1,0 +1,143 @@
+"""Two finished runs of one study on the same teachers, paired replicate by replicate.
+
+A budget or model comparison (4,000 against 8,000 updates, width 64 against 128) is paired when both runs
+trained their imitators on the same data with the same base seed: replicate r of one run and replicate r of
+the other learned from the same DQN's history, were rolled out on the same tasks from the same keys, and
+differ only in what the configs say. The unit of replication stays the independent training run: each
+measure below is one number per replicate (tasks and episodes averaged inside it), and the difference
+B - A gets a t-interval over replicates. Runs that are not paired (different teachers, base seed,
+replicates or competence tasks) are refused in one line naming what differs, because their difference
+mixes the change with the data.
+"""
+from __future__ import annotations
+
+import os
+
+from cl_limits.analysis.stats import replicate_interval
+from cl_limits.stages import layout
+
+# (label, where) for every per-replicate measure of an arm. where: ("imitators" | "p2", key path).
+MEASURES = (
+    ("held-out KL, nats (kept weights)", ("imitators", ("fidelity", "per_arm", "{arm}", "kl"))),
+    ("training loss, last batch, nats", ("imitators", ("final_loss",))),
+    ("behaviour entropy on the held-out stream, nats", ("imitators", ("fidelity", "per_arm", "{arm}", "entropy"))),
+    ("competence: gain over random at the data's end", ("p2", ("arms", "{arm}", "competence", "per_replicate"))),
+    ("imitator's last episodes (competence rollout)", ("p2", ("arms", "{arm}", "competence", "imitator_end"))),
+    ("its data's last episodes", ("p2", ("arms", "{arm}", "competence", "data_end"))),
+    ("clone of a held-out stream: gain over random", ("p2", ("arms", "{arm}", "competence", "clone", "per_replicate"))),
+    ("learning in the kept data (fraction of the range)", ("p2", ("arms", "{arm}", "learning", "per_replicate"))),
+    ("P2 late return", ("p2", ("arms", "{arm}", "late", "per_replicate"))),
+    ("P2: late - ceiling", ("p2", ("arms", "{arm}", "late_minus_ceiling", "per_replicate"))),
+)
+
+
+def _dig(d, keys, arm):
+  if keys == ("final_loss",):          # [arms][replicates], in the order of the summary's "arms"
+    names = d.get("arms") or []
+    return d["final_loss"][names.index(arm)] if arm in names and "final_loss" in d else None
+  for k in keys:
+    if not isinstance(d, dict):
+      return None
+    d = d.get(k.format(arm=arm))
+  return d
+
+
+def load(workdir: str) -> dict:
+  """What a paired comparison reads from a finished run; ValueError naming the first missing piece."""
+  if not os.path.isdir(workdir):
+    raise ValueError(f"{workdir}: no such run directory")
+  run = {"dir": workdir, "config": layout.read_json(layout.path(workdir, "config.json"))}
+  for sub in ("imitators", "p2"):
+    run[sub] = layout.summary(workdir, sub)
+    if run[sub] is None:
+      raise ValueError(f"{workdir}: no {sub}/summary.json; the {sub} stage has not finished there")
+  record = layout.stage_record(workdir, "imitators") or {}
+  run["teachers"] = (record.get("inputs") or {}).get("teachers")
+  if run["config"] is None or run["teachers"] is None:
+    raise ValueError(f"{workdir}: no config.json or imitators/stage.json; not a run directory of this version")
+  return run
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in (d or {}).items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flat(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def config_diff(a: dict, b: dict, ignore=("teachers_from",)) -> list[str]:
+  """Every config field whose value differs between the runs ("field: a -> b"); where the teachers were read
+  from is left aside (check_paired has already found them the same)."""
+  fa, fb = _flat(a["config"]), _flat(b["config"])
+  return [f"{k}: {fa.get(k, '(absent)')} -> {fb.get(k, '(absent)')}" for k in sorted(set(fa) | set(fb))
+          if k not in ignore and fa.get(k, "(absent)") != fb.get(k, "(absent)")]
+
+
+def check_paired(a: dict, b: dict) -> None:
+  """ValueError naming what makes the two runs' replicates unpaired."""
+  why = []
+  if a["teachers"] != b["teachers"]:
+    why.append(f"teachers {a['teachers']} vs {b['teachers']} (different data)")
+  if a["config"].get("seed") != b["config"].get("seed"):
+    why.append(f"seed {a['config'].get('seed')} vs {b['config'].get('seed')}")
+  na, nb = a["imitators"].get("num_seeds"), b["imitators"].get("num_seeds")
+  if na != nb:
+    why.append(f"replicates {na} vs {nb}")
+  ta, tb = a["p2"].get("competence_task_ids"), b["p2"].get("competence_task_ids")
+  if ta != tb:
+    why.append("competence tasks differ")
+  if why:
+    raise ValueError(f"{a['dir']} and {b['dir']} are not paired: " + "; ".join(why))
+
+
+def _cell(iv: dict) -> str:
+  return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def compare(a: dict, b: dict, arm: str) -> list[dict]:
+  """Per measure both runs have for `arm`: {label, a, b, diff} (replicate intervals; diff is B - A per
+  replicate); a measure one run lacks (an older run, no held-out stream) is left out."""
+  rows = []
+  for label, (sub, keys) in MEASURES:
+    va, vb = _dig(a[sub], keys, arm), _dig(b[sub], keys, arm)
+    if not isinstance(va, list) or not isinstance(vb, list) or len(va) != len(vb) or not va:
+      continue
+    diff = [y - x for x, y in zip(va, vb)]
+    rows.append({"label": label, "a": replicate_interval(va), "b": replicate_interval(vb),
+                 "diff": replicate_interval(diff)})
+  return rows
+
+
+def common_arms(a: dict, b: dict) -> list[str]:
+  arms_b = set(b["p2"].get("arms") or {})
+  return [arm for arm in (a["p2"].get("arms") or {}) if arm in arms_b]
+
+
+def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
+  """The markdown comparison: what differs between the configs, then per arm one row per measure with
+  both runs' intervals, B - A paired over replicates, and each replicate's difference."""
+  a, b = load(dir_a), load(dir_b)
+  check_paired(a, b)
+  shared = common_arms(a, b)
+  arms = arms or shared
+  missing = [arm for arm in arms if arm not in shared]
+  if missing:
+    raise ValueError(f"arm {missing[0]!r} is not in both runs' P2 summaries (both have: {', '.join(shared) or 'none'})")
+  if not arms:
+    raise ValueError(f"{dir_a} and {dir_b} have no P2 arm in common")
+  name_a, name_b = os.path.basename(os.path.normpath(dir_a)), os.path.basename(os.path.normpath(dir_b))
+  n = a["imitators"].get("num_seeds")
+  lines = [f"A = {name_a}, B = {name_b}: the same teachers ({a['teachers']}), base seed "
+           f"{a['config'].get('seed')}, {n} replicates paired by index (t-intervals over replicates, 95%).",
+           "", "What differs between the configs:"]
+  lines += [f"- {d}" for d in config_diff(a, b)] or ["- nothing (a repeat of the same config)"]
+  for arm in arms:
+    lines += ["", f"**{arm}**", "", "| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
+    for r in compare(a, b, arm):
+      per = ", ".join(f"{v:+.3f}" for v in r["diff"]["per_replicate"])
+      lines.append(f"| {r['label']} | {_cell(r['a'])} | {_cell(r['b'])} | {_cell(r['diff'])} | {per} |")
+  return lines
