@@ -173,3 +173,18 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
   assert other.returncode != 0 and "did not give the saved returns" in other.stderr
   bad = _script(f"--workdir={tmp_path}")
   assert bad.returncode != 0 and "no finished P2 stage" in bad.stderr
+
+
+def test_rollout_modes_reproduces_the_gate_and_one_layer_makes_both_modes_one_function(smoke_pipeline):
+  # experiments/rollout_modes.py: its cached leg must be the P2 stage's competence rollouts (same tasks,
+  # keys, protocol), and with the smoke model's single layer the naive window is the same function, so
+  # the difference must be exactly zero; with more layers it need not be.
+  res = subprocess.run([sys.executable, "-m", "experiments.rollout_modes", "--config=experiments/configs/darkroom.py:smoke",
+                        f"--workdir={smoke_pipeline[0]}", "--last=2"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  lines = res.stdout.splitlines()
+  assert "  cached rollouts equal the P2 stage's saved competence rollouts: yes" in lines
+  cached = next(ln for ln in lines if ln.startswith("  cached first"))
+  naive = next(ln for ln in lines if ln.startswith("  naive  first"))
+  assert cached.split("(")[0].split("first")[1] == naive.split("(")[0].split("first")[1]
+  assert "cached - naive, last 2 episodes: +0.000 [+0.000, +0.000]" in res.stdout

@@ -1,0 +1,98 @@
+r"""Does the KV-cache rollout's slid window cost a P2 imitator competence? On a finished run, each
+replicate's imitator of `--arm` plays the competence gate's rollout (the first `--tasks` training tasks, one
+kept history's steps from an empty context, the stage's action protocol and, by default, its tasks and
+keys) twice from the same keys:
+
+- `cached`: the ring-buffer KV cache every stage uses. Once the window has slid, a layer above the first
+  attends to keys that were computed from their own windows, so its receptive field reaches
+  layers x (context - 1) steps back;
+- `naive`: a fresh forward pass over the last `context_len` transitions at every step: the function the
+  imitator was trained on when `imitation.train.seq_len` equals the context (every study preset).
+
+Printed per replicate as fractions of each task's optimum: the first and last 10 episodes of each mode,
+the data's end on the same tasks, and cached - naive over the last 10 episodes as a t-interval over
+replicates. With the stage's tasks and keys the cached rollouts are checked against the P2 stage's saved
+competence rollouts (`p2/returns.npz`), so the cached leg is the gate's own. The naive mode costs about
+context_len times the compute of the cached one.
+
+  python -m experiments.rollout_modes --config=experiments/configs/one_stream.py:fast,x8,alone \
+      --workdir=runs/one_stream_fast_x8_u8k --config.teachers_from=runs/one_stream_fast_x8 \
+      --config.imitation.arms.ad_early.updates=8000 --config.imitation.train.num_updates=8000
+"""
+import os
+import time
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
+_ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
+_TASKS = flags.DEFINE_integer("tasks", 0, "How many of the teachers' training tasks (the first ones; 0: the "
+                              "P2 stage's competence tasks, with its keys)")
+_LAST = flags.DEFINE_integer("last", 10, "Episodes at the end of the rollout that are compared.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(_):
+  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.analysis.stats import replicate_interval  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.rollouts import rollout  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+
+  config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  if name not in config.imitation.arms:
+    raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
+  try:
+    env = common.env_of(config)
+    model, params, num_seeds = artifacts.arm(config, workdir, name)
+    arm_index = artifacts.final_imitators(config, workdir)[2].index(name)
+    history, manifest = artifacts.load_teacher_histories(config, workdir)
+  except (ConfigError, FileNotFoundError, ValueError) as e:
+    raise app.UsageError(f"--workdir={workdir}: {e}") from None
+  ep_len = common.episode_length(env)
+  t_opt = ceiling.teacher_optimum(env, manifest)
+  if not ep_len or t_opt is None:
+    raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length and an optimum")
+  tasks, ids = common.teacher_tasks(config, env)
+  stage_n = int(config.experiments.p2.competence_tasks) or len(ids)
+  n = min(int(_TASKS.value) or stage_n, len(ids))
+  tasks, opt = common.first(tasks, n), np.asarray(t_opt)[:n]
+  arm = datasets.resolve_arm(config.imitation.arms[name])
+  data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window),
+                                       t_opt, tasks=n)
+  horizon = p2.competence_horizon(data, ep_len)
+  episodes, last = horizon // ep_len, int(_LAST.value)
+  keys = p2.row_keys(config, arm_index, p2.COMPETENCE_KEYS, num_seeds, n)
+  saved_path = layout.path(workdir, "p2", "returns.npz")
+  saved = None
+  if n == min(stage_n, len(ids)) and os.path.exists(saved_path):
+    with np.load(saved_path) as z:
+      saved = z[f"{name}/competence_return"] if f"{name}/competence_return" in z.files else None
+  print(f"{name} on {n} training tasks, {horizon} steps ({episodes} episodes), fraction of each task's "
+        f"optimum; context {int(model.context_len)}, {int(model.layers)} layers, training windows "
+        f"{int(config.imitation.train.seq_len)}")
+  print(f"  data's end, per replicate: {' '.join(f'{replicates.data_end(d, True):.3f}' for d in data)}")
+  late = {}
+  for mode in ("cached", "naive"):
+    t0 = time.time()
+    fn = rollout.make_batched_rollout(model, env, horizon, episodes + 1, mode=mode, **artifacts.protocol(config))
+    raw = np.asarray(fn(params, tasks, keys).episode_return)[..., :episodes]
+    if mode == "cached" and saved is not None:
+      same = saved.shape == raw.shape and np.allclose(saved, raw, atol=1e-5, equal_nan=True)
+      print(f"  cached rollouts equal the P2 stage's saved competence rollouts: {'yes' if same else 'NO'}")
+    rets = replicates.in_unit(raw, opt, task_axis=1)
+    first, late[mode] = rets[..., :last].mean((1, 2)), rets[..., -last:].mean((1, 2))
+    print(f"  {mode:6s} first {last} episodes {' '.join(f'{v:.3f}' for v in first)} | last {last} "
+          f"{' '.join(f'{v:.3f}' for v in late[mode])} ({time.time() - t0:.0f}s)", flush=True)
+  d = replicate_interval(late["cached"] - late["naive"])
+  print(f"  cached - naive, last {last} episodes: {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
+        f"({d['method']})")
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
