@@ -32,7 +32,7 @@ def test_the_difference_is_paired_by_replicate_and_the_config_change_is_named(tm
   comp = rows["competence: gain over random at the data's end"]
   # Every replicate rose by exactly 0.1: unpaired the runs' intervals overlap widely; paired the
   # difference has no spread at all.
-  assert comp["diff"]["per_replicate"] == pytest.approx([0.1, 0.1, 0.1])
+  assert comp["diff"]["per_replicate"] == pytest.approx([0.1, 0.1, 0.1]) == comp["per_replicate"]
   assert comp["diff"]["low"] == pytest.approx(0.1) and comp["diff"]["high"] == pytest.approx(0.1)
   assert comp["a"]["low"] < comp["b"]["estimate"] < comp["a"]["high"]
   kl = rows["held-out KL, nats (kept weights)"]["diff"]
@@ -44,6 +44,21 @@ def test_the_difference_is_paired_by_replicate_and_the_config_change_is_named(tm
   assert not any("teachers_from" in line for line in lines)
   comp_line = next(line for line in lines if line.startswith("| competence"))
   assert comp_line.endswith("| 0.100 [0.100, 0.100] | +0.100, +0.100, +0.100 |")
+
+
+def test_a_replicate_without_a_value_gives_no_interval_instead_of_one_from_the_others(tmp_path):
+  # Competence is undefined (NaN, or null in JSON) for a replicate whose data end is not above random: the
+  # row shows every replicate's difference and no interval, rather than an interval over the others.
+  # B: 0.2, 0.6, 0.4: mean 0.4, sd 0.2, t(0.975, 2 df) = 4.303, half-width 4.303 x 0.2 / sqrt(3) = 0.497.
+  a = _run(tmp_path, "a", [0.1, None, 0.3], [0.30, 0.20, 0.25])
+  b = _run(tmp_path, "b", [0.2, 0.6, 0.4], [0.28, 0.18, 0.22], updates=8000)
+  rows = {r["label"]: r for r in pairs.compare(pairs.load(a), pairs.load(b), "ad_early")}
+  comp = rows["competence: gain over random at the data's end"]
+  assert comp["a"] is None and comp["diff"] is None and comp["b"]["estimate"] == pytest.approx(0.4)
+  line = next(ln for ln in pairs.table(a, b) if ln.startswith("| competence"))
+  assert line == ("| competence: gain over random at the data's end | n/a (a replicate has no value) | "
+                  "0.400 [-0.097, 0.897] | n/a (a replicate has no value) | +0.100, +nan, +0.100 |")
+  assert rows["held-out KL, nats (kept weights)"]["diff"] is not None
 
 
 @pytest.mark.parametrize("change, message", [

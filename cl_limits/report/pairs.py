@@ -11,35 +11,41 @@ mixes the change with the data.
 """
 from __future__ import annotations
 
+import math
 import os
 
 from cl_limits.analysis.stats import replicate_interval
 from cl_limits.stages import layout
 
-# (label, where) for every per-replicate measure of an arm. where: ("imitators" | "p2", key path).
+def _at(sub: str, *keys: str):
+  """A reader of one per-replicate list from a run's `sub` summary at `keys` ("{arm}" filled in)."""
+  def read(run: dict, arm: str):
+    d = run[sub]
+    for k in keys:
+      d = d.get(k.format(arm=arm)) if isinstance(d, dict) else None
+    return d
+  return read
+
+
+def _final_loss(run: dict, arm: str):
+  """The imitation summary's final_loss: [arms][replicates], in the order of its "arms"."""
+  names, loss = run["imitators"].get("arms") or [], run["imitators"].get("final_loss")
+  return loss[names.index(arm)] if loss is not None and arm in names else None
+
+
+# (label, reader) for every per-replicate measure of an arm.
 MEASURES = (
-    ("held-out KL, nats (kept weights)", ("imitators", ("fidelity", "per_arm", "{arm}", "kl"))),
-    ("training loss, last batch, nats", ("imitators", ("final_loss",))),
-    ("behaviour entropy on the held-out stream, nats", ("imitators", ("fidelity", "per_arm", "{arm}", "entropy"))),
-    ("competence: gain over random at the data's end", ("p2", ("arms", "{arm}", "competence", "per_replicate"))),
-    ("imitator's last episodes (competence rollout)", ("p2", ("arms", "{arm}", "competence", "imitator_end"))),
-    ("its data's last episodes", ("p2", ("arms", "{arm}", "competence", "data_end"))),
-    ("clone of a held-out stream: gain over random", ("p2", ("arms", "{arm}", "competence", "clone", "per_replicate"))),
-    ("learning in the kept data (fraction of the range)", ("p2", ("arms", "{arm}", "learning", "per_replicate"))),
-    ("P2 late return", ("p2", ("arms", "{arm}", "late", "per_replicate"))),
-    ("P2: late - ceiling", ("p2", ("arms", "{arm}", "late_minus_ceiling", "per_replicate"))),
+    ("held-out KL, nats (kept weights)", _at("imitators", "fidelity", "per_arm", "{arm}", "kl")),
+    ("training loss, last batch, nats", _final_loss),
+    ("behaviour entropy on the held-out stream, nats", _at("imitators", "fidelity", "per_arm", "{arm}", "entropy")),
+    ("competence: gain over random at the data's end", _at("p2", "arms", "{arm}", "competence", "per_replicate")),
+    ("imitator's last episodes (competence rollout)", _at("p2", "arms", "{arm}", "competence", "imitator_end")),
+    ("its data's last episodes", _at("p2", "arms", "{arm}", "competence", "data_end")),
+    ("clone of a held-out stream: gain over random", _at("p2", "arms", "{arm}", "competence", "clone", "per_replicate")),
+    ("learning in the kept data (fraction of the range)", _at("p2", "arms", "{arm}", "learning", "per_replicate")),
+    ("P2 late return", _at("p2", "arms", "{arm}", "late", "per_replicate")),
+    ("P2: late - ceiling", _at("p2", "arms", "{arm}", "late_minus_ceiling", "per_replicate")),
 )
-
-
-def _dig(d, keys, arm):
-  if keys == ("final_loss",):          # [arms][replicates], in the order of the summary's "arms"
-    names = d.get("arms") or []
-    return d["final_loss"][names.index(arm)] if arm in names and "final_loss" in d else None
-  for k in keys:
-    if not isinstance(d, dict):
-      return None
-    d = d.get(k.format(arm=arm))
-  return d
 
 
 def load(workdir: str) -> dict:
@@ -94,7 +100,9 @@ def check_paired(a: dict, b: dict) -> None:
     raise ValueError(f"{a['dir']} and {b['dir']} are not paired: " + "; ".join(why))
 
 
-def _cell(iv: dict) -> str:
+def _cell(iv: dict | None) -> str:
+  if iv is None:
+    return "n/a (a replicate has no value)"
   return f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
 
 
@@ -102,14 +110,25 @@ def compare(a: dict, b: dict, arm: str) -> list[dict]:
   """Per measure both runs have for `arm`: {label, a, b, diff} (replicate intervals; diff is B - A per
   replicate); a measure one run lacks (an older run, no held-out stream) is left out."""
   rows = []
-  for label, (sub, keys) in MEASURES:
-    va, vb = _dig(a[sub], keys, arm), _dig(b[sub], keys, arm)
+  for label, read in MEASURES:
+    va, vb = read(a, arm), read(b, arm)
     if not isinstance(va, list) or not isinstance(vb, list) or len(va) != len(vb) or not va:
       continue
+    va, vb = [_number(v) for v in va], [_number(v) for v in vb]
     diff = [y - x for x, y in zip(va, vb)]
-    rows.append({"label": label, "a": replicate_interval(va), "b": replicate_interval(vb),
-                 "diff": replicate_interval(diff)})
+    rows.append({"label": label, "a": _interval(va), "b": _interval(vb), "diff": _interval(diff),
+                 "per_replicate": diff})
   return rows
+
+
+def _number(v) -> float:
+  return float("nan") if v is None else float(v)
+
+
+def _interval(values: list[float]) -> dict | None:
+  """The replicate interval, or None where a replicate has no value (a competence undefined because its
+  data end is not above random): no interval is made from the replicates that happen to have one."""
+  return replicate_interval(values) if all(math.isfinite(v) for v in values) else None
 
 
 def common_arms(a: dict, b: dict) -> list[str]:
@@ -138,6 +157,6 @@ def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
   for arm in arms:
     lines += ["", f"**{arm}**", "", "| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
     for r in compare(a, b, arm):
-      per = ", ".join(f"{v:+.3f}" for v in r["diff"]["per_replicate"])
+      per = ", ".join(f"{v:+.3f}" for v in r["per_replicate"])
       lines.append(f"| {r['label']} | {_cell(r['a'])} | {_cell(r['b'])} | {_cell(r['diff'])} | {per} |")
   return lines
