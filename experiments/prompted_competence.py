@@ -23,37 +23,21 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
-  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, p1, p2  # noqa: PLC0415
-  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  from cl_limits.stages import artifacts, p1  # noqa: PLC0415
+
+  from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
-  if name not in config.imitation.arms:
-    raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
-  try:
-    env = common.env_of(config)
-    model, params, num_seeds = artifacts.arm(config, workdir, name)
-    history, manifest = artifacts.load_teacher_histories(config, workdir)
-  except (ConfigError, FileNotFoundError, ValueError) as e:
-    raise app.UsageError(f"--workdir={workdir}: {e}") from None
-  tasks, ids = common.teacher_tasks(config, env)
-  n = min(int(_TASKS.value), len(ids))
-  tasks, ids = common.first(tasks, n), np.asarray(ids)[:n]
-  arm = datasets.resolve_arm(config.imitation.arms[name])
+  r = arm_rollouts.load(config, workdir, name, int(_TASKS.value))
+  model, params, history, data, n, opt = r.model, r.params, r.history, r.data, r.n, r.opt
+  horizon, ep_len = r.horizon, r.ep_len
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
-  keep = datasets.arm_keep(done, np.asarray(history.episode), arm)
+  keep = datasets.arm_keep(done, np.asarray(history.episode), r.arm)
   prompt = p1.kept_prompts(history, keep, n, int(model.context_len))
-  t_opt = ceiling.teacher_optimum(env, manifest)
-  opt = None if t_opt is None else np.asarray(t_opt)[:n]
-  data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window),
-                                       t_opt, tasks=n)
-  ep_len = common.episode_length(env)
-  if not ep_len:
-    raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
-  horizon = p2.competence_horizon(data, ep_len)
-  keys = jax.random.split(jax.random.key(int(config.seed) + 41), num_seeds * n).reshape(num_seeds, n)
+  keys = jax.random.split(jax.random.key(int(config.seed) + 41), r.num_seeds * n).reshape(r.num_seeds, n)
   unit = "fraction of each task's optimum" if opt is not None else "return"
   print(f"{name} on {n} training tasks, {horizon} steps ({horizon // ep_len} episodes), {unit}; the "
         f"prompt: the last {int(model.context_len)} kept steps of stream 0 (reward in it per task: "
@@ -61,7 +45,7 @@ def main(_):
   print(f"  data's end on these tasks, per replicate: "
         f"{' '.join(f'{replicates.data_end(d, opt is not None):.3f}' for d in data)}")
   for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
-    res = chunked.run_batched(model, env, horizon, params, tasks, keys, p, **artifacts.protocol(config))
+    res = chunked.run_batched(model, r.env, horizon, params, r.tasks, keys, p, **artifacts.protocol(config))
     rets = replicates.in_unit(np.asarray(res.episode_return)[..., :horizon // ep_len], opt, task_axis=1)
     first, last = rets[..., :2].mean((1, 2)), rets[..., -2:].mean((1, 2))
     print(f"  {mode:30s} first 2 episodes {' '.join(f'{v:.3f}' for v in first)} | last 2 "

@@ -36,40 +36,23 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
-  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.analysis.stats import replicate_interval  # noqa: PLC0415
-  from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
-  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  from cl_limits.stages import artifacts, layout, p2  # noqa: PLC0415
+
+  from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
-  if name not in config.imitation.arms:
-    raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
-  try:
-    env = common.env_of(config)
-    model, params, num_seeds = artifacts.arm(config, workdir, name)
-    arm_index = artifacts.final_imitators(config, workdir)[2].index(name)
-    history, manifest = artifacts.load_teacher_histories(config, workdir)
-  except (ConfigError, FileNotFoundError, ValueError) as e:
-    raise app.UsageError(f"--workdir={workdir}: {e}") from None
-  ep_len = common.episode_length(env)
-  t_opt = ceiling.teacher_optimum(env, manifest)
-  if not ep_len or t_opt is None:
+  r = arm_rollouts.load(config, workdir, name, int(_TASKS.value))
+  if r.opt is None:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length and an optimum")
-  tasks, ids = common.teacher_tasks(config, env)
-  stage_n = int(config.experiments.p2.competence_tasks) or len(ids)
-  n = min(int(_TASKS.value) or stage_n, len(ids))
-  tasks, opt = common.first(tasks, n), np.asarray(t_opt)[:n]
-  arm = datasets.resolve_arm(config.imitation.arms[name])
-  data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window),
-                                       t_opt, tasks=n)
-  horizon = p2.competence_horizon(data, ep_len)
-  episodes, last = horizon // ep_len, int(_LAST.value)
-  keys = p2.row_keys(config, arm_index, p2.COMPETENCE_KEYS, num_seeds, n)
+  model, params, data, n, opt, horizon = r.model, r.params, r.data, r.n, r.opt, r.horizon
+  episodes, last = horizon // r.ep_len, int(_LAST.value)
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n)
   saved_path = layout.path(workdir, "p2", "returns.npz")
   saved = None
-  if n == min(stage_n, len(ids)) and os.path.exists(saved_path):
+  if n == r.stage_n and os.path.exists(saved_path):
     with np.load(saved_path) as z:
       saved = z[f"{name}/competence_return"] if f"{name}/competence_return" in z.files else None
   print(f"{name} on {n} training tasks, {horizon} steps ({episodes} episodes), fraction of each task's "
@@ -79,8 +62,8 @@ def main(_):
   late = {}
   for mode in ("cached", "naive"):
     t0 = time.time()
-    fn = rollout.make_batched_rollout(model, env, horizon, episodes + 1, mode=mode, **artifacts.protocol(config))
-    raw = np.asarray(fn(params, tasks, keys).episode_return)[..., :episodes]
+    fn = rollout.make_batched_rollout(model, r.env, horizon, episodes + 1, mode=mode, **artifacts.protocol(config))
+    raw = np.asarray(fn(params, r.tasks, keys).episode_return)[..., :episodes]
     if mode == "cached" and saved is not None:
       same = saved.shape == raw.shape and np.allclose(saved, raw, atol=1e-5, equal_nan=True)
       print(f"  cached rollouts equal the P2 stage's saved competence rollouts: {'yes' if same else 'NO'}")

@@ -101,6 +101,13 @@ def learners_per_task(config) -> int:
   return int(config.teacher.get("learners_per_task", 1)) if "teacher" in config else 1
 
 
+def competence_task_count(config, available: int) -> int:
+  """How many of the teachers' training tasks (the first ones) the P2 competence gate plays:
+  experiments.p2.competence_tasks, or all `available` when it is 0."""
+  n = int(config.experiments.p2.competence_tasks)
+  return min(n, available) if n else available
+
+
 def heldout_what(config) -> str:
   """Which streams the imitation stage holds out, in words (its log and its summary)."""
   n, k = int(config.imitation.fidelity.heldout_streams), learners_per_task(config)

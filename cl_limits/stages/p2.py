@@ -106,7 +106,7 @@ def run(step, log=print) -> None:
   model, params, arm_list, num_seeds = artifacts.final_imitators(config, workdir)
   tasks, task_ids = common.heldout_tasks(config, env, int(p2.num_tasks))
   train_tasks, train_ids = common.teacher_tasks(config, env)
-  n_comp = min(int(p2.competence_tasks), len(train_ids)) if int(p2.competence_tasks) else len(train_ids)
+  n_comp = common.competence_task_count(config, len(train_ids))
   comp_tasks = common.first(train_tasks, n_comp)
   sources = {"teacher": artifacts.load_teacher_histories(config, workdir)}
   if control(config):

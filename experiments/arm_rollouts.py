@@ -1,0 +1,48 @@
+"""What the scripts that roll one P2 arm out on its training tasks share (`experiments.prompted_competence`,
+`experiments.rollout_modes`): the finished run's imitators of that arm, its teachers' histories, the first
+training tasks and the arm's data on them, and the competence gate's horizon, with every bad flag, run
+directory or environment refused as a one-line usage error.
+"""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from absl import app
+
+
+def load(config, workdir: str, name: str, tasks: int) -> types.SimpleNamespace:
+  """The arm `name` of the finished run in `workdir` on its first `tasks` training tasks (0: the P2
+  stage's competence tasks). Fields: env, model, params, num_seeds, arm_index (among the run's arms),
+  history, manifest, arm (resolved), tasks, ids, n, stage_n (the P2 stage's competence task count),
+  t_opt (every training task's optimum, or None), opt (the first n), data (per replicate), ep_len, horizon."""
+  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.imitation import learner  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, p2  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+
+  if name not in config.imitation.arms:
+    raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
+  try:
+    env = common.env_of(config)
+    model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
+    history, manifest = artifacts.load_teacher_histories(config, workdir)
+  except (ConfigError, FileNotFoundError, ValueError) as e:
+    raise app.UsageError(f"--workdir={workdir}: {e}") from None
+  params = learner.arm_params(params, arms, name, num_seeds)
+  ep_len = common.episode_length(env)
+  if not ep_len:
+    raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
+  all_tasks, all_ids = common.teacher_tasks(config, env)
+  stage_n = common.competence_task_count(config, len(all_ids))
+  n = min(int(tasks) or stage_n, len(all_ids))
+  arm = datasets.resolve_arm(config.imitation.arms[name])
+  t_opt = ceiling.teacher_optimum(env, manifest)
+  data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window),
+                                       t_opt, tasks=n)
+  return types.SimpleNamespace(
+      env=env, model=model, params=params, num_seeds=num_seeds, arm_index=arms.index(name), history=history,
+      manifest=manifest, arm=arm, tasks=common.first(all_tasks, n), ids=np.asarray(all_ids)[:n], n=n,
+      stage_n=stage_n, t_opt=t_opt, opt=None if t_opt is None else np.asarray(t_opt)[:n], data=data,
+      ep_len=ep_len, horizon=p2.competence_horizon(data, ep_len))
