@@ -10,8 +10,6 @@ gate's figures, learning in the data and the P2 late return of each run with its
 a paired t-interval over replicates and each replicate's difference (cl_limits/report/pairs.py). Runs
 that are not paired (different teachers, seed, replicates or competence tasks) get a one-line error.
 """
-import sys
-
 from absl import app, flags, logging
 
 _ARMS = flags.DEFINE_list("arms", [], "arms to compare (default: every P2 arm both runs have)")
@@ -23,20 +21,15 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from cl_limits.report import pairs  # noqa: PLC0415
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  from experiments.cli import emit, fail  # noqa: PLC0415
   dirs = argv[1:]
   if len(dirs) != 2:
-    print("error: name exactly two run directories (A, then B)", file=sys.stderr)
-    sys.exit(2)
+    fail("name exactly two run directories (A, then B)")
   try:
     lines = pairs.table(dirs[0], dirs[1], _ARMS.value or None)
   except (ValueError, ConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  text = "\n".join(lines) + "\n"
-  print(text, flush=True)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      f.write(text)
+    fail(e)
+  emit("\n".join(lines) + "\n", _OUT.value)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ r"""Finished runs of one study with different base seeds, side by side per verdi
 A row whose verdicts differ between the runs reads "unsettled" (cl_limits/report/seeds.py). Prints the
 markdown table and how many rows are settled; --out also writes it to a file.
 """
-import sys
-
 from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string("out", "", "also write the table (markdown) to this file")
@@ -19,20 +17,16 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   from cl_limits.report import seeds  # noqa: PLC0415
+  from experiments.cli import emit, fail  # noqa: PLC0415
   dirs = argv[1:]
   if len(dirs) < 2:
-    print("error: name at least two run directories", file=sys.stderr)
-    sys.exit(2)
+    fail("name at least two run directories")
   try:
     lines, n = seeds.table(dirs, compact=_COMPACT.value)
   except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  text = "\n".join(lines) + f"\n\n{n['settled']} of {n['rows']} rows give the same verdict in every run.\n"
-  print(text, flush=True)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      f.write(text)
+    fail(e)
+  emit("\n".join(lines) + f"\n\n{n['settled']} of {n['rows']} rows give the same verdict in every run.\n",
+       _OUT.value)
 
 
 if __name__ == "__main__":
