@@ -297,3 +297,9 @@ def test_a_patch_frame_encoder_without_frames_fails_before_compiling(tmp_path):
   config = smoke_config(**{"model.frame_encoder": "patch"})        # DarkRoom observes (x, y)
   fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
                          match=r"imitation.model.patch: 'patch' frames need observations \[H, W, C\]")
+
+
+def test_an_unknown_token_kind_fails_before_compiling(tmp_path):
+  config = smoke_config(**{"model.tokens": "pairs"})
+  fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
+                         match="imitation.model.tokens: must be 'step' or 'transition'")

@@ -21,17 +21,19 @@ def random_tokens(key, n, obs_nvec):
                 prev_reward=jax.random.normal(kr, (n,)), prev_done=jax.random.bernoulli(kd, 0.2, (n,)))
 
 
-def build(obs_nvec, layers):
-  model = TransitionTransformer(num_actions=5, context_len=C, layers=layers, width=16, heads=4,
-                                obs_nvec=obs_nvec)
+def build(obs_nvec, layers, tokens="step", context_len=C):
+  model = TransitionTransformer(num_actions=5, context_len=context_len, layers=layers, width=16, heads=4,
+                                obs_nvec=obs_nvec, tokens=tokens)
   tokens = random_tokens(jax.random.key(1), T, obs_nvec)
   params = model.init(jax.random.key(0), jax.tree.map(lambda x: x[:C], tokens))
   return model, params, tokens
 
 
-@pytest.fixture(scope="module", params=[(9, 9), None], ids=["grid", "image"])
+@pytest.fixture(scope="module", params=[((9, 9), "step"), (None, "step"), ((9, 9), "transition"),
+                                        (None, "transition")],
+                ids=["grid", "image", "grid-transition", "image-transition"])
 def model_and_params(request):
-  return build(request.param, layers=2)
+  return build(request.param[0], layers=2, tokens=request.param[1])
 
 
 def decode_all(model, params, tokens):
@@ -117,3 +119,34 @@ def test_chunked_attention_and_patch_frames_match_decode(encoder):
   valid = jnp.arange(T) < 15                     # padding after step 15: earlier steps never see it
   np.testing.assert_allclose(np.asarray(blocked.apply(params, tokens, valid))[:15], np.asarray(a)[:15],
                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("obs_nvec", [(9, 9), None], ids=["grid", "image"])
+def test_transition_tokens_carry_the_previous_observation(obs_nvec):
+  """A one-layer model with a one-step context sees only its own token: with transition tokens its
+  logits at t move with obs_{t-1}, with step tokens they do not."""
+  tokens = random_tokens(jax.random.key(1), T, obs_nvec)
+  other = tokens.replace(obs=tokens.obs.at[T - 2].set(random_tokens(jax.random.key(7), T, obs_nvec).obs[3]))
+  assert not np.array_equal(other.obs[T - 2], tokens.obs[T - 2])
+  for kind, moves in (("step", False), ("transition", True)):
+    model, params, _ = build(obs_nvec, layers=1, tokens=kind, context_len=1)
+    a, b = model.apply(params, tokens)[-1], model.apply(params, other)[-1]
+    assert (not np.allclose(a, b)) == moves, kind
+    decoded, _ = decode_all(model, params, other)
+    np.testing.assert_allclose(decoded[-1], b, rtol=2e-4, atol=2e-5)
+
+
+def test_transition_tokens_see_no_previous_observation_across_padding():
+  """The first valid step after padding gets the "none" previous observation, as the first step of an
+  unpadded stream does: padding in front leaves every valid step's logits as they were."""
+  model, params, tokens = build((9, 9), layers=2, tokens="transition")
+  pad = 3
+  padded = jax.tree.map(lambda x: jnp.concatenate([x[-pad:], x]), tokens)
+  valid = jnp.arange(T + pad) >= pad
+  np.testing.assert_allclose(model.apply(params, padded, valid)[pad:], model.apply(params, tokens),
+                             rtol=2e-4, atol=2e-5)
+
+
+def test_unknown_token_kind_is_refused():
+  with pytest.raises(ValueError, match="tokens must be 'step' or 'transition'"):
+    build((9, 9), layers=1, tokens="pairs")

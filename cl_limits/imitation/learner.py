@@ -52,8 +52,9 @@ def default_model_config() -> ml_collections.ConfigDict:
   # [T, T] block). It changes speed only, not the function: the logits agree to float rounding.
   # frame_encoder: "linear" (a frame's bits flattened and projected) or "patch" (p x p patches through a
   # shared dense layer and a GELU first; MinAtar frames only, not with augmented arms); see transformer.py.
+  # tokens: "step" (obs_t, action_{t-1}, reward_{t-1}, done_{t-1}) or "transition" (obs_{t-1} as well).
   return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4, attention_chunk=32,
-                                        frame_encoder="linear", patch=2, patch_features=16))
+                                        frame_encoder="linear", patch=2, patch_features=16, tokens="step"))
 
 
 def validate(train_cfg, model_cfg) -> None:
@@ -69,6 +70,8 @@ def validate(train_cfg, model_cfg) -> None:
   need(int(t.seq_len) >= int(m.context_len), "train.seq_len",
        f"must be >= model.context_len={m.context_len} (got {t.seq_len}): training windows shorter than "
        "the context never show the model a full context")
+  need(str(m.get("tokens", "step")) in ("step", "transition"), "model.tokens",
+       f"must be 'step' or 'transition' (got {m.get('tokens')!r})")
   need(int(t.batch_size) >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
   need(int(t.num_updates) >= 1, "train.num_updates", f"must be >= 1 (got {t.num_updates})")
   need(int(t.updates_per_segment) >= 1 and int(t.num_updates) % int(t.updates_per_segment) == 0,
@@ -89,6 +92,7 @@ def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransfor
                                frame_encoder=str(model_cfg.get("frame_encoder", "linear")),
                                patch=int(model_cfg.get("patch", 2)),
                                patch_features=int(model_cfg.get("patch_features", 16)),
+                               tokens=str(model_cfg.get("tokens", "step")),
                                obs_nvec=None if obs_nvec is None else tuple(int(n) for n in obs_nvec))
 
 

@@ -1,7 +1,10 @@
 """A causal transformer over transitions, with a one-step decode over a ring-buffer KV cache.
 
 One token per environment step t embeds (obs_t, action_{t-1}, reward_{t-1}, done_{t-1}) and predicts
-action_t. Positions enter only as ALiBi biases on relative distance (Press et al. 2022), so a window that
+action_t; with `tokens="transition"` it also embeds obs_{t-1} (its own tables), so the token carries the
+whole transition (obs_{t-1}, action_{t-1}, reward_{t-1}, obs_t) and one attention hop from "this cell"
+to "a step that left this cell" reads the action taken there (with step tokens that takes a
+previous-token head and an induction head in two layers). Positions enter only as ALiBi biases on relative distance (Press et al. 2022), so a window that
 has slid past the training length looks exactly like one that has not. Every layer attends to the last
 `context_len` steps (sliding-window attention): `decode` over a ring buffer of `context_len` keys and
 values gives the same logits as `__call__` (same mask) over the whole stream. With one layer, or before
@@ -37,11 +40,14 @@ class Tokens:
 @struct.dataclass
 class KVCache:
   """Ring buffer of the last `context_len` steps: keys/values [layers, C, heads, head_dim]; slot_pos [C]
-  holds the absolute step stored in each slot (-1 when empty); pos is the next step's absolute index."""
+  holds the absolute step stored in each slot (-1 when empty); pos is the next step's absolute index;
+  prev_obs [width]: the last step's observation through the previous-observation tables (transition
+  tokens; unused, zeros, with step tokens)."""
   k: chex.Array
   v: chex.Array
   slot_pos: chex.Array
   pos: chex.Array
+  prev_obs: chex.Array
 
 
 def alibi_slopes(heads: int) -> np.ndarray:
@@ -131,6 +137,9 @@ class TransitionTransformer(nn.Module):
       [H, W, C] (MinAtar), cut into `patch` x `patch` patches that share a dense layer of
       `patch_features` and a GELU before that projection (frame_encoder "patch"). Observations may have fewer entries than
       obs_nvec (the missing ones read as 0), so one model serves a family of grid worlds.
+    tokens: "step" (obs_t and transition t-1 without its observation) or "transition" (obs_{t-1} too, through
+      tables of its own; a learned "none" vector where there is no previous step: the stream's or the
+      window's first step, or after padding).
   """
 
   num_actions: int
@@ -143,8 +152,11 @@ class TransitionTransformer(nn.Module):
   frame_encoder: str = "linear"
   patch: int = 2
   patch_features: int = 16
+  tokens: str = "step"
 
   def setup(self):
+    if self.tokens not in ("step", "transition"):
+      raise ValueError(f"tokens must be 'step' or 'transition' (got {self.tokens!r})")
     if self.width % self.heads:
       raise ValueError(f"model width {self.width} is not divisible by heads {self.heads}")
     if self.obs_nvec is not None:
@@ -155,6 +167,12 @@ class TransitionTransformer(nn.Module):
       if self.frame_encoder == "patch":
         self.patch_proj = nn.Dense(self.patch_features)
       self.obs_proj = nn.Dense(self.width)
+    if self.tokens == "transition":
+      if self.obs_nvec is not None:
+        self.prev_obs_embed = [nn.Embed(int(n), self.width) for n in self.obs_nvec]
+      else:
+        self.prev_obs_proj = nn.Dense(self.width)
+      self.no_prev_obs = self.param("no_prev_obs", nn.initializers.normal(0.02), (self.width,))
     self.action_embed = nn.Embed(self.num_actions + 1, self.width)
     self.reward_proj = nn.Dense(self.width)
     self.done_embed = nn.Embed(2, self.width)
@@ -163,20 +181,24 @@ class TransitionTransformer(nn.Module):
     self.head = nn.Dense(self.num_actions)
     self.slopes = jnp.asarray(alibi_slopes(self.heads), jnp.float32)
 
-  def embed(self, t: Tokens):
-    """Token embeddings [..., width] for inputs with any leading shape."""
+  def _encode_obs(self, obs, lead: int, prev: bool = False):
+    """Observations [lead..., obs...] -> [lead..., width] through the current (or previous-step) tables."""
     if self.obs_nvec is not None:
-      obs = t.obs.astype(jnp.int32)
+      obs = obs.astype(jnp.int32)
       # An observation with fewer entries than obs_nvec (a smaller env of the same family, e.g. DarkRoom's
       # (x, y) under DarkKeyToDoor's (x, y, has_key)) reads its missing trailing entries as 0.
       zero = jnp.zeros(obs.shape[:-1], jnp.int32)
-      x = sum(emb(obs[..., i] if i < obs.shape[-1] else zero) for i, emb in enumerate(self.obs_embed))
-    else:
-      lead = t.prev_action.ndim
-      if self.frame_encoder == "patch":
-        x = self.obs_proj(self._patches(t.obs.astype(jnp.float32), lead))
-      else:
-        x = self.obs_proj(t.obs.reshape(t.obs.shape[:lead] + (-1,)).astype(jnp.float32))
+      tables = self.prev_obs_embed if prev else self.obs_embed
+      return sum(emb(obs[..., i] if i < obs.shape[-1] else zero) for i, emb in enumerate(tables))
+    proj = self.prev_obs_proj if prev else self.obs_proj
+    if self.frame_encoder == "patch":
+      return proj(self._patches(obs.astype(jnp.float32), lead))
+    return proj(obs.reshape(obs.shape[:lead] + (-1,)).astype(jnp.float32))
+
+  def embed(self, t: Tokens):
+    """Token embeddings [..., width] for inputs with any leading shape (without obs_{t-1}: `__call__` and
+    `decode` add it for transition tokens)."""
+    x = self._encode_obs(t.obs, t.prev_action.ndim)
     x = x + self.action_embed(t.prev_action.astype(jnp.int32))
     x = x + self.reward_proj(t.prev_reward.astype(jnp.float32)[..., None])
     return x + self.done_embed(t.prev_done.astype(jnp.int32))
@@ -206,6 +228,12 @@ class TransitionTransformer(nn.Module):
     (and differentiating) the masked half.
     """
     x = self.embed(t)
+    if self.tokens == "transition":     # step s's observation enters step s + 1's token
+      prev = self._encode_obs(t.obs, 1, prev=True)
+      has = jnp.arange(x.shape[0]) > 0
+      if valid is not None:
+        has = has & jnp.concatenate([jnp.zeros((1,), bool), valid[:-1]])
+      x = x + jnp.where(has[:, None], jnp.roll(prev, 1, axis=0), self.no_prev_obs)
     for block in self.blocks:
       q, k, v = block._qkv(x)
       att = chunked_attention(q, k, v, self.slopes, self.context_len, valid, self.attention_chunk)
@@ -215,6 +243,10 @@ class TransitionTransformer(nn.Module):
   def decode(self, t: Tokens, cache: KVCache):
     """One step: inputs without a time axis. Returns (logits [num_actions], updated cache)."""
     x = self.embed(t)
+    prev_obs = cache.prev_obs
+    if self.tokens == "transition":
+      x = x + jnp.where(cache.pos > 0, cache.prev_obs, self.no_prev_obs)
+      prev_obs = self._encode_obs(t.obs, 0, prev=True)
     slot = cache.pos % self.context_len
     slot_pos = cache.slot_pos.at[slot].set(cache.pos)
     dist = cache.pos - slot_pos
@@ -224,10 +256,11 @@ class TransitionTransformer(nn.Module):
       x, k, v = block.step(x, cache.k[i], cache.v[i], slot, bias)
       ks.append(k)
       vs.append(v)
-    cache = KVCache(k=jnp.stack(ks), v=jnp.stack(vs), slot_pos=slot_pos, pos=cache.pos + 1)
+    cache = KVCache(k=jnp.stack(ks), v=jnp.stack(vs), slot_pos=slot_pos, pos=cache.pos + 1, prev_obs=prev_obs)
     return self.head(self.ln_f(x)), cache
 
   def init_cache(self) -> KVCache:
     shape = (self.layers, self.context_len, self.heads, self.width // self.heads)
     return KVCache(k=jnp.zeros(shape), v=jnp.zeros(shape),
-                   slot_pos=jnp.full((self.context_len,), -1, jnp.int32), pos=jnp.int32(0))
+                   slot_pos=jnp.full((self.context_len,), -1, jnp.int32), pos=jnp.int32(0),
+                   prev_obs=jnp.zeros((self.width,)))
