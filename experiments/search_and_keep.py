@@ -61,10 +61,14 @@ def _arm_data(config, workdir: str, arm_name: str, stores: dict):
   store is read (and its chunks checked) once, into `stores`."""
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.stages import artifacts, layout  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
   arm = datasets.resolve_arm(config.imitation.arms[arm_name])
   if arm["data"] not in stores:
-    stores[arm["data"]] = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0]
-                           if arm["data"] == "ad_eps" else artifacts.load_teacher_histories(config, workdir)[0])
+    try:
+      stores[arm["data"]] = (layout.load_histories(layout.path(workdir, "histories", "ad_eps"))[0]
+                             if arm["data"] == "ad_eps" else artifacts.load_teacher_histories(config, workdir)[0])
+    except ConfigError as e:     # e.g. a run made with --config.teachers_from read without that flag
+      raise app.UsageError(f"--workdir={workdir}: {e}") from None
   return arm, stores[arm["data"]]
 
 

@@ -1,5 +1,6 @@
 """Finding versus keeping the goal (`curves.search_and_keep`, `experiments/search_and_keep.py`)."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -173,6 +174,11 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
   assert other.returncode != 0 and "did not give the saved returns" in other.stderr
   bad = _script(f"--workdir={tmp_path}")
   assert bad.returncode != 0 and "no finished P2 stage" in bad.stderr
+  # a run read without its teachers (made with --config.teachers_from, read without it): one line, no traceback
+  os.makedirs(tmp_path / "p2")
+  shutil.copy(os.path.join(workdir, "p2", "returns.npz"), tmp_path / "p2" / "returns.npz")
+  lost = _script(f"--workdir={tmp_path}", "--random_episodes=50")
+  assert lost.returncode != 0 and "history store" in lost.stderr and "Traceback" not in lost.stderr
 
 
 def test_rollout_modes_reproduces_the_gate_and_one_layer_makes_both_modes_one_function(smoke_pipeline):
