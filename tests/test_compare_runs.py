@@ -9,11 +9,12 @@ import pytest
 from cl_limits.report import pairs
 
 
-def _run(tmp_path, name, competence, kl, teachers="t0", seed=0, updates=4000, tasks=(1, 2), teachers_from=""):
+def _run(tmp_path, name, competence, kl, teachers="t0", seed=0, updates=4000, tasks=(1, 2), teachers_from="",
+         seq_len=100):
   d = tmp_path / name
   (d / "imitators").mkdir(parents=True)
   (d / "p2").mkdir()
-  cfg = {"seed": seed, "teachers_from": teachers_from, "imitation": {"train": {"num_updates": updates}}}
+  cfg = {"seed": seed, "teachers_from": teachers_from, "imitation": {"train": {"num_updates": updates, "seq_len": seq_len}}}
   (d / "config.json").write_text(json.dumps(cfg))
   (d / "imitators" / "stage.json").write_text(json.dumps({"inputs": {"teachers": teachers}}))
   (d / "imitators" / "summary.json").write_text(json.dumps({
@@ -44,6 +45,18 @@ def test_the_difference_is_paired_by_replicate_and_the_config_change_is_named(tm
   assert not any("teachers_from" in line for line in lines)
   comp_line = next(line for line in lines if line.startswith("| competence"))
   assert comp_line.endswith("| 0.100 [0.100, 0.100] | +0.100, +0.100, +0.100 |")
+  assert not any("not like for like" in line for line in lines)
+
+
+def test_window_scored_rows_are_marked_when_the_training_windows_differ(tmp_path):
+  a = _run(tmp_path, "a", [0.1, 0.5, 0.3], [0.30, 0.20, 0.25])
+  b = _run(tmp_path, "b", [0.2, 0.6, 0.4], [0.20, 0.15, 0.18], seq_len=1000)
+  lines = pairs.table(a, b)
+  kl = next(line for line in lines if line.startswith("| held-out KL"))
+  comp = next(line for line in lines if line.startswith("| competence"))
+  assert "(not like for like: windows of 100 vs 1000 steps)" in kl
+  assert "not like for like" not in comp          # rollouts do not depend on the training windows
+  assert any(line.startswith("The training windows differ (100 vs 1000 steps)") for line in lines)
 
 
 def test_a_replicate_without_a_value_gives_no_interval_instead_of_one_from_the_others(tmp_path):

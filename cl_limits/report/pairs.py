@@ -33,6 +33,12 @@ def _final_loss(run: dict, arm: str):
   return loss[names.index(arm)] if loss is not None and arm in names else None
 
 
+# Measures scored on training-length windows of the held-out streams (`imitation.train.seq_len`): a
+# window's first episode, scored with little context, weighs more in short windows, so runs whose window
+# lengths differ score different steps and these rows are not like for like.
+WINDOWED = ("held-out KL, nats (kept weights)", "training loss, last batch, nats",
+            "behaviour entropy on the held-out stream, nats")
+
 # (label, reader) for every per-replicate measure of an arm.
 MEASURES = (
     ("held-out KL, nats (kept weights)", _at("imitators", "fidelity", "per_arm", "{arm}", "kl")),
@@ -154,9 +160,16 @@ def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
            f"{a['config'].get('seed')}, {n} replicates paired by index (t-intervals over replicates, 95%).",
            "", "What differs between the configs:"]
   lines += [f"- {d}" for d in config_diff(a, b)] or ["- nothing (a repeat of the same config)"]
+  wa, wb = (_flat(r["config"]).get("imitation.train.seq_len") for r in (a, b))
+  unlike = f" (not like for like: windows of {wa} vs {wb} steps)" if wa != wb else ""
+  if unlike:
+    lines += ["", f"The training windows differ ({wa} vs {wb} steps): the rows marked so are scored on "
+              "windows of each run's length, which weigh a window's first episode differently; compare "
+              "them by state with `experiments.fidelity_floor`."]
   for arm in arms:
     lines += ["", f"**{arm}**", "", "| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
     for r in compare(a, b, arm):
       per = ", ".join(f"{v:+.3f}" for v in r["per_replicate"])
-      lines.append(f"| {r['label']} | {_cell(r['a'])} | {_cell(r['b'])} | {_cell(r['diff'])} | {per} |")
+      label = r["label"] + (unlike if r["label"] in WINDOWED else "")
+      lines.append(f"| {label} | {_cell(r['a'])} | {_cell(r['b'])} | {_cell(r['diff'])} | {per} |")
   return lines
