@@ -93,6 +93,23 @@ def test_fingerprint_ignores_with_a_wildcard_leave_out_what_a_stage_does_not_use
   assert fp(smoke_with("experiments.p3.targets.hard9.kwargs.size", 7)) != base
 
 
+def test_a_field_added_later_at_its_default_keeps_a_finished_runs_fingerprint():
+  """imitation.model.tokens came after runs had been made: a config without it (an older run's) and one
+  with its default "step" fingerprint alike, so the older run is reused; "transition" is a change."""
+  from cl_limits.stages import imitation  # noqa: PLC0415
+  from cl_limits.stages.base import ADDED_DEFAULTS, fingerprint, read_fields  # noqa: PLC0415
+  st = imitation.STAGE
+  fp = lambda c: fingerprint(read_fields(c, st.reads, st.ignores), {})
+  now = darkroom.get_config("smoke")
+  assert now.imitation.model.tokens == ADDED_DEFAULTS["imitation.model.tokens"] == "step"
+  older = darkroom.get_config("smoke")
+  with older.unlocked():
+    del older.imitation.model["tokens"]
+  assert "tokens" not in older.imitation.model
+  assert fp(now) == fp(older)
+  assert fp(smoke_with("imitation.model.tokens", "transition")) != fp(now)
+
+
 @pytest.mark.parametrize("module", ["darkroom", "breakout", "transplant"])
 def test_one_knob_sets_the_teachers_and_the_imitators_replicates(module):
   import importlib  # noqa: PLC0415

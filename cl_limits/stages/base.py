@@ -85,9 +85,17 @@ def jsonable(x):
   return str(x)
 
 
+# Fields added to the configs after runs had been made, with the value at which they compute what the
+# configs without them computed. At that value a field stays out of every fingerprint, so a run finished
+# before it existed is still reused, not retrained; any other value is a change like any other.
+ADDED_DEFAULTS = {"imitation.model.tokens": "step"}
+
+
 def read_fields(config, paths, ignores=()) -> dict:
   """{path: JSON-able value} of the fields a stage reads (absent ones as None), `ignores` left out; a `*`
-  in an ignored path matches every key at that level (`experiments.p3.targets.*.role`)."""
+  in an ignored path matches every key at that level (`experiments.p3.targets.*.role`). Fields of
+  ADDED_DEFAULTS at their default are left out too."""
+  ignores = tuple(ignores) + tuple(p for p, d in ADDED_DEFAULTS.items() if field(config, p) == d)
   out = {p: jsonable(field(config, p)) for p in paths}
 
   def drop(node, parts):
@@ -100,6 +108,7 @@ def read_fields(config, paths, ignores=()) -> dict:
     for k in (list(node) if parts[0] == "*" else [parts[0]]):
       drop(node.get(k), parts[1:])
 
+  out = {p: v for p, v in out.items() if p not in ignores}
   for ig in ignores:
     for p, v in out.items():
       if ig.startswith(p + "."):
