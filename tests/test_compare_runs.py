@@ -10,11 +10,12 @@ from cl_limits.report import pairs
 
 
 def _run(tmp_path, name, competence, kl, teachers="t0", seed=0, updates=4000, tasks=(1, 2), teachers_from="",
-         seq_len=100):
+         seq_len=100, tokens=None):
   d = tmp_path / name
   (d / "imitators").mkdir(parents=True)
   (d / "p2").mkdir()
-  cfg = {"seed": seed, "teachers_from": teachers_from, "imitation": {"train": {"num_updates": updates, "seq_len": seq_len}}}
+  cfg = {"seed": seed, "teachers_from": teachers_from, "imitation": {"train": {"num_updates": updates, "seq_len": seq_len},
+                                                                 "model": {} if tokens is None else {"tokens": tokens}}}
   (d / "config.json").write_text(json.dumps(cfg))
   (d / "imitators" / "stage.json").write_text(json.dumps({"inputs": {"teachers": teachers}}))
   (d / "imitators" / "summary.json").write_text(json.dumps({
@@ -99,3 +100,11 @@ def test_the_command_prints_the_table_and_refuses_in_one_line(tmp_path):
   bad = subprocess.run([sys.executable, "-m", "experiments.compare_runs", a, b, "--arms=bc"], capture_output=True,
                        text=True)
   assert "arm 'bc' is not in both runs" in bad.stderr
+
+
+def test_a_field_added_after_a_run_reads_as_the_default_it_ran_with(tmp_path):
+  older = _run(tmp_path, "older", [0.1, 0.5], [0.3, 0.2])                  # config.json without model.tokens
+  same = _run(tmp_path, "same", [0.1, 0.5], [0.3, 0.2], tokens="step")
+  other = _run(tmp_path, "other", [0.1, 0.5], [0.3, 0.2], tokens="transition")
+  assert pairs.config_diff(pairs.load(older), pairs.load(same)) == []
+  assert pairs.config_diff(pairs.load(older), pairs.load(other)) == ["imitation.model.tokens: step -> transition"]

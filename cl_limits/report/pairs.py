@@ -16,7 +16,6 @@ import os
 
 from cl_limits.analysis.stats import replicate_interval
 from cl_limits.stages import layout
-from cl_limits.stages.base import ADDED_DEFAULTS
 
 def _at(sub: str, *keys: str):
   """A reader of one per-replicate list from a run's `sub` summary at `keys` ("{arm}" filled in)."""
@@ -59,7 +58,7 @@ def load(workdir: str) -> dict:
   """What a paired comparison reads from a finished run; ValueError naming the first missing piece."""
   if not os.path.isdir(workdir):
     raise ValueError(f"{workdir}: no such run directory")
-  run = {"dir": workdir, "config": layout.read_json(layout.path(workdir, "config.json"))}
+  run = {"dir": workdir, "config": layout.read_config(workdir)}
   for sub in ("imitators", "p2"):
     run[sub] = layout.summary(workdir, sub)
     if run[sub] is None:
@@ -86,9 +85,6 @@ def config_diff(a: dict, b: dict, ignore=("teachers_from",)) -> list[str]:
   """Every config field whose value differs between the runs ("field: a -> b"); where the teachers were read
   from is left aside (check_paired has already found them the same)."""
   fa, fb = _flat(a["config"]), _flat(b["config"])
-  for path, default in ADDED_DEFAULTS.items():       # an older run's config lacks them: it ran at the default
-    for f in (fa, fb):
-      f.setdefault(path, default)
   return [f"{k}: {fa.get(k, '(absent)')} -> {fb.get(k, '(absent)')}" for k in sorted(set(fa) | set(fb))
           if k not in ignore and fa.get(k, "(absent)") != fb.get(k, "(absent)")]
 

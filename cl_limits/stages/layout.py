@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from cl_limits.histories import store
-from cl_limits.stages.base import ConfigError
+from cl_limits.stages.base import ADDED_DEFAULTS, ConfigError
 
 SUMMARY, STAGE = "summary.json", "stage.json"
 
@@ -43,6 +43,20 @@ def teachers_dir(workdir: str) -> str:
 
 def histories_dir(workdir: str) -> str:
   return path(workdir, "teachers", "histories")
+
+
+def read_config(workdir: str):
+  """A run's config.json (None if absent), with the fields added to the configs after it was written
+  (`base.ADDED_DEFAULTS`) filled in at the defaults it ran with."""
+  config = read_json(path(workdir, CONFIG))
+  for dotted, default in ADDED_DEFAULTS.items() if isinstance(config, dict) else ():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for k in parents:
+      node = node.get(k) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+      node.setdefault(leaf, default)
+  return config
 
 
 def read_json(p: str):
