@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cl_limits import envs, sharding
-from cl_limits.stages import evaluation, layout
+from cl_limits.stages import common, evaluation, layout
 from cl_limits.stages import artifacts
 from cl_limits.stages import imitation as imitation_stage
 from cl_limits.stages.base import ConfigError
@@ -78,11 +78,15 @@ def run_imitation(config, workdir):
   return run_stage(config, workdir, "imitation", log=lambda *_: None)
 
 
-def fails_before_compiling(fn, *args, match, exc=ValueError):
+def fails_before_compiling(fn, config, *args, match, exc=ValueError):
+  """`fn(config, *args)` raises `exc` before any program of the stage compiles. The env's default
+  parameters (a few device arrays, which the first time in a process compile XLA's tiny transfer programs)
+  are built first, so the count does not depend on which test ran before."""
+  envs.obs_spec(common.env_of(config))
   COUNTER.count, COUNTER.active = 0, True
   try:
     with pytest.raises(exc, match=match):
-      fn(*args)
+      fn(config, *args)
   finally:
     COUNTER.active = False
   assert COUNTER.count == 0, f"{COUNTER.count} XLA compilations happened before the error"
