@@ -33,24 +33,26 @@ def _final_loss(run: dict, arm: str):
   return loss[names.index(arm)] if loss is not None and arm in names else None
 
 
-# Measures scored on training-length windows of the held-out streams (`imitation.train.seq_len`): a
-# window's first episode, scored with little context, weighs more in short windows, so runs whose window
-# lengths differ score different steps and these rows are not like for like.
-WINDOWED = ("held-out KL, nats (kept weights)", "training loss, last batch, nats",
-            "behaviour entropy on the held-out stream, nats")
-
-# (label, reader) for every per-replicate measure of an arm.
+# (label, reader, windowed) for every per-replicate measure of an arm. windowed: scored on training-length
+# windows of the held-out streams (`imitation.train.seq_len`); a window's first episode, scored with little
+# context, weighs more in short windows, so runs whose window lengths differ score different steps there
+# and those rows are not like for like.
 MEASURES = (
-    ("held-out KL, nats (kept weights)", _at("imitators", "fidelity", "per_arm", "{arm}", "kl")),
-    ("training loss, last batch, nats", _final_loss),
-    ("behaviour entropy on the held-out stream, nats", _at("imitators", "fidelity", "per_arm", "{arm}", "entropy")),
-    ("competence: gain over random at the data's end", _at("p2", "arms", "{arm}", "competence", "per_replicate")),
-    ("imitator's last episodes (competence rollout)", _at("p2", "arms", "{arm}", "competence", "imitator_end")),
-    ("its data's last episodes", _at("p2", "arms", "{arm}", "competence", "data_end")),
-    ("clone of a held-out stream: gain over random", _at("p2", "arms", "{arm}", "competence", "clone", "per_replicate")),
-    ("learning in the kept data (fraction of the range)", _at("p2", "arms", "{arm}", "learning", "per_replicate")),
-    ("P2 late return", _at("p2", "arms", "{arm}", "late", "per_replicate")),
-    ("P2: late - ceiling", _at("p2", "arms", "{arm}", "late_minus_ceiling", "per_replicate")),
+    ("held-out KL, nats (kept weights)", _at("imitators", "fidelity", "per_arm", "{arm}", "kl"), True),
+    ("training loss, last batch, nats", _final_loss, True),
+    ("behaviour entropy on the held-out stream, nats", _at("imitators", "fidelity", "per_arm", "{arm}", "entropy"),
+     True),
+    ("competence: gain over random at the data's end", _at("p2", "arms", "{arm}", "competence", "per_replicate"),
+     False),
+    ("imitator's last episodes (competence rollout)", _at("p2", "arms", "{arm}", "competence", "imitator_end"),
+     False),
+    ("its data's last episodes", _at("p2", "arms", "{arm}", "competence", "data_end"), False),
+    ("clone of a held-out stream: gain over random",
+     _at("p2", "arms", "{arm}", "competence", "clone", "per_replicate"), False),
+    ("learning in the kept data (fraction of the range)", _at("p2", "arms", "{arm}", "learning", "per_replicate"),
+     False),
+    ("P2 late return", _at("p2", "arms", "{arm}", "late", "per_replicate"), False),
+    ("P2: late - ceiling", _at("p2", "arms", "{arm}", "late_minus_ceiling", "per_replicate"), False),
 )
 
 
@@ -113,17 +115,18 @@ def _cell(iv: dict | None) -> str:
 
 
 def compare(a: dict, b: dict, arm: str) -> list[dict]:
-  """Per measure both runs have for `arm`: {label, a, b, diff} (replicate intervals; diff is B - A per
-  replicate); a measure one run lacks (an older run, no held-out stream) is left out."""
+  """Per measure both runs have for `arm`: {label, a, b, diff, per_replicate, windowed} (replicate
+  intervals; diff is B - A per replicate); a measure one run lacks (an older run, no held-out stream) is
+  left out."""
   rows = []
-  for label, read in MEASURES:
+  for label, read, windowed in MEASURES:
     va, vb = read(a, arm), read(b, arm)
     if not isinstance(va, list) or not isinstance(vb, list) or len(va) != len(vb) or not va:
       continue
     va, vb = [_number(v) for v in va], [_number(v) for v in vb]
     diff = [y - x for x, y in zip(va, vb)]
     rows.append({"label": label, "a": _interval(va), "b": _interval(vb), "diff": _interval(diff),
-                 "per_replicate": diff})
+                 "per_replicate": diff, "windowed": windowed})
   return rows
 
 
@@ -170,6 +173,6 @@ def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
     lines += ["", f"**{arm}**", "", "| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
     for r in compare(a, b, arm):
       per = ", ".join(f"{v:+.3f}" for v in r["per_replicate"])
-      label = r["label"] + (unlike if r["label"] in WINDOWED else "")
+      label = r["label"] + (unlike if r["windowed"] else "")
       lines.append(f"| {label} | {_cell(r['a'])} | {_cell(r['b'])} | {_cell(r['diff'])} | {per} |")
   return lines
