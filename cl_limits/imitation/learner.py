@@ -28,7 +28,7 @@ from flax import struct
 
 from cl_limits.histories import windows
 from cl_limits.histories.datasets import DeviceData
-from cl_limits.models.transformer import Tokens, TransitionTransformer
+from cl_limits.models.transformer import TOKEN_KINDS, Tokens, TransitionTransformer
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -70,7 +70,7 @@ def validate(train_cfg, model_cfg) -> None:
   need(int(t.seq_len) >= int(m.context_len), "train.seq_len",
        f"must be >= model.context_len={m.context_len} (got {t.seq_len}): training windows shorter than "
        "the context never show the model a full context")
-  need(str(m.get("tokens", "step")) in ("step", "transition"), "model.tokens",
+  need(str(m.get("tokens", "step")) in TOKEN_KINDS, "model.tokens",
        f"must be 'step' or 'transition' (got {m.get('tokens')!r})")
   need(int(t.batch_size) >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
   need(int(t.num_updates) >= 1, "train.num_updates", f"must be >= 1 (got {t.num_updates})")

@@ -25,6 +25,7 @@ import numpy as np
 from flax import struct
 
 NEG_INF = -1e9
+TOKEN_KINDS = ("step", "transition")     # see TransitionTransformer.tokens
 
 
 @struct.dataclass
@@ -155,7 +156,7 @@ class TransitionTransformer(nn.Module):
   tokens: str = "step"
 
   def setup(self):
-    if self.tokens not in ("step", "transition"):
+    if self.tokens not in TOKEN_KINDS:
       raise ValueError(f"tokens must be 'step' or 'transition' (got {self.tokens!r})")
     if self.width % self.heads:
       raise ValueError(f"model width {self.width} is not divisible by heads {self.heads}")
