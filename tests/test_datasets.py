@@ -79,6 +79,28 @@ def test_gather_marks_history_starts_as_fresh():
   assert np.asarray(label).tolist() == fd.action[:12].tolist()
 
 
+def test_gather_marks_exploratory_steps_where_the_greedy_action_is_recorded():
+  """A step explored when its action is not the recorded greedy one; the mark reaches the next step's
+  token (none at a history's start), and the build refuses to mark data that does not record greedy."""
+  from cl_limits.histories import arms  # noqa: PLC0415
+  hist = toy_history(streams=2, episodes=2, ep_len=3)
+  action = np.asarray(hist.action)
+  greedy = np.where(np.arange(action.shape[-1]) % 2 == 0, action, (action + 1) % 3)   # odd steps explore
+  fd = datasets.select(hist.replace(greedy=greedy, epsilon=np.full(action.shape, 0.5, np.float32)))
+  np.testing.assert_array_equal(datasets.explore_of(fd), np.tile(np.arange(6) % 2 == 1, 2))
+  tok, _ = learner.gather(datasets.to_device(fd), jnp.arange(12), num_actions=3)
+  expect = np.concatenate([[False], np.arange(5) % 2 == 1] * 2)
+  np.testing.assert_array_equal(np.asarray(tok.prev_explore), expect)
+  plain = datasets.select(hist)                                   # greedy not recorded: nothing marked
+  assert not np.asarray(learner.gather(datasets.to_device(plain), jnp.arange(12), 3)[0].prev_explore).any()
+  spec = {"ad": datasets.resolve_arm({})}
+  src = {"teacher": (hist, {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 12})}
+  with pytest.raises(ValueError, match="^model.mark_explore: arms.ad's teacher histories do not record"):
+    arms.build(spec, src, seq_len=3, mark_explore=True)
+  marked = (hist.replace(greedy=greedy, epsilon=np.full(action.shape, 0.5, np.float32)), src["teacher"][1])
+  assert arms.build(spec, {"teacher": marked}, seq_len=3, mark_explore=True)[3]["arms"]["ad"]["explore_fraction"] == 0.5
+
+
 def test_oracle_labels_are_optimal_actions():
   env = envs.make("DarkRoom", size=5, episode_len=8)
   tasks = envs.select_tasks(env.all_tasks(), [6])               # goal (1, 1)

@@ -307,3 +307,4 @@ def test_an_unknown_token_kind_fails_before_compiling(tmp_path):
   config = smoke_config(**{"model.tokens": "pairs"})
   fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
                          match="imitation.model.tokens: must be 'step' or 'transition'")
+

@@ -54,6 +54,30 @@ def test_rollout_actions_are_the_training_forward_pass_argmax(two_layer):
                              np.asarray(rec.reward).reshape(5, 10).sum(-1))
 
 
+def test_sampled_rollout_marks_its_own_exploration_as_training_marks_the_teachers():
+  """A `mark_explore` model sampling at temperature 1: read back by the training gather (which marks a
+  step whose action is not its recorded greedy action), its recorded transitions give logits whose argmax
+  is the greedy action the rollout recorded at every step, so the rollout fed its own marks exactly as
+  training would; and the marks matter (zeroed, some argmax moves)."""
+  env, _, _, tasks = make(layers=2)
+  model = TransitionTransformer(num_actions=5, context_len=12, layers=2, width=16, heads=2,
+                                obs_nvec=env.obs_nvec, mark_explore=True)
+  tok = Tokens(obs=jnp.zeros((4, 2), jnp.int8), prev_action=jnp.zeros(4, jnp.int32), prev_reward=jnp.zeros(4),
+               prev_done=jnp.zeros(4, bool), prev_explore=jnp.zeros(4, bool))
+  params = jax.tree.map(lambda x: 3.0 * x, model.init(jax.random.key(3), tok))
+  fn = jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, greedy=False, record=True))
+  rec = jax.device_get(fn(params, jax.tree.map(lambda x: x[1], tasks), jax.random.key(2)).transitions)
+  explored = np.asarray(rec.action) != np.asarray(rec.greedy)
+  assert 3 <= explored.sum() < HORIZON - 3
+  data = datasets.to_device(datasets.select(jax.tree.map(lambda x: np.asarray(x)[None, None, None], rec)))
+  tokens, _ = learner.gather(data, jnp.arange(HORIZON), model.num_actions)
+  np.testing.assert_array_equal(np.asarray(tokens.prev_explore)[1:], explored[:-1])
+  assert not bool(tokens.prev_explore[0])
+  np.testing.assert_array_equal(np.argmax(np.asarray(model.apply(params, tokens)), -1), np.asarray(rec.greedy))
+  unmarked = tokens.replace(prev_explore=jnp.zeros_like(tokens.prev_explore))
+  assert (np.argmax(np.asarray(model.apply(params, unmarked)), -1) != np.asarray(rec.greedy)).any()
+
+
 def test_cached_equals_naive_with_one_layer():
   """With one layer the sliding cache is exactly a fresh pass over the last context_len steps."""
   env, model, params, tasks = make(layers=1)

@@ -108,6 +108,11 @@ def test_a_field_added_later_at_its_default_keeps_a_finished_runs_fingerprint():
   assert "tokens" not in older.imitation.model
   assert fp(now) == fp(older)
   assert fp(smoke_with("imitation.model.tokens", "transition")) != fp(now)
+  assert now.imitation.model.mark_explore is ADDED_DEFAULTS["imitation.model.mark_explore"] is False
+  with older.unlocked():
+    del older.imitation.model["mark_explore"]
+  assert fp(now) == fp(older)
+  assert fp(smoke_with("imitation.model.mark_explore", True)) != fp(now)
 
 
 @pytest.mark.parametrize("module", ["darkroom", "breakout", "transplant"])

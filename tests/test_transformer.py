@@ -150,3 +150,23 @@ def test_transition_tokens_see_no_previous_observation_across_padding():
 def test_unknown_token_kind_is_refused():
   with pytest.raises(ValueError, match="tokens must be 'step' or 'transition'"):
     build((9, 9), layers=1, tokens="pairs")
+
+
+def test_explore_mark_moves_the_logits_only_when_the_model_reads_it():
+  """Flipping whether the previous action explored moves the next logits of a `mark_explore` model (and
+  its cached decode agrees), and leaves a plain model's as they were; a marking model refuses tokens
+  without the mark."""
+  tokens = random_tokens(jax.random.key(1), T, (9, 9))
+  tokens = tokens.replace(prev_explore=jax.random.bernoulli(jax.random.key(4), 0.3, (T,)))
+  flipped = tokens.replace(prev_explore=tokens.prev_explore.at[T - 1].set(~tokens.prev_explore[T - 1]))
+  for mark in (False, True):
+    model = TransitionTransformer(num_actions=5, context_len=C, layers=2, width=16, heads=4, obs_nvec=(9, 9),
+                                  mark_explore=mark)
+    params = model.init(jax.random.key(0), tokens)
+    a, b = model.apply(params, tokens), model.apply(params, flipped)
+    np.testing.assert_allclose(a[:-1], b[:-1], rtol=1e-6)          # causal: earlier steps never see it
+    assert (not np.allclose(a[-1], b[-1])) == mark
+    decoded, _ = decode_all(model, params, flipped)
+    np.testing.assert_allclose(decoded, b, rtol=2e-4, atol=2e-5)
+  with pytest.raises(ValueError, match="mark_explore=True needs Tokens.prev_explore"):
+    model.apply(params, tokens.replace(prev_explore=None))

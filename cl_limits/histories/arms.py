@@ -74,7 +74,7 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
 
 
 def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None, replicates: int = 1,
-          heldout_streams: int = 0):
+          heldout_streams: int = 0, mark_explore: bool = False):
   """(DeviceData, starts [A * R, max_n], n_starts [A * R], data manifest, held-out parts) for every arm
   and replicate.
 
@@ -84,7 +84,9 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
   model of arm a, seed r) draws only from learner r's histories: replicate r's imitators never see another
   replicate's data. heldout_streams: each learner's last streams, cut like the others but never trained
   on; their FlatData per group (in group order) is the last item (empty list when 0), for the fidelity
-  measurement (`imitation.fidelity`). Window starts are `windows.legal_starts` of `seq_len`."""
+  measurement (`imitation.fidelity`). Window starts are `windows.legal_starts` of `seq_len`.
+  mark_explore: the model reads which steps explored (`datasets.explore_of`), so every kept step must
+  record its behaviour policy's greedy action (ValueError naming the arm otherwise)."""
   parts, per_arm, arms_meta, offset, heldout = [], [], {}, 0, []
   for name, arm in arms.items():
     history, manifest = sources[arm["data"]]
@@ -116,6 +118,9 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                            label=None if label is None else np.asarray(label)[r:r + 1])
       if heldout_streams:
         heldout.append(datasets.select(one, **cut, first_stream=train_streams))
+      if mark_explore and (fd.greedy is None or bool(np.any(np.asarray(fd.greedy) < 0))):
+        raise ValueError(f"model.mark_explore: arms.{name}'s {arm['data']} histories do not record the "
+                         "behaviour policy's greedy action at every step, so exploratory steps cannot be marked")
       try:
         index = windows.build_index(fd.lengths, seq_len)
       except ValueError as e:
@@ -135,7 +140,9 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                        "steps_per_replicate": [fd.num_steps for fd in fds],
                        "shortest_history": int(min(int(fd.lengths.min()) for fd in fds)),
                        "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
-                       "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1))}
+                       "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1)),
+                       "explore_fraction": float(sum(datasets.explore_of(fd).sum() for fd in fds)
+                                                 / max(sum(fd.num_steps for fd in fds), 1))}
     if arm["labels"] == "action" and env is not None:     # relabelled arms learn a deterministic target
       arms_meta[name]["behaviour_floor"] = [datasets.behaviour_floor(fd.epsilon, env.num_actions) for fd in fds]
   flat, _ = datasets.concat(parts)

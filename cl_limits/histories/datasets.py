@@ -63,6 +63,8 @@ class DeviceData:
   done: jax.Array
   history_start: jax.Array
   history_end: jax.Array     # flat index one past the last step of each step's history
+  explore: jax.Array         # bool: the recorded action is not the behaviour policy's greedy one (False
+                             # where the greedy action is not recorded)
 
 
 ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action",
@@ -194,7 +196,16 @@ def to_device(data: FlatData) -> DeviceData:
   return DeviceData(obs=jnp.asarray(data.obs), action=jnp.asarray(data.action),
                     label=jnp.asarray(data.label), reward=jnp.asarray(data.reward),
                     done=jnp.asarray(data.done), history_start=jnp.asarray(hist_start),
-                    history_end=jnp.asarray(hist_end))
+                    history_end=jnp.asarray(hist_end), explore=jnp.asarray(explore_of(data)))
+
+
+def explore_of(data: FlatData) -> np.ndarray:
+  """bool [N]: each kept step's action differs from its behaviour policy's greedy action (an exploratory
+  step); False where the greedy action is not recorded."""
+  if data.greedy is None:
+    return np.zeros(data.action.shape, bool)
+  greedy = np.asarray(data.greedy)
+  return (greedy >= 0) & (np.asarray(data.action) != greedy)
 
 
 def oracle_labels(env, history: History, tasks):

@@ -149,9 +149,7 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
     valid = valid & (jnp.arange(w) < n_windows)[:, None]
     tokens, _ = learner_lib.gather(data, idx, num_actions)
     if flatten_obs:
-      tokens = learner_lib.Tokens(obs=tokens.obs.reshape(tokens.obs.shape[:2] + (-1,)).astype(jnp.float32),
-                                  prev_action=tokens.prev_action, prev_reward=tokens.prev_reward,
-                                  prev_done=tokens.prev_done)
+      tokens = tokens.replace(obs=tokens.obs.reshape(tokens.obs.shape[:2] + (-1,)).astype(jnp.float32))
     logp = jax.nn.log_softmax(jax.vmap(model.apply, in_axes=(None, 0))(params, tokens), axis=-1)
     b = behaviour_probs(greedy[idx], eps[idx], num_actions)
     kl_actions = jnp.maximum(jnp.sum(jax.scipy.special.xlogy(b, b) - b * logp, -1), 0.0)

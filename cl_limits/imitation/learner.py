@@ -53,8 +53,10 @@ def default_model_config() -> ml_collections.ConfigDict:
   # frame_encoder: "linear" (a frame's bits flattened and projected) or "patch" (p x p patches through a
   # shared dense layer and a GELU first; MinAtar frames only, not with augmented arms); see transformer.py.
   # tokens: "step" (obs_t, action_{t-1}, reward_{t-1}, done_{t-1}) or "transition" (obs_{t-1} as well).
+  # mark_explore: each token also says whether action_{t-1} was exploratory (not the actor's greedy one).
   return ml_collections.ConfigDict(dict(context_len=80, layers=4, width=64, heads=4, attention_chunk=32,
-                                        frame_encoder="linear", patch=2, patch_features=16, tokens="step"))
+                                        frame_encoder="linear", patch=2, patch_features=16, tokens="step",
+                                        mark_explore=False))
 
 
 def validate(train_cfg, model_cfg) -> None:
@@ -70,8 +72,7 @@ def validate(train_cfg, model_cfg) -> None:
   need(int(t.seq_len) >= int(m.context_len), "train.seq_len",
        f"must be >= model.context_len={m.context_len} (got {t.seq_len}): training windows shorter than "
        "the context never show the model a full context")
-  need(str(m.get("tokens", "step")) in TOKEN_KINDS, "model.tokens",
-       f"must be 'step' or 'transition' (got {m.get('tokens')!r})")
+  need(str(m.get("tokens", "step")) in TOKEN_KINDS, "model.tokens", f"must be 'step' or 'transition' (got {m.get('tokens')!r})")
   need(int(t.batch_size) >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
   need(int(t.num_updates) >= 1, "train.num_updates", f"must be >= 1 (got {t.num_updates})")
   need(int(t.updates_per_segment) >= 1 and int(t.num_updates) % int(t.updates_per_segment) == 0,
@@ -93,6 +94,7 @@ def make_model(model_cfg, num_actions: int, obs_nvec=None) -> TransitionTransfor
                                patch=int(model_cfg.get("patch", 2)),
                                patch_features=int(model_cfg.get("patch_features", 16)),
                                tokens=str(model_cfg.get("tokens", "step")),
+                               mark_explore=bool(model_cfg.get("mark_explore", False)),
                                obs_nvec=None if obs_nvec is None else tuple(int(n) for n in obs_nvec))
 
 
@@ -159,7 +161,8 @@ def gather(data: DeviceData, idx, num_actions: int):
   tokens = Tokens(obs=data.obs[idx],
                   prev_action=jnp.where(has_prev, data.action[prev], num_actions),
                   prev_reward=jnp.where(has_prev, data.reward[prev], 0.0),
-                  prev_done=jnp.where(has_prev, data.done[prev], True))
+                  prev_done=jnp.where(has_prev, data.done[prev], True),
+                  prev_explore=has_prev & data.explore[prev])
   return tokens, data.label[idx]
 
 
@@ -199,9 +202,9 @@ def augment_window(key, tokens: Tokens, labels, num_actions: int, on):
   perm = jax.random.permutation(k_p, num_actions)
   inv = jnp.argsort(perm)                          # recorded action b is new-task action inv[b]
   prev = tokens.prev_action
-  aug = Tokens(obs=obs @ matrix, prev_action=jnp.where(prev < num_actions, inv[jnp.minimum(prev, num_actions - 1)], prev),
-               prev_reward=tokens.prev_reward, prev_done=tokens.prev_done)
-  plain = Tokens(obs=obs, prev_action=prev, prev_reward=tokens.prev_reward, prev_done=tokens.prev_done)
+  aug = tokens.replace(obs=obs @ matrix,
+                       prev_action=jnp.where(prev < num_actions, inv[jnp.minimum(prev, num_actions - 1)], prev))
+  plain = tokens.replace(obs=obs)
   out = jax.tree.map(lambda a, b: jnp.where(on, a, b), aug, plain)
   return out, jnp.where(on, inv[labels], labels)
 

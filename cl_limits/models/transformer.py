@@ -31,11 +31,14 @@ TOKEN_KINDS = ("step", "transition")     # see TransitionTransformer.tokens
 @struct.dataclass
 class Tokens:
   """One stream's inputs: obs [T, ...], prev_action [T] int32 (num_actions = none yet), prev_reward [T],
-  prev_done [T] bool."""
+  prev_done [T] bool; prev_explore [T] bool: action_{t-1} was not the actor's own greedy choice (in the
+  histories: recorded action != the DQN's argmax; in rollouts: sampled action != the imitator's argmax).
+  Only a model with `mark_explore` reads it; None is allowed everywhere else."""
   obs: chex.Array
   prev_action: chex.Array
   prev_reward: chex.Array
   prev_done: chex.Array
+  prev_explore: chex.Array | None = None
 
 
 @struct.dataclass
@@ -141,6 +144,8 @@ class TransitionTransformer(nn.Module):
     tokens: "step" (obs_t and transition t-1 without its observation) or "transition" (obs_{t-1} too, through
       tables of its own; a learned "none" vector where there is no previous step: the stream's or the
       window's first step, or after padding).
+    mark_explore: the token also embeds `prev_explore` (was the previous action exploration, not the
+      actor's greedy choice?), so an exploratory action in the context need not read as ignorance.
   """
 
   num_actions: int
@@ -154,6 +159,7 @@ class TransitionTransformer(nn.Module):
   patch: int = 2
   patch_features: int = 16
   tokens: str = "step"
+  mark_explore: bool = False
 
   def setup(self):
     if self.tokens not in TOKEN_KINDS:
@@ -177,6 +183,8 @@ class TransitionTransformer(nn.Module):
     self.action_embed = nn.Embed(self.num_actions + 1, self.width)
     self.reward_proj = nn.Dense(self.width)
     self.done_embed = nn.Embed(2, self.width)
+    if self.mark_explore:
+      self.explore_embed = nn.Embed(2, self.width)
     self.blocks = [_Block(self.width, self.heads) for _ in range(self.layers)]
     self.ln_f = nn.LayerNorm()
     self.head = nn.Dense(self.num_actions)
@@ -202,6 +210,10 @@ class TransitionTransformer(nn.Module):
     x = self._encode_obs(t.obs, t.prev_action.ndim)
     x = x + self.action_embed(t.prev_action.astype(jnp.int32))
     x = x + self.reward_proj(t.prev_reward.astype(jnp.float32)[..., None])
+    if self.mark_explore:
+      if t.prev_explore is None:
+        raise ValueError("mark_explore=True needs Tokens.prev_explore (was each previous action exploratory?)")
+      x = x + self.explore_embed(t.prev_explore.astype(jnp.int32))
     return x + self.done_embed(t.prev_done.astype(jnp.int32))
 
   def _patches(self, obs, lead: int):

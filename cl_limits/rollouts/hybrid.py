@@ -36,7 +36,7 @@ import ml_collections
 import optax
 
 from cl_limits.models.transformer import Tokens, TransitionTransformer
-from cl_limits.rollouts.rollout import first_tokens, action_fn, record_episode_end
+from cl_limits.rollouts.rollout import action_fn, explored, first_tokens, record_episode_end
 
 ADAPTERS = ("none", "lora")
 WEIGHTINGS = ("top", "all")
@@ -224,7 +224,8 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
       ring_ret = jnp.where(done, ring_ret.at[n_ep % ring].set(ep_ret), ring_ret)
       rec = (tok, action, n_ep)
       ep_ret, n_next, rets, ends = record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes)
-      tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done)
+      tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done,
+                   prev_explore=explored(action, logits))
       carry = (eff, cache, tok, env_state, ep_ret, n_next, rets, ends, ring_ret)
       return carry, rec
 

@@ -30,7 +30,8 @@ class RolloutResult(NamedTuple):
   episode_end [max_episodes] int32: the environment step (1-based) at which the episode ended (-1 if not),
   num_episodes: episodes finished (may exceed max_episodes; the extra ones are counted, not stored).
   transitions: with record=True, what the imitator saw and did at every step: a History [horizon] (obs,
-    action, reward, terminated, truncated, episode, update = step index); else None.
+    action, reward, terminated, truncated, episode, update = step index, greedy = its argmax action);
+    else None.
   """
   episode_return: jax.Array
   episode_end: jax.Array
@@ -40,7 +41,13 @@ class RolloutResult(NamedTuple):
 
 def first_tokens(obs, num_actions):
   return Tokens(obs=obs, prev_action=jnp.int32(num_actions), prev_reward=jnp.float32(0.0),
-                prev_done=jnp.bool_(True))
+                prev_done=jnp.bool_(True), prev_explore=jnp.bool_(False))
+
+
+def explored(action, logits):
+  """Whether the action taken is not the actor's own greedy choice (argmax of its logits): the rollout's
+  counterpart of a history step whose action differs from the DQN's argmax (`Tokens.prev_explore`)."""
+  return action != jnp.argmax(logits).astype(jnp.int32)
 
 
 def action_protocol(greedy: bool, temperature: float = 1.0) -> dict:
@@ -75,11 +82,13 @@ def record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes: int):
 
 class Prompt(NamedTuple):
   """Recorded transitions that fill the context before the rollout acts: obs [P, ...], action [P],
-  reward [P], done [P] (terminated or truncated), in time order, ending at an episode's end."""
+  reward [P], done [P] (terminated or truncated), explore [P] (the action was not the behaviour policy's
+  greedy one; None: not recorded, read as False), in time order, ending at an episode's end."""
   obs: jax.Array
   action: jax.Array
   reward: jax.Array
   done: jax.Array
+  explore: jax.Array | None = None
 
 
 def prompt_tokens(prompt: Prompt, num_actions: int) -> Tokens:
@@ -87,7 +96,12 @@ def prompt_tokens(prompt: Prompt, num_actions: int) -> Tokens:
   shift = lambda x, first: jnp.concatenate([jnp.asarray(first, x.dtype)[None], x[:-1]])
   return Tokens(obs=prompt.obs, prev_action=shift(prompt.action.astype(jnp.int32), num_actions),
                 prev_reward=shift(prompt.reward.astype(jnp.float32), 0.0),
-                prev_done=shift(prompt.done.astype(bool), True))
+                prev_done=shift(prompt.done.astype(bool), True),
+                prev_explore=shift(_explore(prompt), False))
+
+
+def _explore(prompt: Prompt):
+  return jnp.zeros(prompt.done.shape, bool) if prompt.explore is None else prompt.explore.astype(bool)
 
 
 def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: int, greedy: bool, mode: str,
@@ -112,7 +126,8 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       memory = jax.lax.scan(lambda m, t: (model.apply(params, t, m, method=TransitionTransformer.decode)[1],
                                           None), model.init_cache(), prompt_tokens(prompt, num_actions))[0]
       tok = Tokens(obs=obs, prev_action=prompt.action[-1].astype(jnp.int32),
-                   prev_reward=prompt.reward[-1].astype(jnp.float32), prev_done=jnp.bool_(True))
+                   prev_reward=prompt.reward[-1].astype(jnp.float32), prev_done=jnp.bool_(True),
+                   prev_explore=_explore(prompt)[-1])
     elif mode == "cached":
       memory = model.init_cache()
     else:   # the last ctx tokens in time order, newest at the end, and which are filled
@@ -143,8 +158,9 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       rec = None
       if record:
         rec = History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
-                      truncated=trunc, episode=n_ep, update=t)
-      tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done)
+                      truncated=trunc, episode=n_ep, update=t, greedy=jnp.argmax(logits).astype(jnp.int32))
+      tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done,
+                   prev_explore=explored(action, logits))
       return (memory, tok, env_state, ep_ret_next, n_next, rets, ends), rec
 
     all_keys = jax.random.split(jax.random.split(key)[1], horizon)

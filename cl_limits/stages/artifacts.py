@@ -79,7 +79,7 @@ def final_imitators(config, workdir: str):
   tokens = jax.tree.map(
       lambda x: jnp.zeros((int(im.train.seq_len),) + x.shape, x.dtype),
       learner_lib.Tokens(obs=jnp.zeros(obs_shape, obs_dtype), prev_action=jnp.int32(0),
-                         prev_reward=jnp.float32(0), prev_done=jnp.bool_(False)))
+                         prev_reward=jnp.float32(0), prev_done=jnp.bool_(False), prev_explore=jnp.bool_(False)))
   abstract = jax.eval_shape(jax.vmap(learner.init, in_axes=(0, None)),
                             learner_lib.model_keys(int(config.seed), len(arms), num_seeds), tokens)
   abstract = sharding.restore_target(abstract, len(arms) * num_seeds)

@@ -62,7 +62,8 @@ def _data(config, workdir, env, log):
     return datasets.teacher_labels(teacher.greedy_action, state.params, history)
   return wrap("imitation", arms_lib.build, arms, srcs, int(config.imitation.train.seq_len), env, teacher_labels,
               replicates=int(config.imitation.num_seeds),
-              heldout_streams=int(config.imitation.fidelity.heldout_streams))
+              heldout_streams=int(config.imitation.fidelity.heldout_streams),
+              mark_explore=bool(config.imitation.model.get("mark_explore", False)))
 
 
 def _check(config, env, model):

@@ -76,6 +76,9 @@ def _stream0_windows(history, mask, num_tasks: int, length: int, short) -> rollo
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   arrays = {"obs": np.asarray(history.obs), "action": np.asarray(history.action),
             "reward": np.asarray(history.reward), "done": done}
+  if history.greedy is not None:     # exploratory steps, as `datasets.explore_of` marks them in training
+    greedy = np.asarray(history.greedy)
+    arrays["explore"] = (greedy >= 0) & (arrays["action"] != greedy)
   out = {key: [] for key in arrays}
   for r in range(done.shape[0]):
     row = {key: [] for key in arrays}
