@@ -101,6 +101,23 @@ def test_gather_marks_exploratory_steps_where_the_greedy_action_is_recorded():
   assert arms.build(spec, {"teacher": marked}, seq_len=3, mark_explore=True)[3]["arms"]["ad"]["explore_fraction"] == 0.5
 
 
+def test_greedy_labels_are_the_learners_recorded_greedy_actions():
+  """labels='greedy': each kept step's label is its behaviour policy's greedy action as recorded (the
+  recorded action where they agree, not where the learner explored); refused where it is not recorded."""
+  from cl_limits.histories import arms  # noqa: PLC0415
+  hist = toy_history(streams=2, episodes=2, ep_len=3)
+  action = np.asarray(hist.action)
+  greedy = np.where(np.arange(action.shape[-1]) % 2 == 0, action, (action + 1) % 3)
+  recorded = hist.replace(greedy=greedy, epsilon=np.full(action.shape, 0.5, np.float32))
+  spec = {"g": datasets.resolve_arm(dict(labels="greedy"))}
+  meta = {"env": "toy", "streams_per_learner": 2, "env_steps_per_learner": 12}
+  data = arms.build(spec, {"teacher": (recorded, meta)}, seq_len=3)[0]
+  np.testing.assert_array_equal(np.asarray(data.label), greedy.reshape(-1))
+  np.testing.assert_array_equal(np.asarray(data.action), action.reshape(-1))
+  with pytest.raises(ValueError, match="^arms.g.labels: 'greedy' needs histories that record"):
+    arms.build(spec, {"teacher": (hist, meta)}, seq_len=3)
+
+
 def test_oracle_labels_are_optimal_actions():
   env = envs.make("DarkRoom", size=5, episode_len=8)
   tasks = envs.select_tasks(env.all_tasks(), [6])               # goal (1, 1)

@@ -21,6 +21,8 @@ class StandIn:
     g = tokens.obs[..., 0].astype(jnp.int32)
     if self.mode == "exact":
       return jnp.log(behaviour_probs(g, jnp.full(g.shape, EPS), A))
+    if self.mode == "onehot":       # a model of the greedy labels, certain of them
+      return jnp.where(jnp.arange(A) == g[..., None], 0.0, -1e4)
     if self.mode == "uniform":
       return jnp.zeros(g.shape + (A,))
     if self.mode == "swapped":      # the behaviour policy with actions 0 and 2 swapped (one class below)
@@ -41,9 +43,9 @@ def part(n_hist=(10, 25), seed=0):
                            greedy=greedy, epsilon=np.full(n, EPS, np.float32))
 
 
-def score(mode, parts, seq_len=8, classes=None):
+def score(mode, parts, seq_len=8, classes=None, explores=None):
   held = fidelity.held_out(parts, seq_len, max_windows=0)
-  run = fidelity.make_fidelity(StandIn(mode), seq_len, A, action_classes=classes)
+  run = fidelity.make_fidelity(StandIn(mode), seq_len, A, action_classes=classes, explores=explores)
   group = np.arange(len(parts))
   stats = run(jnp.zeros((len(parts),)), held, group)
   return fidelity.summarize(stats, held, group), stats, held
@@ -155,3 +157,15 @@ def test_the_floor_analysis_classes_darkroom_steps_by_state():
   assert rows["two shortest moves, later episodes"] == (1 / 8, 4.0)
   assert rows["one shortest move, later episodes"] == (1 / 8, 0.5)
   assert np.isnan(copy)            # (5, 5) was not visited one episode earlier
+
+
+def test_a_greedy_label_model_is_scored_as_the_epsilon_greedy_policy_it_acts_with():
+  """A model certain of the greedy action, scored as a greedy-label model (its policy: epsilon-greedy
+  around its choice with each step's recorded epsilon), is the behaviour policy: KL 0. Scored as it
+  stands (an action model), the same logits are far from it; groups are told apart."""
+  parts = [part(seed=0), part((7, 3, 12), seed=1)]
+  mixed, _, _ = score("onehot", parts, explores=[True, False])
+  np.testing.assert_allclose(mixed["kl"][0], 0.0, atol=1e-5)
+  assert mixed["kl"][1] > 1.0
+  plain, _, _ = score("onehot", parts)
+  assert (plain["kl"] > 1.0).all()

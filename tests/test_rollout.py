@@ -140,11 +140,11 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
   freq = {}
   for t in (1.0, 0.5):
     act = jax.jit(jax.vmap(rollout_lib.action_fn(False, t), in_axes=(None, 0)))
-    freq[t] = float(np.mean(np.asarray(act(logits, keys)) == 1))
+    freq[t] = float(np.mean(np.asarray(act(logits, keys)[0]) == 1))
   assert freq[1.0] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.03)      # softmax of the logits
   assert freq[0.5] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.03)      # softmax of logits / 0.5
   ev = ml_collections.ConfigDict(dict(greedy=False, temperature=0.5))
-  assert common.protocol_of(ev) == dict(greedy=False, temperature=0.5)
+  assert common.protocol_of(ev) == dict(greedy=False, temperature=0.5, epsilon=0.0)
   assert common.describe_actions(ev) == "sampled at temperature 0.5"
   assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=False))) == "sampled"
   assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
@@ -152,6 +152,28 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
       "greedy actions", "sampled actions", "actions sampled at temperature 0.5"]
   with pytest.raises(ValueError, match="^temperature: must be > 0"):
     rollout_lib.action_protocol(False, 0.0)
+
+
+def test_epsilon_explores_around_the_actors_own_choice():
+  """With epsilon > 0 the choice is the sample (or the argmax) and the action a uniform one with
+  probability epsilon, else the choice; with epsilon 0 the action is the sample and the choice the argmax
+  (what a marking model measures its exploration against). The protocol names it, and refuses epsilon
+  outside [0, 1]."""
+  logits = jnp.asarray([0.0, 2.0, 0.0, 0.0])
+  keys = jax.random.split(jax.random.key(1), 8000)
+  for greedy in (False, True):
+    action, choice = (np.asarray(x) for x in jax.jit(jax.vmap(rollout_lib.action_fn(greedy, 1.0, 0.2),
+                                                              in_axes=(None, 0)))(logits, keys))
+    p = np.exp(2.0) / (np.exp(2.0) + 3) if not greedy else 1.0
+    assert np.mean(choice == 1) == pytest.approx(p, abs=0.02)
+    assert np.mean(action != choice) == pytest.approx(0.2 * 0.75, abs=0.015)   # a uniform pick can equal it
+    assert np.mean(action == 1) == pytest.approx(0.8 * p + 0.05, abs=0.02)
+  action, choice = (np.asarray(x) for x in jax.vmap(rollout_lib.action_fn(False, 1.0), in_axes=(None, 0))(logits, keys))
+  assert (choice == 1).all() and 0.2 < np.mean(action != 1) < 0.4
+  ev = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0, epsilon=0.05))
+  assert common.describe_actions(ev) == "sampled, epsilon 0.05 around it"
+  with pytest.raises(ValueError, match=r"^epsilon: must be in \[0, 1\]"):
+    rollout_lib.action_protocol(False, 1.0, 1.5)
 
 
 def test_prompted_rollout_acts_as_if_it_had_lived_through_the_prompt(two_layer):

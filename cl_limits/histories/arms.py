@@ -110,6 +110,8 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
       if arm["data"] != "teacher":
         raise ValueError(f"arms.{name}.labels: 'teacher' relabelling needs data='teacher'")
       label = teacher_labels(history)
+    elif arm["labels"] == "greedy":
+      label = history.greedy
     rep_parts = []
     cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]))
     for r in range(int(replicates)):
@@ -118,6 +120,9 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                            label=None if label is None else np.asarray(label)[r:r + 1])
       if heldout_streams:
         heldout.append(datasets.select(one, **cut, first_stream=train_streams))
+      if arm["labels"] == "greedy" and (fd.greedy is None or bool(np.any(np.asarray(fd.greedy) < 0))):
+        raise ValueError(f"arms.{name}.labels: 'greedy' needs histories that record the behaviour policy's "
+                         f"greedy action at every step; the {arm['data']} histories do not")
       if mark_explore and (fd.greedy is None or bool(np.any(np.asarray(fd.greedy) < 0))):
         raise ValueError(f"model.mark_explore: arms.{name}'s {arm['data']} histories do not record the "
                          "behaviour policy's greedy action at every step, so exploratory steps cannot be marked")

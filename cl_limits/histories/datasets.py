@@ -8,7 +8,9 @@ An *arm* of an imitation run names what its model is trained on:
   gap       keep every `gap`-th episode of each stream (episode index % gap == 0).
   streams   use the first `streams` of each learner's parallel streams (0: all of them).
   labels    "action" (the recorded action), "oracle" (DPT: the env's optimal action for the observed
-            state) or "teacher" (XLand-100B's relabelling: the final teacher's greedy action).
+            state), "teacher" (XLand-100B's relabelling: the final teacher's greedy action) or "greedy"
+            (the learner's own greedy action at that step, as recorded: what it knew then, without its
+            epsilon; such an imitator acts with `evaluation.epsilon` around its choice).
   augment   True: every training window gets its own random observation projection and action
             permutation (GPICL's task augmentation, `imitation.learner.augment_window`).
   updates   how many of the run's `train.num_updates` this arm's models take (0: all of them); an arm
@@ -31,7 +33,7 @@ from flax import struct
 from cl_limits.histories.history import History, behaviour_probs
 
 PORTIONS = ("all", "first", "last")
-LABELS = ("action", "oracle", "teacher")
+LABELS = ("action", "oracle", "teacher", "greedy")
 
 
 @dataclasses.dataclass

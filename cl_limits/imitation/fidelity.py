@@ -126,24 +126,30 @@ def classes_rule(env) -> str:
   return str(getattr(env, "action_classes_rule", "") or "")
 
 
-def for_env(model, seq_len: int, env, flatten_obs: bool = False):
+def for_env(model, seq_len: int, env, flatten_obs: bool = False, explores=None):
   """`make_fidelity` with the env's classes: fixed (`action_classes`) and by state (`action_classes_at`)."""
   return make_fidelity(model, seq_len, model.num_actions, flatten_obs=flatten_obs,
-                       action_classes=getattr(env, "action_classes", None), classes_at=classes_of(env))
+                       action_classes=getattr(env, "action_classes", None), classes_at=classes_of(env),
+                       explores=explores)
 
 
 def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = False, action_classes=None,
-                  classes_at=None):
+                  classes_at=None, explores=None):
   """`run(params [M, ...], heldout, group [M]) -> StepStats [M, W, T]` (jitted): model m is scored on
   group[m]'s held-out windows. flatten_obs: the models were trained on observations flattened to float
   (a run with augmented arms: `learner.augment_window`'s plain path). action_classes: the class of each
   action (actions of one class have the same effect); classes_at: `fn(obs [W, T, ...]) -> int32 [W, T, A]`,
   the class of each action at each step's observation (`classes_of(env)`; overrides action_classes);
-  kl, ce and entropy are over classes."""
+  kl, ce and entropy are over classes. explores: optional bool per group [G], the groups whose models
+  predict the learner's greedy choice (labels "greedy") and act epsilon-greedily around it: their policy
+  at a step is (1 - epsilon) softmax(logits) + epsilon / A with the step's recorded epsilon, the policy
+  they would act with if they knew the learner's exploration rate there."""
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   fixed = jnp.asarray(class_ids(num_actions, action_classes), jnp.int32)   # [A]
 
-  def one(params, data, greedy, eps, starts, n_windows):
+  explores = None if explores is None else jnp.asarray(np.asarray(explores, bool))
+
+  def one(params, data, greedy, eps, starts, n_windows, explore):
     w = starts.shape[0]
     idx, valid = windows.window_at(starts, data.history_end, seq_len)             # [W, T]
     valid = valid & (jnp.arange(w) < n_windows)[:, None]
@@ -151,6 +157,8 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
     if flatten_obs:
       tokens = tokens.replace(obs=tokens.obs.reshape(tokens.obs.shape[:2] + (-1,)).astype(jnp.float32))
     logp = jax.nn.log_softmax(jax.vmap(model.apply, in_axes=(None, 0))(params, tokens), axis=-1)
+    e = jnp.where(explore, jnp.nan_to_num(eps[idx]), 0.0)[..., None]
+    logp = jnp.where(explore, jnp.log((1.0 - e) * jnp.exp(logp) + e / num_actions), logp)
     b = behaviour_probs(greedy[idx], eps[idx], num_actions)
     kl_actions = jnp.maximum(jnp.sum(jax.scipy.special.xlogy(b, b) - b * logp, -1), 0.0)
     cls = classes_at(data.obs[idx]) if classes_at is not None else jnp.broadcast_to(fixed, idx.shape + fixed.shape)
@@ -165,8 +173,9 @@ def make_fidelity(model, seq_len: int, num_actions: int, flatten_obs: bool = Fal
 
   @jax.jit
   def run(params, data, greedy, eps, starts, n_windows, group):
-    return jax.vmap(one, in_axes=(0, None, None, None, 0, 0))(params, data, greedy, eps, starts[group],
-                                                               n_windows[group])
+    explore = jnp.zeros(group.shape, bool) if explores is None else explores[group]
+    return jax.vmap(one, in_axes=(0, None, None, None, 0, 0, 0))(params, data, greedy, eps, starts[group],
+                                                                  n_windows[group], explore)
 
   def score(params, heldout: HeldOut, group):
     return jax.device_get(run(params, heldout.data, heldout.greedy, heldout.epsilon,

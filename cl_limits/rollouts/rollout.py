@@ -30,8 +30,8 @@ class RolloutResult(NamedTuple):
   episode_end [max_episodes] int32: the environment step (1-based) at which the episode ended (-1 if not),
   num_episodes: episodes finished (may exceed max_episodes; the extra ones are counted, not stored).
   transitions: with record=True, what the imitator saw and did at every step: a History [horizon] (obs,
-    action, reward, terminated, truncated, episode, update = step index, greedy = its argmax action);
-    else None.
+    action, reward, terminated, truncated, episode, update = step index, greedy = its own choice,
+    `action_fn`); else None.
   """
   episode_return: jax.Array
   episode_end: jax.Array
@@ -44,27 +44,36 @@ def first_tokens(obs, num_actions):
                 prev_done=jnp.bool_(True), prev_explore=jnp.bool_(False))
 
 
-def explored(action, logits):
-  """Whether the action taken is not the actor's own greedy choice (argmax of its logits): the rollout's
-  counterpart of a history step whose action differs from the DQN's argmax (`Tokens.prev_explore`)."""
-  return action != jnp.argmax(logits).astype(jnp.int32)
-
-
-def action_protocol(greedy: bool, temperature: float = 1.0) -> dict:
-  """The rollout keyword arguments {greedy, temperature} of an action protocol: argmax when `greedy`, else
-  a sample from softmax(logits / temperature) (1.0: the policy as trained)."""
-  temperature = float(temperature)
+def action_protocol(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0) -> dict:
+  """The rollout keyword arguments {greedy, temperature, epsilon} of an action protocol: the actor's own
+  choice is its argmax when `greedy`, else a sample from softmax(logits / temperature) (1.0: the policy as
+  trained); with epsilon > 0 it then acts epsilon-greedily around that choice (a uniform action with
+  probability epsilon), as the DQN it imitates does around its argmax Q."""
+  temperature, epsilon = float(temperature), float(epsilon)
   if not temperature > 0:
     raise ValueError(f"temperature: must be > 0 (got {temperature}); use greedy=True for argmax actions")
-  return dict(greedy=bool(greedy), temperature=temperature)
+  if not 0.0 <= epsilon <= 1.0:
+    raise ValueError(f"epsilon: must be in [0, 1] (got {epsilon})")
+  return dict(greedy=bool(greedy), temperature=temperature, epsilon=epsilon)
 
 
-def action_fn(greedy: bool, temperature: float = 1.0):
-  """`act(logits, key) -> int32 action`: argmax, or a sample at `temperature`."""
-  def act(logits, key):
+def action_fn(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0):
+  """`act(logits, key) -> (action, choice)`, int32 both. choice: the actor's own greedy choice, the one its
+  marks measure exploration against (`Tokens.prev_explore`: action != choice). With epsilon = 0 the action
+  is the argmax or a sample at `temperature`, and the choice is the argmax; with epsilon > 0 the choice is
+  that argmax or sample, and the action is a uniform one with probability epsilon, else the choice."""
+  def pick(logits, key):
     if greedy:
       return jnp.argmax(logits).astype(jnp.int32)
     return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+
+  def act(logits, key):
+    if epsilon <= 0.0:
+      return pick(logits, key), jnp.argmax(logits).astype(jnp.int32)
+    k_pick, k_explore, k_uniform = jax.random.split(key, 3)
+    choice = pick(logits, k_pick)
+    uniform = jax.random.randint(k_uniform, (), 0, logits.shape[-1]).astype(jnp.int32)
+    return jnp.where(jax.random.bernoulli(k_explore, epsilon), uniform, choice), choice
   return act
 
 
@@ -105,7 +114,7 @@ def _explore(prompt: Prompt):
 
 
 def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: int, greedy: bool, mode: str,
-                temperature: float, record: bool):
+                temperature: float, record: bool, epsilon: float = 0.0):
   """The rollout as (init, advance, finish): `init(params, env_params, key, prompt)` -> carry;
   `advance(params, env_params, key, carry, t0, length, masked)` -> (carry, rec) runs steps t0 .. t0 + length
   - 1 (steps at or past `horizon` are skipped when `masked`); `finish(carry)` -> RolloutResult. Step t's
@@ -116,7 +125,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
   if horizon < 1 or max_episodes < 1:
     raise ValueError(f"horizon and max_episodes must be >= 1 (got {horizon}, {max_episodes})")
   num_actions, ctx = model.num_actions, model.context_len
-  act = action_fn(greedy, temperature)
+  act = action_fn(greedy, temperature, epsilon)
 
   def init(params, env_params, key, prompt=None):
     k_reset, _ = jax.random.split(key)
@@ -150,7 +159,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       t, k = inp
       k_act, k_env = jax.random.split(k)
       logits, memory = policy(memory, tok)
-      action = act(logits, k_act)
+      action, choice = act(logits, k_act)
       obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
       ep_ret_next, n_next, rets, ends = record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends,
@@ -158,9 +167,9 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       rec = None
       if record:
         rec = History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
-                      truncated=trunc, episode=n_ep, update=t, greedy=jnp.argmax(logits).astype(jnp.int32))
+                      truncated=trunc, episode=n_ep, update=t, greedy=choice)
       tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done,
-                   prev_explore=explored(action, logits))
+                   prev_explore=action != choice)
       return (memory, tok, env_state, ep_ret_next, n_next, rets, ends), rec
 
     all_keys = jax.random.split(jax.random.split(key)[1], horizon)
@@ -185,7 +194,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
 
 def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: int,
                  greedy: bool = True, mode: str = "cached", temperature: float = 1.0,
-                 record: bool = False, prompted: bool = False):
+                 record: bool = False, prompted: bool = False, epsilon: float = 0.0):
   """`rollout(params, env_params, key) -> RolloutResult` over `horizon` environment steps, one scan.
 
   prompted: `rollout(params, env_params, key, prompt)` instead: the recorded `Prompt` first fills the
@@ -193,7 +202,7 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
   carries the prompt's last transition (an episode end) like any step after an episode in training."""
   if prompted and mode != "cached":
     raise ValueError("prompted rollouts use the KV cache (mode='cached')")
-  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, record)
+  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, record, epsilon)
 
   def rollout(params, env_params, key, prompt=None):
     carry, rec = advance(params, env_params, key, init(params, env_params, key, prompt), 0, horizon, False)
@@ -205,11 +214,12 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
 
 
 def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
-                         mode: str = "cached", temperature: float = 1.0, prompted: bool = False):
+                         mode: str = "cached", temperature: float = 1.0, prompted: bool = False,
+                         epsilon: float = 0.0):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted.
   prompted: `fn(params, env_params, keys, prompts [M, K, P, ...])`, each run filling its context first."""
   one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature,
-                     prompted=prompted)
+                     prompted=prompted, epsilon=epsilon)
   if prompted:
     per_task = jax.vmap(one, in_axes=(None, 0, 0, 0))
     return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0, 0)))

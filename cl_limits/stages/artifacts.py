@@ -15,6 +15,7 @@ from cl_limits import envs as envs_lib
 from cl_limits import sharding
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
+from cl_limits.imitation import fidelity as fidelity_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.stages import common, layout
 from cl_limits.stages.base import check, wrap
@@ -27,6 +28,20 @@ def arm_names(config) -> list[str]:
 
 def arms_of(config) -> dict:
   return {n: datasets.resolve_arm(config.imitation.arms[n]) for n in arm_names(config)}
+
+
+def per_model(config, test) -> np.ndarray:
+  """bool [A * S]: test(resolved arm) for each imitator, arm-major (model m = arm m // S, seed m % S)."""
+  flags = [bool(test(a)) for a in arms_of(config).values()]
+  return np.repeat(np.asarray(flags, bool), int(config.imitation.num_seeds))
+
+
+def fidelity_scorer(config, model, env):
+  """`fidelity.for_env` for this run's imitators: observations flattened when an arm augments, and the
+  models of greedy-label arms scored as the epsilon-greedy policy they act with."""
+  return fidelity_lib.for_env(model, int(config.imitation.train.seq_len), env,
+                              flatten_obs=bool(per_model(config, lambda a: a["augment"]).any()),
+                              explores=per_model(config, lambda a: a["labels"] == "greedy"))
 
 
 def sources(config) -> list[str]:

@@ -153,15 +153,16 @@ def reuses_teachers(config, name: str) -> bool:
 def protocol_of(ev) -> dict:
   """An evaluation section's action protocol as rollout keyword arguments (ConfigError-free: the stages
   check `evaluation.temperature` through `artifacts.protocol`)."""
-  return rollout_lib.action_protocol(bool(ev.get("greedy", False)), float(ev.get("temperature", 1.0)))
+  return rollout_lib.action_protocol(bool(ev.get("greedy", False)), float(ev.get("temperature", 1.0)),
+                                     float(ev.get("epsilon", 0.0)))
 
 
 def describe_actions(ev) -> str:
   """'greedy', 'sampled', or 'sampled at temperature T': how the report and summaries name the protocol."""
   a = protocol_of(ev)
-  if a["greedy"]:
-    return "greedy"
-  return "sampled" if a["temperature"] == 1.0 else f"sampled at temperature {a['temperature']:g}"
+  word = ("greedy" if a["greedy"] else "sampled" if a["temperature"] == 1.0
+          else f"sampled at temperature {a['temperature']:g}")
+  return word + (f", epsilon {a['epsilon']:g} around it" if a["epsilon"] > 0 else "")
 
 
 def actions_phrase(desc: str) -> str:

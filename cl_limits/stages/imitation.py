@@ -133,7 +133,7 @@ def run(step, log=print) -> None:
   evaluate = _check(config, env, model)
   score = None
   if heldout is not None:
-    score = fidelity_lib.for_env(model, seq_len, env, flatten_obs=bool(augment.any()))
+    score = artifacts.fidelity_scorer(config, model, env)
   fid = im.fidelity
   kept = ", ".join(f"{a}: {data_meta['arms'][a]['steps']:,} steps" for a in arms)
   log(f"[imitation] {len(arms)} arms ({kept}) x {num_seeds} seeds = {num_models} models in one program"
@@ -277,8 +277,7 @@ def finished_fidelity(config, workdir):
     raise ConfigError("imitation.fidelity.heldout_streams: this run holds nothing out")
   model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
   heldout = fidelity_lib.held_out(parts, seq_len, int(config.imitation.fidelity.max_windows))
-  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
-  score = fidelity_lib.for_env(model, seq_len, env, flatten_obs=bool(augment.any()))
+  score = artifacts.fidelity_scorer(config, model, env)
   return env, parts, heldout, score(params, heldout, np.arange(len(arms) * num_seeds)), arms, num_seeds
 
 
@@ -287,7 +286,7 @@ PROGRESS = "progress.json"
 
 STAGE = Stage(name="imitation", subdir="imitators",
               reads=("seed", "env", "imitation", "evaluation.greedy", "evaluation.temperature",
-                     "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn"),
+                     "evaluation.epsilon", "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn"),
               # what P3 does with a target (only its env shapes the model's embedding)
               ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid",
                        "experiments.p3.targets.*.arm"),

@@ -125,6 +125,8 @@ def evaluation(**overrides):
                              # teachers repeat one path forever when it misses the goal, see docs/imitators.md)
       temperature=1.0,       # sampled actions come from softmax(logits / temperature); 1.0 is the policy
                              # as trained, lower sharpens it (the AD reproduction's protocol, see docs/imitators.md)
+      epsilon=0.0,           # > 0: act epsilon-greedily around that sample or argmax, as the DQN does around
+                             # its argmax Q (for imitators of the DQN's greedy choices, labels="greedy")
       early_episodes=3, late_episodes=10,
       compare=""))           # "a:b" pairs, comma-separated: interval of a's late return minus b's
   ev.update(overrides)
