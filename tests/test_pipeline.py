@@ -84,6 +84,8 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
       "hybrid (full) in the P3 target har", "hybrid (lora) in the P3 target har"]
   assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
   fid = _table_rows(text, "Fidelity (held-out", "![imitator curves]")
+  seq_len = json.load(open(os.path.join(workdir, "config.json")))["imitation"]["train"]["seq_len"]
+  assert f"Scored on windows of {seq_len} steps, as in training" in text     # the KL depends on it
   assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["ad_early", "ad_eps_half", "ad_p50", "bc"]
   for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
               "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):

@@ -172,12 +172,21 @@ def _fidelity(workdir) -> list[str]:
   if not s or "fidelity" not in s:
     return ["Fidelity: not measured in this run (no held-out streams)."]
   f = s["fidelity"]
+  cfg = layout.read_config(workdir) or {}
+  seq_len = cfg.get("imitation", {}).get("train", {}).get("seq_len")
+  arms = cfg.get("imitation", {}).get("arms", {})
+  greedy = [a for a, v in arms.items() if isinstance(v, dict) and v.get("labels") == "greedy"]
   lines = [f"Fidelity (held-out: {f['heldout']}): KL(behaviour policy || imitator) in nats, 0 = exact imitation, "
            "over the game's distinct actions (actions with the same effect merged; the raw-action KL beside it); "
            "CE = the imitator's expected cross-entropy under the behaviour policy, H = the behaviour policy's "
            "entropy (KL = CE - H), NLL = of the recorded actions. Each arm keeps the weights of its best "
            "held-out check (kept)." + (f" Actions merged by state: {f['classes_by_state']}."
-                                        if f.get("classes_by_state") else ""), "",
+                                        if f.get("classes_by_state") else "")
+           + (f" Scored on windows of {seq_len} steps, as in training: a window's first steps see little "
+              "context, so the KL depends on the window length (compare runs at the same length)."
+              if seq_len else "")
+           + (f" Greedy-label arms ({', '.join(greedy)}) are scored as the policy they act with: epsilon-greedy "
+              "around their choice, with each step's recorded epsilon." if greedy else ""), "",
            "| arm | updates (cap), kept | KL per replicate | KL | KL raw actions | CE | H | NLL | KL early / middle / late |",
            "|---|---|---|---|---|---|---|---|---|"]
   m = lambda v: float(np.mean(v)) if np.isfinite(v).all() else float("nan")

@@ -143,7 +143,7 @@ def run(step, log=print) -> None:
       + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
   if score is not None:
     log(f"[imitation] fidelity on {common.heldout_what(config)}, held out "
-        "(KL(behaviour || imitator) in nats); "
+        f"(KL(behaviour || imitator) in nats, on windows of {seq_len} steps); "
         + (f"an arm stops when its replicates' mean has not improved by {float(fid.min_improvement)} nats in "
            f"{int(fid.patience)} checks" if int(fid.patience) else "every arm trains to its cap"))
   if evaluate is not None:
