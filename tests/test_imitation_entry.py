@@ -308,3 +308,21 @@ def test_an_unknown_token_kind_fails_before_compiling(tmp_path):
   fails_before_compiling(run_imitation, config, str(tmp_path / "w"), exc=ConfigError,
                          match="imitation.model.tokens: must be 'step' or 'transition'")
 
+
+
+def test_the_log_notes_an_epsilon_that_does_not_match_the_labels():
+  """epsilon > 0 over action labels, and greedy labels at epsilon 0, are allowed and noted in the log;
+  greedy labels with epsilon > 0 (the DQN's own rule) and action labels at 0 give no note."""
+  from cl_limits.stages.imitation_checks import protocol_notes  # noqa: PLC0415
+  config = smoke_config()
+  assert protocol_notes(config) == []
+  with config.unlocked():
+    config.evaluation.epsilon = 0.05
+  assert len(notes := protocol_notes(config)) == 1 and "on top of arms that imitate recorded actions" in notes[0]
+  with config.unlocked():
+    for name in config.imitation.arms:
+      config.imitation.arms[name].labels = "greedy"
+  assert protocol_notes(config) == []
+  with config.unlocked():
+    config.evaluation.epsilon = 0.0
+  assert len(notes := protocol_notes(config)) == 1 and "explore only by sampling their choice" in notes[0]

@@ -30,7 +30,7 @@ from cl_limits.imitation import fidelity as fidelity_lib
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.imitation import progress as progress_lib
 from cl_limits.stages import artifacts, common, layout, outputs
-from cl_limits.stages.imitation_checks import validate
+from cl_limits.stages.imitation_checks import protocol_notes, validate
 from cl_limits.stages.base import ConfigError, Stage, wrap
 
 
@@ -141,6 +141,8 @@ def run(step, log=print) -> None:
       f"at most {n_seg} segments of {per_seg} updates, {learner.tokens_per_update:,} tokens per update per model")
   log("[imitation] update caps per arm (each arm's learning-rate schedule runs over its own cap): "
       + ", ".join(f"{a} {u}" for a, u in zip(arms, arm_updates)))
+  for note in protocol_notes(config):
+    log(f"[imitation] note: {note}")
   if score is not None:
     log(f"[imitation] fidelity on {common.heldout_what(config)}, held out "
         f"(KL(behaviour || imitator) in nats, on windows of {seq_len} steps); "
