@@ -87,7 +87,7 @@ def test_gather_marks_exploratory_steps_where_the_greedy_action_is_recorded():
   action = np.asarray(hist.action)
   greedy = np.where(np.arange(action.shape[-1]) % 2 == 0, action, (action + 1) % 3)   # odd steps explore
   fd = datasets.select(hist.replace(greedy=greedy, epsilon=np.full(action.shape, 0.5, np.float32)))
-  np.testing.assert_array_equal(datasets.explore_of(fd), np.tile(np.arange(6) % 2 == 1, 2))
+  np.testing.assert_array_equal(datasets.explore_of(fd.action, fd.greedy), np.tile(np.arange(6) % 2 == 1, 2))
   tok, _ = learner.gather(datasets.to_device(fd), jnp.arange(12), num_actions=3)
   expect = np.concatenate([[False], np.arange(5) % 2 == 1] * 2)
   np.testing.assert_array_equal(np.asarray(tok.prev_explore), expect)

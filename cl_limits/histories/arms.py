@@ -120,10 +120,11 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                            label=None if label is None else np.asarray(label)[r:r + 1])
       if heldout_streams:
         heldout.append(datasets.select(one, **cut, first_stream=train_streams))
-      if arm["labels"] == "greedy" and (fd.greedy is None or bool(np.any(np.asarray(fd.greedy) < 0))):
+      greedy_recorded = fd.greedy is not None and not bool(np.any(np.asarray(fd.greedy) < 0))
+      if arm["labels"] == "greedy" and not greedy_recorded:
         raise ValueError(f"arms.{name}.labels: 'greedy' needs histories that record the behaviour policy's "
                          f"greedy action at every step; the {arm['data']} histories do not")
-      if mark_explore and (fd.greedy is None or bool(np.any(np.asarray(fd.greedy) < 0))):
+      if mark_explore and not greedy_recorded:
         raise ValueError(f"model.mark_explore: arms.{name}'s {arm['data']} histories do not record the "
                          "behaviour policy's greedy action at every step, so exploratory steps cannot be marked")
       try:
@@ -146,7 +147,7 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
                        "shortest_history": int(min(int(fd.lengths.min()) for fd in fds)),
                        "episodes": int(episodes), "windows": int(sum(n for _, n in rep_parts)),
                        "mean_return_per_episode": float(sum(fd.reward.sum() for fd in fds) / max(episodes, 1)),
-                       "explore_fraction": float(sum(datasets.explore_of(fd).sum() for fd in fds)
+                       "explore_fraction": float(sum(datasets.explore_of(fd.action, fd.greedy).sum() for fd in fds)
                                                  / max(sum(fd.num_steps for fd in fds), 1))}
     if arm["labels"] == "action" and env is not None:     # relabelled arms learn a deterministic target
       arms_meta[name]["behaviour_floor"] = [datasets.behaviour_floor(fd.epsilon, env.num_actions) for fd in fds]

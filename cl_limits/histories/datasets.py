@@ -198,16 +198,16 @@ def to_device(data: FlatData) -> DeviceData:
   return DeviceData(obs=jnp.asarray(data.obs), action=jnp.asarray(data.action),
                     label=jnp.asarray(data.label), reward=jnp.asarray(data.reward),
                     done=jnp.asarray(data.done), history_start=jnp.asarray(hist_start),
-                    history_end=jnp.asarray(hist_end), explore=jnp.asarray(explore_of(data)))
+                    history_end=jnp.asarray(hist_end), explore=jnp.asarray(explore_of(data.action, data.greedy)))
 
 
-def explore_of(data: FlatData) -> np.ndarray:
-  """bool [N]: each kept step's action differs from its behaviour policy's greedy action (an exploratory
-  step); False where the greedy action is not recorded."""
-  if data.greedy is None:
-    return np.zeros(data.action.shape, bool)
-  greedy = np.asarray(data.greedy)
-  return (greedy >= 0) & (np.asarray(data.action) != greedy)
+def explore_of(action, greedy) -> np.ndarray:
+  """bool, action's shape: each step's action differs from its behaviour policy's greedy action (an
+  exploratory step); False where the greedy action is not recorded (greedy None or -1)."""
+  if greedy is None:
+    return np.zeros(np.shape(action), bool)
+  greedy = np.asarray(greedy)
+  return (greedy >= 0) & (np.asarray(action) != greedy)
 
 
 def oracle_labels(env, history: History, tasks):

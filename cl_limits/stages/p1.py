@@ -17,6 +17,7 @@ import numpy as np
 
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
+from cl_limits.histories import datasets
 from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs
@@ -76,9 +77,8 @@ def _stream0_windows(history, mask, num_tasks: int, length: int, short) -> rollo
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
   arrays = {"obs": np.asarray(history.obs), "action": np.asarray(history.action),
             "reward": np.asarray(history.reward), "done": done}
-  if history.greedy is not None:     # exploratory steps, as `datasets.explore_of` marks them in training
-    greedy = np.asarray(history.greedy)
-    arrays["explore"] = (greedy >= 0) & (arrays["action"] != greedy)
+  if history.greedy is not None:     # exploratory steps, marked as in training
+    arrays["explore"] = datasets.explore_of(arrays["action"], history.greedy)
   out = {key: [] for key in arrays}
   for r in range(done.shape[0]):
     row = {key: [] for key in arrays}
