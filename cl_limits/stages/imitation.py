@@ -71,7 +71,7 @@ def _check(config, env, model):
   if int(ev.every_segments) == 0:
     return None
   tasks, _ = common.heldout_tasks(config, env, int(ev.num_tasks))
-  flags = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], int(config.imitation.num_seeds))
+  flags = artifacts.per_model(config, lambda a: a["augment"])
   run = check_lib.make_check(model, env, tasks, int(ev.episodes), common.episode_length(env) or 1000, flags,
                              jax.random.key(int(config.seed) + 5), **artifacts.protocol(config))
   k = min(3, int(ev.episodes))
@@ -100,7 +100,7 @@ def run(step, log=print) -> None:
       data_meta["arms"][a]["behaviour_recorded"] = bool(heldout.recorded[g].all())
   outputs.write_json(layout.path(out_dir, "data.json"), data_meta)
   model = artifacts.build_model(config, env)
-  augment = np.repeat([a["augment"] for a in artifacts.arms_of(config).values()], num_seeds)
+  augment = artifacts.per_model(config, lambda a: a["augment"])
   arm_updates = [int(a["updates"]) or int(im.train.num_updates) for a in artifacts.arms_of(config).values()]
   model_updates = np.repeat(arm_updates, num_seeds)                                      # [M] caps
   learner = learner_lib.make_learner(im.train, model, augment, budgets=model_updates)
