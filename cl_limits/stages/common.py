@@ -158,7 +158,8 @@ def protocol_of(ev) -> dict:
 
 
 def describe_actions(ev) -> str:
-  """'greedy', 'sampled', or 'sampled at temperature T': how the report and summaries name the protocol."""
+  """'greedy', 'sampled', or 'sampled at temperature T' (then ', epsilon E around it' where epsilon > 0):
+  how the report and summaries name the protocol."""
   a = protocol_of(ev)
   word = ("greedy" if a["greedy"] else "sampled" if a["temperature"] == 1.0
           else f"sampled at temperature {a['temperature']:g}")

@@ -13,7 +13,7 @@ def protocol_notes(config) -> list[str]:
   """Lines the imitation log prints where the action protocol and the arms' labels do not match: an
   imitator of recorded actions already imitates its data's exploration, so `evaluation.epsilon` explores
   on top of it; an imitator of greedy labels explores only by sampling its choice without it."""
-  eps = float(config.evaluation.get("epsilon", 0.0))
+  eps = artifacts.protocol(config)["epsilon"]
   arms = artifacts.arms_of(config)
   action = [n for n, a in arms.items() if a["labels"] == "action"]
   greedy = [n for n, a in arms.items() if a["labels"] == "greedy"]
