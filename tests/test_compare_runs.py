@@ -10,12 +10,13 @@ from cl_limits.report import pairs
 
 
 def _run(tmp_path, name, competence, kl, teachers="t0", seed=0, updates=4000, tasks=(1, 2), teachers_from="",
-         seq_len=100, tokens=None):
+         seq_len=100, tokens=None, gap=None, horizon=None):
   d = tmp_path / name
   (d / "imitators").mkdir(parents=True)
   (d / "p2").mkdir()
   cfg = {"seed": seed, "teachers_from": teachers_from, "imitation": {"train": {"num_updates": updates, "seq_len": seq_len},
-                                                                 "model": {} if tokens is None else {"tokens": tokens}}}
+                                                                 "model": {} if tokens is None else {"tokens": tokens},
+                                                                 "arms": {} if gap is None else {"ad_early": {"gap": gap}}}}
   (d / "config.json").write_text(json.dumps(cfg))
   (d / "imitators" / "stage.json").write_text(json.dumps({"inputs": {"teachers": teachers}}))
   (d / "imitators" / "summary.json").write_text(json.dumps({
@@ -23,7 +24,8 @@ def _run(tmp_path, name, competence, kl, teachers="t0", seed=0, updates=4000, ta
       "fidelity": {"per_arm": {"ad_early": {"kl": kl}}}}))
   (d / "p2" / "summary.json").write_text(json.dumps({
       "competence_task_ids": list(tasks),
-      "arms": {"ad_early": {"competence": {"per_replicate": competence, "data_end": [0.6] * len(competence)}}}}))
+      "arms": {"ad_early": {"competence": {"per_replicate": competence, "data_end": [0.6] * len(competence),
+                                           **({} if horizon is None else {"horizon_steps": horizon})}}}}))
   return str(d)
 
 
@@ -58,6 +60,22 @@ def test_window_scored_rows_are_marked_when_the_training_windows_differ(tmp_path
   assert "(not like for like: windows of 100 vs 1000 steps)" in kl
   assert "not like for like" not in comp          # rollouts do not depend on the training windows
   assert any(line.startswith("The training windows differ (100 vs 1000 steps)") for line in lines)
+
+
+def test_window_scored_rows_are_marked_when_the_arm_keeps_other_episodes(tmp_path):
+  # Gap 5 keeps every fifth episode: the held-out windows hold other steps (another behaviour entropy) and
+  # the competence gate runs for one kept history, a fifth as long.
+  a = _run(tmp_path, "a", [0.3, 0.4, 0.3], [0.21, 0.20, 0.22], gap=1, horizon=3000)
+  b = _run(tmp_path, "b", [0.1, 0.2, 0.2], [0.27, 0.28, 0.27], gap=5, horizon=600)
+  lines = pairs.table(a, b)
+  kl = next(line for line in lines if line.startswith("| held-out KL"))
+  comp = next(line for line in lines if line.startswith("| competence"))
+  assert "(not like for like: gap 1 vs 5)" in kl
+  assert "not like for like" not in comp
+  note = next(line for line in lines if line.startswith("The arm keeps other steps"))
+  assert "(gap 1 vs 5)" in note and "(3000 vs 600 steps)" in note
+  same = pairs.table(a, _run(tmp_path, "c", [0.3, 0.4, 0.3], [0.21, 0.20, 0.22], gap=1, horizon=3000))
+  assert not any("not like for like" in line or line.startswith("The arm keeps") for line in same)
 
 
 def test_a_replicate_without_a_value_gives_no_interval_instead_of_one_from_the_others(tmp_path):

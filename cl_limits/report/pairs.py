@@ -140,6 +140,30 @@ def _interval(values: list[float]) -> dict | None:
   return replicate_interval(values) if all(math.isfinite(v) for v in values) else None
 
 
+def _arm_fields(a: dict, b: dict, arm: str) -> list[tuple]:
+  """(field, A, B) for the arm's fields that choose which steps of a history it keeps (gap, fraction),
+  where the runs differ."""
+  fa, fb = _flat(a["config"]), _flat(b["config"])
+  return [(k, fa.get(f"imitation.arms.{arm}.{k}"), fb.get(f"imitation.arms.{arm}.{k}")) for k in ("gap", "fraction")
+          if fa.get(f"imitation.arms.{arm}.{k}") != fb.get(f"imitation.arms.{arm}.{k}")]
+
+
+def _horizons(a: dict, b: dict, arm: str) -> str:
+  """" (A vs B steps)": the competence gate's horizon in each run, where both summaries record it."""
+  ha, hb = (_at("p2", "arms", "{arm}", "competence", "horizon_steps")(r, arm) for r in (a, b))
+  return f" ({ha} vs {hb} steps)" if ha is not None and hb is not None else ""
+
+
+def unlike_windows(a: dict, b: dict, arm: str) -> str:
+  """The mark for `arm`'s window-scored rows where the two runs score other steps there (other window
+  lengths, or an arm that keeps other episodes or another share of each history); "" where they are like
+  for like."""
+  wa, wb = (_flat(r["config"]).get("imitation.train.seq_len") for r in (a, b))
+  why = [f"windows of {wa} vs {wb} steps"] if wa != wb else []
+  why += [f"{k} {u} vs {v}" for k, u, v in _arm_fields(a, b, arm)]
+  return f" (not like for like: {'; '.join(why)})" if why else ""
+
+
 def common_arms(a: dict, b: dict) -> list[str]:
   arms_b = set(b["p2"].get("arms") or {})
   return [arm for arm in (a["p2"].get("arms") or {}) if arm in arms_b]
@@ -164,13 +188,19 @@ def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
            "", "What differs between the configs:"]
   lines += [f"- {d}" for d in config_diff(a, b)] or ["- nothing (a repeat of the same config)"]
   wa, wb = (_flat(r["config"]).get("imitation.train.seq_len") for r in (a, b))
-  unlike = f" (not like for like: windows of {wa} vs {wb} steps)" if wa != wb else ""
-  if unlike:
+  if wa != wb:
     lines += ["", f"The training windows differ ({wa} vs {wb} steps): the rows marked so are scored on "
               "windows of each run's length, which weigh a window's first episode differently; compare "
               "them by state with `experiments.fidelity_floor`."]
   for arm in arms:
-    lines += ["", f"**{arm}**", "", "| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
+    lines += ["", f"**{arm}**", ""]
+    unlike = unlike_windows(a, b, arm)
+    kept = [f"{k} {u} vs {v}" for k, u, v in _arm_fields(a, b, arm)]
+    if kept:
+      lines += [f"The arm keeps other steps of each history ({'; '.join(kept)}): its windows, and so the rows "
+                "marked, hold other steps and another behaviour entropy, and its competence gate runs for one "
+                f"kept history of each run{_horizons(a, b, arm)}.", ""]
+    lines += ["| measure | A | B | B - A (paired) | B - A per replicate |", "|---|---|---|---|---|"]
     for r in compare(a, b, arm):
       per = ", ".join(f"{v:+.3f}" for v in r["per_replicate"])
       label = r["label"] + (unlike if r["windowed"] else "")
