@@ -144,7 +144,7 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
   assert freq[1.0] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.03)      # softmax of the logits
   assert freq[0.5] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.03)      # softmax of logits / 0.5
   ev = ml_collections.ConfigDict(dict(greedy=False, temperature=0.5))
-  assert common.protocol_of(ev) == dict(greedy=False, temperature=0.5, epsilon=0.0)
+  assert common.protocol_of(ev) == dict(greedy=False, temperature=0.5, epsilon=0.0, epsilon_decay=0)
   assert common.describe_actions(ev) == "sampled at temperature 0.5"
   assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=False))) == "sampled"
   assert common.describe_actions(ml_collections.ConfigDict(dict(greedy=True, temperature=0.5))) == "greedy"
@@ -174,6 +174,35 @@ def test_epsilon_explores_around_the_actors_own_choice():
   assert common.describe_actions(ev) == "sampled, epsilon 0.05 around it"
   with pytest.raises(ValueError, match=r"^epsilon: must be in \[0, 1\]"):
     rollout_lib.action_protocol(False, 1.0, 1.5)
+
+
+def test_a_decaying_epsilon_falls_from_one_to_its_floor_as_the_dqns_schedule_does(two_layer):
+  """epsilon_decay > 0: the exploration rate at rollout step t falls linearly from 1 (t = 0) to `epsilon`
+  (t = epsilon_decay) and stays; a rollout reads it at its own step index, so at its argmax it explores
+  early and, with a floor of 0, never after the decay. Named in the protocol; a negative or fractional
+  decay is refused."""
+  np.testing.assert_allclose([float(rollout_lib.epsilon_at(t, 0.1, 100)) for t in (0, 50, 100, 400)],
+                             [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
+  assert float(rollout_lib.epsilon_at(7, 0.3, 0)) == pytest.approx(0.3)
+  logits = jnp.asarray([0.0, 2.0, 0.0, 0.0])
+  keys = jax.random.split(jax.random.key(2), 8000)
+  act = jax.jit(jax.vmap(rollout_lib.action_fn(True, 1.0, 0.1, 100), in_axes=(None, 0, None)))
+  for t, eps in ((0, 1.0), (50, 0.55), (300, 0.1)):
+    action, choice = (np.asarray(x) for x in act(logits, keys, t))
+    assert (choice == 1).all()
+    assert np.mean(action != choice) == pytest.approx(eps * 0.75, abs=0.02)
+  env, model, params, tasks = two_layer
+  task = jax.tree.map(lambda x: x[0], tasks)
+  fn = jax.jit(rollout_lib.make_rollout(model, env, HORIZON, 10, greedy=True, record=True, epsilon=0.0,
+                                        epsilon_decay=HORIZON // 2))
+  rec = jax.device_get(fn(params, task, jax.random.key(3)).transitions)
+  off = np.asarray(rec.action) != np.asarray(rec.greedy)
+  assert off[:HORIZON // 4].mean() > 0.3 and not off[HORIZON // 2:].any()
+  ev = ml_collections.ConfigDict(dict(greedy=True, temperature=1.0, epsilon=0.05, epsilon_decay=1000))
+  assert common.describe_actions(ev) == "greedy, epsilon from 1 to 0.05 over 1,000 steps around it"
+  for bad in (-1, 2.5):
+    with pytest.raises(ValueError, match="^epsilon_decay: must be a whole number"):
+      rollout_lib.action_protocol(True, 1.0, 0.05, bad)
 
 
 def test_prompted_rollout_acts_as_if_it_had_lived_through_the_prompt(two_layer):

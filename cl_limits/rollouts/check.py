@@ -10,7 +10,7 @@ from cl_limits.rollouts import rollout as rollout_lib
 
 
 def make_check(model, env, tasks, episodes: int, ep_len: int, augment_per_model, aug_key, *, greedy: bool,
-               temperature: float, epsilon: float = 0.0):
+               temperature: float, epsilon: float = 0.0, epsilon_decay: int = 0):
   """`run(params [M, ...], key) -> (early [M], late [M])`: mean return of the first and last
   min(3, episodes) episodes over the tasks [K], per model; augment_per_model [M] bool."""
   from cl_limits.envs import wrappers  # noqa: PLC0415
@@ -23,7 +23,8 @@ def make_check(model, env, tasks, episodes: int, ep_len: int, augment_per_model,
     groups.append((np.flatnonzero(flags), aug_env, wrappers.sample_augmented(aug_env, aug_key, tasks)))
   groups = [(idx, rollout_lib.make_batched_rollout(model, e, horizon=horizon,
                                                    max_episodes=rollout_lib.episodes_for(e, horizon),
-                                                   greedy=greedy, temperature=temperature, epsilon=epsilon), t)
+                                                   greedy=greedy, temperature=temperature, epsilon=epsilon,
+                                                   epsilon_decay=epsilon_decay), t)
             for idx, e, t in groups if len(idx)]
   k = min(3, episodes)
 

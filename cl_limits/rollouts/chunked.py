@@ -46,21 +46,23 @@ def _chunk_length(total: int, chunks: int) -> tuple[int, bool]:
   return length, total % length != 0
 
 
-def _proto(greedy: bool, temperature: float, epsilon: float) -> str:
+def _proto(greedy: bool, temperature: float, epsilon: float, epsilon_decay: int = 0) -> str:
   """The action protocol in a checkpoint's tag (a checkpoint of another protocol is never resumed)."""
   base = "greedy" if greedy else f"t{float(temperature):g}"
-  return base + (f"-eps{float(epsilon):g}" if float(epsilon) > 0 else "")
+  return (base + (f"-eps{float(epsilon):g}" if float(epsilon) > 0 else "")
+          + (f"-decay{int(epsilon_decay)}" if int(epsilon_decay) > 0 else ""))
 
 
 def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: int = 1, greedy: bool = True,
                          mode: str = "cached", temperature: float = 1.0, prompted: bool = False,
-                         epsilon: float = 0.0) -> ChunkedRollout:
+                         epsilon: float = 0.0, epsilon_decay: int = 0) -> ChunkedRollout:
   """`make_batched_rollout`'s rollout cut into `chunks` pieces of equal length (the last one masked where
   the length does not divide the horizon): the same result, step for step, whatever `chunks` is."""
   if prompted and mode != "cached":
     raise ValueError("prompted rollouts use the KV cache (mode='cached')")
   chunk, masked = _chunk_length(horizon, chunks)
-  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, False, epsilon)
+  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, False, epsilon,
+                                     epsilon_decay)
 
   def step(params, env_params, key, carry, t0):
     return advance(params, env_params, key, carry, t0, chunk, masked)[0]
@@ -70,13 +72,14 @@ def make_chunked_rollout(model, env, horizon: int, max_episodes: int, chunks: in
   else:
     init_b = jax.vmap(jax.vmap(lambda p, e, k: init(p, e, k), in_axes=(None, 0, 0)), in_axes=(0, None, 0))
   step_b = jax.vmap(jax.vmap(step, in_axes=(None, 0, 0, 0, None)), in_axes=(0, None, 0, 0, None))
-  tag = f"h{horizon}-c{chunk}-{mode}-{_proto(greedy, temperature, epsilon)}-{'p' if prompted else 'e'}"
+  tag = f"h{horizon}-c{chunk}-{mode}-{_proto(greedy, temperature, epsilon, epsilon_decay)}-{'p' if prompted else 'e'}"
   return ChunkedRollout(jax.jit(init_b), jax.jit(step_b, donate_argnums=(3,)), jax.jit(jax.vmap(jax.vmap(finish))),
                         int(horizon), int(chunk), tag)
 
 
 def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, chunks: int = 1,
-                        greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0) -> ChunkedRollout:
+                        greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0,
+                        epsilon_decay: int = 0) -> ChunkedRollout:
   """`hybrid.make_batched_hybrid` cut into `chunks` pieces of whole segments (the last one masked where the
   chunk length does not divide the segments), as a `ChunkedRollout` counted in environment steps for
   `run_chunked`. Segment s's keys are the one-scan hybrid's; the first chunk (compiled with init) is that
@@ -87,7 +90,7 @@ def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, c
   what a checkpoint saves."""
   per, masked = _chunk_length(num_segments, chunks)
   init, advance, finish = hybrid_lib.make_hybrid_parts(model, env, cfg, num_segments, max_episodes, greedy,
-                                                       temperature, epsilon)
+                                                       temperature, epsilon, epsilon_decay)
   act = int(cfg.act_steps)
 
   def step(params, env_params, key, carry, t0):
@@ -102,7 +105,7 @@ def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, c
   init_b = jax.vmap(jax.vmap(init, in_axes=(None, 0, 0)), in_axes=(0, None, 0))
   first_b = jax.vmap(jax.vmap(first, in_axes=(None, 0, 0)), in_axes=(0, None, 0))
   step_b = jax.vmap(jax.vmap(step, in_axes=(None, 0, 0, 0, None)), in_axes=(0, None, 0, 0, None))
-  proto = _proto(greedy, temperature, epsilon)
+  proto = _proto(greedy, temperature, epsilon, epsilon_decay)
   tag = f"hybrid-{num_segments}x{act}-c{per}-{proto}-{sorted(cfg.to_dict().items())}"
   # The first chunk is compiled with init: XLA then sees the initial weights and optimiser state as the
   # one-scan program does, and the SGD arithmetic is the same to the bit (a separately compiled first
@@ -212,7 +215,8 @@ def options(settings) -> dict:
 
 
 def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None, *, settings=None,
-                greedy: bool = True, temperature: float = 1.0, epsilon: float = 0.0, max_episodes: int | None = None,
+                greedy: bool = True, temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0,
+                max_episodes: int | None = None,
                 checkpoint: str | None = None, log=None, label: str = "rollout") -> RolloutResult:
   """What the stages call: `make_batched_rollout(...)(params, env_params, keys[, prompts])`, run in
   `settings.chunks` chunks (the config's `experiments.rollout`: chunks, checkpoint_seconds,
@@ -220,6 +224,6 @@ def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None
   opts = options(settings)
   roll = make_chunked_rollout(model, env, horizon, max_episodes or episodes_for(env, horizon),
                               chunks=opts.pop("chunks"), greedy=greedy, temperature=temperature,
-                              prompted=prompts is not None, epsilon=epsilon)
+                              prompted=prompts is not None, epsilon=epsilon, epsilon_decay=epsilon_decay)
   return jax.device_get(run_chunked(roll, params, env_params, keys, prompts, checkpoint=checkpoint, log=log,
                                     label=label, **opts))

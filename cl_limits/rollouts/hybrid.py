@@ -36,7 +36,7 @@ import ml_collections
 import optax
 
 from cl_limits.models.transformer import Tokens, TransitionTransformer
-from cl_limits.rollouts.rollout import action_fn, first_tokens, record_episode_end
+from cl_limits.rollouts.rollout import action_fn, explores, first_tokens, record_episode_end
 
 ADAPTERS = ("none", "lora")
 WEIGHTINGS = ("top", "all")
@@ -135,7 +135,8 @@ class _Buffer(NamedTuple):
 
 
 def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int, max_episodes: int,
-                      greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0):
+                      greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0,
+                      epsilon_decay: int = 0):
   """The hybrid cut into (init, advance, finish), so it can run as one scan (`make_hybrid`) or in chunks of
   segments from the host (`chunked.make_chunked_hybrid`) with the same result:
     init(params, env_params, key) -> carry
@@ -162,7 +163,8 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
   def effective(base, trainable):
     return lora_merge(base, trainable, scale) if use_lora else trainable
 
-  act = action_fn(greedy, temperature, epsilon)
+  act = action_fn(greedy, temperature, epsilon, epsilon_decay)
+  fit_choice = explores(epsilon, epsilon_decay)
 
   def loss_fn(trainable, base, buf, weight, key):
     starts = jax.random.randint(key, (batch,), 0, buf_len - seq_len + 1)
@@ -217,14 +219,14 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
       t, k = inp
       k_act, k_env = jax.random.split(k)
       logits, cache = model.apply(eff, tok, cache, method=TransitionTransformer.decode)
-      action, choice = act(logits, k_act)
+      action, choice = act(logits, k_act, t)
       obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
       ep_ret = ep_ret + reward
       ring_ret = jnp.where(done, ring_ret.at[n_ep % ring].set(ep_ret), ring_ret)
-      # What SGD fits: the action taken, or with epsilon > 0 the choice it explored around (the greedy
-      # choice a model of greedy labels predicts).
-      rec = (tok, choice if epsilon > 0 else action, n_ep)
+      # What SGD fits: the action taken, or with epsilon > 0 (or decaying) the choice it explored around
+      # (the greedy choice a model of greedy labels predicts).
+      rec = (tok, choice if fit_choice else action, n_ep)
       ep_ret, n_next, rets, ends = record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes)
       tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done,
                    prev_explore=action != choice)
@@ -272,10 +274,10 @@ def make_hybrid_parts(model: TransitionTransformer, env, cfg, num_segments: int,
 
 
 def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_episodes: int,
-                greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0):
+                greedy: bool = False, temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0):
   """`run(params, env_params, key) -> HybridResult` over num_segments * cfg.act_steps environment steps."""
   init, advance, finish = make_hybrid_parts(model, env, cfg, num_segments, max_episodes, greedy, temperature,
-                                            epsilon)
+                                            epsilon, epsilon_decay)
 
   def run(params, env_params, key):
     return finish(params, advance(params, env_params, key, init(params, env_params, key), 0, num_segments, False))
@@ -284,11 +286,11 @@ def make_hybrid(model: TransitionTransformer, env, cfg, num_segments: int, max_e
 
 
 def make_batched_hybrid(model, env, cfg, num_segments: int, max_episodes: int, greedy: bool = False,
-                        temperature: float = 1.0, epsilon: float = 0.0):
+                        temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> HybridResult [M, K, ...]`, jitted. The final
   weights are dropped (each (model, task) pair has its own copy); use `make_hybrid` to keep them."""
   one = make_hybrid(model, env, cfg, num_segments, max_episodes, greedy=greedy, temperature=temperature,
-                    epsilon=epsilon)
+                    epsilon=epsilon, epsilon_decay=epsilon_decay)
 
   def slim(params, env_params, key):
     r = one(params, env_params, key)

@@ -44,37 +44,57 @@ def first_tokens(obs, num_actions):
                 prev_done=jnp.bool_(True), prev_explore=jnp.bool_(False))
 
 
-def action_protocol(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0) -> dict:
-  """The rollout keyword arguments {greedy, temperature, epsilon} of an action protocol: the actor's own
-  choice is its argmax when `greedy`, else a sample from softmax(logits / temperature) (1.0: the policy as
-  trained); with epsilon > 0 it then acts epsilon-greedily around that choice (a uniform action with
-  probability epsilon), as the DQN it imitates does around its argmax Q."""
+def action_protocol(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0) -> dict:
+  """The rollout keyword arguments {greedy, temperature, epsilon, epsilon_decay} of an action protocol: the
+  actor's own choice is its argmax when `greedy`, else a sample from softmax(logits / temperature) (1.0: the
+  policy as trained); with epsilon > 0 it then acts epsilon-greedily around that choice (a uniform action
+  with probability epsilon), as the DQN it imitates does around its argmax Q. epsilon_decay > 0: epsilon
+  falls linearly from 1 at the rollout's first step to `epsilon` at step epsilon_decay and stays there, as a
+  DQN's schedule does (`epsilon_at`)."""
   temperature, epsilon = float(temperature), float(epsilon)
   if not temperature > 0:
     raise ValueError(f"temperature: must be > 0 (got {temperature}); use greedy=True for argmax actions")
   if not 0.0 <= epsilon <= 1.0:
     raise ValueError(f"epsilon: must be in [0, 1] (got {epsilon})")
-  return dict(greedy=bool(greedy), temperature=temperature, epsilon=epsilon)
+  if int(epsilon_decay) != epsilon_decay or epsilon_decay < 0:
+    raise ValueError(f"epsilon_decay: must be a whole number of steps >= 0 (got {epsilon_decay})")
+  return dict(greedy=bool(greedy), temperature=temperature, epsilon=epsilon, epsilon_decay=int(epsilon_decay))
 
 
-def action_fn(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0):
-  """`act(logits, key) -> (action, choice)`, int32 both. choice: the actor's own greedy choice, the one its
-  marks measure exploration against (`Tokens.prev_explore`: action != choice). With epsilon = 0 the action
-  is the argmax or a sample at `temperature`, and the choice is the argmax; with epsilon > 0 the choice is
-  that argmax or sample, and the action is a uniform one with probability epsilon, else the choice."""
+def epsilon_at(t, epsilon: float, epsilon_decay: int):
+  """The exploration rate at rollout step t (0-based): `epsilon`, or with epsilon_decay > 0 a linear fall
+  from 1 at t = 0 to `epsilon` at t = epsilon_decay."""
+  if epsilon_decay <= 0:
+    return jnp.float32(epsilon)
+  frac = jnp.minimum(jnp.asarray(t, jnp.float32) / float(epsilon_decay), 1.0)
+  return jnp.float32(1.0) - frac * jnp.float32(1.0 - epsilon)
+
+
+def action_fn(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0):
+  """`act(logits, key, t) -> (action, choice)`, int32 both; t: the rollout step (read only by a decaying
+  epsilon). choice: the actor's own greedy choice, the one its marks measure exploration against
+  (`Tokens.prev_explore`: action != choice). With epsilon = 0 (and no decay) the action is the argmax or a
+  sample at `temperature`, and the choice is the argmax; with epsilon > 0 or a decay the choice is that
+  argmax or sample, and the action is a uniform one with probability `epsilon_at(t)`, else the choice."""
   def pick(logits, key):
     if greedy:
       return jnp.argmax(logits).astype(jnp.int32)
     return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
 
-  def act(logits, key):
-    if epsilon <= 0.0:
+  def act(logits, key, t=0):
+    if not explores(epsilon, epsilon_decay):
       return pick(logits, key), jnp.argmax(logits).astype(jnp.int32)
     k_pick, k_explore, k_uniform = jax.random.split(key, 3)
     choice = pick(logits, k_pick)
     uniform = jax.random.randint(k_uniform, (), 0, logits.shape[-1]).astype(jnp.int32)
-    return jnp.where(jax.random.bernoulli(k_explore, epsilon), uniform, choice), choice
+    eps = epsilon_at(t, epsilon, epsilon_decay)
+    return jnp.where(jax.random.bernoulli(k_explore, eps), uniform, choice), choice
   return act
+
+
+def explores(epsilon: float, epsilon_decay: int = 0) -> bool:
+  """Whether a protocol acts epsilon-greedily around its choice (a constant or a decaying epsilon)."""
+  return float(epsilon) > 0.0 or int(epsilon_decay) > 0
 
 
 def record_episode_end(t, done, ep_ret, n_ep, rets, ends, max_episodes: int):
@@ -114,7 +134,7 @@ def _explore(prompt: Prompt):
 
 
 def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: int, greedy: bool, mode: str,
-                temperature: float, record: bool, epsilon: float = 0.0):
+                temperature: float, record: bool, epsilon: float = 0.0, epsilon_decay: int = 0):
   """The rollout as (init, advance, finish): `init(params, env_params, key, prompt)` -> carry;
   `advance(params, env_params, key, carry, t0, length, masked)` -> (carry, rec) runs steps t0 .. t0 + length
   - 1 (steps at or past `horizon` are skipped when `masked`); `finish(carry)` -> RolloutResult. Step t's
@@ -125,7 +145,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
   if horizon < 1 or max_episodes < 1:
     raise ValueError(f"horizon and max_episodes must be >= 1 (got {horizon}, {max_episodes})")
   num_actions, ctx = model.num_actions, model.context_len
-  act = action_fn(greedy, temperature, epsilon)
+  act = action_fn(greedy, temperature, epsilon, epsilon_decay)
 
   def init(params, env_params, key, prompt=None):
     k_reset, _ = jax.random.split(key)
@@ -159,7 +179,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       t, k = inp
       k_act, k_env = jax.random.split(k)
       logits, memory = policy(memory, tok)
-      action, choice = act(logits, k_act)
+      action, choice = act(logits, k_act, t)
       obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
       ep_ret_next, n_next, rets, ends = record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends,
@@ -194,7 +214,7 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
 
 def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: int,
                  greedy: bool = True, mode: str = "cached", temperature: float = 1.0,
-                 record: bool = False, prompted: bool = False, epsilon: float = 0.0):
+                 record: bool = False, prompted: bool = False, epsilon: float = 0.0, epsilon_decay: int = 0):
   """`rollout(params, env_params, key) -> RolloutResult` over `horizon` environment steps, one scan.
 
   prompted: `rollout(params, env_params, key, prompt)` instead: the recorded `Prompt` first fills the
@@ -202,7 +222,8 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
   carries the prompt's last transition (an episode end) like any step after an episode in training."""
   if prompted and mode != "cached":
     raise ValueError("prompted rollouts use the KV cache (mode='cached')")
-  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, record, epsilon)
+  init, advance, finish = make_parts(model, env, horizon, max_episodes, greedy, mode, temperature, record, epsilon,
+                                     epsilon_decay)
 
   def rollout(params, env_params, key, prompt=None):
     carry, rec = advance(params, env_params, key, init(params, env_params, key, prompt), 0, horizon, False)
@@ -215,11 +236,11 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
 
 def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
                          mode: str = "cached", temperature: float = 1.0, prompted: bool = False,
-                         epsilon: float = 0.0):
+                         epsilon: float = 0.0, epsilon_decay: int = 0):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted.
   prompted: `fn(params, env_params, keys, prompts [M, K, P, ...])`, each run filling its context first."""
   one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature,
-                     prompted=prompted, epsilon=epsilon)
+                     prompted=prompted, epsilon=epsilon, epsilon_decay=epsilon_decay)
   if prompted:
     per_task = jax.vmap(one, in_axes=(None, 0, 0, 0))
     return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0, 0)))

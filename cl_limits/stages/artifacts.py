@@ -51,7 +51,8 @@ def sources(config) -> list[str]:
 
 
 def protocol(config) -> dict:
-  """The evaluation protocol's actions {greedy, temperature}, which the held-out check also uses."""
+  """The evaluation protocol's actions {greedy, temperature, epsilon, epsilon_decay}, which the held-out
+  check also uses."""
   return wrap("evaluation", common.protocol_of, config.evaluation)
 
 

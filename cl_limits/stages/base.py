@@ -88,7 +88,8 @@ def jsonable(x):
 # Fields added to the configs after runs had been made, with the value at which they compute what the
 # configs without them computed. At that value a field stays out of every fingerprint, so a run finished
 # before it existed is still reused, not retrained; any other value is a change like any other.
-ADDED_DEFAULTS = {"imitation.model.tokens": "step", "imitation.model.mark_explore": False, "evaluation.epsilon": 0.0}
+ADDED_DEFAULTS = {"imitation.model.tokens": "step", "imitation.model.mark_explore": False, "evaluation.epsilon": 0.0,
+                  "evaluation.epsilon_decay": 0}
 
 
 def read_fields(config, paths, ignores=()) -> dict:

@@ -154,15 +154,18 @@ def protocol_of(ev) -> dict:
   """An evaluation section's action protocol as rollout keyword arguments (ConfigError-free: the stages
   check `evaluation.temperature` through `artifacts.protocol`)."""
   return rollout_lib.action_protocol(bool(ev.get("greedy", False)), float(ev.get("temperature", 1.0)),
-                                     float(ev.get("epsilon", 0.0)))
+                                     float(ev.get("epsilon", 0.0)), ev.get("epsilon_decay", 0))
 
 
 def describe_actions(ev) -> str:
-  """'greedy', 'sampled', or 'sampled at temperature T' (then ', epsilon E around it' where epsilon > 0):
-  how the report and summaries name the protocol."""
+  """'greedy', 'sampled', or 'sampled at temperature T' (then ', epsilon E around it' where epsilon > 0, or
+  ', epsilon from 1 to E over D steps around it' where it decays): how the report and summaries name the
+  protocol."""
   a = protocol_of(ev)
   word = ("greedy" if a["greedy"] else "sampled" if a["temperature"] == 1.0
           else f"sampled at temperature {a['temperature']:g}")
+  if a["epsilon_decay"] > 0:
+    return word + f", epsilon from 1 to {a['epsilon']:g} over {a['epsilon_decay']:,} steps around it"
   return word + (f", epsilon {a['epsilon']:g} around it" if a["epsilon"] > 0 else "")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cl_limits import envs as envs_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import learner as learner_lib
+from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common
 from cl_limits.stages.base import check, in_range, positive_int, wrap
 
@@ -13,15 +14,16 @@ def protocol_notes(config) -> list[str]:
   """Lines the imitation log prints where the action protocol and the arms' labels do not match: an
   imitator of recorded actions already imitates its data's exploration, so `evaluation.epsilon` explores
   on top of it; an imitator of greedy labels explores only by sampling its choice without it."""
-  eps = artifacts.protocol(config)["epsilon"]
+  proto = artifacts.protocol(config)
+  eps, explores = proto["epsilon"], rollout_lib.explores(proto["epsilon"], proto["epsilon_decay"])
   arms = artifacts.arms_of(config)
   action = [n for n, a in arms.items() if a["labels"] == "action"]
   greedy = [n for n, a in arms.items() if a["labels"] == "greedy"]
   notes = []
-  if eps > 0 and action:
+  if explores and action:
     notes.append(f"evaluation.epsilon={eps:g} adds exploration on top of arms that imitate recorded actions, "
                  f"exploration included ({', '.join(action)})")
-  if eps == 0 and greedy:
+  if not explores and greedy:
     notes.append(f"arms of greedy labels ({', '.join(greedy)}) act with evaluation.epsilon=0: they explore only "
                  "by sampling their choice, not as their data's learners did")
   return notes

@@ -127,6 +127,8 @@ def evaluation(**overrides):
                              # as trained, lower sharpens it (the AD reproduction's protocol, see docs/imitators.md)
       epsilon=0.0,           # > 0: act epsilon-greedily around that sample or argmax, as the DQN does around
                              # its argmax Q (for imitators of the DQN's greedy choices, labels="greedy")
+      epsilon_decay=0,       # > 0: that epsilon falls from 1 to `epsilon` over the rollout's first
+                             # epsilon_decay steps, as the DQN's schedule does (0: constant)
       early_episodes=3, late_episodes=10,
       compare=""))           # "a:b" pairs, comma-separated: interval of a's late return minus b's
   ev.update(overrides)

@@ -51,7 +51,8 @@ def get_config(preset: str = ""):
   im.fidelity = ml_collections.ConfigDict(dict(heldout_streams=1 if streams > 1 else 0, max_windows=64,
                                                patience=2 if streams > 1 else 0, min_improvement=0.005))
   config.imitation = im
-  config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0, epsilon=0.0))
+  config.evaluation = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0, epsilon=0.0,
+                                                             epsilon_decay=0))
   config.experiments = ml_collections.ConfigDict(dict(rollout=rollout_settings()))   # as darkroom.py's
 
   t = ml_collections.ConfigDict()

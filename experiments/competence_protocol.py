@@ -1,0 +1,71 @@
+r"""The competence gate of a finished run under another action protocol. Each replicate's imitator of
+`--arm` plays the gate's own rollout (the P2 stage's competence tasks and keys, one kept history's steps
+from an empty context) with the protocol the flags give (`--config.evaluation.greedy`, `temperature`,
+`epsilon`, `epsilon_decay`), and the gate is scored as the P2 stage scores it: per replicate the gain
+over random of its last episodes against its data's last kept episodes, and the interval over
+replicates. With the run's own protocol the figures are checked against its P2 summary. A diagnostic:
+the verdicts keep the protocol fixed before the run; this shows how far the gate moves with it, on the
+same imitators, tasks and keys (the sensitivity stage does the same for temperatures, for every row).
+
+  python -m experiments.competence_protocol --config=experiments/configs/one_stream.py:fast,x8,alone \
+      --workdir=runs/one_stream_fast_x8_ge8k --config.teachers_from=runs/one_stream_fast_x8 \
+      --config.imitation.arms.ad_early.updates=8000 --config.imitation.train.num_updates=8000 \
+      --config.imitation.arms.ad_early.labels=greedy --config.imitation.model.mark_explore=true \
+      --config.evaluation.greedy=true --config.evaluation.epsilon=0.05 --config.evaluation.epsilon_decay=1000
+"""
+import json
+import time
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
+_ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(_):
+  from cl_limits.analysis import replicates  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+
+  from experiments import arm_rollouts  # noqa: PLC0415
+
+  config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  try:
+    protocol = artifacts.protocol(config)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
+  summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
+  if summary is None or "competence" not in summary:
+    raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
+  r = arm_rollouts.load(config, workdir, name, 0)
+  saved = summary["competence"]
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
+  own = common.protocol_of(layout.read_config(workdir)["evaluation"])
+  print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
+        f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
+  t0 = time.time()
+  res = chunked.run_batched(r.model, r.env, r.horizon, r.params, r.tasks, keys, **protocol)
+  rets = np.asarray(res.episode_return)[..., :r.horizon // r.ep_len]
+  comp = replicates.competence(rets, r.data, r.opt, float(saved["random"]), float(saved["needed"]))
+  iv = comp["interval"]
+  fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+  print(f"  imitator's last episodes, per replicate: {fmt(comp['imitator_end'])} ({time.time() - t0:.0f}s)")
+  print(f"  its data's last episodes, per replicate: {fmt(comp['data_end'])}")
+  print(f"  gain over random, per replicate: {fmt(comp['per_replicate'])}")
+  print("  competence: " + ("no interval (a replicate has no value)" if iv is None else
+                            f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({iv['method']}); "
+                            f"passes at a lower end of {comp['needed']:g}: {'yes' if comp['ok'] else 'no'}"))
+  if protocol == own:
+    same = np.allclose(comp["per_replicate"], saved["per_replicate"], atol=1e-6, equal_nan=True)
+    print(f"  equals the P2 stage's competence gate: {'yes' if same else 'NO'}")
+  print(json.dumps({"protocol": protocol, "per_replicate": comp["per_replicate"], "interval": iv}))
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
