@@ -194,3 +194,21 @@ def test_rollout_modes_reproduces_the_gate_and_one_layer_makes_both_modes_one_fu
   naive = next(ln for ln in lines if ln.startswith("  naive  first"))
   assert cached.split("(")[0].split("first")[1] == naive.split("(")[0].split("first")[1]
   assert "cached - naive, last 2 episodes: +0.000 [+0.000, +0.000]" in res.stdout
+
+
+def test_competence_protocol_reproduces_the_gate_and_plays_it_under_another_protocol(smoke_pipeline):
+  # experiments/competence_protocol.py: under the run's own protocol its gate must be the P2 stage's, replicate
+  # for replicate; under another it names that protocol (and makes no such claim); a bad protocol field is a
+  # one-line error before anything runs.
+  base = [sys.executable, "-m", "experiments.competence_protocol", "--config=experiments/configs/darkroom.py:smoke",
+          f"--workdir={smoke_pipeline[0]}"]
+  own = subprocess.run(base, capture_output=True, text=True, timeout=600)
+  assert own.returncode == 0, own.stderr[-2000:]
+  assert "  equals the P2 stage's competence gate: yes" in own.stdout.splitlines()
+  other = subprocess.run(base + ["--config.evaluation.greedy=true", "--config.evaluation.epsilon_decay=20"],
+                         capture_output=True, text=True, timeout=600)
+  assert other.returncode == 0, other.stderr[-2000:]
+  assert "greedy, epsilon from 1 to 0 over 20 steps around it (the run's own: sampled)" in other.stdout
+  assert "equals the P2 stage" not in other.stdout
+  bad = subprocess.run(base + ["--config.evaluation.epsilon_decay=-3"], capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "epsilon_decay" in bad.stderr and "Traceback" not in bad.stderr
