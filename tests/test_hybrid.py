@@ -59,10 +59,12 @@ def test_without_sgd_the_hybrid_is_the_frozen_rollout(setup, runs):
     np.testing.assert_array_equal(a, b)
 
 
-def test_with_epsilon_the_hybrid_acts_as_the_rollout_and_fits_the_choice_it_explored_around(setup):
-  """A marking model acting epsilon-greedily around its sampled choice: without SGD the hybrid takes the
-  frozen rollout's actions (marks included), and what its buffer keeps for SGD to fit is the choice, not
-  the uniform action taken instead (a greedy-label model's target)."""
+@pytest.mark.parametrize("epsilon,decay", [(0.5, 0), (0.0, SEGMENTS * ACT)])
+def test_with_epsilon_the_hybrid_acts_as_the_rollout_and_fits_the_choice_it_explored_around(setup, epsilon, decay):
+  """A marking model acting epsilon-greedily around its sampled choice (a constant epsilon, or one falling
+  from 1 to 0 over the run, read at each step's index): without SGD the hybrid takes the frozen rollout's
+  actions (marks included), and what its buffer keeps for SGD to fit is the choice, not the uniform action
+  taken instead (a greedy-label model's target)."""
   env, _, _, task = setup
   model = TransitionTransformer(num_actions=5, context_len=12, layers=2, width=16, heads=2,
                                 obs_nvec=env.obs_nvec, mark_explore=True)
@@ -70,11 +72,12 @@ def test_with_epsilon_the_hybrid_acts_as_the_rollout_and_fits_the_choice_it_expl
                prev_done=jnp.zeros(4, bool), prev_explore=jnp.zeros(4, bool))
   params = jax.tree.map(lambda x: 3.0 * x, model.init(jax.random.key(3), tok))
   key = jax.random.key(5)
-  init, advance, _ = hybrid_lib.make_hybrid_parts(model, env, cfg(sgd_steps=0), SEGMENTS, 10, epsilon=0.5)
+  init, advance, _ = hybrid_lib.make_hybrid_parts(model, env, cfg(sgd_steps=0), SEGMENTS, 10, epsilon=epsilon,
+                                                  epsilon_decay=decay)
   carry = jax.device_get(jax.jit(lambda p, e, k: advance(p, e, k, init(p, e, k), 0, SEGMENTS, False))(
       params, task, key))
   rec = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, SEGMENTS * ACT, 10, greedy=False, record=True,
-                                                        epsilon=0.5))(params, task, key).transitions)
+                                                        epsilon=epsilon, epsilon_decay=decay))(params, task, key).transitions)
   buf = carry[10]
   np.testing.assert_array_equal(np.asarray(buf.action), np.asarray(rec.greedy)[-40:])      # the choices
   np.testing.assert_array_equal(np.asarray(buf.tokens.prev_action)[1:], np.asarray(rec.action)[-40:-1])
