@@ -45,7 +45,7 @@ def main(_):
   r = arm_rollouts.load(config, workdir, name, 0)
   saved = summary["competence"]
   keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
-  own = common.protocol_of(layout.read_config(workdir)["evaluation"])
+  own = common.protocol_of((layout.read_config(workdir) or {}).get("evaluation") or {})
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
         f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
   t0 = time.time()

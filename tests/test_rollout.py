@@ -139,8 +139,8 @@ def test_temperature_sharpens_sampled_actions_and_is_named_in_the_protocol():
   keys = jax.random.split(jax.random.key(0), 4000)
   freq = {}
   for t in (1.0, 0.5):
-    act = jax.jit(jax.vmap(rollout_lib.action_fn(False, t), in_axes=(None, 0)))
-    freq[t] = float(np.mean(np.asarray(act(logits, keys)[0]) == 1))
+    act = jax.jit(jax.vmap(rollout_lib.action_fn(False, t), in_axes=(None, 0, None)))
+    freq[t] = float(np.mean(np.asarray(act(logits, keys, 0)[0]) == 1))
   assert freq[1.0] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=0.03)      # softmax of the logits
   assert freq[0.5] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.03)      # softmax of logits / 0.5
   ev = ml_collections.ConfigDict(dict(greedy=False, temperature=0.5))
@@ -163,12 +163,13 @@ def test_epsilon_explores_around_the_actors_own_choice():
   keys = jax.random.split(jax.random.key(1), 8000)
   for greedy in (False, True):
     action, choice = (np.asarray(x) for x in jax.jit(jax.vmap(rollout_lib.action_fn(greedy, 1.0, 0.2),
-                                                              in_axes=(None, 0)))(logits, keys))
+                                                              in_axes=(None, 0, None)))(logits, keys, 0))
     p = np.exp(2.0) / (np.exp(2.0) + 3) if not greedy else 1.0
     assert np.mean(choice == 1) == pytest.approx(p, abs=0.02)
     assert np.mean(action != choice) == pytest.approx(0.2 * 0.75, abs=0.015)   # a uniform pick can equal it
     assert np.mean(action == 1) == pytest.approx(0.8 * p + 0.05, abs=0.02)
-  action, choice = (np.asarray(x) for x in jax.vmap(rollout_lib.action_fn(False, 1.0), in_axes=(None, 0))(logits, keys))
+  action, choice = (np.asarray(x) for x in jax.vmap(rollout_lib.action_fn(False, 1.0), in_axes=(None, 0, None))(
+      logits, keys, 0))
   assert (choice == 1).all() and 0.2 < np.mean(action != 1) < 0.4
   ev = ml_collections.ConfigDict(dict(greedy=False, temperature=1.0, epsilon=0.05))
   assert common.describe_actions(ev) == "sampled, epsilon 0.05 around it"

@@ -34,8 +34,8 @@ def task_keys(key, num_seeds: int, num_tasks: int):
 
 
 def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), learner_cfg=None,
-                 greedy=False, temperature=1.0, epsilon=0.0, epsilon_decay=0, frozen=True, log=print, tag="", settings=None,
-                 checkpoints: str | None = None):
+                 greedy=False, temperature=1.0, epsilon=0.0, epsilon_decay=0, frozen=True, log=print, tag="",
+                 settings=None, checkpoints: str | None = None):
   """{learner: (episode_return [S, K, E], episode_end [S, K, E])} for "frozen" (unless frozen=False) and
   every hybrid variant.
 
@@ -55,7 +55,8 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
   if frozen:
     t0 = time.time()
     res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=settings, greedy=greedy,
-                              temperature=temperature, epsilon=epsilon, epsilon_decay=epsilon_decay, max_episodes=max_ep, log=log, label=f"{tag} frozen",
+                              temperature=temperature, epsilon=epsilon, epsilon_decay=epsilon_decay,
+                              max_episodes=max_ep, log=log, label=f"{tag} frozen",
                               checkpoint=_file(checkpoints, "frozen"))
     out["frozen"] = (np.asarray(res.episode_return), np.asarray(res.episode_end))
     log(f"{tag} frozen: {num_seeds} x {num_tasks} rollouts of {horizon:,} steps ({time.time() - t0:.1f}s)")

@@ -81,7 +81,7 @@ def action_fn(greedy: bool, temperature: float = 1.0, epsilon: float = 0.0, epsi
       return jnp.argmax(logits).astype(jnp.int32)
     return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
 
-  def act(logits, key, t=0):
+  def act(logits, key, t):
     if not explores(epsilon, epsilon_decay):
       return pick(logits, key), jnp.argmax(logits).astype(jnp.int32)
     k_pick, k_explore, k_uniform = jax.random.split(key, 3)

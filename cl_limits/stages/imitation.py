@@ -288,7 +288,8 @@ PROGRESS = "progress.json"
 
 STAGE = Stage(name="imitation", subdir="imitators",
               reads=("seed", "env", "imitation", "evaluation.greedy", "evaluation.temperature",
-                     "evaluation.epsilon", "evaluation.epsilon_decay", "experiments.p3.targets", "tasks", "teacher.num_seeds", "teacher.dqn"),
+                     "evaluation.epsilon", "evaluation.epsilon_decay", "experiments.p3.targets", "tasks",
+                     "teacher.num_seeds", "teacher.dqn"),
               # what P3 does with a target (only its env shapes the model's embedding)
               ignores=("imitation.sources", "experiments.p3.targets.*.role", "experiments.p3.targets.*.hybrid",
                        "experiments.p3.targets.*.arm"),
