@@ -9,6 +9,11 @@ learning; one that never reaches it when prompted has not learned the end either
 
   python -m experiments.prompted_competence --config=experiments/configs/darkroom.py \
       --workdir=runs/darkroom_s0 --arm=ad_early
+
+`--epsilons=0,0.05,0.2` plays both rollouts once per exploration rate around the protocol's choice (uniform
+actions injected with that probability; with `--config.evaluation.greedy=true`, around its argmax): a
+test of whether actions that carry no information undo a goal the imitator was shown. `--plot=PATH`
+draws every rollout's mean return per episode (over replicates and tasks) beside the data's end.
 """
 import jax
 import numpy as np
@@ -19,18 +24,33 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:pr
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
 _TASKS = flags.DEFINE_integer("tasks", 20, "How many of the teachers' training tasks (the first ones).")
+_EPSILONS = flags.DEFINE_string("epsilons", "", "Comma-separated exploration rates to play in turn (empty: the "
+                                "config's evaluation.epsilon only).")
+_PLOT = flags.DEFINE_string("plot", "", "A PNG path for the mean return per episode of every rollout.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
   from cl_limits.analysis import replicates  # noqa: PLC0415
+  from cl_limits import comma_list  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
-  from cl_limits.stages import artifacts, p1  # noqa: PLC0415
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, p1  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  try:
+    base = artifacts.protocol(config)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
+  try:
+    protocols = [(f"epsilon {float(e):g}: ", rollout_lib.action_protocol(**{**base, "epsilon": float(e)}))
+                 for e in comma_list(_EPSILONS.value)] or [("", base)]
+  except ValueError as e:
+    raise app.UsageError(f"--epsilons={_EPSILONS.value}: {e}") from None
   r = arm_rollouts.load(config, workdir, name, int(_TASKS.value))
   model, params, history, data, n, opt = r.model, r.params, r.history, r.data, r.n, r.opt
   horizon, ep_len = r.horizon, r.ep_len
@@ -44,12 +64,39 @@ def main(_):
         f"{float(np.asarray(prompt.reward).sum(-1).mean()):.1f})")
   print(f"  data's end on these tasks, per replicate: "
         f"{' '.join(f'{replicates.data_end(d, opt is not None):.3f}' for d in data)}")
-  for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
-    res = chunked.run_batched(model, r.env, horizon, params, r.tasks, keys, p, **artifacts.protocol(config))
-    rets = replicates.in_unit(np.asarray(res.episode_return)[..., :horizon // ep_len], opt, task_axis=1)
-    first, last = rets[..., :2].mean((1, 2)), rets[..., -2:].mean((1, 2))
-    print(f"  {mode:30s} first 2 episodes {' '.join(f'{v:.3f}' for v in first)} | last 2 "
-          f"{' '.join(f'{v:.3f}' for v in last)}")
+  curves = []
+  for tag, protocol in protocols:
+    for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
+      res = chunked.run_batched(model, r.env, horizon, params, r.tasks, keys, p, **protocol)
+      rets = replicates.in_unit(np.asarray(res.episode_return)[..., :horizon // ep_len], opt, task_axis=1)
+      first, last = rets[..., :2].mean((1, 2)), rets[..., -2:].mean((1, 2))
+      print(f"  {tag}{mode:30s} first 2 episodes {' '.join(f'{v:.3f}' for v in first)} | last 2 "
+            f"{' '.join(f'{v:.3f}' for v in last)}", flush=True)
+      curves.append((tag + mode, np.nanmean(rets, axis=(0, 1))))
+  if _PLOT.value:
+    ends = [replicates.data_end(d, opt is not None) for d in data]
+    _plot(_PLOT.value, curves, ends, f"{name}: {common.describe_actions(config.evaluation)}", unit)
+    print(f"  figure: {_PLOT.value}")
+
+
+def _plot(path: str, curves: list, ends: list, title: str, unit: str) -> None:
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+  for ax, which in zip(axes, ("empty context", "prompted with its data's end")):
+    for label, c in curves:
+      if label.endswith(which):
+        ax.plot(np.arange(1, len(c) + 1), c, lw=1.2, label=label[:-len(which)].rstrip(": ") or "protocol")
+    ax.axhspan(min(ends), max(ends), color="0.85", label="data's end (replicates' range)")
+    ax.set_title(which, fontsize=9)
+    ax.set_xlabel("episode of the rollout")
+  axes[0].set_ylabel(unit)
+  axes[1].legend(fontsize=7)
+  fig.suptitle(title + " (mean over replicates and tasks)", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
 
 
 if __name__ == "__main__":

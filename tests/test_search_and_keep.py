@@ -212,3 +212,22 @@ def test_competence_protocol_reproduces_the_gate_and_plays_it_under_another_prot
   assert "equals the P2 stage" not in other.stdout
   bad = subprocess.run(base + ["--config.evaluation.epsilon_decay=-3"], capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and "epsilon_decay" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_prompted_competence_plays_each_epsilon_and_at_one_the_prompt_cannot_matter(smoke_pipeline, tmp_path):
+  # experiments/prompted_competence.py with --epsilons: one pair of rollouts (empty context, prompted) per
+  # exploration rate, from the same keys. At epsilon 1 every action is the uniform draw of its step's key,
+  # whatever the model's context holds, so the prompted rollout plays exactly as the empty one; at 0 the
+  # prompt is what the imitator acts on. The figure is written; a bad rate is a one-line error.
+  fig = tmp_path / "prompted.png"
+  base = [sys.executable, "-m", "experiments.prompted_competence", "--config=experiments/configs/darkroom.py:smoke",
+          f"--workdir={smoke_pipeline[0]}", "--tasks=3"]
+  res = subprocess.run(base + ["--epsilons=0,1", f"--plot={fig}"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  rows = {ln.split(" first")[0].strip(): ln.split("first 2 episodes")[1] for ln in res.stdout.splitlines()
+          if "first 2 episodes" in ln}
+  assert set(rows) == {f"epsilon {e}: {m}" for e in (0, 1) for m in ("empty context", "prompted with its data's end")}
+  assert rows["epsilon 1: empty context"] == rows["epsilon 1: prompted with its data's end"]
+  assert fig.stat().st_size > 0
+  bad = subprocess.run(base + ["--epsilons=0,1.5"], capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "--epsilons=0,1.5" in bad.stderr and "Traceback" not in bad.stderr
