@@ -75,7 +75,9 @@ def main(_):
       curves.append((tag + mode, np.nanmean(rets, axis=(0, 1))))
   if _PLOT.value:
     ends = [replicates.data_end(d, opt is not None) for d in data]
-    _plot(_PLOT.value, curves, ends, f"{name}: {common.describe_actions(config.evaluation)}", unit)
+    title = f"{name}: {common.describe_actions(config.evaluation)}"
+    _plot(_PLOT.value, curves, ends, title + (", uniform actions injected at each epsilon" if _EPSILONS.value else ""),
+          unit)
     print(f"  figure: {_PLOT.value}")
 
 
@@ -92,7 +94,7 @@ def _plot(path: str, curves: list, ends: list, title: str, unit: str) -> None:
     ax.set_title(which, fontsize=9)
     ax.set_xlabel("episode of the rollout")
   axes[0].set_ylabel(unit)
-  axes[1].legend(fontsize=7)
+  axes[0].legend(fontsize=7, loc="center left")     # the empty-context panel's middle is free
   fig.suptitle(title + " (mean over replicates and tasks)", fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
