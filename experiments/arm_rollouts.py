@@ -1,5 +1,5 @@
 """What the scripts that roll one P2 arm out on its training tasks share (`experiments.prompted_competence`,
-`experiments.rollout_modes`): the finished run's imitators of that arm, its teachers' histories, the first
+`experiments.rollout_modes`, `experiments.competence_protocol`): the action protocol, the finished run's imitators of that arm, its teachers' histories, the first
 training tasks and the arm's data on them, and the competence gate's horizon, with every bad flag, run
 directory or environment refused as a one-line usage error.
 """
@@ -9,6 +9,17 @@ import types
 
 import numpy as np
 from absl import app
+
+
+def protocol(config) -> dict:
+  """The evaluation section's action protocol as rollout keywords (`artifacts.protocol`), a bad field
+  refused as a one-line usage error naming it."""
+  from cl_limits.stages import artifacts  # noqa: PLC0415
+  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  try:
+    return artifacts.protocol(config)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def load(config, workdir: str, name: str, tasks: int) -> types.SimpleNamespace:

@@ -29,16 +29,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(_):
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
-  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  from cl_limits.stages import common, layout, p2  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
-  try:
-    protocol = artifacts.protocol(config)
-  except ConfigError as e:
-    raise app.UsageError(str(e)) from None
+  protocol = arm_rollouts.protocol(config)
   summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
   if summary is None or "competence" not in summary:
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")

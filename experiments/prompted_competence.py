@@ -36,16 +36,12 @@ def main(_):
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, p1  # noqa: PLC0415
-  from cl_limits.stages.base import ConfigError  # noqa: PLC0415
+  from cl_limits.stages import common, p1  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
-  try:
-    base = artifacts.protocol(config)
-  except ConfigError as e:
-    raise app.UsageError(str(e)) from None
+  base = arm_rollouts.protocol(config)
   try:
     protocols = [(f"epsilon {float(e):g}: ", rollout_lib.action_protocol(**{**base, "epsilon": float(e)}))
                  for e in comma_list(_EPSILONS.value)] or [("", base)]
@@ -62,8 +58,8 @@ def main(_):
   print(f"{name} on {n} training tasks, {horizon} steps ({horizon // ep_len} episodes), {unit}; the "
         f"prompt: the last {int(model.context_len)} kept steps of stream 0 (reward in it per task: "
         f"{float(np.asarray(prompt.reward).sum(-1).mean()):.1f})")
-  print(f"  data's end on these tasks, per replicate: "
-        f"{' '.join(f'{replicates.data_end(d, opt is not None):.3f}' for d in data)}")
+  ends = [replicates.data_end(d, opt is not None) for d in data]
+  print(f"  data's end on these tasks, per replicate: {' '.join(f'{v:.3f}' for v in ends)}")
   curves = []
   for tag, protocol in protocols:
     for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
@@ -74,7 +70,6 @@ def main(_):
             f"{' '.join(f'{v:.3f}' for v in last)}", flush=True)
       curves.append((tag + mode, np.nanmean(rets, axis=(0, 1))))
   if _PLOT.value:
-    ends = [replicates.data_end(d, opt is not None) for d in data]
     title = f"{name}: {common.describe_actions(config.evaluation)}"
     _plot(_PLOT.value, curves, ends, title + (", uniform actions injected at each epsilon" if _EPSILONS.value else ""),
           unit)

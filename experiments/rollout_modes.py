@@ -39,11 +39,12 @@ def main(_):
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.analysis.stats import replicate_interval  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import artifacts, layout, p2  # noqa: PLC0415
+  from cl_limits.stages import layout, p2  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  protocol = arm_rollouts.protocol(config)
   r = arm_rollouts.load(config, workdir, name, int(_TASKS.value))
   if r.opt is None:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length and an optimum")
@@ -62,7 +63,7 @@ def main(_):
   late = {}
   for mode in ("cached", "naive"):
     t0 = time.time()
-    fn = rollout.make_batched_rollout(model, r.env, horizon, episodes + 1, mode=mode, **artifacts.protocol(config))
+    fn = rollout.make_batched_rollout(model, r.env, horizon, episodes + 1, mode=mode, **protocol)
     raw = np.asarray(fn(params, r.tasks, keys).episode_return)[..., :episodes]
     if mode == "cached" and saved is not None:
       same = saved.shape == raw.shape and np.allclose(saved, raw, atol=1e-5, equal_nan=True)

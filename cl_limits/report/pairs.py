@@ -140,12 +140,12 @@ def _interval(values: list[float]) -> dict | None:
   return replicate_interval(values) if all(math.isfinite(v) for v in values) else None
 
 
-def _arm_fields(a: dict, b: dict, arm: str) -> list[tuple]:
-  """(field, A, B) for the arm's fields that choose which steps of a history it keeps (gap, fraction),
+def _kept_differences(a: dict, b: dict, arm: str) -> list[str]:
+  """"field A vs B" for the arm's fields that choose which steps of a history it keeps (gap, fraction),
   where the runs differ."""
   fa, fb = _flat(a["config"]), _flat(b["config"])
-  return [(k, fa.get(f"imitation.arms.{arm}.{k}"), fb.get(f"imitation.arms.{arm}.{k}")) for k in ("gap", "fraction")
-          if fa.get(f"imitation.arms.{arm}.{k}") != fb.get(f"imitation.arms.{arm}.{k}")]
+  pairs = [(k, fa.get(f"imitation.arms.{arm}.{k}"), fb.get(f"imitation.arms.{arm}.{k}")) for k in ("gap", "fraction")]
+  return [f"{k} {u} vs {v}" for k, u, v in pairs if u != v]
 
 
 def _horizons(a: dict, b: dict, arm: str) -> str:
@@ -160,7 +160,7 @@ def unlike_windows(a: dict, b: dict, arm: str) -> str:
   for like."""
   wa, wb = (_flat(r["config"]).get("imitation.train.seq_len") for r in (a, b))
   why = [f"windows of {wa} vs {wb} steps"] if wa != wb else []
-  why += [f"{k} {u} vs {v}" for k, u, v in _arm_fields(a, b, arm)]
+  why += _kept_differences(a, b, arm)
   return f" (not like for like: {'; '.join(why)})" if why else ""
 
 
@@ -195,7 +195,7 @@ def table(dir_a: str, dir_b: str, arms: list[str] | None = None) -> list[str]:
   for arm in arms:
     lines += ["", f"**{arm}**", ""]
     unlike = unlike_windows(a, b, arm)
-    kept = [f"{k} {u} vs {v}" for k, u, v in _arm_fields(a, b, arm)]
+    kept = _kept_differences(a, b, arm)
     if kept:
       lines += [f"The arm keeps other steps of each history ({'; '.join(kept)}): its windows, and so the rows "
                 "marked, hold other steps and another behaviour entropy, and its competence gate runs for one "
