@@ -140,3 +140,50 @@ def test_conv_torso_on_minatar_records_boolean_history():
   assert state.replay.obs.dtype == jnp.bool_  # replay stays compact too
   assert np.isfinite(np.asarray(m["loss"])[-1])
   assert int(state.updates) == (400 - 100) // 4 + 1
+
+
+def _next_obs_darkroom(h, size):
+  """The real next observation of every recorded DarkRoom step [E, T]: the move's result (the grid is
+  deterministic; at an episode's end this is the last cell, not the reset's)."""
+  from cl_limits.envs.grid import _move  # noqa: PLC0415
+  move = jax.vmap(jax.vmap(lambda o, a: _move(o.astype(jnp.int32), a, size).astype(o.dtype)))
+  return np.asarray(move(jnp.asarray(h.obs), jnp.asarray(h.action)))
+
+
+def test_a_dqn_following_its_own_history_makes_its_own_choices_again():
+  """`follow`: a fresh DQN with the teacher's key, fed the teacher's own recorded transitions instead of
+  acting, learns as the teacher did, so its greedy action equals the recorded one at every step; with
+  another key (other initial weights and replay draws) it learns its own way and its choices differ."""
+  env = envs.make("DarkRoom", size=5)
+  cfg = tiny_dqn(num_envs=2, total_steps=4_000, segment_steps=2_000, eps_end=0.1, eps_anneal_steps=2_000,
+                 gamma=0.9)
+  teacher = dqn.make_teacher(cfg, env)
+  _, h, _ = jax.jit(teacher.train)(jax.random.key(3), env.default_params)
+  stream = dqn.Transitions(obs=h.obs, action=h.action, reward=h.reward, terminated=h.terminated,
+                           next_obs=_next_obs_darkroom(h, 5))
+  follow = jax.jit(teacher.follow)
+  again = np.asarray(follow(jax.random.key(3), env.default_params, stream))
+  assert again.shape == np.asarray(h.greedy).shape
+  np.testing.assert_array_equal(again, np.asarray(h.greedy))
+  other = np.asarray(follow(jax.random.key(4), env.default_params, stream))
+  assert (other != np.asarray(h.greedy)).mean() > 0.05
+
+
+def test_follow_learns_where_its_stream_was_rewarded():
+  """A DQN following a random walk's stream on DarkRoom with the goal at a corner ends greedy toward the
+  goal from the cells next to it (it learns from transitions it did not choose, as Q-learning can)."""
+  env = envs.make("DarkRoom", size=5)
+  params = env.default_params                    # goal at (4, 4)
+  cfg = tiny_dqn(num_envs=2, total_steps=6_000, segment_steps=6_000, gamma=0.9)   # epsilon 1: random
+  teacher = dqn.make_teacher(cfg, env)
+  _, h, _ = jax.jit(teacher.train)(jax.random.key(5), params)
+  stream = dqn.Transitions(obs=h.obs, action=h.action, reward=h.reward, terminated=h.terminated,
+                           next_obs=_next_obs_darkroom(h, 5))
+  greedy = np.asarray(jax.jit(teacher.follow)(jax.random.key(6), params, stream))
+  obs = np.asarray(h.obs)
+  late = np.zeros(greedy.shape, bool)
+  late[:, -1_000:] = True
+  from cl_limits.envs.grid import MOVES  # noqa: PLC0415
+  beside = late & (obs[..., 0] == 3) & (obs[..., 1] == 4)      # the cell beside the goal, x one short
+  assert beside.sum() > 5
+  np.testing.assert_array_equal(MOVES[greedy[beside]], np.tile([1, 0], (int(beside.sum()), 1)))

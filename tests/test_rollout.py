@@ -52,6 +52,15 @@ def test_rollout_actions_are_the_training_forward_pass_argmax(two_layer):
   np.testing.assert_array_equal(np.asarray(res.episode_end)[:5], [10, 20, 30, 40, 50])
   np.testing.assert_allclose(np.asarray(res.episode_return)[:5],
                              np.asarray(rec.reward).reshape(5, 10).sum(-1))
+  # The real next observation: the next step's within an episode, the move's result at its end (where
+  # the next step's observation is the reset's start cell).
+  from cl_limits.envs.grid import _move  # noqa: PLC0415
+  obs, nxt = np.asarray(rec.obs), np.asarray(res.next_obs)
+  moved = np.asarray(jax.vmap(lambda o, a: _move(o.astype(jnp.int32), a, 5))(jnp.asarray(obs), rec.action))
+  np.testing.assert_array_equal(nxt, moved)
+  ends = np.asarray(rec.truncated)
+  np.testing.assert_array_equal(nxt[:-1][~ends[:-1]], obs[1:][~ends[:-1]])
+  assert (nxt[:-1][ends[:-1]] != obs[1:][ends[:-1]]).any()
 
 
 def test_sampled_rollout_marks_its_own_exploration_as_training_marks_the_teachers():

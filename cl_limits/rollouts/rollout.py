@@ -31,12 +31,15 @@ class RolloutResult(NamedTuple):
   num_episodes: episodes finished (may exceed max_episodes; the extra ones are counted, not stored).
   transitions: with record=True, what the imitator saw and did at every step: a History [horizon] (obs,
     action, reward, terminated, truncated, episode, update = step index, greedy = its own choice,
-    `action_fn`); else None.
+    `action_fn`, epsilon = its exploration rate, `epsilon_at`); else None.
+  next_obs: with record=True, the observation each step led to [horizon, ...] (at an episode's end its
+    last one, not the reset's: what a learner's replay stores); else None.
   """
   episode_return: jax.Array
   episode_end: jax.Array
   num_episodes: jax.Array
   transitions: History | None = None
+  next_obs: jax.Array | None = None
 
 
 def first_tokens(obs, num_actions):
@@ -180,14 +183,15 @@ def make_parts(model: TransitionTransformer, env, horizon: int, max_episodes: in
       k_act, k_env = jax.random.split(k)
       logits, memory = policy(memory, tok)
       action, choice = act(logits, k_act, t)
-      obs, env_state, reward, term, trunc, _ = env.step(k_env, env_state, action, env_params)
+      obs, env_state, reward, term, trunc, info = env.step(k_env, env_state, action, env_params)
       done = jnp.logical_or(term, trunc)
       ep_ret_next, n_next, rets, ends = record_episode_end(t, done, ep_ret + reward, n_ep, rets, ends,
                                                            max_episodes)
       rec = None
       if record:
-        rec = History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
-                      truncated=trunc, episode=n_ep, update=t, greedy=choice)
+        rec = (History(obs=tok.obs, action=action, reward=reward.astype(jnp.float32), terminated=term,
+                       truncated=trunc, episode=n_ep, update=t, greedy=choice,
+                       epsilon=epsilon_at(t, epsilon, epsilon_decay)), info["final_observation"])
       tok = Tokens(obs=obs, prev_action=action, prev_reward=reward.astype(jnp.float32), prev_done=done,
                    prev_explore=action != choice)
       return (memory, tok, env_state, ep_ret_next, n_next, rets, ends), rec
@@ -227,7 +231,8 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
 
   def rollout(params, env_params, key, prompt=None):
     carry, rec = advance(params, env_params, key, init(params, env_params, key, prompt), 0, horizon, False)
-    return finish(carry)._replace(transitions=rec)
+    transitions, next_obs = rec if record else (None, None)
+    return finish(carry)._replace(transitions=transitions, next_obs=next_obs)
 
   if prompted:
     return lambda params, env_params, key, prompt: rollout(params, env_params, key, prompt)
@@ -236,11 +241,12 @@ def make_rollout(model: TransitionTransformer, env, horizon: int, max_episodes: 
 
 def make_batched_rollout(model, env, horizon: int, max_episodes: int, greedy: bool = True,
                          mode: str = "cached", temperature: float = 1.0, prompted: bool = False,
-                         epsilon: float = 0.0, epsilon_decay: int = 0):
+                         epsilon: float = 0.0, epsilon_decay: int = 0, record: bool = False):
   """`fn(params [M, ...], env_params [K], keys [M, K]) -> RolloutResult [M, K, ...]`, jitted.
-  prompted: `fn(params, env_params, keys, prompts [M, K, P, ...])`, each run filling its context first."""
+  prompted: `fn(params, env_params, keys, prompts [M, K, P, ...])`, each run filling its context first.
+  record: the result also holds every step's transition (`RolloutResult.transitions`, `next_obs`)."""
   one = make_rollout(model, env, horizon, max_episodes, greedy=greedy, mode=mode, temperature=temperature,
-                     prompted=prompted, epsilon=epsilon, epsilon_decay=epsilon_decay)
+                     prompted=prompted, epsilon=epsilon, epsilon_decay=epsilon_decay, record=record)
   if prompted:
     per_task = jax.vmap(one, in_axes=(None, 0, 0, 0))
     return jax.jit(jax.vmap(per_task, in_axes=(0, None, 0, 0)))

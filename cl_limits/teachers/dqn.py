@@ -5,6 +5,7 @@
   init(key, env_params)          -> TeacherState
   segment(state, env_params)     -> (TeacherState, SegmentOutput)   # `segment_steps` env steps
   train(key, env_params)         -> (TeacherState, History, metrics) # the whole run, one XLA program
+  follow(key, env_params, stream)  -> greedy [E, T]  # a fresh DQN learning from recorded transitions
 
 `make_train(config, env)` returns `train` alone. All of them vmap: `jax.jit(jax.vmap(jax.vmap(train)))`
 over seeds x tasks trains one DQN per (key, task) in one program.
@@ -106,6 +107,17 @@ class Replay:
 
 
 @struct.dataclass
+class Transitions:
+  """Recorded transitions for `follow`, fields [E, T]: obs, action, reward, terminated, and next_obs, the
+  real next observation (the episode's last one where it ended, not the reset's)."""
+  obs: chex.Array
+  action: chex.Array
+  reward: chex.Array
+  terminated: chex.Array
+  next_obs: chex.Array
+
+
+@struct.dataclass
 class TeacherState:
   params: Any
   target_params: Any
@@ -173,6 +185,15 @@ def make_teacher(config, env):
                         updates=jnp.int32(0), env_steps=jnp.int32(0),
                         ep_return=jnp.zeros((num_envs,), jnp.float32), rng=jax.random.key_data(k_rest))
 
+  def push(r: Replay, obs, action, reward, terminated, next_obs) -> Replay:
+    """The replay with one transition of every stream [E] written at its pointer."""
+    idx = (r.ptr + jnp.arange(num_envs)) % r.action.shape[0]
+    return r.replace(obs=r.obs.at[idx].set(obs), action=r.action.at[idx].set(action),
+                     reward=r.reward.at[idx].set(reward), terminated=r.terminated.at[idx].set(terminated),
+                     next_obs=r.next_obs.at[idx].set(next_obs),
+                     ptr=(r.ptr + num_envs) % r.action.shape[0],
+                     size=jnp.minimum(r.size + num_envs, r.action.shape[0]))
+
   def act_and_step(state: TeacherState, env_params):
     rng, (k_explore, k_rand, k_env) = _split(state.rng, 4)
     greedy = jnp.argmax(q_fn(state.params, state.obs), axis=-1)
@@ -183,13 +204,7 @@ def make_teacher(config, env):
         jax.random.split(k_env, num_envs), state.env_state, action, env_params)
     reward = reward.astype(jnp.float32)
     terminated, truncated = terminated.astype(bool), truncated.astype(bool)
-    r = state.replay
-    idx = (r.ptr + jnp.arange(num_envs)) % r.action.shape[0]
-    replay = r.replace(obs=r.obs.at[idx].set(state.obs), action=r.action.at[idx].set(action),
-                       reward=r.reward.at[idx].set(reward), terminated=r.terminated.at[idx].set(terminated),
-                       next_obs=r.next_obs.at[idx].set(info["final_observation"]),
-                       ptr=(r.ptr + num_envs) % r.action.shape[0],
-                       size=jnp.minimum(r.size + num_envs, r.action.shape[0]))
+    replay = push(state.replay, state.obs, action, reward, terminated, info["final_observation"])
     record = History(obs=state.obs.astype(obs_dtype), action=action.astype(jnp.int32), reward=reward,
                      terminated=terminated, truncated=truncated, episode=state.episode,
                      update=jnp.broadcast_to(state.updates, (num_envs,)),
@@ -265,9 +280,36 @@ def make_teacher(config, env):
   def greedy_action(params, obs):
     return jnp.argmax(q_fn(params, obs), axis=-1)
 
+  def follow(key, env_params, stream: Transitions):
+    """A fresh DQN (`init(key, env_params)`, the teacher's schedule) that learns from recorded transitions
+    instead of its own: stream fields [E, T] (E = num_envs streams in lockstep). Returns greedy [E, T]:
+    its argmax Q at each step, before it learns from that step, which is the action a DQN with exactly
+    this experience so far would take when not exploring. The keys are drawn as in `train`, so a DQN that
+    follows its own recorded history (same key, the real next observations) makes its own choices again."""
+    state = init(key, env_params)
+    time_major = jax.tree.map(lambda x: jnp.moveaxis(jnp.asarray(x), 1, 0), stream)
+
+    def see(state, tr):
+      rng, _ = _split(state.rng, 4)           # the keys act_and_step would draw, unused
+      greedy = jnp.argmax(q_fn(state.params, tr.obs), axis=-1).astype(jnp.int32)
+      replay = push(state.replay, tr.obs, tr.action.astype(jnp.int32), tr.reward.astype(jnp.float32),
+                    tr.terminated.astype(bool), tr.next_obs)
+      return state.replace(replay=replay, rng=rng, env_steps=state.env_steps + num_envs), greedy
+
+    def see_block(state, trs):
+      state, greedy = jax.lax.scan(see, state, trs)
+      return update(state)[0], greedy
+
+    steps = int(stream.action.shape[1])
+    whole = steps // iters_per_update * iters_per_update
+    blocks = jax.tree.map(lambda x: x[:whole].reshape((-1, iters_per_update) + x.shape[1:]), time_major)
+    state, head = jax.lax.scan(see_block, state, blocks)
+    _, tail = jax.lax.scan(see, state, jax.tree.map(lambda x: x[whole:], time_major))
+    return jnp.moveaxis(jnp.concatenate([head.reshape((-1, num_envs)), tail], 0), 0, 1)
+
   return _Teacher(init=init, segment=segment, train=train, greedy_action=greedy_action, q_fn=q_fn,
                   network=net, num_segments=num_segments, epsilon=epsilon,
-                  segment_iters=updates_per_segment * iters_per_update)
+                  segment_iters=updates_per_segment * iters_per_update, follow=follow)
 
 
 @struct.dataclass
@@ -281,6 +323,7 @@ class _Teacher:
   num_segments: int = struct.field(pytree_node=False)
   epsilon: Any = struct.field(pytree_node=False)
   segment_iters: int = struct.field(pytree_node=False)
+  follow: Any = struct.field(pytree_node=False, default=None)
 
 
 def make_train(config, env):

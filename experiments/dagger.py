@@ -1,0 +1,266 @@
+r"""DAgger rounds for a finished run's P2 imitator, scored by its competence gate against the same
+updates on its data alone.
+
+Each replicate's imitator of `--arm` (greedy labels: it predicts its DQN's greedy choice) continues
+training as two models from its final weights: `control` on its own data alone, and `dagger` on its data
+and, after every round, its own rollouts labelled by a learner: in round k the `dagger` model plays each
+of the first `--tasks` training tasks `--rollouts` times for one kept history's steps (the competence
+gate's horizon) under the flags' protocol, and a fresh DQN of the teachers' config follows every rollout's
+transitions (`dqn.follow`), its greedy choice at each step that step's label (`cl_limits.imitation.dagger`).
+Both models then take `--updates` more updates (one learning-rate schedule over all rounds, the same
+for both). After each round both play the competence gate of the run's P2 stage (its tasks, keys and
+horizon; scored as the stage scores it) under the flags' protocol; printed per replicate, with the paired
+difference dagger - control over replicates and the share of the dagger rollouts' steps where the
+imitator's own choice equals its learner's label.
+
+  python -m experiments.dagger --config=experiments/configs/one_stream.py:fast,x8,alone \
+      --workdir=runs/one_stream_fast_x8_ge --config.teachers_from=runs/one_stream_fast_x8 \
+      --config.imitation.arms.ad_early.updates=4000 --config.imitation.train.num_updates=4000 \
+      --config.imitation.arms.ad_early.labels=greedy --config.imitation.model.mark_explore=true \
+      --config.evaluation.greedy=true --config.evaluation.epsilon=0.05 --config.evaluation.epsilon_decay=1000 \
+      --out=runs/dagger_ge
+
+Writes `--out`/rounds.json after every round (each round's figures) and `--out`/competence.png; a killed
+run resumes from its last finished round (`--out`/state/: both models' state; `--out`/rollouts_<k>.npz: the
+labelled rollouts), and refuses a directory made with other flags (more rounds included: the learning-rate
+schedule runs over all of them).
+"""
+import hashlib
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
+_ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source with labels='greedy').")
+_OUT = flags.DEFINE_string("out", None, "Directory for the rounds' figures, state and labelled rollouts.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "DAgger rounds.")
+_ROLLOUTS = flags.DEFINE_integer("rollouts", 4, "Rollouts per task per round.")
+_TASKS = flags.DEFINE_integer("tasks", 0, "Training tasks the rollouts play (the first ones; 0: the gate's).")
+_UPDATES = flags.DEFINE_integer("updates", 800, "Updates per round, for each model.")
+flags.mark_flags_as_required(["config", "workdir", "out"])
+
+FOLLOW_KEYS, ROLLOUT_KEYS = 61, 67
+
+
+def _check_flags(rounds, rollouts, updates, per_segment) -> None:
+  for name, v in (("rounds", rounds), ("rollouts", rollouts), ("updates", updates)):
+    if v < 1:
+      raise app.UsageError(f"--{name}={v}: must be >= 1")
+  if updates % per_segment:
+    raise app.UsageError(f"--updates={updates}: must be a multiple of imitation.train.updates_per_segment="
+                         f"{per_segment}")
+
+
+def main(_):
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+
+  from cl_limits.analysis import replicates, stats  # noqa: PLC0415
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.histories.history import History  # noqa: PLC0415
+  from cl_limits.imitation import dagger  # noqa: PLC0415
+  from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
+
+  from experiments import arm_rollouts  # noqa: PLC0415
+
+  config, workdir, name, out = _CONFIG.value, _WORKDIR.value, _ARM.value, _OUT.value
+  im = config.imitation
+  rounds, per_task, updates = int(_ROUNDS.value), int(_ROLLOUTS.value), int(_UPDATES.value)
+  _check_flags(rounds, per_task, updates, int(im.train.updates_per_segment))
+  protocol = arm_rollouts.protocol(config)
+  if not rollout_lib.explores(protocol["epsilon"], protocol["epsilon_decay"]):
+    raise app.UsageError("evaluation.epsilon: DAgger's labels are a learner's greedy choices, so the imitator "
+                         "must act epsilon-greedily around its own (set evaluation.epsilon > 0 or "
+                         "evaluation.epsilon_decay > 0)")
+  if name in im.arms and datasets.resolve_arm(im.arms[name])["labels"] != "greedy":
+    raise app.UsageError(f"--arm={name}: DAgger's labels are a learner's greedy choices; the arm must be "
+                         f"trained on them (imitation.arms.{name}.labels='greedy')")
+  summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
+  if summary is None or "competence" not in summary:
+    raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
+  gate_run = arm_rollouts.load(config, workdir, name, 0)
+  r = gate_run if not _TASKS.value else arm_rollouts.load(config, workdir, name, int(_TASKS.value))
+  env, model, num_seeds = r.env, r.model, r.num_seeds
+  _, _, _, teacher = artifacts.teacher_setup(config)
+  num_envs = int(config.teacher.dqn.num_envs)
+  if per_task % num_envs:
+    raise app.UsageError(f"--rollouts={per_task}: must be a multiple of teacher.dqn.num_envs={num_envs} (each "
+                         "DQN follows that many rollouts as its streams)")
+  fingerprint = hashlib.sha256(json.dumps({
+      "config": config.to_dict(), "workdir": os.path.abspath(workdir), "arm": name, "rollouts": per_task,
+      "tasks": r.n, "updates": updates, "rounds": rounds}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+  os.makedirs(out, exist_ok=True)
+  stamp = os.path.join(out, "flags.json")
+  if os.path.exists(stamp) and json.load(open(stamp)).get("fingerprint") != fingerprint:
+    raise app.UsageError(f"--out={out}: made with other flags or another run; use a new directory")
+  with open(stamp, "w") as f:
+    json.dump({"fingerprint": fingerprint, "rounds": rounds}, f)
+
+  # The data each replicate's imitator was trained on (its arm's cut, streams and labels).
+  arm = r.arm
+  heldout = int(im.fidelity.heldout_streams)
+  train_streams = int(np.asarray(r.history.action).shape[2]) - heldout
+  own = []
+  for s in range(num_seeds):
+    one = jax.tree.map(lambda x: np.asarray(x)[s:s + 1], r.history)
+    own.append(datasets.select(one, portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]),
+                               streams=int(arm["streams"]) or train_streams, label=np.asarray(one.greedy)))
+
+  seq_len, per_seg = int(im.train.seq_len), int(im.train.updates_per_segment)
+  budget = rounds * updates
+  learner = learner_lib.make_learner(im.train, model, None, budgets=np.full(2 * num_seeds, budget))
+  tokens = learner_lib.example_tokens(datasets.to_device(own[0]), seq_len, model.num_actions)
+  keys = learner_lib.model_keys(int(config.seed) + 97, 2, num_seeds)
+  state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(keys, tokens)
+  state = state.replace(params=jax.tree.map(lambda x: jnp.concatenate([x, x]), r.params))
+  segment = jax.jit(learner.segment, donate_argnums=0)
+  roll = rollout_lib.make_batched_rollout(model, env, r.horizon, rollout_lib.episodes_for(env, r.horizon),
+                                          record=True, **protocol)
+  tiled = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), per_task, axis=0), r.tasks)
+  gate_keys = p2.row_keys(config, gate_run.arm_index, p2.COMPETENCE_KEYS, num_seeds, gate_run.n)
+  random, needed = float(summary["competence"]["random"]), float(summary["competence"]["needed"])
+
+  def gate(params):
+    res = chunked.run_batched(model, env, gate_run.horizon, params, gate_run.tasks, gate_keys, **protocol)
+    rets = np.asarray(res.episode_return)[..., :gate_run.horizon // gate_run.ep_len]
+    return replicates.competence(rets, gate_run.data, gate_run.opt, random, needed)
+
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(out, "state")),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  results_path = os.path.join(out, "rounds.json")
+  done_rounds = mngr.latest_step() or 0
+  results = json.load(open(results_path)) if done_rounds and os.path.exists(results_path) else []
+  results = results[:done_rounds + 1]
+  labelled = []            # per round: (transitions [S, K, R, T], labels)
+  for k in range(1, done_rounds + 1):
+    z = np.load(os.path.join(out, f"rollouts_{k}.npz"))
+    labelled.append({f: z[f] for f in z.files})
+  if done_rounds:
+    state = mngr.restore(done_rounds, args=ocp.args.StandardRestore(state))
+    print(f"resuming after round {done_rounds} of {rounds} ({out})")
+  print(f"{name}: {num_seeds} replicates, {rounds} rounds of {per_task} rollouts x {r.n} tasks x {r.horizon} steps, "
+        f"labelled by a fresh DQN following each (teacher.dqn); {updates} updates per round per model; "
+        f"{common.describe_actions(config.evaluation)}; the gate: {gate_run.n} tasks, {gate_run.horizon} steps, "
+        f"passes at a lower end of {needed:g}")
+  fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+
+  def report(k, comp, extra):
+    row = {"round": k, **extra}
+    for arm_name, c in comp.items():
+      iv = c["interval"]
+      row[arm_name] = {"per_replicate": c["per_replicate"], "interval": iv, "ok": c["ok"]}
+      print(f"  {arm_name:8s} competence per replicate {fmt(c['per_replicate'])}: "
+            + ("no interval" if iv is None else f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
+            + f"{' PASSES' if c['ok'] else ''}")
+    if "dagger" in comp:
+      d = np.asarray(comp["dagger"]["per_replicate"]) - np.asarray(comp["control"]["per_replicate"])
+      iv = stats.replicate_interval(d) if np.isfinite(d).all() and d.size > 1 else None
+      row["paired"] = iv
+      print(f"  dagger - control, paired: {fmt(d)}: " + ("no interval (a replicate has no value)" if iv is None
+                                                          else f"{iv['estimate']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]"))
+    return row
+
+  if not results:
+    t0 = time.time()
+    print("round 0 (the run's imitator, before any update):", flush=True)
+    results.append(report(0, {"start": gate(r.params)}, {"seconds": 0.0}))
+    results[-1]["seconds"] = time.time() - t0
+    _write(results_path, results)
+  for k in range(done_rounds + 1, rounds + 1):
+    t0 = time.time()
+    params_d = jax.tree.map(lambda x: x[num_seeds:], state.params)
+    rkeys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + ROLLOUT_KEYS), k),
+                             num_seeds * r.n * per_task).reshape(num_seeds, r.n * per_task)
+    res = roll(params_d, tiled, rkeys)
+    shape = lambda x: np.asarray(x).reshape((num_seeds, r.n, per_task) + np.shape(x)[2:])
+    tr = jax.tree.map(shape, jax.device_get(res.transitions))
+    nxt = shape(res.next_obs)
+    t_roll = time.time() - t0
+    fkeys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + FOLLOW_KEYS), k),
+                             num_seeds * r.n * (per_task // num_envs)).reshape(num_seeds, r.n, per_task // num_envs)
+    labels = dagger.labels_of(teacher.follow, num_envs, fkeys, r.tasks, tr, nxt)
+    agree = dagger.label_agreement(tr.greedy, labels)
+    own_rets = replicates.in_unit(shape(res.episode_return)[..., :r.horizon // r.ep_len], r.opt, task_axis=1)
+    t_label = time.time() - t0 - t_roll
+    keep = {f: np.asarray(getattr(tr, f)) for f in ("obs", "action", "reward", "terminated", "truncated",
+                                                     "episode", "update", "greedy", "epsilon")}
+    keep["labels"] = labels
+    np.savez_compressed(os.path.join(out, f"rollouts_{k}.npz"), **keep)
+    labelled.append(keep)
+    print(f"round {k}: {num_seeds * r.n * per_task} rollouts ({t_roll:.0f}s), labelled ({t_label:.0f}s); the "
+          f"imitator's choice equals its learner's label on {fmt(agree)} of its steps; its rollouts' last two "
+          f"episodes {fmt(np.nanmean(own_rets[..., -2:], axis=(1, 2, 3)))}", flush=True)
+    parts = list(own)
+    groups = [[s] for s in range(num_seeds)] + [[s] for s in range(num_seeds)]
+    for z in labelled:
+      hist = History(**{f: z[f] for f in ("obs", "action", "reward", "terminated", "truncated",
+                                                   "episode", "update", "greedy", "epsilon")})
+      for s in range(num_seeds):
+        groups[num_seeds + s].append(len(parts))
+        parts.append(dagger.flat(jax.tree.map(lambda x: x[s:s + 1], hist), z["labels"][s:s + 1]))
+    data, starts, n_starts = dagger.grouped_data(parts, groups, seq_len)
+    share = [sum(parts[i].num_steps for i in g[1:]) / sum(parts[i].num_steps for i in g)
+             for g in groups[num_seeds:]]
+    group = jnp.arange(2 * num_seeds, dtype=jnp.int32)
+    t1 = time.time()
+    for seg in range(updates // per_seg):
+      state, metrics = segment(state, data, jnp.asarray(starts), jnp.asarray(n_starts), group)
+      loss = np.asarray(metrics.loss)[:, -1]
+      print(f"  update {(k - 1) * updates + (seg + 1) * per_seg}/{budget}: loss control {loss[:num_seeds].mean():.3f} "
+            f"dagger {loss[num_seeds:].mean():.3f} ({time.time() - t1:.0f}s)", flush=True)
+    del data
+    comp = {"control": gate(jax.tree.map(lambda x: x[:num_seeds], state.params)),
+            "dagger": gate(jax.tree.map(lambda x: x[num_seeds:], state.params))}
+    results.append(report(k, comp, {"agreement": agree.tolist(), "own_last_two": np.nanmean(
+        own_rets[..., -2:], axis=(1, 2, 3)).tolist(), "labelled_share": share, "seconds": time.time() - t0}))
+    _write(results_path, results)
+    mngr.save(k, args=ocp.args.StandardSave(state), force=True)
+    mngr.wait_until_finished()
+    print(f"round {k} done in {time.time() - t0:.0f}s; the labelled rollouts are {fmt(share)} of each dagger "
+          f"model's training steps", flush=True)
+  mngr.close()
+  _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
+  print(f"figures: {results_path}, {os.path.join(out, 'competence.png')}")
+
+
+def _write(path, results) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(results, f, indent=1)
+  os.replace(tmp, path)
+
+
+def _plot(path: str, results: list, needed: float, title: str) -> None:
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  fig, ax = plt.subplots(figsize=(6, 4))
+  start = np.asarray(results[0]["start"]["per_replicate"])
+  for arm_name, color in (("control", "tab:gray"), ("dagger", "tab:blue")):
+    ks = [0] + [row["round"] for row in results[1:]]
+    per = np.stack([start] + [np.asarray(row[arm_name]["per_replicate"]) for row in results[1:]])
+    ax.plot(ks, per, color=color, alpha=0.3, lw=1)
+    ax.plot(ks, per.mean(1), color=color, lw=2.5, marker="o", label=f"{arm_name} (mean of replicates)")
+  ax.axhline(needed, color="k", ls="--", lw=1, label=f"gate ({needed:g}, on the interval's lower end)")
+  ax.axhline(0.0, color="k", lw=0.5)
+  ax.set_xlabel("DAgger round")
+  ax.set_ylabel("competence: gain over random of its data's end")
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
