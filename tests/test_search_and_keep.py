@@ -1,4 +1,5 @@
 """Finding versus keeping the goal (`curves.search_and_keep`, `experiments/search_and_keep.py`)."""
+import json
 import os
 import shutil
 import subprocess
@@ -231,3 +232,37 @@ def test_prompted_competence_plays_each_epsilon_and_at_one_the_prompt_cannot_mat
   assert fig.stat().st_size > 0
   bad = subprocess.run(base + ["--epsilons=0,1.5"], capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and "--epsilons=0,1.5" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_dagger_rounds_start_from_the_gate_resume_and_refuse_what_they_cannot_label(smoke_pipeline, tmp_path):
+  # experiments/dagger.py: round 0 is the run's imitator on the competence gate under the flags' protocol,
+  # replicate for replicate what competence_protocol reads; each round adds labelled rollouts (a growing
+  # share of the dagger model's data) and writes its figures; a rerun resumes (nothing redone), other flags
+  # are refused, and so is a protocol without exploration or an arm not trained on greedy labels.
+  proto = ["--config=experiments/configs/darkroom.py:smoke", f"--workdir={smoke_pipeline[0]}",
+           "--config.evaluation.greedy=true", "--config.evaluation.epsilon=0.1", "--config.evaluation.epsilon_decay=40"]
+  out = tmp_path / "dagger"
+  base = [sys.executable, "-m", "experiments.dagger", *proto, "--config.imitation.arms.ad_early.labels=greedy",
+          f"--out={out}", "--rollouts=2", "--updates=10"]
+  res = subprocess.run(base + ["--rounds=2"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  rounds = json.loads((out / "rounds.json").read_text())
+  assert [row["round"] for row in rounds] == [0, 1, 2]
+  ref = subprocess.run([sys.executable, "-m", "experiments.competence_protocol", *proto], capture_output=True,
+                       text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  np.testing.assert_allclose(rounds[0]["start"]["per_replicate"],
+                             json.loads(ref.stdout.splitlines()[-1])["per_replicate"], equal_nan=True)
+  share = [row["labelled_share"] for row in rounds[1:]]
+  assert all(0 < a < b < 1 for a, b in zip(*share))
+  assert all(0 <= a <= 1 for row in rounds[1:] for a in row["agreement"])
+  assert (out / "competence.png").stat().st_size > 0
+  again = subprocess.run(base + ["--rounds=2"], capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0 and "resuming after round 2 of 2" in again.stdout
+  assert "round 1:" not in again.stdout and json.loads((out / "rounds.json").read_text()) == rounds
+  other = subprocess.run(base + ["--rounds=3"], capture_output=True, text=True, timeout=600)
+  assert other.returncode != 0 and "made with other flags" in other.stderr and "Traceback" not in other.stderr
+  for flags_, field in ((["--config.evaluation.epsilon=0", "--config.evaluation.epsilon_decay=0"], "evaluation.epsilon"),
+                        (["--config.imitation.arms.ad_early.labels=action"], "labels='greedy'")):
+    bad = subprocess.run(base + flags_ + [f"--out={tmp_path / 'bad'}"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and field in bad.stderr and "Traceback" not in bad.stderr
