@@ -252,6 +252,7 @@ def _plot(path: str, results: list, needed: float, title: str) -> None:
     ax.plot(ks, per.mean(1), color=color, lw=2.5, marker="o", label=f"{arm_name} (mean of replicates)")
   ax.axhline(needed, color="k", ls="--", lw=1, label=f"gate ({needed:g}, on the interval's lower end)")
   ax.axhline(0.0, color="k", lw=0.5)
+  ax.set_xticks([0] + [row["round"] for row in results[1:]])
   ax.set_xlabel("DAgger round")
   ax.set_ylabel("competence: gain over random of its data's end")
   ax.set_title(title, fontsize=9)
