@@ -57,3 +57,16 @@ def load(config, workdir: str, name: str, tasks: int) -> types.SimpleNamespace:
       manifest=manifest, arm=arm, tasks=common.first(all_tasks, n), ids=np.asarray(all_ids)[:n], n=n,
       stage_n=stage_n, t_opt=t_opt, opt=None if t_opt is None else np.asarray(t_opt)[:n], data=data,
       ep_len=ep_len, horizon=p2.competence_horizon(data, ep_len))
+
+
+def competence(config, r: types.SimpleNamespace, params, protocol: dict, random: float, needed: float) -> dict:
+  """The P2 stage's competence gate of arm `r` (`load(..., 0)`) played by `params` [S, ...] under
+  `protocol`: the stage's tasks, keys and horizon, scored by `replicates.competence` against the stage's
+  random level and threshold."""
+  from cl_limits.analysis import replicates  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  from cl_limits.stages import p2  # noqa: PLC0415
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
+  res = chunked.run_batched(r.model, r.env, r.horizon, params, r.tasks, keys, **protocol)
+  rets = np.asarray(res.episode_return)[..., :r.horizon // r.ep_len]
+  return replicates.competence(rets, r.data, r.opt, float(random), float(needed))

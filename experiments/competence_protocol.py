@@ -27,9 +27,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
-  from cl_limits.analysis import replicates  # noqa: PLC0415
-  from cl_limits.rollouts import chunked  # noqa: PLC0415
-  from cl_limits.stages import common, layout, p2  # noqa: PLC0415
+  from cl_limits.stages import common, layout  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -40,14 +38,11 @@ def main(_):
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
   r = arm_rollouts.load(config, workdir, name, 0)
   saved = summary["competence"]
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
   own = common.protocol_of((layout.read_config(workdir) or {}).get("evaluation") or {})
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
         f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
   t0 = time.time()
-  res = chunked.run_batched(r.model, r.env, r.horizon, r.params, r.tasks, keys, **protocol)
-  rets = np.asarray(res.episode_return)[..., :r.horizon // r.ep_len]
-  comp = replicates.competence(rets, r.data, r.opt, float(saved["random"]), float(saved["needed"]))
+  comp = arm_rollouts.competence(config, r, r.params, protocol, saved["random"], saved["needed"])
   iv = comp["interval"]
   fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
   print(f"  imitator's last episodes, per replicate: {fmt(comp['imitator_end'])} ({time.time() - t0:.0f}s)")

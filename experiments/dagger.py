@@ -63,12 +63,11 @@ def main(_):
 
   from cl_limits.analysis import replicates, stats  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
-  from cl_limits.histories.history import History  # noqa: PLC0415
+  from cl_limits.histories.history import FIELDS, History  # noqa: PLC0415
   from cl_limits.imitation import dagger  # noqa: PLC0415
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
-  from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
-  from cl_limits.stages import artifacts, common, layout, p2  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -126,13 +125,13 @@ def main(_):
   roll = rollout_lib.make_batched_rollout(model, env, r.horizon, rollout_lib.episodes_for(env, r.horizon),
                                           record=True, **protocol)
   tiled = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), per_task, axis=0), r.tasks)
-  gate_keys = p2.row_keys(config, gate_run.arm_index, p2.COMPETENCE_KEYS, num_seeds, gate_run.n)
   random, needed = float(summary["competence"]["random"]), float(summary["competence"]["needed"])
+  gate = lambda params: arm_rollouts.competence(config, gate_run, params, protocol, random, needed)
 
-  def gate(params):
-    res = chunked.run_batched(model, env, gate_run.horizon, params, gate_run.tasks, gate_keys, **protocol)
-    rets = np.asarray(res.episode_return)[..., :gate_run.horizon // gate_run.ep_len]
-    return replicates.competence(rets, gate_run.data, gate_run.opt, random, needed)
+  def labelled_parts(z):
+    """Each replicate's labelled rollouts of one round (a `rollouts_<k>.npz` dict) as training data."""
+    hist = History(**{f: z[f] for f in FIELDS})
+    return [dagger.flat(jax.tree.map(lambda x: x[s:s + 1], hist), z["labels"][s:s + 1]) for s in range(num_seeds)]
 
   mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(out, "state")),
                                options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
@@ -140,10 +139,10 @@ def main(_):
   done_rounds = mngr.latest_step() or 0
   results = json.load(open(results_path)) if done_rounds and os.path.exists(results_path) else []
   results = results[:done_rounds + 1]
-  labelled = []            # per round: (transitions [S, K, R, T], labels)
+  labelled = []            # per round: each replicate's labelled rollouts as training data
   for k in range(1, done_rounds + 1):
-    z = np.load(os.path.join(out, f"rollouts_{k}.npz"))
-    labelled.append({f: z[f] for f in z.files})
+    with np.load(os.path.join(out, f"rollouts_{k}.npz")) as z:
+      labelled.append(labelled_parts(z))
   if done_rounds:
     state = mngr.restore(done_rounds, args=ocp.args.StandardRestore(state))
     print(f"resuming after round {done_rounds} of {rounds} ({out})")
@@ -172,8 +171,8 @@ def main(_):
   if not results:
     t0 = time.time()
     print("round 0 (the run's imitator, before any update):", flush=True)
-    results.append(report(0, {"start": gate(r.params)}, {"seconds": 0.0}))
-    results[-1]["seconds"] = time.time() - t0
+    start = gate(r.params)
+    results.append(report(0, {"start": start}, {"seconds": time.time() - t0}))
     _write(results_path, results)
   for k in range(done_rounds + 1, rounds + 1):
     t0 = time.time()
@@ -191,22 +190,18 @@ def main(_):
     agree = dagger.label_agreement(tr.greedy, labels)
     own_rets = replicates.in_unit(shape(res.episode_return)[..., :r.horizon // r.ep_len], r.opt, task_axis=1)
     t_label = time.time() - t0 - t_roll
-    keep = {f: np.asarray(getattr(tr, f)) for f in ("obs", "action", "reward", "terminated", "truncated",
-                                                     "episode", "update", "greedy", "epsilon")}
-    keep["labels"] = labels
+    keep = {**{f: np.asarray(getattr(tr, f)) for f in FIELDS}, "labels": labels}
     np.savez_compressed(os.path.join(out, f"rollouts_{k}.npz"), **keep)
-    labelled.append(keep)
+    labelled.append(labelled_parts(keep))
     print(f"round {k}: {num_seeds * r.n * per_task} rollouts ({t_roll:.0f}s), labelled ({t_label:.0f}s); the "
           f"imitator's choice equals its learner's label on {fmt(agree)} of its steps; its rollouts' last two "
           f"episodes {fmt(np.nanmean(own_rets[..., -2:], axis=(1, 2, 3)))}", flush=True)
     parts = list(own)
     groups = [[s] for s in range(num_seeds)] + [[s] for s in range(num_seeds)]
-    for z in labelled:
-      hist = History(**{f: z[f] for f in ("obs", "action", "reward", "terminated", "truncated",
-                                                   "episode", "update", "greedy", "epsilon")})
-      for s in range(num_seeds):
+    for round_parts in labelled:
+      for s, fd in enumerate(round_parts):
         groups[num_seeds + s].append(len(parts))
-        parts.append(dagger.flat(jax.tree.map(lambda x: x[s:s + 1], hist), z["labels"][s:s + 1]))
+        parts.append(fd)
     data, starts, n_starts = dagger.grouped_data(parts, groups, seq_len)
     share = [sum(parts[i].num_steps for i in g[1:]) / sum(parts[i].num_steps for i in g)
              for g in groups[num_seeds:]]

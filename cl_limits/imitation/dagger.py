@@ -10,8 +10,9 @@ every step, the action a DQN with exactly that experience would take when not ex
 label. Trained on its data and on those labelled rollouts, the imitator is taught what a learner would
 do after the experience its own actions made, so those actions are evidence of the right kind.
 
-`labelled_rollouts` turns recorded rollouts into a History of that kind; `grouped_data` builds the
-training data of models that each draw from several parts (a replicate's data, its labelled rollouts).
+`labels_of` gives recorded rollouts their learner's labels and `flat` turns them into training data;
+`grouped_data` builds the training data of models that each draw from several parts (a replicate's data,
+its labelled rollouts).
 `experiments/dagger.py` runs the rounds and scores them by the competence gate.
 """
 from __future__ import annotations

@@ -17,7 +17,6 @@ batched predicate. Before `learning_starts` the update is computed and discarded
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import ml_collections
