@@ -70,3 +70,32 @@ def competence(config, r: types.SimpleNamespace, params, protocol: dict, random:
   res = chunked.run_batched(r.model, r.env, r.horizon, params, r.tasks, keys, **protocol)
   rets = np.asarray(res.episode_return)[..., :r.horizon // r.ep_len]
   return replicates.competence(rets, r.data, r.opt, float(random), float(needed))
+
+
+def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry: dict, competence: dict) -> dict:
+  """The P2 stage's test of arm `r` (`load(..., 0)`) played by `params` [S, ...] under `protocol`, as a
+  P2 summary entry: the stage's held-out tasks, keys and horizon, scored as the stage scores them (late
+  window, late - ceiling, collapse against the data's end, trend), with the stage's own ceiling, headroom and
+  learning-in-data gates (`stage_entry`: the arm's entry in the run's P2 summary) and `competence` (this
+  `params`' competence gate, `competence(...)`), and the episode returns [S, K, E] it scored. Read the
+  entry's verdict with `gates.p2_verdict`."""
+  from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
+  from cl_limits.rollouts import chunked  # noqa: PLC0415
+  from cl_limits.stages import common, p2  # noqa: PLC0415
+  if "skipped" in stage_entry:
+    raise app.UsageError("the P2 stage skipped this arm's held-out rollout for want of headroom: it has no P2 "
+                         "row to play")
+  p = config.experiments.p2
+  tasks, task_ids = common.heldout_tasks(config, r.env, int(p.num_tasks))
+  e_opt = None if r.t_opt is None else ceiling.task_optimum(r.env, task_ids)
+  data = replicates.data_per_replicate(r.history, r.manifest, r.arm, int(p.ceiling_window), r.t_opt)
+  horizon = int(stage_entry["horizon_steps"])
+  keys = p2.row_keys(config, r.arm_index, p2.HELD_OUT_KEYS, r.num_seeds, len(task_ids))
+  res = chunked.run_batched(r.model, r.env, horizon, params, tasks, keys,
+                            settings=common.rollout_settings(config), **protocol)
+  c = {**stage_entry["per_replicate"], "headroom": stage_entry["headroom"], "learning": stage_entry["learning"]}
+  rets = p2.episode_returns(res, horizon, r.ep_len)
+  return p2.summary_entry("p2", r.arm, data, c, competence, rets, e_opt, float(p.late_fraction),
+                          float(p.trend_from), horizon, int(stage_entry["cut_learner_steps"]),
+                          float(p.competence_fraction), int(stage_entry["competence"]["horizon_steps"]),
+                          float(p.collapse_margin)), rets

@@ -20,6 +20,10 @@ imitator's own choice equals its learner's label.
       --config.evaluation.greedy=true --config.evaluation.epsilon=0.05 --config.evaluation.epsilon_decay=1000 \
       --out=runs/dagger_ge
 
+After every round both models also play the run's P2 test (its held-out tasks, keys and horizon, under
+the flags' protocol), scored by the P2 rule with the stage's headroom and learning-in-data gates and their
+own competence gate; `--out`/p2.json holds each model's P2 row and verdict after the last round.
+
 Writes `--out`/rounds.json after every round (each round's figures) and `--out`/competence.png; a killed
 run resumes from its last finished round (`--out`/state/: both models' state; `--out`/rollouts_<k>.npz: the
 labelled rollouts), and refuses a directory made with other flags (more rounds included: the learning-rate
@@ -66,6 +70,7 @@ def main(_):
   from cl_limits.histories.history import FIELDS, History  # noqa: PLC0415
   from cl_limits.imitation import dagger  # noqa: PLC0415
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
+  from cl_limits.report import gates  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
 
@@ -86,6 +91,9 @@ def main(_):
   summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
   if summary is None or "competence" not in summary:
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
+  if "skipped" in summary:
+    raise app.UsageError(f"--workdir={workdir}: the P2 stage skipped arm {name!r}'s held-out test for want of "
+                         "headroom; DAgger's P2 rows would have no test to play")
   gate_run = arm_rollouts.load(config, workdir, name, 0)
   r = gate_run if not _TASKS.value else arm_rollouts.load(config, workdir, name, int(_TASKS.value))
   env, model, num_seeds = r.env, r.model, r.num_seeds
@@ -127,6 +135,22 @@ def main(_):
   tiled = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), per_task, axis=0), r.tasks)
   random, needed = float(summary["competence"]["random"]), float(summary["competence"]["needed"])
   gate = lambda params: arm_rollouts.competence(config, gate_run, params, protocol, random, needed)
+  stage_entry = summary
+
+  def p2_rows(comp: dict) -> dict:
+    """Each model's P2 row (the stage's held-out test under the flags' protocol, the stage's headroom and
+    learning-in-data gates, its own competence gate `comp[model]`), printed, with its verdict."""
+    rows = {}
+    for i, arm_name in enumerate(("control", "dagger")):
+      params = jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
+      e, _ = arm_rollouts.p2_row(config, gate_run, params, protocol, stage_entry, comp[arm_name])
+      text, verdict, rule = gates.p2_verdict(e)
+      rows[arm_name] = {**e, "gates_text": text, "verdict": verdict, "rule": rule}
+      lmc, held = e["late_minus_ceiling"], e["held"]["interval"]
+      print(f"  {arm_name:8s} P2 row: late {fmt(e['per_replicate']['late'])} on the held-out tasks, late - ceiling "
+            f"{lmc['estimate']:+.3f} [{lmc['low']:+.3f}, {lmc['high']:+.3f}], late - data end {held['estimate']:+.3f} "
+            f"[{held['low']:+.3f}, {held['high']:+.3f}] of (top - random): {verdict}", flush=True)
+    return rows
 
   def labelled_parts(z):
     """Each replicate's labelled rollouts of one round (a `rollouts_<k>.npz` dict) as training data."""
@@ -215,14 +239,23 @@ def main(_):
     del data
     comp = {"control": gate(jax.tree.map(lambda x: x[:num_seeds], state.params)),
             "dagger": gate(jax.tree.map(lambda x: x[num_seeds:], state.params))}
+    p2 = p2_rows(comp)
     results.append(report(k, comp, {"agreement": agree.tolist(), "own_last_two": np.nanmean(
-        own_rets[..., -2:], axis=(1, 2, 3)).tolist(), "labelled_share": share, "seconds": time.time() - t0}))
+        own_rets[..., -2:], axis=(1, 2, 3)).tolist(), "labelled_share": share, "seconds": time.time() - t0,
+        "p2": {m: {"late": e["per_replicate"]["late"], "late_minus_ceiling": e["late_minus_ceiling"],
+                   "held": e["held"], "verdict": e["verdict"]} for m, e in p2.items()}}))
+    if k == rounds:
+      _write(os.path.join(out, "p2.json"), {"round": k, **p2})
     _write(results_path, results)
     mngr.save(k, args=ocp.args.StandardSave(state), force=True)
     mngr.wait_until_finished()
     print(f"round {k} done in {time.time() - t0:.0f}s; the labelled rollouts are {fmt(share)} of each dagger "
           f"model's training steps", flush=True)
   mngr.close()
+  if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
+    _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(
+        {m: gate(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params))
+         for i, m in enumerate(("control", "dagger"))})})
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
   print(f"figures: {results_path}, {os.path.join(out, 'competence.png')}")
 

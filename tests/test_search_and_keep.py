@@ -262,7 +262,35 @@ def test_dagger_rounds_start_from_the_gate_resume_and_refuse_what_they_cannot_la
   assert "round 1:" not in again.stdout and json.loads((out / "rounds.json").read_text()) == rounds
   other = subprocess.run(base + ["--rounds=3"], capture_output=True, text=True, timeout=600)
   assert other.returncode != 0 and "made with other flags" in other.stderr and "Traceback" not in other.stderr
+  p2 = json.loads((out / "p2.json").read_text())
+  assert p2["round"] == 2 and set(p2) >= {"control", "dagger"}
+  for arm_name in ("control", "dagger"):     # each model's own competence gate, as the last round read it
+    assert p2[arm_name]["competence"]["per_replicate"] == rounds[-1][arm_name]["per_replicate"]
+    assert len(p2[arm_name]["late_minus_ceiling"]["per_replicate"]) == len(rounds[0]["start"]["per_replicate"])
+    assert [row["p2"][arm_name]["verdict"] for row in rounds[1:]][-1] == p2[arm_name]["verdict"]
+    assert p2[arm_name]["late_minus_ceiling"] == rounds[-1]["p2"][arm_name]["late_minus_ceiling"]
+  assert res.stdout.count("P2 row: late") == 4 and "P2 row" not in again.stdout
   for flags_, field in ((["--config.evaluation.epsilon=0", "--config.evaluation.epsilon_decay=0"], "evaluation.epsilon"),
                         (["--config.imitation.arms.ad_early.labels=action"], "labels='greedy'")):
     bad = subprocess.run(base + flags_ + [f"--out={tmp_path / 'bad'}"], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and field in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_p2_row_played_again_by_the_runs_own_imitators_is_the_stages_row(smoke_pipeline):
+  # arm_rollouts.p2_row plays the P2 stage's test for any weights; with the run's own imitators and the
+  # stage's competence gate it must give the stage's rollouts episode for episode, its row number for
+  # number and the same verdict; other weights or another protocol play other episodes.
+  from cl_limits.report import gates  # noqa: PLC0415
+  from experiments import arm_rollouts  # noqa: PLC0415
+  config, workdir = darkroom.get_config("smoke"), smoke_pipeline[0]
+  entry = layout.summary(workdir, "p2")["arms"]["ad_early"]
+  r = arm_rollouts.load(config, workdir, "ad_early", 0)
+  e, rets = arm_rollouts.p2_row(config, r, r.params, arm_rollouts.protocol(config), entry, entry["competence"])
+  with np.load(os.path.join(workdir, "p2", "returns.npz")) as z:
+    np.testing.assert_array_equal(rets, z["ad_early/episode_return"])
+  for key in ("late_minus_ceiling", "late", "trend", "held"):
+    np.testing.assert_allclose(e[key]["per_replicate"], entry[key]["per_replicate"], err_msg=key)
+  assert gates.p2_verdict(e) == gates.p2_verdict(entry)
+  uniform = dict(arm_rollouts.protocol(config), epsilon=1.0)
+  _, other = arm_rollouts.p2_row(config, r, r.params, uniform, entry, entry["competence"])
+  assert other.shape == rets.shape and np.nansum(other) > 0 and not np.array_equal(other, rets)

@@ -142,3 +142,13 @@ def p2_gates(e) -> tuple[str, tuple]:
            f"{h['fraction']:g} x ({h['top']:.2f} - random {h['random']:.3f})) {'ok' if h['ok'] else 'FAILS'}; "
            + learning + comp_text + held_text)
   return gates, (h["rise"], h["needed"], comp_ok, e["competence"]["needed"], held_ok)
+
+
+def p2_verdict(e) -> tuple[str, str, str]:
+  """One P2 summary entry's (gates text, verdict, rule) by the P2 rule (`verdicts.p2_gated`): late - ceiling
+  (the ceiling itself where the held-out rollout was skipped for want of headroom) with every gate."""
+  gates, (rise, needed, comp_ok, comp_needed, held_ok) = p2_gates(e)
+  diff = e["ceiling"] if "skipped" in e else e["late_minus_ceiling"]
+  verdict, rule = verdicts.p2_gated((diff["estimate"], diff["low"], diff["high"]), rise, needed, comp_ok,
+                                    comp_needed, learning_gate(e)[1], held_ok, clone_ok(e["competence"]))
+  return gates, verdict, rule

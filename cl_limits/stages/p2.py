@@ -164,7 +164,7 @@ def run(step, log=print) -> None:
       res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
                                 settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
                                 label=f"[p2] {name}", **actions)
-      rets = _episodes(res, horizon, ep_len)
+      rets = episode_returns(res, horizon, ep_len)
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
     # imitator's own time: one stream's kept episodes), its last episodes against the data's last ones.
@@ -176,7 +176,7 @@ def run(step, log=print) -> None:
     # The test: held-out tasks, horizon_factor x one truncated history.
     horizon = common.whole_episodes(float(p2.horizon_factor) * cut, ep_len)
     if not c["headroom"]["ok"] and bool(p2.skip_without_headroom):
-      summary["arms"][name] = _entry(kind, arm, data, c, comp, None, e_opt, frac, float(p2.trend_from), horizon,
+      summary["arms"][name] = summary_entry(kind, arm, data, c, comp, None, e_opt, frac, float(p2.trend_from), horizon,
                                      cut, float(p2.competence_fraction), comp_h)
       arrays[f"{name}/competence_return"] = comp_rets
       log(f"[p2] {name}: no headroom (the teachers' greedy return rose {c['headroom']['rise']:.3f} past the "
@@ -188,7 +188,7 @@ def run(step, log=print) -> None:
     t0 = time.time()
     rets, ends = act(horizon, tasks, HELD_OUT_KEYS, layout.path(workdir, "p2", PARTIAL, f"{name}.npz"))   # [R, K, E]
     log(f"[p2] {name}: {num_seeds * len(task_ids) * horizon:,} env steps in {time.time() - t0:.1f}s")
-    entry = _entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
+    entry = summary_entry(kind, arm, data, c, comp, rets, e_opt, frac, float(p2.trend_from), horizon, cut,
                    float(p2.competence_fraction), comp_h, float(p2.collapse_margin))
     summary["arms"][name] = entry
     arrays.update({f"{name}/episode_return": rets, f"{name}/episode_end": ends,
@@ -251,15 +251,16 @@ def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
           np.array([[m[1][0, :n] for m in row] for row in rets]))
 
 
-def _episodes(res, horizon, ep_len):
+def episode_returns(res, horizon, ep_len):
   """Episode returns [R, K, E]: every episode of a fixed length, or, with variable-length episodes, up to
   the most any row finished (NaN past each row's own end; late windows are read at each row's end)."""
   n_ep = horizon // ep_len if ep_len else int(np.max(np.asarray(res.num_episodes)))
   return np.asarray(res.episode_return)[..., :n_ep]
 
 
-def _entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, horizon, cut, comp_needed,
-           comp_h, collapse_margin=0.1) -> dict:
+def summary_entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_from, horizon, cut, comp_needed,
+                  comp_h, collapse_margin=0.1) -> dict:
+  """One row's P2 summary entry (rets None: its held-out rollout was skipped for want of headroom)."""
   if rets is None:
     return {"kind": kind, "fraction": float(arm["fraction"]), "gap": int(arm["gap"]), "cut_learner_steps": cut,
             "horizon_steps": horizon, "headroom": c["headroom"], "learning": c["learning"],
