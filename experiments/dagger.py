@@ -66,6 +66,7 @@ def main(_):
   import orbax.checkpoint as ocp  # noqa: PLC0415
 
   from cl_limits.analysis import replicates, stats  # noqa: PLC0415
+  from cl_limits.histories import arms as arms_lib  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.histories.history import FIELDS, History  # noqa: PLC0415
   from cl_limits.imitation import dagger  # noqa: PLC0415
@@ -116,11 +117,7 @@ def main(_):
   arm = r.arm
   heldout = int(im.fidelity.heldout_streams)
   train_streams = int(np.asarray(r.history.action).shape[2]) - heldout
-  own = []
-  for s in range(num_seeds):
-    one = jax.tree.map(lambda x: np.asarray(x)[s:s + 1], r.history)
-    own.append(datasets.select(one, portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]),
-                               streams=int(arm["streams"]) or train_streams, label=np.asarray(one.greedy)))
+  own = [arms_lib.replicate_data(r.history, arm, s, train_streams, r.history.greedy) for s in range(num_seeds)]
 
   seq_len, per_seg = int(im.train.seq_len), int(im.train.updates_per_segment)
   budget = rounds * updates
@@ -268,23 +265,44 @@ def _write(path, results) -> None:
 
 
 def _plot(path: str, results: list, needed: float, title: str) -> None:
+  """Competence on the training tasks per round (left) and, where the rounds played the P2 test, the late
+  return on its held-out tasks (right), every replicate thin and their mean thick, for both models."""
   import matplotlib  # noqa: PLC0415
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
-  fig, ax = plt.subplots(figsize=(6, 4))
+  played = [row for row in results[1:] if "p2" in row]
+  fig, axes = plt.subplots(1, 2 if played else 1, figsize=(11 if played else 6, 4), squeeze=False)
+  ax = axes[0, 0]
   start = np.asarray(results[0]["start"]["per_replicate"])
+  ks = [0] + [row["round"] for row in results[1:]]
   for arm_name, color in (("control", "tab:gray"), ("dagger", "tab:blue")):
-    ks = [0] + [row["round"] for row in results[1:]]
     per = np.stack([start] + [np.asarray(row[arm_name]["per_replicate"]) for row in results[1:]])
     ax.plot(ks, per, color=color, alpha=0.3, lw=1)
     ax.plot(ks, per.mean(1), color=color, lw=2.5, marker="o", label=f"{arm_name} (mean of replicates)")
   ax.axhline(needed, color="k", ls="--", lw=1, label=f"gate ({needed:g}, on the interval's lower end)")
   ax.axhline(0.0, color="k", lw=0.5)
-  ax.set_xticks([0] + [row["round"] for row in results[1:]])
+  ax.set_xticks(ks)
   ax.set_xlabel("DAgger round")
   ax.set_ylabel("competence: gain over random of its data's end")
-  ax.set_title(title, fontsize=9)
+  ax.set_title(f"training tasks: {title}", fontsize=9)
   ax.legend(fontsize=8)
+  if played:
+    ax = axes[0, 1]
+    pk = [row["round"] for row in played]
+    for arm_name, color in (("control", "tab:gray"), ("dagger", "tab:blue")):
+      per = np.stack([np.asarray(row["p2"][arm_name]["late"]) for row in played])
+      ax.plot(pk, per, color=color, alpha=0.3, lw=1)
+      ax.plot(pk, per.mean(1), color=color, lw=2.5, marker="o", label=arm_name)
+    ceiling = np.asarray(played[-1]["p2"]["dagger"]["late_minus_ceiling"]["per_replicate"])
+    data_end = np.asarray(played[-1]["p2"]["dagger"]["held"]["data_end"])
+    ax.axhline(float(np.mean(np.asarray(played[-1]["p2"]["dagger"]["late"]) - ceiling)), color="tab:red", ls="--",
+               lw=1, label="the P2 ceiling (mean of replicates)")
+    ax.axhline(float(np.mean(data_end)), color="k", ls=":", lw=1, label="its data's end (mean of replicates)")
+    ax.set_xticks(pk)
+    ax.set_xlabel("DAgger round")
+    ax.set_ylabel("late return, fraction of the optimum")
+    ax.set_title("the P2 test: held-out tasks, the same protocol", fontsize=9)
+    ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -73,6 +73,18 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
   return store.load(directory)
 
 
+def replicate_data(history, arm: dict, r: int, train_streams: int, label=None, heldout: bool = False):
+  """Replicate r's training data of `arm` (resolved) as FlatData: learner r's histories cut by the arm's
+  portion and gap, its first `streams` (0: all `train_streams`), relabelled by `label` [R, ...] (None: the
+  recorded actions); heldout: the streams from `train_streams` on instead, with their recorded actions."""
+  one = jax.tree.map(lambda x: np.asarray(x)[r:r + 1], history)
+  cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]))
+  if heldout:
+    return datasets.select(one, **cut, first_stream=train_streams)
+  return datasets.select(one, **cut, streams=int(arm["streams"]) or train_streams,
+                         label=None if label is None else np.asarray(label)[r:r + 1])
+
+
 def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None, replicates: int = 1,
           heldout_streams: int = 0, mark_explore: bool = False):
   """(DeviceData, starts [A * R, max_n], n_starts [A * R], data manifest, held-out parts) for every arm
@@ -113,13 +125,10 @@ def build(arms: dict, sources: dict, seq_len: int, env=None, teacher_labels=None
     elif arm["labels"] == "greedy":
       label = history.greedy
     rep_parts = []
-    cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]))
     for r in range(int(replicates)):
-      one = jax.tree.map(lambda x: np.asarray(x)[r:r + 1], history)
-      fd = datasets.select(one, **cut, streams=int(arm["streams"]) or train_streams,
-                           label=None if label is None else np.asarray(label)[r:r + 1])
+      fd = replicate_data(history, arm, r, train_streams, label)
       if heldout_streams:
-        heldout.append(datasets.select(one, **cut, first_stream=train_streams))
+        heldout.append(replicate_data(history, arm, r, train_streams, heldout=True))
       greedy_recorded = fd.greedy is not None and not bool(np.any(np.asarray(fd.greedy) < 0))
       if arm["labels"] == "greedy" and not greedy_recorded:
         raise ValueError(f"arms.{name}.labels: 'greedy' needs histories that record the behaviour policy's "
