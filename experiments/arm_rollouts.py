@@ -22,11 +22,13 @@ def protocol(config) -> dict:
     raise app.UsageError(str(e)) from None
 
 
-def load(config, workdir: str, name: str, tasks: int) -> types.SimpleNamespace:
+def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = True) -> types.SimpleNamespace:
   """The arm `name` of the finished run in `workdir` on its first `tasks` training tasks (0: the P2
   stage's competence tasks). Fields: env, model, params, num_seeds, arm_index (among the run's arms),
   history, manifest, arm (resolved), tasks, ids, n, stage_n (the P2 stage's competence task count),
-  t_opt (every training task's optimum, or None), opt (the first n), data (per replicate), ep_len, horizon."""
+  t_opt (every training task's optimum, or None), opt (the first n), data (per replicate), ep_len (None where
+  episodes end early: only for callers that read episodes as the P2 stage does, `fixed_episodes=False`),
+  horizon."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.imitation import learner  # noqa: PLC0415
@@ -43,7 +45,7 @@ def load(config, workdir: str, name: str, tasks: int) -> types.SimpleNamespace:
     raise app.UsageError(f"--workdir={workdir}: {e}") from None
   params = learner.arm_params(params, arms, name, num_seeds)
   ep_len = common.episode_length(env)
-  if not ep_len:
+  if fixed_episodes and not ep_len:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
   all_tasks, all_ids = common.teacher_tasks(config, env)
   stage_n = common.competence_task_count(config, len(all_ids))
@@ -68,7 +70,7 @@ def competence(config, r: types.SimpleNamespace, params, protocol: dict, random:
   from cl_limits.stages import p2  # noqa: PLC0415
   keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
   res = chunked.run_batched(r.model, r.env, r.horizon, params, r.tasks, keys, **protocol)
-  rets = np.asarray(res.episode_return)[..., :r.horizon // r.ep_len]
+  rets = p2.episode_returns(res, r.horizon, r.ep_len)
   return replicates.competence(rets, r.data, r.opt, float(random), float(needed))
 
 

@@ -20,7 +20,7 @@ imitator's own choice equals its learner's label.
       --config.evaluation.greedy=true --config.evaluation.epsilon=0.05 --config.evaluation.epsilon_decay=1000 \
       --out=runs/dagger_ge
 
-After every round both models also play the run's P2 test (its held-out tasks, keys and horizon, under
+After every round (`--p2_every`) both models also play the run's P2 test (its held-out tasks, keys and horizon, under
 the flags' protocol), scored by the P2 rule with the stage's headroom and learning-in-data gates and their
 own competence gate; `--out`/p2.json holds each model's P2 row and verdict after the last round.
 
@@ -48,6 +48,8 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "DAgger rounds.")
 _ROLLOUTS = flags.DEFINE_integer("rollouts", 4, "Rollouts per task per round.")
 _TASKS = flags.DEFINE_integer("tasks", 0, "Training tasks the rollouts play (the first ones; 0: the gate's).")
 _UPDATES = flags.DEFINE_integer("updates", 800, "Updates per round, for each model.")
+_P2_EVERY = flags.DEFINE_integer("p2_every", 1, "Play the P2 test after every n-th round and after the last "
+                                 "(0: after the last only; Breakout's is long).")
 flags.mark_flags_as_required(["config", "workdir", "out"])
 
 FOLLOW_KEYS, ROLLOUT_KEYS = 61, 67
@@ -74,6 +76,7 @@ def main(_):
   from cl_limits.report import gates  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
+  from cl_limits.stages import p2 as p2_lib  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -95,8 +98,8 @@ def main(_):
   if "skipped" in summary:
     raise app.UsageError(f"--workdir={workdir}: the P2 stage skipped arm {name!r}'s held-out test for want of "
                          "headroom; DAgger's P2 rows would have no test to play")
-  gate_run = arm_rollouts.load(config, workdir, name, 0)
-  r = gate_run if not _TASKS.value else arm_rollouts.load(config, workdir, name, int(_TASKS.value))
+  gate_run = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)
+  r = gate_run if not _TASKS.value else arm_rollouts.load(config, workdir, name, int(_TASKS.value), False)
   env, model, num_seeds = r.env, r.model, r.num_seeds
   _, _, _, teacher = artifacts.teacher_setup(config)
   num_envs = int(config.teacher.dqn.num_envs)
@@ -209,14 +212,16 @@ def main(_):
                              num_seeds * r.n * (per_task // num_envs)).reshape(num_seeds, r.n, per_task // num_envs)
     labels = dagger.labels_of(teacher.follow, num_envs, fkeys, r.tasks, tr, nxt)
     agree = dagger.label_agreement(tr.greedy, labels)
-    own_rets = replicates.in_unit(shape(res.episode_return)[..., :r.horizon // r.ep_len], r.opt, task_axis=1)
+    own_rets = replicates.in_unit(shape(p2_lib.episode_returns(res, r.horizon, r.ep_len)), r.opt, task_axis=1)
+    own_last = [float(np.mean(np.concatenate([replicates.own_last(row, 2) for row in rep.reshape(-1, rep.shape[-1])])))
+                for rep in own_rets]            # each rollout's own last two finished episodes
     t_label = time.time() - t0 - t_roll
     keep = {**{f: np.asarray(getattr(tr, f)) for f in FIELDS}, "labels": labels}
     np.savez_compressed(os.path.join(out, f"rollouts_{k}.npz"), **keep)
     labelled.append(labelled_parts(keep))
     print(f"round {k}: {num_seeds * r.n * per_task} rollouts ({t_roll:.0f}s), labelled ({t_label:.0f}s); the "
           f"imitator's choice equals its learner's label on {fmt(agree)} of its steps; its rollouts' last two "
-          f"episodes {fmt(np.nanmean(own_rets[..., -2:], axis=(1, 2, 3)))}", flush=True)
+          f"episodes {fmt(own_last)}", flush=True)
     parts = list(own)
     groups = [[s] for s in range(num_seeds)] + [[s] for s in range(num_seeds)]
     for round_parts in labelled:
@@ -236,11 +241,12 @@ def main(_):
     del data
     comp = {"control": gate(jax.tree.map(lambda x: x[:num_seeds], state.params)),
             "dagger": gate(jax.tree.map(lambda x: x[num_seeds:], state.params))}
-    p2 = p2_rows(comp)
-    results.append(report(k, comp, {"agreement": agree.tolist(), "own_last_two": np.nanmean(
-        own_rets[..., -2:], axis=(1, 2, 3)).tolist(), "labelled_share": share, "seconds": time.time() - t0,
-        "p2": {m: {"late": e["per_replicate"]["late"], "late_minus_ceiling": e["late_minus_ceiling"],
-                   "held": e["held"], "verdict": e["verdict"]} for m, e in p2.items()}}))
+    every = int(_P2_EVERY.value)
+    p2 = p2_rows(comp) if k == rounds or (every > 0 and k % every == 0) else {}
+    results.append(report(k, comp, {
+        "agreement": agree.tolist(), "own_last_two": own_last, "labelled_share": share, "seconds": time.time() - t0}
+        | ({"p2": {m: {"late": e["per_replicate"]["late"], "late_minus_ceiling": e["late_minus_ceiling"],
+                       "held": e["held"], "verdict": e["verdict"]} for m, e in p2.items()}} if p2 else {})))
     if k == rounds:
       _write(os.path.join(out, "p2.json"), {"round": k, **p2})
     _write(results_path, results)

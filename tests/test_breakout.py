@@ -1,7 +1,10 @@
 """The Breakout study (experiments/configs/breakout.py): its :smoke run end to end, the report's rows, the
 :gpu preset's config checks and memory arithmetic, and the pieces MinAtar needed (episode caps, the patch
 convolution, the positive control on the training game)."""
+import json
 import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -129,3 +132,41 @@ def test_the_power_controls_data_follow_each_replicates_final_dqn(finished):
   assert (other != greedy[0, 0, 0]).any()             # the replicates' DQNs differ: each stream follows its own
   eps = np.asarray(history.epsilon)[0, 0, 0]
   assert eps[0] == pytest.approx(1.0) and eps[-1] == pytest.approx(float(config.imitation.ad_eps.eps_floor), abs=0.01)
+
+
+def test_the_competence_gate_replays_the_p2_stages_on_a_game_whose_episodes_end_early(finished):
+  # arm_rollouts.competence (the gate the DAgger rounds read) with the run's imitators and protocol is the
+  # P2 stage's gate replicate for replicate, on Breakout's variable-length episodes.
+  from experiments import arm_rollouts  # noqa: PLC0415
+  config, workdir = breakout.get_config("smoke"), finished[0]
+  stage = layout.summary(workdir, "p2")["arms"]["ad_early"]
+  r = arm_rollouts.load(config, workdir, "ad_early", 0, fixed_episodes=False)
+  comp = arm_rollouts.competence(config, r, r.params, arm_rollouts.protocol(config), stage["competence"]["random"],
+                                 stage["competence"]["needed"])
+  np.testing.assert_allclose(comp["per_replicate"], stage["competence"]["per_replicate"])
+  np.testing.assert_allclose(comp["imitator_end"], stage["competence"]["imitator_end"])
+
+
+def test_dagger_plays_a_game_whose_episodes_end_early(finished, tmp_path):
+  # experiments/dagger.py on Breakout, whose episodes end when the ball is lost: the labelled rollouts hold
+  # episodes that ended early, each step labelled, and each model's P2 row is the stage's test (its
+  # horizon) read by the P2 rule.
+  workdir = finished[0]
+  out = tmp_path / "dagger"
+  cmd = [sys.executable, "-m", "experiments.dagger", "--config=experiments/configs/breakout.py:smoke",
+         f"--workdir={workdir}", "--config.imitation.arms.ad_early.labels=greedy", "--config.evaluation.epsilon=0.1",
+         f"--out={out}", "--rounds=1", "--rollouts=2", "--updates=10"]
+  res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+  assert res.returncode == 0, res.stderr[-2000:]
+  rounds = json.loads((out / "rounds.json").read_text())
+  assert [row["round"] for row in rounds] == [0, 1]
+  stage = layout.summary(workdir, "p2")["arms"]["ad_early"]
+  with np.load(out / "rollouts_1.npz") as z:
+    done = np.asarray(z["terminated"]) | np.asarray(z["truncated"])       # [S, tasks, rollouts, T]
+    assert done[..., :-1].any()                   # episodes that ended before their rollout did
+    assert np.asarray(z["labels"]).min() >= 0      # every step labelled by its learner's greedy action
+  p2 = json.loads((out / "p2.json").read_text())
+  for arm_name in ("control", "dagger"):
+    assert p2[arm_name]["horizon_steps"] == stage["horizon_steps"]
+    assert np.isfinite(p2[arm_name]["late_minus_ceiling"]["per_replicate"]).all()
+    assert p2[arm_name]["verdict"] == rounds[1]["p2"][arm_name]["verdict"]

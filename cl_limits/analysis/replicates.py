@@ -131,7 +131,7 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
     raise ValueError(f"competence: {rets.shape[0]} replicates' rollouts for {len(data)} replicates' data")
   n = [max(1, int(d["ceiling_kept_window"])) for d in data]
   # Each (replicate, task)'s own last n finished episodes (variable-length rollouts are NaN past their end).
-  imitator_end = [float(np.mean(np.concatenate([_own_last(rets[r][k], n[r]) for k in range(rets.shape[1])])))
+  imitator_end = [float(np.mean(np.concatenate([own_last(rets[r][k], n[r]) for k in range(rets.shape[1])])))
                   for r in range(rets.shape[0])]
   ends = [data_end(d, norm) for d in data]
   span = np.asarray(ends) - float(random)
@@ -223,11 +223,11 @@ def own_late(returns, fraction: float) -> np.ndarray:
     for k in range(r.shape[1]):
       n = int(np.isfinite(r[i, k]).sum())
       if n:
-        out[i, k] = _own_last(r[i, k], max(1, int(round(fraction * n)))).mean()
+        out[i, k] = own_last(r[i, k], max(1, int(round(fraction * n)))).mean()
   return out.mean(-1)
 
 
-def _own_last(row, m: int) -> np.ndarray:
+def own_last(row, m: int) -> np.ndarray:
   """The last m finished episodes of one rollout's returns [E] (NaN past its end)."""
   return row[np.isfinite(row)][-m:]
 
