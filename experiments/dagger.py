@@ -252,8 +252,11 @@ def main(_):
     _write(results_path, results)
     mngr.save(k, args=ocp.args.StandardSave(state), force=True)
     mngr.wait_until_finished()
+    took = [row["seconds"] for row in results[1:]]
+    eta = (rounds - k) * float(np.mean(took[-2:]))     # later rounds carry more labelled data: the latest pace
     print(f"round {k} done in {time.time() - t0:.0f}s; the labelled rollouts are {fmt(share)} of each dagger "
-          f"model's training steps", flush=True)
+          f"model's training steps" + (f"; {rounds - k} rounds left, about {eta / 60:.0f} min" if k < rounds else ""),
+          flush=True)
   mngr.close()
   if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
     _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(
