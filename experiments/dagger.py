@@ -20,14 +20,15 @@ imitator's own choice equals its learner's label.
       --config.evaluation.greedy=true --config.evaluation.epsilon=0.05 --config.evaluation.epsilon_decay=1000 \
       --out=runs/dagger_ge
 
-After every round (`--p2_every`) both models also play the run's P2 test (its held-out tasks, keys and horizon, under
-the flags' protocol), scored by the P2 rule with the stage's headroom and learning-in-data gates and their
-own competence gate; `--out`/p2.json holds each model's P2 row and verdict after the last round.
+After every round (`--p2_every`) both models also play the run's P2 test (its held-out tasks, keys and
+horizon, under the flags' protocol), scored by the P2 rule with the stage's headroom and learning-in-data
+gates and their own competence gate; `--out`/p2.json holds each model's P2 row and verdict after the last
+round.
 
-Writes `--out`/rounds.json after every round (each round's figures) and `--out`/competence.png; a killed
-run resumes from its last finished round (`--out`/state/: both models' state; `--out`/rollouts_<k>.npz: the
-labelled rollouts), and refuses a directory made with other flags (more rounds included: the learning-rate
-schedule runs over all of them).
+Writes `--out`/rounds.json after every round (each round's figures), `--out`/rounds.md (them as a table)
+and `--out`/competence.png; a killed run resumes from its last finished round (`--out`/state/: both
+models' state; `--out`/rollouts_<k>.npz: the labelled rollouts), and refuses a directory made with other
+flags (more rounds included: the learning-rate schedule runs over all of them).
 """
 import hashlib
 import json
@@ -263,7 +264,27 @@ def main(_):
         {m: gate(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params))
          for i, m in enumerate(("control", "dagger"))})})
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
-  print(f"figures: {results_path}, {os.path.join(out, 'competence.png')}")
+  with open(os.path.join(out, "rounds.md"), "w") as f:
+    f.write(table(results) + "\n")
+  print(f"figures: {results_path}, {os.path.join(out, 'rounds.md')}, {os.path.join(out, 'competence.png')}")
+
+
+def table(results: list) -> str:
+  """rounds.json as a markdown table: per round the labelled share and label agreement (means over
+  replicates), both models' competence and their paired difference (intervals over replicates), and, where
+  the round played it, each model's late return on the P2 test and its P2 verdict."""
+  iv = lambda c, f="{:.3f}": "n/a" if not c else f"{f.format(c['estimate'])} [{f.format(c['low'])}, {f.format(c['high'])}]"
+  lines = ["| round | labelled share | choice = label | `control` | `dagger` | dagger - control | P2 late, "
+           "`control` / `dagger` | P2 verdict, `dagger` |", "|---|---|---|---|---|---|---|---|"]
+  s = results[0]["start"]
+  lines.append(f"| 0 | 0 | | {iv(s['interval'])} | {iv(s['interval'])} | | | |")
+  for row in results[1:]:
+    p2 = row.get("p2")
+    late = (" / ".join(f"{np.mean(p2[m]['late']):.3f}" for m in ("control", "dagger")) if p2 else "")
+    lines.append(f"| {row['round']} | {np.mean(row['labelled_share']):.2f} | {np.mean(row['agreement']):.2f} | "
+                 f"{iv(row['control']['interval'])} | {iv(row['dagger']['interval'])} | "
+                 f"{iv(row.get('paired'), '{:+.3f}')} | {late} | {p2['dagger']['verdict'] if p2 else ''} |")
+  return "\n".join(lines)
 
 
 def _write(path, results) -> None:

@@ -257,6 +257,8 @@ def test_dagger_rounds_start_from_the_gate_resume_and_refuse_what_they_cannot_la
   assert all(0 < a < b < 1 for a, b in zip(*share))
   assert all(0 <= a <= 1 for row in rounds[1:] for a in row["agreement"])
   assert (out / "competence.png").stat().st_size > 0
+  table = (out / "rounds.md").read_text().splitlines()
+  assert len(table) == 5 and table[-1].startswith("| 2 |") and rounds[-1]["p2"]["dagger"]["verdict"] in table[-1]
   again = subprocess.run(base + ["--rounds=2"], capture_output=True, text=True, timeout=600)
   assert again.returncode == 0 and "resuming after round 2 of 2" in again.stdout
   assert "round 1:" not in again.stdout and json.loads((out / "rounds.json").read_text()) == rounds
