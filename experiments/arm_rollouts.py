@@ -74,12 +74,14 @@ def competence(config, r: types.SimpleNamespace, params, protocol: dict, random:
   return replicates.competence(rets, r.data, r.opt, float(random), float(needed))
 
 
-def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry: dict, competence: dict) -> dict:
+def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry: dict, competence: dict,
+           horizon: int | None = None) -> dict:
   """The P2 stage's test of arm `r` (`load(..., 0)`) played by `params` [S, ...] under `protocol`, as a
   P2 summary entry: the stage's held-out tasks, keys and horizon, scored as the stage scores them (late
   window, late - ceiling, collapse against the data's end, trend), with the stage's own ceiling, headroom and
   learning-in-data gates (`stage_entry`: the arm's entry in the run's P2 summary) and `competence` (this
-  `params`' competence gate, `competence(...)`), and the episode returns [S, K, E] it scored. Read the
+  `params`' competence gate, `competence(...)`), and the episode returns [S, K, E] it scored. `horizon`:
+  other steps than the stage's (whole episodes), the late window and trend read over them. Read the
   entry's verdict with `gates.p2_verdict`."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
@@ -91,7 +93,7 @@ def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry
   tasks, task_ids = common.heldout_tasks(config, r.env, int(p.num_tasks))
   e_opt = None if r.t_opt is None else ceiling.task_optimum(r.env, task_ids)
   data = replicates.data_per_replicate(r.history, r.manifest, r.arm, int(p.ceiling_window), r.t_opt)
-  horizon = int(stage_entry["horizon_steps"])
+  horizon = int(horizon or stage_entry["horizon_steps"])
   keys = p2.row_keys(config, r.arm_index, p2.HELD_OUT_KEYS, r.num_seeds, len(task_ids))
   res = chunked.run_batched(r.model, r.env, horizon, params, tasks, keys,
                             settings=common.rollout_settings(config), **protocol)

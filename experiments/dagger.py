@@ -49,6 +49,8 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "DAgger rounds.")
 _ROLLOUTS = flags.DEFINE_integer("rollouts", 4, "Rollouts per task per round.")
 _TASKS = flags.DEFINE_integer("tasks", 0, "Training tasks the rollouts play (the first ones; 0: the gate's).")
 _UPDATES = flags.DEFINE_integer("updates", 800, "Updates per round, for each model.")
+_P2_LONGER = flags.DEFINE_float("p2_horizon_factor", 0.0, "Also play the last round's P2 test for this many "
+                                 "times the data's cut (0: no; written to p2_x<factor>.json).")
 _P2_EVERY = flags.DEFINE_integer("p2_every", 1, "Play the P2 test after every n-th round and after the last "
                                  "(0: after the last only; Breakout's is long).")
 flags.mark_flags_as_required(["config", "workdir", "out"])
@@ -138,13 +140,13 @@ def main(_):
   gate = lambda params: arm_rollouts.competence(config, gate_run, params, protocol, random, needed)
   stage_entry = summary
 
-  def p2_rows(comp: dict) -> dict:
+  def p2_rows(comp: dict, horizon: int | None = None) -> dict:
     """Each model's P2 row (the stage's held-out test under the flags' protocol, the stage's headroom and
     learning-in-data gates, its own competence gate `comp[model]`), printed, with its verdict."""
     rows = {}
     for i, arm_name in enumerate(("control", "dagger")):
       params = jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
-      e, _ = arm_rollouts.p2_row(config, gate_run, params, protocol, stage_entry, comp[arm_name])
+      e, _ = arm_rollouts.p2_row(config, gate_run, params, protocol, stage_entry, comp[arm_name], horizon)
       text, verdict, rule = gates.p2_verdict(e)
       rows[arm_name] = {**e, "gates_text": text, "verdict": verdict, "rule": rule}
       lmc, held = e["late_minus_ceiling"], e["held"]["interval"]
@@ -263,6 +265,14 @@ def main(_):
     _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(
         {m: gate(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params))
          for i, m in enumerate(("control", "dagger"))})})
+  factor = float(_P2_LONGER.value)
+  longer = os.path.join(out, f"p2_x{factor:g}.json")
+  if factor > 0 and not os.path.exists(longer):
+    horizon = common.whole_episodes(factor * int(stage_entry["cut_learner_steps"]), r.ep_len)
+    print(f"the last round's P2 test for {horizon:,} steps ({factor:g} x the data's cut):", flush=True)
+    last = json.load(open(os.path.join(out, "p2.json")))
+    _write(longer, {"round": rounds, "horizon_steps": horizon,
+                    **p2_rows({m: last[m]["competence"] for m in ("control", "dagger")}, horizon)})
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
   with open(os.path.join(out, "rounds.md"), "w") as f:
     f.write(table(results) + "\n")
