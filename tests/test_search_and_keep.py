@@ -262,6 +262,13 @@ def test_dagger_rounds_start_from_the_gate_resume_and_refuse_what_they_cannot_la
   again = subprocess.run(base + ["--rounds=2"], capture_output=True, text=True, timeout=600)
   assert again.returncode == 0 and "resuming after round 2 of 2" in again.stdout
   assert "round 1:" not in again.stdout and json.loads((out / "rounds.json").read_text()) == rounds
+  longer = subprocess.run(base + ["--rounds=2", "--p2_horizon_factor=2"], capture_output=True, text=True, timeout=600)
+  assert longer.returncode == 0 and "round 1:" not in longer.stdout, longer.stderr[-2000:]
+  x2, x1 = json.loads((out / "p2_x2.json").read_text()), json.loads((out / "p2.json").read_text())
+  ep_len = x1["dagger"]["horizon_steps"] // x1["dagger"]["episodes"]
+  assert x2["horizon_steps"] == x2["dagger"]["horizon_steps"] == x2["dagger"]["episodes"] * ep_len
+  assert 0 <= 2 * x1["dagger"]["cut_learner_steps"] - x2["horizon_steps"] < ep_len     # whole episodes of 2 x the cut
+  assert x2["dagger"]["competence"]["per_replicate"] == x1["dagger"]["competence"]["per_replicate"]
   other = subprocess.run(base + ["--rounds=3"], capture_output=True, text=True, timeout=600)
   assert other.returncode != 0 and "made with other flags" in other.stderr and "Traceback" not in other.stderr
   p2 = json.loads((out / "p2.json").read_text())
