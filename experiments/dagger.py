@@ -138,16 +138,16 @@ def main(_):
   tiled = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), per_task, axis=0), r.tasks)
   random, needed = float(summary["competence"]["random"]), float(summary["competence"]["needed"])
   gate = lambda params: arm_rollouts.competence(config, gate_run, params, protocol, random, needed)
-  stage_entry = summary
+  models = ("control", "dagger")           # model i holds replicates i * num_seeds ... in the stacked state
+  weights = lambda i: jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
 
   def p2_rows(comp: dict, horizon: int | None = None) -> dict:
     """Each model's P2 row (the stage's held-out test under the flags' protocol, the stage's headroom and
     learning-in-data gates, its own competence gate `comp[model]`), printed, with its verdict."""
     rows = {}
-    for i, arm_name in enumerate(("control", "dagger")):
-      params = jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
-      e, _ = arm_rollouts.p2_row(config, gate_run, params, protocol, stage_entry, comp[arm_name], horizon)
-      text, verdict, rule = gates.p2_verdict(e)
+    for i, arm_name in enumerate(models):
+      e, _ = arm_rollouts.p2_row(config, gate_run, weights(i), protocol, summary, comp[arm_name], horizon)
+      text, verdict, rule, _ = gates.p2_verdict(e)
       rows[arm_name] = {**e, "gates_text": text, "verdict": verdict, "rule": rule}
       lmc, held = e["late_minus_ceiling"], e["held"]["interval"]
       print(f"  {arm_name:8s} P2 row: late {fmt(e['per_replicate']['late'])} on the held-out tasks, late - ceiling "
@@ -203,7 +203,7 @@ def main(_):
     _write(results_path, results)
   for k in range(done_rounds + 1, rounds + 1):
     t0 = time.time()
-    params_d = jax.tree.map(lambda x: x[num_seeds:], state.params)
+    params_d = weights(1)
     rkeys = jax.random.split(jax.random.fold_in(jax.random.key(int(config.seed) + ROLLOUT_KEYS), k),
                              num_seeds * r.n * per_task).reshape(num_seeds, r.n * per_task)
     res = roll(params_d, tiled, rkeys)
@@ -242,8 +242,7 @@ def main(_):
       print(f"  update {(k - 1) * updates + (seg + 1) * per_seg}/{budget}: loss control {loss[:num_seeds].mean():.3f} "
             f"dagger {loss[num_seeds:].mean():.3f} ({time.time() - t1:.0f}s)", flush=True)
     del data
-    comp = {"control": gate(jax.tree.map(lambda x: x[:num_seeds], state.params)),
-            "dagger": gate(jax.tree.map(lambda x: x[num_seeds:], state.params))}
+    comp = {m: gate(weights(i)) for i, m in enumerate(models)}
     every = int(_P2_EVERY.value)
     p2 = p2_rows(comp) if k == rounds or (every > 0 and k % every == 0) else {}
     results.append(report(k, comp, {
@@ -262,17 +261,16 @@ def main(_):
           flush=True)
   mngr.close()
   if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
-    _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(
-        {m: gate(jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params))
-         for i, m in enumerate(("control", "dagger"))})})
+    comp = {m: gate(weights(i)) for i, m in enumerate(models)}
+    _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(comp)})
   factor = float(_P2_LONGER.value)
   longer = os.path.join(out, f"p2_x{factor:g}.json")
   if factor > 0 and not os.path.exists(longer):
-    horizon = common.whole_episodes(factor * int(stage_entry["cut_learner_steps"]), r.ep_len)
+    horizon = common.whole_episodes(factor * int(summary["cut_learner_steps"]), r.ep_len)
     print(f"the last round's P2 test for {horizon:,} steps ({factor:g} x the data's cut):", flush=True)
     last = json.load(open(os.path.join(out, "p2.json")))
     _write(longer, {"round": rounds, "horizon_steps": horizon,
-                    **p2_rows({m: last[m]["competence"] for m in ("control", "dagger")}, horizon)})
+                    **p2_rows({m: last[m]["competence"] for m in models}, horizon)})
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
   with open(os.path.join(out, "rounds.md"), "w") as f:
     f.write(table(results) + "\n")

@@ -144,11 +144,15 @@ def p2_gates(e) -> tuple[str, tuple]:
   return gates, (h["rise"], h["needed"], comp_ok, e["competence"]["needed"], held_ok)
 
 
-def p2_verdict(e) -> tuple[str, str, str]:
-  """One P2 summary entry's (gates text, verdict, rule) by the P2 rule (`verdicts.p2_gated`): late - ceiling
-  (the ceiling itself where the held-out rollout was skipped for want of headroom) with every gate."""
+def p2_verdict(e) -> tuple[str, str, str, dict]:
+  """One P2 summary entry's (gates text, verdict, rule, the gates' outcomes) by the P2 rule
+  (`verdicts.p2_gated`): late - ceiling (the ceiling itself where the held-out rollout was skipped for want
+  of headroom) with every gate. Outcomes: rise, needed (headroom), comp_ok, held_ok, learning_ok, clone_ok
+  (None where not measured), which the row's trend reads too."""
   gates, (rise, needed, comp_ok, comp_needed, held_ok) = p2_gates(e)
+  g = {"rise": rise, "needed": needed, "comp_ok": comp_ok, "held_ok": held_ok,
+       "learning_ok": learning_gate(e)[1], "clone_ok": clone_ok(e["competence"])}
   diff = e["ceiling"] if "skipped" in e else e["late_minus_ceiling"]
   verdict, rule = verdicts.p2_gated((diff["estimate"], diff["low"], diff["high"]), rise, needed, comp_ok,
-                                    comp_needed, learning_gate(e)[1], held_ok, clone_ok(e["competence"]))
-  return gates, verdict, rule
+                                    comp_needed, g["learning_ok"], held_ok, g["clone_ok"])
+  return gates, verdict, rule, g

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cl_limits.analysis import verdicts
-from cl_limits.report.gates import ci, clone_ok, fidelity_gate, learning_gate, p2_gates, p2_verdict, per_rep  # noqa: F401 (ci: sections)
+from cl_limits.report.gates import ci, fidelity_gate, p2_verdict, per_rep  # noqa: F401 (ci: sections)
 from cl_limits import envs as envs_lib
 from cl_limits.stages import layout
 
@@ -114,12 +114,11 @@ def p2_rows(workdir) -> list[dict]:
   rank = {"p2": 0, "power_control": 1, "known_positive": 2}
   order = sorted(s["arms"].items(), key=lambda kv: (rank[kv[1]["kind"]], kv[1]["fraction"]))
   for name, e in order:
-    gates, verdict, rule = p2_verdict(e)
-    _, (rise, needed, comp_ok, _, held_ok) = p2_gates(e)
+    gates, verdict, rule, g = p2_verdict(e)
+    rise, needed, comp_ok, held_ok, learning_ok, clone = (g[k] for k in ("rise", "needed", "comp_ok", "held_ok",
+                                                                         "learning_ok", "clone_ok"))
     skipped = "skipped" in e
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
-    learning_ok = learning_gate(e)[1]
-    clone = clone_ok(e["competence"])
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
