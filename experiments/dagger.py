@@ -65,6 +65,9 @@ def _check_flags(rounds, rollouts, updates, per_segment) -> None:
   if updates % per_segment:
     raise app.UsageError(f"--updates={updates}: must be a multiple of imitation.train.updates_per_segment="
                          f"{per_segment}")
+  for name, v in (("p2_every", _P2_EVERY.value), ("p2_horizon_factor", _P2_LONGER.value)):
+    if v < 0:
+      raise app.UsageError(f"--{name}={v:g}: must be >= 0 (0: {'after the last round only' if name == 'p2_every' else 'no'})")
 
 
 def main(_):

@@ -280,7 +280,8 @@ def test_dagger_rounds_start_from_the_gate_resume_and_refuse_what_they_cannot_la
     assert p2[arm_name]["late_minus_ceiling"] == rounds[-1]["p2"][arm_name]["late_minus_ceiling"]
   assert "p2" not in rounds[1] and res.stdout.count("P2 row: late") == 2 and "P2 row" not in again.stdout
   for flags_, field in ((["--config.evaluation.epsilon=0", "--config.evaluation.epsilon_decay=0"], "evaluation.epsilon"),
-                        (["--config.imitation.arms.ad_early.labels=action"], "labels='greedy'")):
+                        (["--config.imitation.arms.ad_early.labels=action"], "labels='greedy'"),
+                        (["--p2_every=-1"], "--p2_every=-1"), (["--p2_horizon_factor=-2"], "--p2_horizon_factor=-2")):
     bad = subprocess.run(base + flags_ + [f"--out={tmp_path / 'bad'}"], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and field in bad.stderr and "Traceback" not in bad.stderr
 
