@@ -82,7 +82,8 @@ def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry
   learning-in-data gates (`stage_entry`: the arm's entry in the run's P2 summary) and `competence` (this
   `params`' competence gate, `competence(...)`), and the episode returns [S, K, E] it scored. `horizon`:
   other steps than the stage's (whole episodes), the late window and trend read over them. Read the
-  entry's verdict with `gates.p2_verdict`."""
+  entry's verdict with `gates.p2_verdict`. The data's cut over every training task is kept on `r`
+  (`r.p2_data`) for the next call."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.stages import common, p2  # noqa: PLC0415
@@ -92,7 +93,9 @@ def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry
   p = config.experiments.p2
   tasks, task_ids = common.heldout_tasks(config, r.env, int(p.num_tasks))
   e_opt = None if r.t_opt is None else ceiling.task_optimum(r.env, task_ids)
-  data = replicates.data_per_replicate(r.history, r.manifest, r.arm, int(p.ceiling_window), r.t_opt)
+  data = getattr(r, "p2_data", None)
+  if data is None:      # every training task's cut, as the stage reads it: once per loaded run
+    data = r.p2_data = replicates.data_per_replicate(r.history, r.manifest, r.arm, int(p.ceiling_window), r.t_opt)
   horizon = int(horizon or stage_entry["horizon_steps"])
   keys = p2.row_keys(config, r.arm_index, p2.HELD_OUT_KEYS, r.num_seeds, len(task_ids))
   res = chunked.run_batched(r.model, r.env, horizon, params, tasks, keys,
