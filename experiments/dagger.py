@@ -274,7 +274,10 @@ def main(_):
     last = json.load(open(os.path.join(out, "p2.json")))
     _write(longer, {"round": rounds, "horizon_steps": horizon,
                     **p2_rows({m: last[m]["competence"] for m in models}, horizon)})
-  _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}")
+  unit = "return" if gate_run.t_opt is None else "fraction of the optimum"
+  where = "held-out tasks" if float(config.tasks.heldout_fraction) > 0 else "the training game itself"
+  _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}",
+        unit, where)
   with open(os.path.join(out, "rounds.md"), "w") as f:
     f.write(table(results) + "\n")
   print(f"figures: {results_path}, {os.path.join(out, 'rounds.md')}, {os.path.join(out, 'competence.png')}")
@@ -305,9 +308,10 @@ def _write(path, results) -> None:
   os.replace(tmp, path)
 
 
-def _plot(path: str, results: list, needed: float, title: str) -> None:
+def _plot(path: str, results: list, needed: float, title: str, unit: str, where: str) -> None:
   """Competence on the training tasks per round (left) and, where the rounds played the P2 test, the late
-  return on its held-out tasks (right), every replicate thin and their mean thick, for both models."""
+  return (in `unit`) on its tasks (`where`) (right), every replicate thin and their mean thick, for both
+  models."""
   import matplotlib  # noqa: PLC0415
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -341,8 +345,8 @@ def _plot(path: str, results: list, needed: float, title: str) -> None:
     ax.axhline(float(np.mean(data_end)), color="k", ls=":", lw=1, label="its data's end (mean of replicates)")
     ax.set_xticks(pk)
     ax.set_xlabel("DAgger round")
-    ax.set_ylabel("late return, fraction of the optimum")
-    ax.set_title("the P2 test: held-out tasks, the same protocol", fontsize=9)
+    ax.set_ylabel(f"late return, {unit}")
+    ax.set_title(f"the P2 test: {where}, the same protocol", fontsize=9)
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
