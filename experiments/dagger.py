@@ -80,6 +80,7 @@ def main(_):
   from cl_limits.imitation import dagger  # noqa: PLC0415
   from cl_limits.imitation import learner as learner_lib  # noqa: PLC0415
   from cl_limits.report import gates  # noqa: PLC0415
+  from cl_limits.report import rows as report_rows  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
   from cl_limits.stages import p2 as p2_lib  # noqa: PLC0415
@@ -274,8 +275,8 @@ def main(_):
     last = json.load(open(os.path.join(out, "p2.json")))
     _write(longer, {"round": rounds, "horizon_steps": horizon,
                     **p2_rows({m: last[m]["competence"] for m in models}, horizon)})
-  unit = "return" if gate_run.t_opt is None else "fraction of the optimum"
-  where = "held-out tasks" if float(config.tasks.heldout_fraction) > 0 else "the training game itself"
+  unit = layout.summary(workdir, "p2")["protocol"]["unit"]          # the P2 stage's unit, as its report names it
+  where = "the training game itself" if report_rows.one_task(config.env.name, config.env.kwargs) else "held-out tasks"
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}",
         unit, where)
   with open(os.path.join(out, "rounds.md"), "w") as f:
