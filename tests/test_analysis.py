@@ -137,8 +137,10 @@ def test_ceiling_is_the_larger_of_behaviour_and_greedy_at_the_cut_per_replicate(
   and 0.2, mean 0.25 >= 0.2 x (1 - 0): headroom. Converged teachers (greedy at the optimum from the start)
   leave none; data without a greedy policy use their own continuation."""
   from cl_limits.analysis import replicates
-  data = [{"ceiling": 5.0, "ceiling_norm": 0.5, "cut_learner_steps": 200, "teacher_final_norm": 0.95},
-          {"ceiling": 7.0, "ceiling_norm": 0.7, "cut_learner_steps": 200, "teacher_final_norm": 0.95}]
+  data = [{"ceiling": 5.0, "ceiling_norm": 0.5, "cut_learner_steps": 200, "teacher_final_norm": 0.95,
+           "teacher_final": 9.5},
+          {"ceiling": 7.0, "ceiling_norm": 0.7, "cut_learner_steps": 200, "teacher_final_norm": 0.95,
+           "teacher_final": 9.5}]
   greedy = np.array([[[2.0, 6.0, 8.0, 9.0]], [[2.0, 6.0, 8.0, 9.0]]])       # [R 2, K 1, segments 4]
   steps = np.array([100, 200, 300, 400])
   c = replicates.ceilings(data, greedy, steps, np.array([10.0]))
@@ -157,6 +159,44 @@ def test_ceiling_is_the_larger_of_behaviour_and_greedy_at_the_cut_per_replicate(
   raw = replicates.ceilings(data, greedy, steps, None, random=1.0)
   np.testing.assert_allclose(raw["ceiling"], [6.0, 7.0])
   assert raw["headroom"]["needed"] == pytest.approx(1.6) and raw["headroom"]["ok"]
+
+
+def test_headroom_reads_the_teachers_policy_that_the_protocol_plays_like():
+  """Greedy teachers rise to 0.9 of the optimum after the cut, but at their epsilon floor (0.1) they end at
+  0.65 (teacher_final_norm), with ceilings 0.6 and 0.7. An argmax protocol reads the greedy rise (0.25:
+  headroom); epsilon 0.1 around the argmax, or sampling at temperature 1 from an imitator of the recorded
+  actions, plays like the teachers' behaviour: rises 0.05 and -0.05, no headroom. Epsilon below the floor,
+  a sharper temperature, or greedy labels keep the greedy basis (its upper bound)."""
+  from cl_limits.analysis import replicates
+  basis = replicates.headroom_basis
+  assert basis(True, 1.0, 0.0, "greedy", 0.1) == "greedy"
+  assert basis(True, 1.0, 0.1, "greedy", 0.1) == "behaviour"
+  assert basis(True, 1.0, 0.05, "greedy", 0.1) == "greedy"
+  assert basis(False, 1.0, 0.0, "action", 0.1) == "behaviour"
+  assert basis(False, 0.5, 0.0, "action", 0.1) == "greedy"
+  assert basis(False, 1.0, 0.0, "greedy", 0.1) == "greedy"
+  assert basis(True, 1.0, 0.0, "action", 0.0) == "greedy"
+  data = [{"ceiling": 5.0, "ceiling_norm": 0.5, "cut_learner_steps": 200, "teacher_final_norm": 0.65},
+          {"ceiling": 7.0, "ceiling_norm": 0.7, "cut_learner_steps": 200, "teacher_final_norm": 0.65}]
+  greedy = np.array([[[2.0, 6.0, 8.0, 9.0]], [[2.0, 6.0, 8.0, 9.0]]])
+  steps = np.array([100, 200, 300, 400])
+  g = replicates.ceilings(data, greedy, steps, np.array([10.0]))
+  b = replicates.ceilings(data, greedy, steps, np.array([10.0]), basis="behaviour")
+  assert g["headroom"]["ok"] and g["headroom"]["basis"] == "greedy"
+  np.testing.assert_allclose(b["rise"], [0.05, -0.05])
+  assert not b["headroom"]["ok"] and b["headroom"]["basis"] == "behaviour"
+  # Both rises are kept either way, so another protocol can re-read the gate from a stored summary.
+  np.testing.assert_allclose(g["behaviour_rise"], b["behaviour_rise"])
+  np.testing.assert_allclose(b["greedy_rise"], [0.3, 0.2])
+  assert replicates.headroom(g, "behaviour", 1.0, 0.0, 0.2) == b["headroom"]
+  with pytest.raises(ValueError, match="re-run the P2 stage"):
+    replicates.headroom({"rise": [0.3]}, "behaviour", 1.0, 0.0, 0.2)
+  # A P2 summary entry written before both rises were kept (its "rise" was the greedy one) reads either way.
+  old = {"rise": [0.3, 0.2], "greedy_at_cut": [0.6, 0.6], "ceiling": [0.6, 0.7], "teacher_final": [0.65, 0.65]}
+  np.testing.assert_allclose(replicates.per_replicate_rise(old, "behaviour"), [0.05, -0.05])
+  assert replicates.headroom(old, "greedy", 1.0, 0.0, 0.2)["rise"] == pytest.approx(g["headroom"]["rise"])
+  # Data without a greedy policy read their own continuation whatever is asked.
+  assert replicates.ceilings(data, None, None, np.array([10.0]))["headroom"]["basis"] == "behaviour"
 
 
 def test_competence_is_a_gain_over_random_at_the_end_of_the_data_with_an_interval():
@@ -332,7 +372,8 @@ def test_greedy_at_the_cut_is_interpolated_at_each_replicates_own_cut():
   from cl_limits.analysis import replicates
   steps = np.array([2000, 4000, 6000])
   greedy = np.array([[[0.2, 0.6, 1.0]], [[0.1, 0.5, 0.9]]])                 # [R=2, K=1, segments]
-  data = [{"ceiling": 0.0, "cut_learner_steps": 3990}, {"ceiling": 0.0, "cut_learner_steps": 5000}]
+  data = [{"ceiling": 0.0, "cut_learner_steps": 3990, "teacher_final": 0.0},
+          {"ceiling": 0.0, "cut_learner_steps": 5000, "teacher_final": 0.0}]
   c = replicates.ceilings(data, greedy, steps, None, random=0.0)
   assert c["greedy_at_cut"] == [pytest.approx(0.2 + 0.4 * 1990 / 2000), pytest.approx(0.7)]
   assert c["cut"] == [3990, 5000]

@@ -103,3 +103,36 @@ def test_each_group_draws_only_from_its_own_parts_in_proportion_to_their_steps()
     if g == 1:
       share = (seen == 2).mean()
       assert abs(share - 300 / 400) < 0.05, share
+
+
+def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
+  """A Breakout-like stage entry from before both rises were kept: the teachers' greedy policy rose 3 past
+  the ceilings (7, 8), their behaviour at the floor (epsilon 0.1) ends at 8 and 8.5 (rises 1 and 0.5).
+  Played at argmax the row has headroom (needs 0.2 x (16 - 1) = 3); with epsilon 0.1 around the argmax, the
+  DAgger test's protocol, it plays like the teachers' behaviour and has none: the verdict says so."""
+  import types  # noqa: PLC0415
+
+  import ml_collections  # noqa: PLC0415
+
+  from cl_limits.report import gates  # noqa: PLC0415
+  from experiments import arm_rollouts, dagger as dagger_script  # noqa: PLC0415
+  config = ml_collections.ConfigDict({"teacher": {"dqn": {"eps_end": 0.1}}})
+  r = types.SimpleNamespace(arm={"labels": "greedy"})
+  iv = {"estimate": -1.0, "low": -2.0, "high": -0.1}
+  entry = {"per_replicate": {"rise": [3.0, 3.0], "greedy_at_cut": [7.0, 6.0], "ceiling": [7.0, 8.0],
+                             "teacher_final": [8.0, 8.5], "late": [6.0, 7.0]},
+           "headroom": {"rise": 3.0, "needed": 3.0, "ok": True, "top": 16.0, "random": 1.0, "fraction": 0.2},
+           "learning": {"ok": True, "interval": {"estimate": 0.3, "low": 0.2, "high": 0.4}, "per_replicate": [0.3, 0.3],
+                        "needed": 0.1},
+           "late_minus_ceiling": iv, "ceiling": iv,
+           "competence": {"ok": True, "needed": 0.75, "interval": {"estimate": 1.0, "low": 0.9, "high": 1.1},
+                          "per_replicate": [1.0, 1.0], "horizon_steps": 100}}
+  argmax = {"greedy": True, "temperature": 1.0, "epsilon": 0.0, "epsilon_decay": 0}
+  floor = {**argmax, "epsilon": 0.1, "epsilon_decay": 12_500}
+  reread = lambda p: {**entry, **dagger_script._split(arm_rollouts.protocol_headroom(config, r, p, entry))}
+  a, b = reread(argmax), reread(floor)
+  assert a["headroom"]["ok"] and a["headroom"]["basis"] == "greedy" and a["per_replicate"]["rise"] == [3.0, 3.0]
+  assert not b["headroom"]["ok"] and b["headroom"]["basis"] == "behaviour"
+  np.testing.assert_allclose(b["per_replicate"]["rise"], [1.0, 0.5])
+  assert gates.p2_verdict(b)[1] == "inconclusive: no headroom"
+  assert "headroom: behaviour rise past the ceiling 0.750" in gates.p2_verdict(b)[0]

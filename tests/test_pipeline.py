@@ -71,7 +71,9 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "**inconclusive: imitator did not reproduce its data**" in rows[0] and "(ungated: " in rows[0]
   assert "**reported, no prediction**" in rows[1]
   for r in rows[2:6]:
-    assert "headroom: greedy rise past the ceiling" in r and "competence at the end of its data" in r
+    # The :smoke protocol samples at temperature 1 from imitators of the recorded actions: the headroom gate
+    # reads the teachers' behaviour after the cut, not their greedy policy.
+    assert "headroom: behaviour rise past the ceiling" in r and "competence at the end of its data" in r
     assert "learning in data: its rise " in r and "of (top - random) (needs 0.1)" in r
   assert "the power control came out" in rows[4] or "the P2 test can say refuted" in rows[4]
   assert "**refuted**" in rows[5] and "the P2 scoring says refuted when it should" in rows[5]

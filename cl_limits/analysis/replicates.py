@@ -14,10 +14,12 @@ late return comes from held-out ones); else raw returns.
                      evaluations on either side of it
   ceiling            the larger of the two: an imitator sampled more sharply than its teachers acted can
                      pass the behaviour ceiling without learning anything its data did not show
-  headroom           the best greedy return of a teacher segment after the cut minus the ceiling; a row
-                     needs at least `fraction` x (top - random), top = 1 (the optimum) in fractions, else the
-                     teachers' final greedy return. Data without a greedy policy (AD-epsilon's noisy oracle)
-                     use their own continuation past the cut (the stream's final behaviour return).
+  headroom           what a learner that went on as the teachers did, acting as the protocol acts, would
+                     reach after the cut, minus the ceiling (`headroom_basis`): their best greedy evaluation
+                     after the cut, or their final behaviour return where the protocol is at least as random
+                     as their behaviour (data without a greedy policy, AD-epsilon's, always use the latter);
+                     a row needs at least `fraction` x (top - random), top = 1 (the optimum) in fractions,
+                     else the teachers' final greedy return.
   competence         at the end of the data, in the imitator's own time: a rollout as long as one kept
                      history on training tasks, its last episodes against the data's last kept episodes,
                      as a gain over random with an interval over replicates
@@ -70,17 +72,69 @@ def data_per_replicate(history, manifest, arm: dict, window: int, optimum, tasks
           for r in range(n)]
 
 
+BASES = ("greedy", "behaviour")
+
+
+def headroom_basis(greedy: bool, temperature: float, epsilon: float, labels: str, teacher_floor: float) -> str:
+  """Which of the teachers' policies after the cut the headroom gate reads for an imitator acting by this
+  protocol (BUILD_NOTES, "headroom in the protocol's own terms"): "behaviour" (their epsilon-greedy play,
+  final window) where the protocol is at least as random as that play -- epsilon at or above the teachers'
+  floor, or sampling at temperature >= 1 from an imitator of the recorded actions -- else "greedy" (their
+  best greedy evaluation; an upper bound for protocols in between)."""
+  if float(epsilon) > 0 and float(epsilon) >= float(teacher_floor):
+    return "behaviour"
+  if not greedy and float(temperature) >= 1.0 and labels == "action":
+    return "behaviour"
+  return "greedy"
+
+
+def per_replicate_rise(per_replicate: dict, basis: str) -> list | None:
+  """The per-replicate rises on `basis` of a `ceilings` result or a P2 summary entry's "per_replicate" (None
+  where not measured). A teacher-data row's summary written before both rises were kept is read too: its
+  "rise" was the greedy one, and its behaviour rise is the teachers' final behaviour return
+  ("teacher_final") minus the ceiling."""
+  if basis not in BASES:
+    raise ValueError(f"headroom: basis must be one of {BASES} (got {basis!r})")
+  if "behaviour_rise" in per_replicate:
+    return per_replicate[f"{basis}_rise"]
+  if not all(g is not None for g in per_replicate.get("greedy_at_cut", [None])):
+    return None
+  if basis == "greedy":
+    return per_replicate["rise"]
+  if "teacher_final" in per_replicate:
+    return [float(f) - float(c) for f, c in zip(per_replicate["teacher_final"], per_replicate["ceiling"])]
+  return None
+
+
+def headroom(per_replicate: dict, basis: str, top: float, random: float, fraction: float) -> dict:
+  """The headroom gate from the per-replicate rises (`per_replicate_rise`) on `basis`: their mean against
+  fraction x (top - random)."""
+  rises = per_replicate_rise(per_replicate, basis)
+  if rises is None:
+    raise ValueError(f"headroom: no per-replicate {basis} rise (a P2 summary written before the headroom "
+                     "basis existed: re-run the P2 stage)")
+  if any(v is None for v in rises):
+    raise ValueError(f"headroom: the {basis} rise is not measured for this data (no greedy policy)")
+  needed = float(fraction * (top - random))
+  rise = float(np.mean(rises))
+  return {"rise": rise, "needed": needed, "ok": bool(rise >= needed), "top": float(top), "random": float(random),
+          "fraction": float(fraction), "basis": basis}
+
+
 def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = None, random: float = 0.0,
-             headroom_fraction: float = 0.2) -> dict:
+             headroom_fraction: float = 0.2, basis: str = "greedy") -> dict:
   """Per replicate: behaviour ceiling, greedy return at the cut, the ceiling (their max) and the headroom
-  rise, in the unit (fractions when optimum is given).
+  rises (greedy and behaviour; "rise" is the one `basis` names), in the unit (fractions when optimum is
+  given).
 
   data: `data_per_replicate` (all teacher tasks); greedy [R, K, segments] at greedy_steps, or None for data
-  without a greedy policy; random: the random policy's return in the unit; top_raw: the top in raw units
-  when there is no optimum (None: the teachers' final greedy return)."""
+  without a greedy policy (the basis is then "behaviour" whatever is asked); random: the random policy's
+  return in the unit; top_raw: the top in raw units when there is no optimum (None: the teachers' final
+  greedy return)."""
   norm = optimum is not None
+  basis = "behaviour" if greedy is None else basis
   out = {k: [] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "after_cut_best",
-                         "in_sample_ceiling", "cut")}
+                         "in_sample_ceiling", "cut", "greedy_rise", "behaviour_rise")}
   g_unit = None if greedy is None else in_unit(greedy, optimum, task_axis=1)
   for r, d in enumerate(data):
     behaviour = float(d["ceiling_norm" if norm else "ceiling"])
@@ -93,14 +147,15 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
       # just before an evaluation, as episode ends place it, no longer falls back a whole segment).
       at_cut = (float(np.mean([np.interp(cut, steps, g) for g in g_unit[r]])) if steps.size and cut >= steps[0]
                 else None)
-      best_after = float(g_unit[r][:, after].mean(0).max()) if after.any() else float("-inf")
-    else:        # no greedy policy: the data's own continuation past the cut
-      best_after = float(d["teacher_final_norm" if norm else "teacher_final"])
+      greedy_best = float(g_unit[r][:, after].mean(0).max()) if after.any() else float("-inf")
+    final = float(d["teacher_final_norm" if norm else "teacher_final"])   # the data's own continuation
+    best_after = greedy_best if basis == "greedy" else final
     ceil = behaviour if at_cut is None else max(behaviour, at_cut)
     in_sample = float(d.get("ceiling_in_sample_norm" if norm else "ceiling_in_sample", behaviour))
     for k, v in (("behaviour_ceiling", behaviour), ("greedy_at_cut", at_cut), ("ceiling", ceil),
                  ("rise", best_after - ceil), ("after_cut_best", best_after), ("in_sample_ceiling", in_sample),
-                 ("cut", cut)):
+                 ("cut", cut), ("greedy_rise", None if g_unit is None else greedy_best - ceil),
+                 ("behaviour_rise", final - ceil)):
       out[k].append(v)
   if norm:
     top = 1.0
@@ -108,10 +163,7 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
     top = float(top_raw)
   else:
     top = float(np.mean(g_unit[..., -1])) if g_unit is not None else float(np.mean(out["after_cut_best"]))
-  needed = float(headroom_fraction * (top - random))
-  rise = float(np.mean(out["rise"]))
-  out["headroom"] = {"rise": rise, "needed": needed, "ok": bool(rise >= needed), "top": top,
-                     "random": float(random), "fraction": float(headroom_fraction)}
+  out["headroom"] = headroom(out, basis, top, random, headroom_fraction)
   return out
 
 

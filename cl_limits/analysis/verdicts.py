@@ -71,7 +71,8 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
   """P2 with the gates that let it come out either way.
 
   diff_ci: (estimate, low, high) of late return minus the ceiling, over replicates.
-  headroom: how far the teachers' greedy return rose after the cut above the ceiling; the row needs at least
+  headroom: how far the teachers' return rose after the cut above the ceiling, on the policy the protocol
+    plays like (`replicates.headroom_basis`: greedy, or their behaviour); the row needs at least
     `headroom_needed` (0.2 of the optimum's, or the teachers' final greedy return's, gain over random):
     without it, no imitator could show improvement past the ceiling that the teachers themselves made.
   competence_ok: whether the imitator reproduced the end of its data in its own time on the training tasks
@@ -87,7 +88,8 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     than the noise (`replicates.clone_gap`); where neither holds, a failed gate says nothing about the
     imitator and the row reads "inconclusive: the competence gate cannot pass here" (None: not measured).
   """
-  rule = (f"no headroom (teachers' greedy rise past the ceiling < {headroom_needed:.3g}) -> inconclusive; "
+  rule = (f"no headroom (the teachers' rise past the ceiling, greedy or behaviour as the protocol plays, < "
+          f"{headroom_needed:.3g}) -> inconclusive; "
           "else supported if the CI of late - ceiling lies at or below 0 and the imitator reproduced its "
           f"data's end (gain over random >= {competence_needed:g} at the interval's lower end; else "
           "inconclusive: imitator below its data, or, where a held-out stream of the data fails the same "

@@ -124,7 +124,8 @@ def _greedy_at_cuts(curves, p2) -> list[str]:
       + f" | greedy at the end ({int(steps[-1]):,} steps) |"
   out = ["Teachers' greedy return per replicate (mean over tasks; at each replicate's own P2 cut, interpolated "
          "between the evaluations on either side of it, and the final one). The headroom gate compares the "
-         "best greedy return after a cut with the cut's ceiling.", "", head, "|" + "---|" * (len(cuts) + 2)]
+         "best greedy return after a cut with the cut's ceiling, or, where the P2 protocol is at least as "
+         "random as the teachers' behaviour, their final behaviour return (the P2 section shows both rises).", "", head, "|" + "---|" * (len(cuts) + 2)]
   for r in range(g.shape[0]):
     cells = []
     for _, e in cuts:

@@ -138,7 +138,7 @@ def p2_gates(e) -> tuple[str, tuple]:
   learning, _ = learning_gate(e)
   comp_text, comp_ok = competence_gate(e["competence"])
   held_text, held_ok = held_gate(e)
-  gates = (f"headroom: greedy rise past the ceiling {h['rise']:.3f} (needs {h['needed']:.3f}: "
+  gates = (f"headroom: {h.get('basis', 'greedy')} rise past the ceiling {h['rise']:.3f} (needs {h['needed']:.3f}: "
            f"{h['fraction']:g} x ({h['top']:.2f} - random {h['random']:.3f})) {'ok' if h['ok'] else 'FAILS'}; "
            + learning + comp_text + held_text)
   return gates, (h["rise"], h["needed"], comp_ok, e["competence"]["needed"], held_ok)

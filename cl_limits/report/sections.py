@@ -23,7 +23,7 @@ def p2_section(workdir) -> list[str]:
            "is) against the other streams' end, a perfect clone's reading. Trend: "
            f"{p['trend']}. Random policy: {s['random_return']:.3f}. Intervals: {p['ci']}.", "",
            "| row | replicate | cut (steps) | behaviour ceiling (in-sample best) | greedy at cut | ceiling | "
-           "greedy rise after the cut | late | late - ceiling | trend | competence: imitator / data end (gain over "
+           "rise after the cut: greedy / behaviour (the gate's basis) | late | late - ceiling | trend | competence: imitator / data end (gain over "
            "random); a held-out stream of the data's gain (clone) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "n/a" if v is None else f3.format(v)
@@ -32,17 +32,17 @@ def p2_section(workdir) -> list[str]:
     if "skipped" in e:
       for r in range(len(pr["ceiling"])):
         lines.append(f"| {name} | {r} | {_cut(pr, r)} | {_behaviour(pr, r)} | {fmt(pr['greedy_at_cut'][r])} | "
-                     f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | not run | | | "
+                     f"{fmt(pr['ceiling'][r])} | {_rise(pr, r)} | not run | | | "
                      f"{_comp(c, r)} |")
-      lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
+      lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} ({e['headroom'].get('basis', 'greedy')}) | "
                    f"{e['skipped']} | | | {_comp(c)} |")
       continue
     for r in range(len(pr["ceiling"])):
       lines.append(f"| {name} | {r} | {_cut(pr, r)} | {_behaviour(pr, r)} | {fmt(pr['greedy_at_cut'][r])} | "
-                   f"{fmt(pr['ceiling'][r])} | {fmt(pr['rise'][r])} | {fmt(pr['late'][r])} | "
+                   f"{fmt(pr['ceiling'][r])} | {_rise(pr, r)} | {fmt(pr['late'][r])} | "
                    f"{fmt(e['late_minus_ceiling']['per_replicate'][r])} | {pr['trend'][r]:.4f} | "
                    f"{_comp(c, r)} |")
-    lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} | "
+    lines.append(f"| {name} | mean [95% CI] | | | | {ci(e['ceiling'], f3)} | {e['headroom']['rise']:.3f} ({e['headroom'].get('basis', 'greedy')}) | "
                  f"{ci(e['late'], f3)} | {ci(e['late_minus_ceiling'], f3)} | {ci(e['trend'], '{:.4f}')} | "
                  f"{_comp(c)} |")
   lines += ["", "The behaviour ceiling is the return of the data the imitator saw (the teachers' epsilon-greedy "
@@ -50,7 +50,11 @@ def p2_section(workdir) -> list[str]:
             "imitator sampled more sharply than its teachers acted could pass the first without learning "
             "anything its data did not show, so a teacher-data row must pass both. The power control's data "
             "come from a noisy oracle, whose greedy policy is optimal throughout; its ceiling is its behaviour "
-            "ceiling and its headroom is its own stream's return after the cut.",
+            "ceiling and its headroom is its own stream's return after the cut. A teacher-data row's headroom "
+            "reads the teachers' policy the protocol plays like: their final behaviour return where the "
+            "protocol is at least as random as their behaviour (epsilon at or above their floor, or sampling "
+            "at temperature 1 from an imitator of the recorded actions), else their best greedy evaluation "
+            "after the cut.",
             "", "![P2 curves](p2/curves.png)", "",
             "The gap in view: the data the imitator saw (per kept episode), the imitator (per own episode) "
             "and the teachers (stream episode / gap: gap x streams of a teacher's episodes per kept one) on one "
@@ -58,6 +62,15 @@ def p2_section(workdir) -> list[str]:
             "![the gap in view](p2/gap.png)", "",
             "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
   return lines
+
+
+def _rise(pr: dict, r: int) -> str:
+  """Replicate r's greedy and behaviour rises past the ceiling ('n/a' where not measured; older summaries
+  hold only the gate's)."""
+  if "behaviour_rise" not in pr:
+    return "n/a" if pr["rise"][r] is None else f"{pr['rise'][r]:.3f}"
+  g, b = pr["greedy_rise"][r], pr["behaviour_rise"][r]
+  return f"{'n/a' if g is None else f'{g:.3f}'} / {b:.3f}"
 
 
 def _cut(pr, r) -> str:
@@ -210,8 +223,10 @@ def sensitivity_section(workdir) -> list[str]:
   lines = ["## Sensitivity to the action temperature", "",
            f"The protocol fixed before the run: {s['fixed']} (the main table). The other columns re-run P1, "
            "P2 and P3 on the same teachers, imitators, tasks and keys"
-           + (f"; P2 rows without headroom ({', '.join(s['skipped_p2_rows'])}) read \"no headroom\" in every "
-              "column and skip their rollout: the headroom is the teachers', not the temperature's"
+           + (f"; P2 rows without headroom under the fixed protocol ({', '.join(s['skipped_p2_rows'])}) skipped "
+              "their rollout there, and a column skips a row's rollout where that row has no headroom under "
+              "the column's protocol (the gate reads the teachers' behaviour at temperature 1 for imitators of "
+              "the recorded actions, their greedy policy below it)"
               if s["skipped_p2_rows"] else "")
            + f". The data-driven rule (highest competence return on training tasks after one truncated "
            f"history's steps) would have chosen: **{s['rule_choice']}**.", "",

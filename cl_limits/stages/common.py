@@ -173,3 +173,12 @@ def actions_phrase(desc: str) -> str:
   """`describe_actions`'s word as a phrase: 'greedy actions', 'sampled actions', 'actions sampled at
   temperature 0.5'."""
   return f"actions {desc}" if " " in desc else f"{desc} actions"
+
+
+def headroom_basis(config, arm: dict, ev=None) -> str:
+  """`replicates.headroom_basis` of a teacher-data arm (`datasets.resolve_arm`) under the evaluation
+  section `ev` (default `config.evaluation`) and the teachers' epsilon floor."""
+  from cl_limits.analysis import replicates  # noqa: PLC0415
+  a = protocol_of(config.evaluation if ev is None else ev)
+  return replicates.headroom_basis(a["greedy"], a["temperature"], a["epsilon"], str(arm["labels"]),
+                                   float(config.teacher.dqn.eps_end))

@@ -57,7 +57,7 @@ def run(step, log=print) -> None:
   data = replicates.data_per_replicate(history, manifest, arm, window, t_opt)
   d = data[0]
   greedy, steps = artifacts.teacher_greedy(config, workdir, manifest)
-  c = replicates.ceilings(data, greedy, steps, t_opt)
+  c = replicates.ceilings(data, greedy, steps, t_opt, basis=common.headroom_basis(config, arm))
   horizon = common.whole_segments(float(h.horizon_factor) * d["cut_learner_steps"], int(h.learner.act_steps))
   tasks, task_ids = common.heldout_tasks(config, env, int(h.num_tasks))
   e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
@@ -128,5 +128,5 @@ def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
 
 STAGE = Stage(name="hybrid", subdir="hybrid",
               reads=("seed", "env", "imitation", "experiments.hybrid", "experiments.p2.ceiling_window",
-                     "experiments.p3.targets", "evaluation", "tasks"), locations=("teachers_from", common.ROLLOUT),
+                     "experiments.p3.targets", "evaluation", "tasks", "teacher.dqn.eps_end"), locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=common.hybrid_enabled, extra_outputs=("tb/hybrid",))

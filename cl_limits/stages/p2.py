@@ -148,7 +148,7 @@ def run(step, log=print) -> None:
     data = replicates.data_per_replicate(history, manifest, arm, window, opt)
     cut = int(data[0]["cut_learner_steps"])
     c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
-                            headroom_fraction=float(p2.headroom_fraction))
+                            headroom_fraction=float(p2.headroom_fraction), basis=common.headroom_basis(config, arm))
     c["learning"] = replicates.learning_in_data(data, opt is not None, c["headroom"]["top"],
                                                 c["headroom"]["random"], float(p2.learning_fraction))
     i = arm_list.index(arm_name)
@@ -179,7 +179,7 @@ def run(step, log=print) -> None:
       summary["arms"][name] = summary_entry(kind, arm, data, c, comp, None, e_opt, frac, float(p2.trend_from), horizon,
                                      cut, float(p2.competence_fraction), comp_h)
       arrays[f"{name}/competence_return"] = comp_rets
-      log(f"[p2] {name}: no headroom (the teachers' greedy return rose {c['headroom']['rise']:.3f} past the "
+      log(f"[p2] {name}: no headroom (the teachers' {c['headroom']['basis']} return rose {c['headroom']['rise']:.3f} past the "
           f"ceiling, {c['headroom']['needed']:.3f} needed): the verdict cannot depend on the held-out rollout, "
           "which is skipped (experiments.p2.skip_without_headroom)")
       continue
@@ -233,7 +233,8 @@ def competence_horizon(data: list, ep_len: int | None) -> int:
   return common.whole_episodes(round(np.mean([d["kept_stream_steps"] for d in data])), ep_len)
 
 
-PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut")
+PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut", "greedy_rise",
+                 "behaviour_rise")
 
 
 def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
@@ -294,6 +295,6 @@ def summary_entry(kind, arm, data, c, comp, rets, e_opt, late_fraction, trend_fr
 
 
 STAGE = Stage(name="p2", subdir="p2", reads=("seed", "env", "imitation", "experiments.p2", "experiments.p3.targets",
-                                             "evaluation", "tasks"),
+                                             "evaluation", "tasks", "teacher.dqn.eps_end"),
               locations=("teachers_from", common.ROLLOUT),
               validate=validate, run=run, enabled=enabled, extra_outputs=("tb/p2",))

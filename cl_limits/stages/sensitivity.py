@@ -6,8 +6,9 @@
 For each temperature (or "argmax") the P1, P2 and P3 stages run again, as steps of the pipeline (each
 with its own fingerprint), on the finished run's teachers and imitators (linked, never copied or
 retrained) under `<workdir>/sensitivity/<label>/`, with the same tasks and keys; the hybrid is left out
-(SGD in the loop costs ~100x a frozen step), and P2 rows without headroom keep their "no headroom" verdict
-and skip their rollout (the headroom is the teachers', not the temperature's). This stage gathers the
+(SGD in the loop costs ~100x a frozen step), and P2 rows without headroom at a temperature skip their
+rollout there (the headroom reads the teachers' policy that temperature plays like: their behaviour at 1
+for imitators of the recorded actions, their greedy policy below it). This stage gathers the
 columns. The run's own
 temperature is the column the main table reports. Also shown: the temperature the data-driven rule would
 have chosen (the highest competence return, on training tasks, after one kept history's steps (its own time),
@@ -60,7 +61,7 @@ def evaluation_for(evaluation, label: str):
 def columns(config) -> list[tuple[str, object]]:
   """[(label, derived config)] of the columns other than the run's own: P1, P2 and P3 under that
   temperature, without the hybrid (SGD in the loop costs ~100x a frozen step); P2 rows without headroom
-  keep their verdict and skip their rollout (their verdict is the teachers', not the temperature's)."""
+  under that temperature's protocol skip their rollout (`replicates.headroom_basis`)."""
   own = common.describe_actions(config.evaluation)
   out = []
   for lab in labels(config):

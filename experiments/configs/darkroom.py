@@ -186,8 +186,9 @@ def experiments(**overrides):
   # the environment steps of one truncated history, late = the last late_fraction of episodes; the ceiling
   # is the larger of the data's behaviour ceiling (best ceiling_window-episode moving average) and the
   # teachers' greedy return at the cut, per replicate (cl_limits/analysis/replicates.py). Gates: headroom
-  # (the teachers' greedy return after the cut rises headroom_fraction x (optimum - random) above the
-  # ceiling) and competence at the end of the data (fixed 2026-12-03, before any run with it: on
+  # (the teachers' return after the cut rises headroom_fraction x (optimum - random) above the ceiling, on
+  # the policy the protocol plays like: their behaviour for sampled imitators of the recorded actions or an
+  # epsilon at their floor, else their greedy policy; since 2026-12-05) and competence at the end of the data (fixed 2026-12-03, before any run with it: on
   # competence_tasks training tasks, from an empty context, for as many steps as one kept history -- the
   # imitator's own time -- its last episodes reach (imitator - random) / (data end - random) >=
   # competence_fraction at the interval's lower end over replicates; competence_tasks 0 = every training
