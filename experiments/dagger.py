@@ -296,6 +296,7 @@ def _rescore(p2_path: str, results_path: str, models, reread) -> None:
   (their headroom has no "basis"): re-read under the amended gate (BUILD_NOTES, 2026-12-05) from the stored
   rollouts' figures, keeping what they read before under "before_headroom_basis", in p2.json and the last
   round of rounds.json."""
+  from cl_limits.report import gates  # noqa: PLC0415
   last = json.load(open(p2_path))
   if all("basis" in last[m]["headroom"] for m in models):
     return

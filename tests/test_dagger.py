@@ -136,3 +136,19 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
   np.testing.assert_allclose(b["per_replicate"]["rise"], [1.0, 0.5])
   assert gates.p2_verdict(b)[1] == "inconclusive: no headroom"
   assert "headroom: behaviour rise past the ceiling 0.750" in gates.p2_verdict(b)[0]
+  # A finished DAgger directory whose P2 rows predate the basis is re-read once, keeping what it read.
+  import json, os, tempfile  # noqa: E401, PLC0415
+  d = tempfile.mkdtemp()
+  p2, rounds = os.path.join(d, "p2.json"), os.path.join(d, "rounds.json")
+  json.dump({"round": 1, "control": {**entry, "verdict": "supported"}, "dagger": {**entry, "verdict": "supported"}},
+            open(p2, "w"))
+  json.dump([{"round": 0}, {"round": 1, "p2": {m: {"verdict": "supported"} for m in ("control", "dagger")}}],
+            open(rounds, "w"))
+  for _ in range(2):
+    dagger_script._rescore(p2, rounds, ("control", "dagger"), lambda e: {**e, **dagger_script._split(
+        arm_rollouts.protocol_headroom(config, r, floor, e))})
+  got, res = json.load(open(p2)), json.load(open(rounds))
+  assert got["dagger"]["verdict"] == "inconclusive: no headroom" and got["dagger"]["headroom"]["basis"] == "behaviour"
+  assert got["dagger"]["before_headroom_basis"]["verdict"] == "supported"
+  assert res[-1]["p2"]["control"] == {"verdict": "inconclusive: no headroom",
+                                      "verdict_before_headroom_basis": "supported"}
