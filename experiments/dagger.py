@@ -53,6 +53,9 @@ _P2_LONGER = flags.DEFINE_float("p2_horizon_factor", 0.0, "Also play the last ro
                                  "times the data's cut (0: no; written to p2_x<factor>.json).")
 _P2_EVERY = flags.DEFINE_integer("p2_every", 1, "Play the P2 test after every n-th round and after the last "
                                  "(0: after the last only; Breakout's is long).")
+_P2_EPS = flags.DEFINE_float("p2_epsilon", -1.0, "Also play the last round's competence gate and P2 test with "
+                              "the protocol's epsilon set to this (its decay kept; -1: no; written to "
+                              "p2_eps<epsilon>.json), the headroom read on the policy that protocol plays like.")
 flags.mark_flags_as_required(["config", "workdir", "out"])
 
 FOLLOW_KEYS, ROLLOUT_KEYS = 61, 67
@@ -65,6 +68,8 @@ def _check_flags(rounds, rollouts, updates, per_segment) -> None:
   if updates % per_segment:
     raise app.UsageError(f"--updates={updates}: must be a multiple of imitation.train.updates_per_segment="
                          f"{per_segment}")
+  if not (_P2_EPS.value == -1 or 0 <= _P2_EPS.value <= 1):
+    raise app.UsageError(f"--p2_epsilon={_P2_EPS.value:g}: must be in [0, 1] (-1: no)")
   for name, v in (("p2_every", _P2_EVERY.value), ("p2_horizon_factor", _P2_LONGER.value)):
     if v < 0:
       raise app.UsageError(f"--{name}={v:g}: must be >= 0 (0: {'after the last round only' if name == 'p2_every' else 'no'})")
@@ -145,12 +150,12 @@ def main(_):
   models = ("control", "dagger")           # model i holds replicates i * num_seeds ... in the stacked state
   weights = lambda i: jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
 
-  def p2_rows(comp: dict, horizon: int | None = None) -> dict:
-    """Each model's P2 row (the stage's held-out test under the flags' protocol, the stage's headroom and
-    learning-in-data gates, its own competence gate `comp[model]`), printed, with its verdict."""
+  def p2_rows(comp: dict, horizon: int | None = None, proto: dict | None = None) -> dict:
+    """Each model's P2 row (the stage's held-out test under the flags' protocol or `proto`, the stage's
+    headroom and learning-in-data gates, its own competence gate `comp[model]`), printed, with its verdict."""
     rows = {}
     for i, arm_name in enumerate(models):
-      e, _ = arm_rollouts.p2_row(config, gate_run, weights(i), protocol, summary, comp[arm_name], horizon)
+      e, _ = arm_rollouts.p2_row(config, gate_run, weights(i), proto or protocol, summary, comp[arm_name], horizon)
       text, verdict, rule, _ = gates.p2_verdict(e)
       rows[arm_name] = {**e, "gates_text": text, "verdict": verdict, "rule": rule}
       lmc, held = e["late_minus_ceiling"], e["held"]["interval"]
@@ -277,6 +282,14 @@ def main(_):
     last = json.load(open(os.path.join(out, "p2.json")))
     _write(longer, {"round": rounds, "horizon_steps": horizon,
                     **p2_rows({m: last[m]["competence"] for m in models}, horizon)})
+  eps = float(_P2_EPS.value)
+  at_eps = os.path.join(out, f"p2_eps{eps:g}.json")
+  if eps >= 0 and not os.path.exists(at_eps):
+    other = {**protocol, "epsilon": eps}
+    print(f"the last round's competence gate and P2 test with epsilon {eps:g} after its decay ({other}):", flush=True)
+    comp = {m: arm_rollouts.competence(config, gate_run, weights(i), other, random, needed) for i, m in enumerate(models)}
+    report(rounds, comp, {})
+    _write(at_eps, {"round": rounds, "protocol": other, **p2_rows(comp, proto=other)})
   unit = layout.summary(workdir, "p2")["protocol"]["unit"]          # the P2 stage's unit, as its report names it
   where = "the training game itself" if report_rows.one_task(config.env.name, config.env.kwargs) else "held-out tasks"
   _plot(os.path.join(out, "competence.png"), results, needed, f"{name}: {common.describe_actions(config.evaluation)}",

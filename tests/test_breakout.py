@@ -155,7 +155,7 @@ def test_dagger_plays_a_game_whose_episodes_end_early(finished, tmp_path):
   out = tmp_path / "dagger"
   cmd = [sys.executable, "-m", "experiments.dagger", "--config=experiments/configs/breakout.py:smoke",
          f"--workdir={workdir}", "--config.imitation.arms.ad_early.labels=greedy", "--config.evaluation.epsilon=0.1",
-         f"--out={out}", "--rounds=1", "--rollouts=2", "--updates=10"]
+         f"--out={out}", "--rounds=1", "--rollouts=2", "--updates=10", "--p2_epsilon=0"]
   res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
   assert res.returncode == 0, res.stderr[-2000:]
   rounds = json.loads((out / "rounds.json").read_text())
@@ -170,3 +170,12 @@ def test_dagger_plays_a_game_whose_episodes_end_early(finished, tmp_path):
     assert p2[arm_name]["horizon_steps"] == stage["horizon_steps"]
     assert np.isfinite(p2[arm_name]["late_minus_ceiling"]["per_replicate"]).all()
     assert p2[arm_name]["verdict"] == rounds[1]["p2"][arm_name]["verdict"]
+  # Epsilon 0.1 is the :smoke teachers' floor, so the headroom reads their behaviour; the same models played
+  # without epsilon (--p2_epsilon=0; sampled from an imitator of greedy labels) read their greedy policy.
+  at0 = json.loads((out / "p2_eps0.json").read_text())
+  assert at0["protocol"]["epsilon"] == 0.0
+  for arm_name in ("control", "dagger"):
+    assert p2[arm_name]["headroom"]["basis"] == "behaviour" and at0[arm_name]["headroom"]["basis"] == "greedy"
+    assert at0[arm_name]["horizon_steps"] == stage["horizon_steps"]
+    assert at0[arm_name]["per_replicate"]["rise"] == at0[arm_name]["per_replicate"]["greedy_rise"]
+    assert at0[arm_name]["verdict"] and "competence" in at0[arm_name]
