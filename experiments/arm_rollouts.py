@@ -5,6 +5,8 @@ directory or environment refused as a one-line usage error.
 """
 from __future__ import annotations
 
+import json
+import os
 import types
 
 import numpy as np
@@ -119,3 +121,34 @@ def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry
                           float(p.trend_from), horizon, int(stage_entry["cut_learner_steps"]),
                           float(p.competence_fraction), int(stage_entry["competence"]["horizon_steps"]),
                           float(p.collapse_margin)), rets
+
+
+def split(c: dict) -> dict:
+  """`arm_rollouts.protocol_headroom`'s result as a P2 entry's fields."""
+  return {"per_replicate": {k: v for k, v in c.items() if k != "headroom"}, "headroom": c["headroom"]}
+
+
+def rescore(p2_path: str, results_path: str, models, reread) -> None:
+  """P2 rows written before the headroom gate read the teachers' policy that the protocol plays like
+  (their headroom has no "basis"): re-read under the amended gate (BUILD_NOTES, 2026-12-05) from the stored
+  rollouts' figures, keeping what they read before under "before_headroom_basis", in p2.json and the last
+  round of rounds.json."""
+  from cl_limits.report import gates  # noqa: PLC0415
+  last = json.load(open(p2_path))
+  if all("basis" in last[m]["headroom"] for m in models):
+    return
+  results = json.load(open(results_path))
+  for m in models:
+    e = last[m]
+    new = reread(e)
+    text, v, rule, _ = gates.p2_verdict(new)
+    last[m] = {**new, "gates_text": text, "verdict": v, "rule": rule,
+               "before_headroom_basis": {"headroom": e["headroom"], "verdict": e["verdict"]}}
+    print(f"  {m:8s} P2 row re-read with the headroom in the protocol's terms: {e['verdict']} -> {v}", flush=True)
+    if results and "p2" in results[-1]:
+      results[-1]["p2"][m]["verdict_before_headroom_basis"] = results[-1]["p2"][m]["verdict"]
+      results[-1]["p2"][m]["verdict"] = v
+  for path, obj in ((p2_path, last), (results_path, results)):     # each replaced whole, never half-written
+    with open(path + ".tmp", "w") as f:
+      json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)

@@ -272,8 +272,8 @@ def main(_):
   if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
     comp = {m: gate(weights(i)) for i, m in enumerate(models)}
     _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(comp)})
-  _rescore(os.path.join(out, "p2.json"), results_path, models,
-           lambda e: {**e, **_split(arm_rollouts.protocol_headroom(config, gate_run, protocol, e))})
+  arm_rollouts.rescore(os.path.join(out, "p2.json"), results_path, models,
+                       lambda e: {**e, **arm_rollouts.split(arm_rollouts.protocol_headroom(config, gate_run, protocol, e))})
   factor = float(_P2_LONGER.value)
   longer = os.path.join(out, f"p2_x{factor:g}.json")
   if factor > 0 and not os.path.exists(longer):
@@ -297,35 +297,6 @@ def main(_):
   with open(os.path.join(out, "rounds.md"), "w") as f:
     f.write(table(results) + "\n")
   print(f"figures: {results_path}, {os.path.join(out, 'rounds.md')}, {os.path.join(out, 'competence.png')}")
-
-
-def _split(c: dict) -> dict:
-  """`arm_rollouts.protocol_headroom`'s result as a P2 entry's fields."""
-  return {"per_replicate": {k: v for k, v in c.items() if k != "headroom"}, "headroom": c["headroom"]}
-
-
-def _rescore(p2_path: str, results_path: str, models, reread) -> None:
-  """P2 rows written before the headroom gate read the teachers' policy that the protocol plays like
-  (their headroom has no "basis"): re-read under the amended gate (BUILD_NOTES, 2026-12-05) from the stored
-  rollouts' figures, keeping what they read before under "before_headroom_basis", in p2.json and the last
-  round of rounds.json."""
-  from cl_limits.report import gates  # noqa: PLC0415
-  last = json.load(open(p2_path))
-  if all("basis" in last[m]["headroom"] for m in models):
-    return
-  results = json.load(open(results_path))
-  for m in models:
-    e = last[m]
-    new = reread(e)
-    text, v, rule, _ = gates.p2_verdict(new)
-    last[m] = {**new, "gates_text": text, "verdict": v, "rule": rule,
-               "before_headroom_basis": {"headroom": e["headroom"], "verdict": e["verdict"]}}
-    print(f"  {m:8s} P2 row re-read with the headroom in the protocol's terms: {e['verdict']} -> {v}", flush=True)
-    if results and "p2" in results[-1]:
-      results[-1]["p2"][m]["verdict_before_headroom_basis"] = results[-1]["p2"][m]["verdict"]
-      results[-1]["p2"][m]["verdict"] = v
-  _write(p2_path, last)
-  _write(results_path, results)
 
 
 def table(results: list) -> str:

@@ -115,7 +115,7 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
   import ml_collections  # noqa: PLC0415
 
   from cl_limits.report import gates  # noqa: PLC0415
-  from experiments import arm_rollouts, dagger as dagger_script  # noqa: PLC0415
+  from experiments import arm_rollouts  # noqa: PLC0415 (not experiments.dagger: its absl flags)
   config = ml_collections.ConfigDict({"teacher": {"dqn": {"eps_end": 0.1}}})
   r = types.SimpleNamespace(arm={"labels": "greedy"})
   iv = {"estimate": -1.0, "low": -2.0, "high": -0.1}
@@ -129,7 +129,7 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
                           "per_replicate": [1.0, 1.0], "horizon_steps": 100}}
   argmax = {"greedy": True, "temperature": 1.0, "epsilon": 0.0, "epsilon_decay": 0}
   floor = {**argmax, "epsilon": 0.1, "epsilon_decay": 12_500}
-  reread = lambda p: {**entry, **dagger_script._split(arm_rollouts.protocol_headroom(config, r, p, entry))}
+  reread = lambda p: {**entry, **arm_rollouts.split(arm_rollouts.protocol_headroom(config, r, p, entry))}
   a, b = reread(argmax), reread(floor)
   assert a["headroom"]["ok"] and a["headroom"]["basis"] == "greedy" and a["per_replicate"]["rise"] == [3.0, 3.0]
   assert not b["headroom"]["ok"] and b["headroom"]["basis"] == "behaviour"
@@ -145,7 +145,7 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
   json.dump([{"round": 0}, {"round": 1, "p2": {m: {"verdict": "supported"} for m in ("control", "dagger")}}],
             open(rounds, "w"))
   for _ in range(2):
-    dagger_script._rescore(p2, rounds, ("control", "dagger"), lambda e: {**e, **dagger_script._split(
+    arm_rollouts.rescore(p2, rounds, ("control", "dagger"), lambda e: {**e, **arm_rollouts.split(
         arm_rollouts.protocol_headroom(config, r, floor, e))})
   got, res = json.load(open(p2)), json.load(open(rounds))
   assert got["dagger"]["verdict"] == "inconclusive: no headroom" and got["dagger"]["headroom"]["basis"] == "behaviour"
