@@ -76,17 +76,17 @@ def competence(config, r: types.SimpleNamespace, params, protocol: dict, random:
   return replicates.competence(rets, r.data, r.opt, float(random), float(needed))
 
 
-def protocol_headroom(config, r: types.SimpleNamespace, protocol: dict, entry: dict) -> dict:
-  """A P2 summary entry's per-replicate figures with the headroom gate re-read on the teachers' policy that
-  `protocol` plays like (`replicates.headroom_basis`; the stage's protocol may differ): its
-  "per_replicate" with both rises and the basis's as "rise", and "headroom"."""
+def protocol_headroom(config, r: types.SimpleNamespace, protocol: dict, entry: dict) -> tuple[dict, dict]:
+  """A P2 summary entry's headroom gate re-read on the teachers' policy that `protocol` plays like
+  (`common.headroom_basis`; the stage's protocol may differ): (its "per_replicate" with both rises and
+  the basis's as "rise", its "headroom")."""
   from cl_limits.analysis import replicates  # noqa: PLC0415
+  from cl_limits.stages import common  # noqa: PLC0415
   h, pr = entry["headroom"], entry["per_replicate"]
-  basis = replicates.headroom_basis(protocol["greedy"], protocol["temperature"], protocol["epsilon"],
-                                    str(r.arm["labels"]), float(config.teacher.dqn.eps_end))
+  basis = common.headroom_basis(config, r.arm, protocol)
   rises = {b: replicates.per_replicate_rise(pr, b) for b in replicates.BASES}
-  return {**pr, **{f"{b}_rise": v for b, v in rises.items()}, "rise": rises[basis],
-          "headroom": replicates.headroom(pr, basis, h["top"], h["random"], h["fraction"])}
+  return ({**pr, **{f"{b}_rise": v for b, v in rises.items()}, "rise": rises[basis]},
+          replicates.headroom(pr, basis, h["top"], h["random"], h["fraction"]))
 
 
 def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry: dict, competence: dict,
@@ -115,17 +115,13 @@ def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry
   keys = p2.row_keys(config, r.arm_index, p2.HELD_OUT_KEYS, r.num_seeds, len(task_ids))
   res = chunked.run_batched(r.model, r.env, horizon, params, tasks, keys,
                             settings=common.rollout_settings(config), **protocol)
-  c = {**protocol_headroom(config, r, protocol, stage_entry), "learning": stage_entry["learning"]}
+  per_replicate, head = protocol_headroom(config, r, protocol, stage_entry)
+  c = {**per_replicate, "headroom": head, "learning": stage_entry["learning"]}
   rets = p2.episode_returns(res, horizon, r.ep_len)
   return p2.summary_entry("p2", r.arm, data, c, competence, rets, e_opt, float(p.late_fraction),
                           float(p.trend_from), horizon, int(stage_entry["cut_learner_steps"]),
                           float(p.competence_fraction), int(stage_entry["competence"]["horizon_steps"]),
                           float(p.collapse_margin)), rets
-
-
-def split(c: dict) -> dict:
-  """`arm_rollouts.protocol_headroom`'s result as a P2 entry's fields."""
-  return {"per_replicate": {k: v for k, v in c.items() if k != "headroom"}, "headroom": c["headroom"]}
 
 
 def rescore(p2_path: str, results_path: str, models, reread) -> None:

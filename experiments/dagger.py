@@ -146,7 +146,7 @@ def main(_):
                                           record=True, **protocol)
   tiled = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), per_task, axis=0), r.tasks)
   random, needed = float(summary["competence"]["random"]), float(summary["competence"]["needed"])
-  gate = lambda params: arm_rollouts.competence(config, gate_run, params, protocol, random, needed)
+  gate = lambda params, proto=protocol: arm_rollouts.competence(config, gate_run, params, proto, random, needed)
   models = ("control", "dagger")           # model i holds replicates i * num_seeds ... in the stacked state
   weights = lambda i: jax.tree.map(lambda x: x[i * num_seeds:(i + 1) * num_seeds], state.params)
 
@@ -272,8 +272,8 @@ def main(_):
   if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
     comp = {m: gate(weights(i)) for i, m in enumerate(models)}
     _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(comp)})
-  arm_rollouts.rescore(os.path.join(out, "p2.json"), results_path, models,
-                       lambda e: {**e, **arm_rollouts.split(arm_rollouts.protocol_headroom(config, gate_run, protocol, e))})
+  arm_rollouts.rescore(os.path.join(out, "p2.json"), results_path, models, lambda e: {
+      **e, **dict(zip(("per_replicate", "headroom"), arm_rollouts.protocol_headroom(config, gate_run, protocol, e)))})
   factor = float(_P2_LONGER.value)
   longer = os.path.join(out, f"p2_x{factor:g}.json")
   if factor > 0 and not os.path.exists(longer):
@@ -287,7 +287,7 @@ def main(_):
   if eps >= 0 and not os.path.exists(at_eps):
     other = {**protocol, "epsilon": eps}
     print(f"the last round's competence gate and P2 test with epsilon {eps:g} after its decay ({other}):", flush=True)
-    comp = {m: arm_rollouts.competence(config, gate_run, weights(i), other, random, needed) for i, m in enumerate(models)}
+    comp = {m: gate(weights(i), other) for i, m in enumerate(models)}
     report(rounds, comp, {})
     _write(at_eps, {"round": rounds, "protocol": other, **p2_rows(comp, proto=other)})
   unit = layout.summary(workdir, "p2")["protocol"]["unit"]          # the P2 stage's unit, as its report names it

@@ -129,7 +129,8 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
                           "per_replicate": [1.0, 1.0], "horizon_steps": 100}}
   argmax = {"greedy": True, "temperature": 1.0, "epsilon": 0.0, "epsilon_decay": 0}
   floor = {**argmax, "epsilon": 0.1, "epsilon_decay": 12_500}
-  reread = lambda p: {**entry, **arm_rollouts.split(arm_rollouts.protocol_headroom(config, r, p, entry))}
+  reread = lambda p, e=entry: {**e, **dict(zip(("per_replicate", "headroom"),
+                                                arm_rollouts.protocol_headroom(config, r, p, e)))}
   a, b = reread(argmax), reread(floor)
   assert a["headroom"]["ok"] and a["headroom"]["basis"] == "greedy" and a["per_replicate"]["rise"] == [3.0, 3.0]
   assert not b["headroom"]["ok"] and b["headroom"]["basis"] == "behaviour"
@@ -145,8 +146,7 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
   json.dump([{"round": 0}, {"round": 1, "p2": {m: {"verdict": "supported"} for m in ("control", "dagger")}}],
             open(rounds, "w"))
   for _ in range(2):
-    arm_rollouts.rescore(p2, rounds, ("control", "dagger"), lambda e: {**e, **arm_rollouts.split(
-        arm_rollouts.protocol_headroom(config, r, floor, e))})
+    arm_rollouts.rescore(p2, rounds, ("control", "dagger"), lambda e: reread(floor, e))
   got, res = json.load(open(p2)), json.load(open(rounds))
   assert got["dagger"]["verdict"] == "inconclusive: no headroom" and got["dagger"]["headroom"]["basis"] == "behaviour"
   assert got["dagger"]["before_headroom_basis"]["verdict"] == "supported"

@@ -175,10 +175,10 @@ def actions_phrase(desc: str) -> str:
   return f"actions {desc}" if " " in desc else f"{desc} actions"
 
 
-def headroom_basis(config, arm: dict, ev=None) -> str:
-  """`replicates.headroom_basis` of a teacher-data arm (`datasets.resolve_arm`) under the evaluation
-  section `ev` (default `config.evaluation`) and the teachers' epsilon floor."""
+def headroom_basis(config, arm: dict, actions: dict | None = None) -> str:
+  """`replicates.headroom_basis` of a teacher-data arm (`datasets.resolve_arm`) under the action protocol
+  `actions` (`protocol_of`'s dict; default `config.evaluation`'s) and the teachers' epsilon floor."""
   from cl_limits.analysis import replicates  # noqa: PLC0415
-  a = protocol_of(config.evaluation if ev is None else ev)
+  a = protocol_of(config.evaluation) if actions is None else actions
   return replicates.headroom_basis(a["greedy"], a["temperature"], a["epsilon"], str(arm["labels"]),
                                    float(config.teacher.dqn.eps_end))
