@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cl_limits import envs
-from cl_limits.stages import common, layout, pipeline
+from cl_limits.stages import artifacts, common, layout, pipeline
 from cl_limits.teachers.networks import PatchConv
 from conftest import finished_pipeline
 from experiments import budget
@@ -46,7 +46,7 @@ def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finis
   # The positive control is the power control's imitator in its own game, not the P2 arm's.
   assert "its training game itself" in positive[0] and "ad_eps_half: final return" in positive[0]
   assert "ad_p15: final return" in transfer[0]
-  verdict_words = ("**supported**", "**refuted**", "**inconclusive", "**none applies**")
+  verdict_words = ("**supported**", "**refuted**", "**inconclusive", "**none applies**", "**not counted")
   for row in starts("P1") + cuts + transfer + positive:
     cells = [c.strip() for c in row.split("|")]
     per_rep = cells[4].split(", ")
@@ -58,6 +58,14 @@ def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finis
   g = text.split("Teachers' greedy return per replicate")[1].split("\n\n")[1].splitlines()
   assert g[0].count("greedy at the") == 2 and len(g) == 2 + 2
   assert "Hybrid: does test-time SGD recover learning?" in text
+  # P2 plays its own protocol (the learners' argmax with their epsilon schedule in one stream's steps, 1500 / 2
+  # at :smoke), so its headroom is the teachers' greedy rise; the other rows keep the evaluation protocol.
+  p2 = layout.summary(workdir, "p2")
+  assert p2["protocol"]["actions"] == "greedy, epsilon from 1 to 0 over 750 steps around it"
+  assert p2["arms"]["ad_early"]["headroom"]["basis"] == "greedy"
+  assert layout.summary(workdir, "p1")["actions"] == "sampled"
+  assert ("(P2's rows and their competence gate: actions greedy, epsilon from 1 to 0 over 750 steps around it, "
+          "experiments.p2.protocol)") in text
   assert os.path.getsize(os.path.join(workdir, "p2", "curves.png")) > 5000
 
 
@@ -141,7 +149,7 @@ def test_the_competence_gate_replays_the_p2_stages_on_a_game_whose_episodes_end_
   config, workdir = breakout.get_config("smoke"), finished[0]
   stage = layout.summary(workdir, "p2")["arms"]["ad_early"]
   r = arm_rollouts.load(config, workdir, "ad_early", 0, fixed_episodes=False)
-  comp = arm_rollouts.competence(config, r, r.params, arm_rollouts.protocol(config), stage["competence"]["random"],
+  comp = arm_rollouts.competence(config, r, r.params, artifacts.p2_protocol(config), stage["competence"]["random"],
                                  stage["competence"]["needed"])
   np.testing.assert_allclose(comp["per_replicate"], stage["competence"]["per_replicate"])
   np.testing.assert_allclose(comp["imitator_end"], stage["competence"]["imitator_end"])

@@ -42,7 +42,23 @@ BAD = [
     ("evaluation.temperature", 0.0, "evaluation.temperature: must be > 0 (got 0.0); use greedy=True"),
     ("imitation.arms.ad_p50.portion", "middle", "imitation.arms.ad_p50.portion: must be one of"),
     ("imitation.train.seq_len", 10, "imitation.train.seq_len: must be >= model.context_len=20 (got 10)"),
+    ("experiments.p2.protocol.source", "mine", "experiments.p2.protocol.source: must be \"evaluation\""),
 ]
+
+
+def test_a_p2_protocol_of_its_own_is_checked_and_refused_by_the_sensitivity_stage(tmp_path):
+  # source "own": P2 plays these fields, so a bad one is named under experiments.p2.protocol; the
+  # sensitivity stage re-scores P2 under the evaluation section's protocol and refuses a P2 protocol of its own.
+  config = smoke_with("experiments.p2.protocol.source", "own")
+  config.experiments.p2.protocol.epsilon = 1.5
+  with pytest.raises(ConfigError, match=r"^experiments.p2.protocol.epsilon: must be in \[0, 1\] \(got 1.5\)$"):
+    pipeline.validate(pipeline.plan(config, str(tmp_path)))
+  config.experiments.p2.protocol.epsilon = 0.0
+  pipeline.validate(pipeline.plan(config, str(tmp_path)))
+  config.experiments.sensitivity.temperatures = "argmax"
+  with pytest.raises(ConfigError, match="experiments.sensitivity.temperatures: re-scores P2 under the evaluation"):
+    pipeline.validate(pipeline.plan(config, str(tmp_path)))
+  assert not os.listdir(tmp_path)
 
 
 def smoke_with(path, value):

@@ -38,8 +38,12 @@ def write(config, workdir: str) -> str:
     lines += ["", "### Capacity and the gap (sweeps beside the main job)", ""] + _table(caps)
   ev = config.evaluation
   reps = int(config.imitation.num_seeds) if "imitation" in config else 0
+  p2_section, p2_path = common.p2_actions_section(config) if "experiments" in config else (ev, "evaluation")
+  own = ("" if p2_path == "evaluation" else
+         f" (P2's rows and their competence gate: {common.actions_phrase(common.describe_actions(p2_section))}, "
+         "experiments.p2.protocol)")
   lines += ["", f"Protocol, fixed before the run: {common.actions_phrase(common.describe_actions(ev))} for "
-            "every row; rollouts start from an empty context (P1: from the teacher's last episodes), which "
+            f"every row{own}; rollouts start from an empty context (P1: from the teacher's last episodes), which "
             f"then carries across episodes (a sliding window of {config.imitation.model.context_len} "
             "transitions); " + ("held-out tasks the teachers never trained on (P1 and the competence gate: the "
             "teachers' own tasks)" if not rr.one_task(config.env.name, config.env.kwargs) else "the teachers' own game "

@@ -56,6 +56,17 @@ def protocol(config) -> dict:
   return wrap("evaluation", common.protocol_of, config.evaluation)
 
 
+def p2_protocol(config) -> dict:
+  """The action protocol P2 (and its competence gate) plays (`common.p2_actions_section`), with a bad
+  `experiments.p2.protocol` field named."""
+  p = config.experiments.p2.get("protocol")
+  if p is not None:
+    check(str(p.get("source", "evaluation")) in ("evaluation", "own"), "experiments.p2.protocol.source",
+          'must be "evaluation" (play the evaluation section\'s protocol) or "own" (these fields)', p.get("source"))
+  section, path = common.p2_actions_section(config)
+  return wrap(path, common.protocol_of, section)
+
+
 def target_envs(config) -> dict:
   """{name: env} of the P3 transplant targets (their observation entries widen the model's embedding)."""
   targets = config.experiments.p3.targets if "experiments" in config and "p3" in config.experiments else {}

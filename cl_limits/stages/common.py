@@ -157,6 +157,15 @@ def protocol_of(ev) -> dict:
                                      float(ev.get("epsilon", 0.0)), ev.get("epsilon_decay", 0))
 
 
+def p2_actions_section(config):
+  """(section, path) of the action protocol P2 plays: `experiments.p2.protocol` where its `source` is "own"
+  (a P2 protocol of its own, e.g. the learners' argmax with their epsilon schedule), else `evaluation`."""
+  p = config.experiments.p2.get("protocol") if "experiments" in config and "p2" in config.experiments else None
+  if p is not None and str(p.get("source", "evaluation")) == "own":
+    return p, "experiments.p2.protocol"
+  return config.evaluation, "evaluation"
+
+
 def describe_actions(ev) -> str:
   """'greedy', 'sampled', or 'sampled at temperature T' (then ', epsilon E around it' where epsilon > 0, or
   ', epsilon from 1 to E over D steps around it' where it decays): how the report and summaries name the

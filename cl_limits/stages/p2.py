@@ -52,6 +52,7 @@ def enabled(config) -> bool:
 
 def validate(config) -> None:
   common.validate_rollout(config)
+  artifacts.p2_protocol(config)
   names = artifacts.arm_names(config)
   for a, kind in rows(config):
     field = "experiments.p2.arms" if kind == "p2" else "experiments.p2.power_control"
@@ -116,8 +117,8 @@ def run(step, log=print) -> None:
   unit = "fraction of each task's optimal return" if t_opt is not None else "return"
   random = _random_return(env, train_tasks, t_opt, int(config.seed) + 29)
   greedy, greedy_steps = artifacts.teacher_greedy(config, workdir, sources["teacher"][1])
-  actions = artifacts.protocol(config)
-  summary = {"protocol": {"actions": common.describe_actions(config.evaluation),
+  actions = artifacts.p2_protocol(config)
+  summary = {"protocol": {"actions": common.describe_actions(common.p2_actions_section(config)[0]),
                           "context": "carried across episodes, empty at the start",
                           "horizon": f"{p2.horizon_factor:g} x the environment steps of one truncated history",
                           "late": f"last {frac:.0%} of episodes", "ceiling_window_episodes": window,
@@ -148,7 +149,7 @@ def run(step, log=print) -> None:
     data = replicates.data_per_replicate(history, manifest, arm, window, opt)
     cut = int(data[0]["cut_learner_steps"])
     c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
-                            headroom_fraction=float(p2.headroom_fraction), basis=common.headroom_basis(config, arm))
+                            headroom_fraction=float(p2.headroom_fraction), basis=common.headroom_basis(config, arm, actions))
     c["learning"] = replicates.learning_in_data(data, opt is not None, c["headroom"]["top"],
                                                 c["headroom"]["random"], float(p2.learning_fraction))
     i = arm_list.index(arm_name)
@@ -207,8 +208,7 @@ def run(step, log=print) -> None:
         f"headroom {entry['headroom']['rise']:.3f} (needs {entry['headroom']['needed']:.3f}); competence "
         f"{common.fmt(entry['competence']['interval'])} of its data's gain over random")
   if greedy is not None:
-    arrays["teacher_greedy"] = replicates.in_unit(greedy, t_opt, task_axis=1).mean(1)       # [R, segments]
-    arrays["teacher_greedy_steps"] = greedy_steps
+    arrays.update(teacher_greedy=replicates.in_unit(greedy, t_opt, task_axis=1).mean(1), teacher_greedy_steps=greedy_steps)
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
   p2_figures.plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))

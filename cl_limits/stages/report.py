@@ -12,6 +12,6 @@ def run(step, log=print) -> None:
 
 STAGE = Stage(name="report", subdir=".", reads=("seed", "env", "evaluation", "imitation.model.context_len",
                                                 "imitation.num_seeds", "experiments.p1.threshold",
-                                                "experiments.p1.max_kl"),
+                                                "experiments.p1.max_kl", "experiments.p2.protocol"),
               locations=("teachers_from",),
               validate=lambda config: None, run=run, marker="report.md", record="report.stage.json")

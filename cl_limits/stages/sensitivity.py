@@ -47,6 +47,9 @@ def validate(config) -> None:
     except ValueError:
       pass
     check(ok, "experiments.sensitivity.temperatures", "each entry must be 'argmax' or a temperature > 0", lab)
+  check(not labels(config) or common.p2_actions_section(config)[1] == "evaluation", "experiments.sensitivity.temperatures",
+        "re-scores P2 under the evaluation section's protocol, but experiments.p2.protocol has its own "
+        "(source 'own')", config.experiments.sensitivity.temperatures)
 
 
 def evaluation_for(evaluation, label: str):
@@ -155,4 +158,5 @@ def _plot(out, path):
 
 
 STAGE = Stage(name="sensitivity", subdir="sensitivity", reads=("env", "evaluation", "experiments.sensitivity",
-                                                               "experiments.p2.arms", "experiments.p1.max_kl"), validate=validate, run=run, enabled=enabled)
+                                                               "experiments.p2.arms", "experiments.p2.protocol",
+                                                               "experiments.p1.max_kl"), validate=validate, run=run, enabled=enabled)

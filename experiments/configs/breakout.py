@@ -141,6 +141,15 @@ def get_config(preset: str = ""):
     ex.p3.targets.spaceinvaders.total_steps = 0     # as long as the Breakout teachers: 5M steps
     config.evaluation.episodes = 100
     ex.p1.update(dict(prompt_episodes=5, episodes=50, late_episodes=20))
+  # P2 plays as its data's learners acted (fixed 2026-12-05; BUILD_NOTES "The Breakout P2 protocol"): the
+  # imitator's argmax choice, with epsilon falling from 1 to 0 over the teachers' schedule in one stream's
+  # steps (their eps_anneal_steps over num_envs streams) and marked. Its headroom is then the teachers'
+  # greedy rise (replicates.headroom_basis). ad_early imitates the learners' greedy choices.
+  dq = config.teacher.dqn
+  im.arms.ad_early.labels = "greedy"
+  im.model.mark_explore = True
+  ex.p2.protocol.update(dict(source="own", greedy=True, temperature=1.0, epsilon=0.0,
+                             epsilon_decay=int(dq.eps_anneal_steps) // int(dq.num_envs)))
   darkroom.link_replicates(config)
   darkroom.link_context(config)
   config.lock()

@@ -212,6 +212,10 @@ def experiments(**overrides):
                                          headroom_fraction=0.2, learning_fraction=0.1,
                                          competence_fraction=0.75, competence_tasks=0, collapse_margin=0.1,
                                          skip_without_headroom=True, known_positive=True))
+  # The actions P2 plays (its held-out test and its competence gate): the evaluation section's protocol
+  # (source "evaluation"), or these fields (source "own"; rollout.action_protocol's meaning).
+  ex.p2.protocol = ml_collections.ConfigDict(dict(source="evaluation", greedy=False, temperature=1.0, epsilon=0.0,
+                                                  epsilon_decay=0))
   # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
   # `learner.buffer_steps` transitions, on all weights ("full") or a LoRA adapter ("lora"); compared with
