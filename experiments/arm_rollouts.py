@@ -89,6 +89,12 @@ def protocol_headroom(config, r: types.SimpleNamespace, protocol: dict, entry: d
           replicates.headroom(pr, basis, h["top"], h["random"], h["fraction"]))
 
 
+def reread(config, r: types.SimpleNamespace, protocol: dict, entry: dict) -> dict:
+  """A stored P2 entry with its "per_replicate" and "headroom" re-read under `protocol` (`protocol_headroom`)."""
+  per_replicate, head = protocol_headroom(config, r, protocol, entry)
+  return {**entry, "per_replicate": per_replicate, "headroom": head}
+
+
 def p2_row(config, r: types.SimpleNamespace, params, protocol: dict, stage_entry: dict, competence: dict,
            horizon: int | None = None) -> dict:
   """The P2 stage's test of arm `r` (`load(..., 0)`) played by `params` [S, ...] under `protocol`, as a

@@ -272,8 +272,8 @@ def main(_):
   if not os.path.exists(os.path.join(out, "p2.json")):        # a directory from before the P2 rows
     comp = {m: gate(weights(i)) for i, m in enumerate(models)}
     _write(os.path.join(out, "p2.json"), {"round": rounds, **p2_rows(comp)})
-  arm_rollouts.rescore(os.path.join(out, "p2.json"), results_path, models, lambda e: {
-      **e, **dict(zip(("per_replicate", "headroom"), arm_rollouts.protocol_headroom(config, gate_run, protocol, e)))})
+  arm_rollouts.rescore(os.path.join(out, "p2.json"), results_path, models,
+                       lambda e: arm_rollouts.reread(config, gate_run, protocol, e))
   factor = float(_P2_LONGER.value)
   longer = os.path.join(out, f"p2_x{factor:g}.json")
   if factor > 0 and not os.path.exists(longer):

@@ -129,8 +129,7 @@ def test_a_p2_row_reads_headroom_on_the_policy_its_protocol_plays_like():
                           "per_replicate": [1.0, 1.0], "horizon_steps": 100}}
   argmax = {"greedy": True, "temperature": 1.0, "epsilon": 0.0, "epsilon_decay": 0}
   floor = {**argmax, "epsilon": 0.1, "epsilon_decay": 12_500}
-  reread = lambda p, e=entry: {**e, **dict(zip(("per_replicate", "headroom"),
-                                                arm_rollouts.protocol_headroom(config, r, p, e)))}
+  reread = lambda p, e=entry: arm_rollouts.reread(config, r, p, e)
   a, b = reread(argmax), reread(floor)
   assert a["headroom"]["ok"] and a["headroom"]["basis"] == "greedy" and a["per_replicate"]["rise"] == [3.0, 3.0]
   assert not b["headroom"]["ok"] and b["headroom"]["basis"] == "behaviour"

@@ -38,7 +38,7 @@ def write(config, workdir: str) -> str:
     lines += ["", "### Capacity and the gap (sweeps beside the main job)", ""] + _table(caps)
   ev = config.evaluation
   reps = int(config.imitation.num_seeds) if "imitation" in config else 0
-  p2_section, p2_path = common.p2_actions_section(config) if "experiments" in config else (ev, "evaluation")
+  p2_section, p2_path = common.p2_actions_section(config)
   own = ("" if p2_path == "evaluation" else
          f" (P2's rows and their competence gate: {common.actions_phrase(common.describe_actions(p2_section))}, "
          "experiments.p2.protocol)")
