@@ -4,7 +4,8 @@ to pass with a stated probability (cl_limits/analysis/power.py; `experiments.com
 
 A row whose gate passes at one base seed and not at another is "unsettled"; this table says whether that
 is a gate without power at this many replicates (a pass probability well inside (0, 1)) or a real
-difference between the runs.
+difference between the runs. The figures are estimated from the runs they describe: they size the next
+run (how many replicates); they do not re-read these runs' verdicts.
 """
 from __future__ import annotations
 
