@@ -199,6 +199,51 @@ def test_headroom_reads_the_teachers_policy_that_the_protocol_plays_like():
   assert replicates.ceilings(data, None, None, np.array([10.0]))["headroom"]["basis"] == "behaviour"
 
 
+def test_ad_epsilon_data_under_a_sharp_protocol_read_their_demonstrators_greedy_return():
+  """AD-epsilon data (no teachers' greedy curves) whose demonstrator plays 0.9 and 0.8 of the optimum
+  greedily, behaviour ceilings 0.5 / 0.7 at the cut, the generator's final behaviour 0.95. On the greedy
+  basis (an argmax protocol) the demonstrator's return is the greedy return at the cut and after it: the
+  ceilings are 0.9 / 0.8, the rises 0, so no headroom, where the behaviour basis read rises 0.45 / 0.25
+  (the noise falling) and passed. The behaviour basis ignores the demonstrator, and a demonstrator below
+  the behaviour ceiling still leaves a rise of at most 0."""
+  from cl_limits.analysis import replicates
+  data = [{"ceiling": 5.0, "ceiling_norm": 0.5, "cut_learner_steps": 200, "teacher_final_norm": 0.95},
+          {"ceiling": 7.0, "ceiling_norm": 0.7, "cut_learner_steps": 200, "teacher_final_norm": 0.95}]
+  opt = np.array([10.0])
+  sharp = replicates.ceilings(data, None, None, opt, random=0.05, demonstrator=[0.9, 0.8])
+  np.testing.assert_allclose(sharp["greedy_at_cut"], [0.9, 0.8])
+  np.testing.assert_allclose(sharp["ceiling"], [0.9, 0.8])
+  np.testing.assert_allclose(sharp["rise"], [0.0, 0.0])
+  np.testing.assert_allclose(sharp["greedy_rise"], [0.0, 0.0])
+  np.testing.assert_allclose(sharp["behaviour_rise"], [0.05, 0.15])
+  assert sharp["headroom"]["basis"] == "greedy" and not sharp["headroom"]["ok"]
+  sampled = replicates.ceilings(data, None, None, opt, random=0.05, demonstrator=[0.9, 0.8], basis="behaviour")
+  plain = replicates.ceilings(data, None, None, opt, random=0.05)
+  for k in ("ceiling", "rise", "greedy_at_cut", "greedy_rise"):
+    assert sampled[k] == plain[k], k
+  assert sampled["headroom"] == plain["headroom"] and plain["headroom"]["ok"]
+  low = replicates.ceilings(data, None, None, opt, demonstrator=[0.3, 0.3])
+  np.testing.assert_allclose(low["ceiling"], [0.5, 0.7])
+  np.testing.assert_allclose(low["rise"], [-0.2, -0.4])
+  # Raw units (no optimum): the top of the range is the demonstrator's greedy return.
+  raw = replicates.ceilings([{**d, "teacher_final": 9.5} for d in data], None, None, None, random=1.0,
+                            demonstrator=[9.0, 8.0])
+  assert raw["headroom"]["top"] == pytest.approx(8.5) and raw["headroom"]["needed"] == pytest.approx(1.5)
+
+
+def test_the_demonstrators_greedy_return_is_the_oracles_optimum_or_the_final_dqns_last_evaluation():
+  import ml_collections
+  from cl_limits.stages import artifacts
+  cfg = lambda demo: ml_collections.ConfigDict({"imitation": {"ad_eps": {"demonstrator": demo}}})
+  greedy = np.array([[[1.0, 4.0, 6.0], [1.0, 2.0, 8.0]], [[0.0, 3.0, 5.0], [0.0, 3.0, 3.0]]])   # [R 2, K 2, 3]
+  assert artifacts.demonstrator_greedy(cfg("oracle"), greedy, np.array([10.0, 20.0]), 2) == [1.0, 1.0]
+  assert artifacts.demonstrator_greedy(cfg("oracle"), greedy, None, 2) is None
+  np.testing.assert_allclose(artifacts.demonstrator_greedy(cfg("teacher"), greedy, None, 2), [7.0, 4.0])
+  np.testing.assert_allclose(artifacts.demonstrator_greedy(cfg("teacher"), greedy, np.array([10.0, 20.0]), 2),
+                             [0.5, 0.325])
+  assert artifacts.demonstrator_greedy(cfg("teacher"), None, None, 2) is None
+
+
 def test_competence_is_a_gain_over_random_at_the_end_of_the_data_with_an_interval():
   """Imitators' last episodes (the data's kept window: 2 episodes) at 0.45 and 0.40 of an optimum of 10,
   their data's last kept episodes at 0.5, random 0.05: gains 0.4 / 0.45 and 0.35 / 0.45, both above 0.75,

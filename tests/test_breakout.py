@@ -142,6 +142,22 @@ def test_the_power_controls_data_follow_each_replicates_final_dqn(finished):
   assert eps[0] == pytest.approx(1.0) and eps[-1] == pytest.approx(float(config.imitation.ad_eps.eps_floor), abs=0.01)
 
 
+def test_the_power_control_at_argmax_reads_its_demonstrators_greedy_return_and_has_no_headroom(finished):
+  """Under the study's argmax P2 protocol the control's greedy return at the cut is its demonstrator's,
+  each replicate's final DQN: the teachers' last greedy evaluation. The ceiling holds it, so dropping the
+  noise cannot read as improvement: the row has no headroom, and its held-out rollout is skipped."""
+  workdir = finished[0]
+  e = layout.summary(workdir, "p2")["arms"]["ad_eps_half"]
+  curves = layout.teacher_curves(workdir)
+  last = np.asarray(curves["greedy_returns"])[..., -1].mean(-1)
+  np.testing.assert_allclose(e["per_replicate"]["greedy_at_cut"], last)
+  assert all(c >= g for c, g in zip(e["per_replicate"]["ceiling"], last))
+  assert all(r <= 0 for r in e["per_replicate"]["rise"])
+  assert e["headroom"]["basis"] == "greedy" and not e["headroom"]["ok"] and "skipped" in e
+  row = [r for r in _table(finished[1])[1] if r.startswith("| P2 power control")][0]
+  assert "inconclusive: no headroom" in row
+
+
 def test_the_competence_gate_replays_the_p2_stages_on_a_game_whose_episodes_end_early(finished):
   # arm_rollouts.competence (the gate the DAgger rounds read) with the run's imitators and protocol is the
   # P2 stage's gate replicate for replicate, on Breakout's variable-length episodes.

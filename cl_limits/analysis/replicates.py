@@ -17,7 +17,8 @@ late return comes from held-out ones); else raw returns.
   headroom           what a learner that went on as the teachers did, acting as the protocol acts, would
                      reach after the cut, minus the ceiling (`headroom_basis`): their best greedy evaluation
                      after the cut, or their final behaviour return where the protocol is at least as random
-                     as their behaviour (data without a greedy policy, AD-epsilon's, always use the latter);
+                     as their behaviour; AD-epsilon data's greedy policy is its fixed demonstrator, so on the
+                     greedy basis its rise is at most 0 (`ceilings`' demonstrator);
                      a row needs at least `fraction` x (top - random), top = 1 (the optimum) in fractions,
                      else the teachers' final greedy return.
   competence         at the end of the data, in the imitator's own time: a rollout as long as one kept
@@ -122,7 +123,7 @@ def headroom(per_replicate: dict, basis: str, top: float, random: float, fractio
 
 
 def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = None, random: float = 0.0,
-             headroom_fraction: float = 0.2, basis: str = "greedy") -> dict:
+             headroom_fraction: float = 0.2, basis: str = "greedy", demonstrator=None) -> dict:
   """Per replicate: behaviour ceiling, greedy return at the cut, the ceiling (their max) and the headroom
   rises (greedy and behaviour; "rise" is the one `basis` names), in the unit (fractions when optimum is
   given).
@@ -130,9 +131,11 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
   data: `data_per_replicate` (all teacher tasks); greedy [R, K, segments] at greedy_steps, or None for data
   without a greedy policy (the basis is then "behaviour" whatever is asked); random: the random policy's
   return in the unit; top_raw: the top in raw units when there is no optimum (None: the teachers' final
-  greedy return)."""
+  greedy return). demonstrator: per replicate, the greedy return (unit) of AD-epsilon data's fixed demonstrator:
+  on the greedy basis, the greedy return at the cut and after it (BUILD_NOTES, "the power control's ceiling")."""
   norm = optimum is not None
-  basis = "behaviour" if greedy is None else basis
+  demo = greedy is None and demonstrator is not None and basis == "greedy"
+  basis = "behaviour" if greedy is None and not demo else basis
   out = {k: [] for k in ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "after_cut_best",
                          "in_sample_ceiling", "cut", "greedy_rise", "behaviour_rise")}
   g_unit = None if greedy is None else in_unit(greedy, optimum, task_axis=1)
@@ -148,21 +151,19 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
       at_cut = (float(np.mean([np.interp(cut, steps, g) for g in g_unit[r]])) if steps.size and cut >= steps[0]
                 else None)
       greedy_best = float(g_unit[r][:, after].mean(0).max()) if after.any() else float("-inf")
+    if demo:
+      at_cut = greedy_best = float(demonstrator[r])
     final = float(d["teacher_final_norm" if norm else "teacher_final"])   # the data's own continuation
     best_after = greedy_best if basis == "greedy" else final
     ceil = behaviour if at_cut is None else max(behaviour, at_cut)
     in_sample = float(d.get("ceiling_in_sample_norm" if norm else "ceiling_in_sample", behaviour))
     for k, v in (("behaviour_ceiling", behaviour), ("greedy_at_cut", at_cut), ("ceiling", ceil),
                  ("rise", best_after - ceil), ("after_cut_best", best_after), ("in_sample_ceiling", in_sample),
-                 ("cut", cut), ("greedy_rise", None if g_unit is None else greedy_best - ceil),
+                 ("cut", cut), ("greedy_rise", None if g_unit is None and not demo else greedy_best - ceil),
                  ("behaviour_rise", final - ceil)):
       out[k].append(v)
-  if norm:
-    top = 1.0
-  elif top_raw is not None:
-    top = float(top_raw)
-  else:
-    top = float(np.mean(g_unit[..., -1])) if g_unit is not None else float(np.mean(out["after_cut_best"]))
+  top = (1.0 if norm else float(top_raw) if top_raw is not None else float(np.mean(g_unit[..., -1]))
+         if g_unit is not None else float(np.mean(out["after_cut_best"])))
   out["headroom"] = headroom(out, basis, top, random, headroom_fraction)
   return out
 
@@ -280,8 +281,7 @@ def own_late(returns, fraction: float) -> np.ndarray:
 
 
 def own_last(row, m: int) -> np.ndarray:
-  """The last m finished episodes of one rollout's returns [E] (NaN past its end)."""
-  return row[np.isfinite(row)][-m:]
+  return row[np.isfinite(row)][-m:]     # the last m finished episodes of one rollout's returns [E]
 
 
 def own_trend(returns, first_fraction: float) -> np.ndarray:

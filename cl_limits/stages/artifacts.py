@@ -13,6 +13,7 @@ import numpy as np
 from cl_limits import comma_list
 from cl_limits import envs as envs_lib
 from cl_limits import sharding
+from cl_limits.analysis import replicates
 from cl_limits.histories import arms as arms_lib
 from cl_limits.histories import datasets
 from cl_limits.imitation import fidelity as fidelity_lib
@@ -155,3 +156,15 @@ def teacher_greedy(config, workdir, manifest):
   if curves is None or "greedy_returns" not in curves:
     return None, None
   return np.asarray(curves["greedy_returns"]), np.asarray(curves["greedy_env_steps"])
+
+
+def demonstrator_greedy(config, greedy, optimum, num_seeds: int) -> list | None:
+  """Per replicate, the greedy return of the power control's AD-epsilon demonstrator in the row's unit
+  (fractions of each task's optimum when `optimum` is given): 1 for the env's oracle; for each replicate's
+  final DQN ("teacher"), the teachers' last greedy evaluation (`teacher_greedy`'s greedy [R, K, segments]),
+  which evaluates those weights. None where it is not known (the row then keeps the behaviour basis)."""
+  if str(config.imitation.ad_eps.get("demonstrator", "oracle")) == "oracle":
+    return None if optimum is None else [1.0] * int(num_seeds)
+  if greedy is None:
+    return None
+  return [float(v) for v in replicates.in_unit(np.asarray(greedy)[..., -1], optimum).mean(-1)]

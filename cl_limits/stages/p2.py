@@ -145,10 +145,10 @@ def run(step, log=print) -> None:
     arm = datasets.resolve_arm(config.imitation.arms[arm_name])
     history, manifest = sources[arm["data"]]
     opt = t_opt if kind == "p2" else ceiling_lib.task_optimum(env, manifest["task_ids"])
-    ad = config.imitation.ad_eps
     data = replicates.data_per_replicate(history, manifest, arm, window, opt)
     cut = int(data[0]["cut_learner_steps"])
-    c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random,
+    demo = artifacts.demonstrator_greedy(config, greedy, opt, len(data)) if kind == "power_control" else None
+    c = replicates.ceilings(data, greedy if kind == "p2" else None, greedy_steps, opt, random=random, demonstrator=demo,
                             headroom_fraction=float(p2.headroom_fraction), basis=common.headroom_basis(config, arm, actions))
     c["learning"] = replicates.learning_in_data(data, opt is not None, c["headroom"]["top"],
                                                 c["headroom"]["random"], float(p2.learning_fraction))
@@ -161,7 +161,7 @@ def run(step, log=print) -> None:
       n_k = int(jax.tree.leaves(task_params)[0].shape[0])
       keys = row_keys(config, i, seed_offset, num_seeds, n_k)
       if kind == "known_positive":
-        return _generator_returns(env, task_params, keys, horizon, cut_stream, ad)
+        return _generator_returns(env, task_params, keys, horizon, cut_stream, config.imitation.ad_eps)
       res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
                                 settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
                                 label=f"[p2] {name}", **actions)
