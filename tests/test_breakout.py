@@ -155,7 +155,8 @@ def test_the_power_control_at_argmax_reads_its_demonstrators_greedy_return_and_h
   assert all(r <= 0 for r in e["per_replicate"]["rise"])
   assert e["headroom"]["basis"] == "greedy" and not e["headroom"]["ok"] and "skipped" in e
   row = [r for r in _table(finished[1])[1] if r.startswith("| P2 power control")][0]
-  assert "inconclusive: no headroom" in row
+  assert "inconclusive: no headroom" in row and "its demonstrator's greedy policy left no room above it" in row
+  assert "and its demonstrator's greedy return at the cut" not in row      # skipped: the ceiling alone is shown
 
 
 def test_the_competence_gate_replays_the_p2_stages_on_a_game_whose_episodes_end_early(finished):

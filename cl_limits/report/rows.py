@@ -127,12 +127,14 @@ def p2_rows(workdir) -> list[dict]:
                               f"the same cut ({name}), epsilon still falling (must be refuted)",
             "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training, {name} (predicted: no "
                   "improvement past the ceiling)"}[e["kind"]]
-    ceiling_txt = ("the data's behaviour ceiling" if control else
-                   "the ceiling (the larger of the data's behaviour ceiling and the teachers' greedy return at the cut)")
+    demo = control and all(v is not None for v in pr.get("greedy_at_cut") or [None])   # its demonstrator's return
+    whose = "its demonstrator's greedy" if demo else f"the teachers' {e['headroom'].get('basis', 'greedy')}"
+    ceiling_txt = ("the data's behaviour ceiling" if control and not demo else
+                   f"the ceiling (the larger of the data's behaviour ceiling and {whose} return at the cut)")
     ceil_txt = (f"ceiling {ci(e['ceiling'], '{:.3f}')} (behaviour {per_rep(pr['behaviour_ceiling'], '{:.3f}')}"
-                + ("" if control else f"; greedy at cut {per_rep(pr['greedy_at_cut'], '{:.3f}')}") + ")")
+                + ("" if control and not demo else f"; greedy at cut {per_rep(pr['greedy_at_cut'], '{:.3f}')}") + ")")
     if skipped:
-      measured = (f"{ceil_txt}, {unit}; the teachers' greedy policy left no room above it after the cut, so no "
+      measured = (f"{ceil_txt}, {unit}; {whose} policy left no room above it after the cut, so no "
                   f"late return could pass it: the {e['horizon_steps']:,}-step held-out rollout was not run "
                   "(the estimate shown is the ceiling)")
     else:
