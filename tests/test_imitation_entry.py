@@ -326,9 +326,3 @@ def test_the_log_notes_an_epsilon_that_does_not_match_the_labels():
   with config.unlocked():
     config.evaluation.epsilon = 0.0
   assert len(notes := protocol_notes(config)) == 1 and "explore only by sampling their choice" in notes[0]
-  assert "P2" not in notes[0]
-  # Breakout's default: greedy labels, and P2 with a protocol of its own, which the note names.
-  from experiments.configs import breakout  # noqa: PLC0415
-  (note,) = protocol_notes(breakout.get_config("smoke"))
-  assert note.endswith("; P2 and its competence gate play experiments.p2.protocol instead (greedy, epsilon "
-                       "from 1 to 0 over 750 steps around it)"), note

@@ -128,9 +128,10 @@ def p2_rows(workdir) -> list[dict]:
             "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training, {name} (predicted: no "
                   "improvement past the ceiling)"}[e["kind"]]
     demo = control and all(v is not None for v in pr.get("greedy_at_cut") or [None])   # its demonstrator's return
-    whose = "its demonstrator's greedy" if demo else f"the teachers' {e['headroom'].get('basis', 'greedy')}"
+    owner = "its demonstrator's" if demo else "the teachers'"
+    whose = f"{owner} {'greedy' if demo else e['headroom'].get('basis', 'greedy')}"      # whose policy had no room
     ceiling_txt = ("the data's behaviour ceiling" if control and not demo else
-                   f"the ceiling (the larger of the data's behaviour ceiling and {whose} return at the cut)")
+                   f"the ceiling (the larger of the data's behaviour ceiling and {owner} greedy return at the cut)")
     ceil_txt = (f"ceiling {ci(e['ceiling'], '{:.3f}')} (behaviour {per_rep(pr['behaviour_ceiling'], '{:.3f}')}"
                 + ("" if control and not demo else f"; greedy at cut {per_rep(pr['greedy_at_cut'], '{:.3f}')}") + ")")
     if skipped:

@@ -24,12 +24,8 @@ def protocol_notes(config) -> list[str]:
     notes.append(f"evaluation.epsilon={eps:g} adds exploration on top of arms that imitate recorded actions, "
                  f"exploration included ({', '.join(action)})")
   if not explores and greedy:
-    section, where = common.p2_actions_section(config)
-    p2 = ("" if where == "evaluation" else
-          f"; P2 and its competence gate play {where} instead ({common.describe_actions(section)})")
     notes.append(f"arms of greedy labels ({', '.join(greedy)}) act with evaluation.epsilon=0: they explore only "
-                 f"by sampling their choice, not as their data's learners did, in every row that plays the "
-                 f"evaluation protocol{p2}")
+                 "by sampling their choice, not as their data's learners did")
   return notes
 
 
