@@ -129,7 +129,7 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
   given).
 
   data: `data_per_replicate` (all teacher tasks); greedy [R, K, segments] at greedy_steps, or None for data
-  without a greedy policy (the basis is then "behaviour" whatever is asked); random: the random policy's
+  without teachers' greedy curves (the basis is then "behaviour" unless `demonstrator` is given); random: the random policy's
   return in the unit; top_raw: the top in raw units when there is no optimum (None: the teachers' final
   greedy return). demonstrator: per replicate, the greedy return (unit) of AD-epsilon data's fixed demonstrator:
   on the greedy basis, the greedy return at the cut and after it (BUILD_NOTES, "the power control's ceiling")."""

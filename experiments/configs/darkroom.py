@@ -198,7 +198,8 @@ def experiments(**overrides):
   # Collapse (same date as the gate): a P2 rollout
   # whose late window falls below its data's end by more than collapse_margin x (top - random), at the
   # interval's lower end, is "inconclusive: imitator collapsed", not supported. power_control: an AD-epsilon
-  # arm cut mid-decay under the same rule (expected: refuted). Trend: slope against log(episode) after the
+  # arm cut mid-decay under the same rule (expected: refuted; on the greedy basis its ceiling holds its
+  # demonstrator's greedy return, so under an argmax protocol it has no headroom, since 2026-12-05). Trend: slope against log(episode) after the
   # first trend_from of the rollout. Learning in data (fixed 2026-12-03, before any run with it): the kept
   # data's last ceiling window minus its first must rise by learning_fraction x (top - random), the
   # interval's lower end over replicates, else "inconclusive: no learning in its data" (an imitator cannot
