@@ -162,9 +162,10 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
                  ("cut", cut), ("greedy_rise", None if g_unit is None and not demo else greedy_best - ceil),
                  ("behaviour_rise", final - ceil)):
       out[k].append(v)
-  top = (1.0 if norm else float(top_raw) if top_raw is not None else float(np.mean(g_unit[..., -1]))
-         if g_unit is not None else float(np.mean(out["after_cut_best"])))
-  out["headroom"] = headroom(out, basis, top, random, headroom_fraction)
+  top = 1.0 if norm else top_raw
+  if top is None:   # the teachers' final greedy return, or the demonstrator's / the data's own continuation
+    top = np.mean(g_unit[..., -1]) if g_unit is not None else np.mean(out["after_cut_best"])
+  out["headroom"] = headroom(out, basis, float(top), random, headroom_fraction)
   return out
 
 

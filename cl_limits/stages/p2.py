@@ -180,7 +180,7 @@ def run(step, log=print) -> None:
       summary["arms"][name] = summary_entry(kind, arm, data, c, comp, None, e_opt, frac, float(p2.trend_from), horizon,
                                      cut, float(p2.competence_fraction), comp_h)
       arrays[f"{name}/competence_return"] = comp_rets
-      log(f"[p2] {name}: no headroom ({'its demonstrator' if demo else 'the teachers'}: {c['headroom']['basis']} return rose {c['headroom']['rise']:.3f} past the "
+      log(f"[p2] {name}: no headroom ({'the teachers' if kind == 'p2' else 'its generator'}: {c['headroom']['basis']} return rose {c['headroom']['rise']:.3f} past the "
           f"ceiling, {c['headroom']['needed']:.3f} needed): the verdict cannot depend on the held-out rollout, "
           "which is skipped (experiments.p2.skip_without_headroom)")
       continue
