@@ -39,6 +39,11 @@ def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = Tru
 
   if name not in config.imitation.arms:
     raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
+  from cl_limits.stages import layout  # noqa: PLC0415
+  run = layout.read_config(workdir) or {}
+  if "seed" in run and int(run["seed"]) != int(config.seed):     # the rollouts' keys come from the seed
+    raise app.UsageError(f"--config.seed={int(config.seed)}: the run in --workdir={workdir} was made with "
+                         f"seed {int(run['seed'])}; pass --config.seed={int(run['seed'])}")
   try:
     env = common.env_of(config)
     model, params, arms, num_seeds = artifacts.final_imitators(config, workdir)
@@ -154,3 +159,59 @@ def rescore(p2_path: str, results_path: str, models, reread) -> None:
     with open(path + ".tmp", "w") as f:
       json.dump(obj, f, indent=1)
     os.replace(path + ".tmp", path)
+
+
+def _effects(env, obs, actions) -> np.ndarray:
+  """Each action's effect class at its observation (`action_classes_at`, else the fixed `action_classes`,
+  else the action itself)."""
+  from cl_limits.imitation import fidelity  # noqa: PLC0415
+  actions = np.asarray(actions, np.int64)
+  at = fidelity.classes_of(env)
+  if at is not None:
+    classes = np.asarray(at(obs))
+    return np.take_along_axis(classes, actions[..., None], -1)[..., 0]
+  fixed = getattr(env, "action_classes", None)
+  return actions if fixed is None else np.asarray(fixed, np.int64)[actions]
+
+
+def shares(env, obs, actions) -> dict:
+  """{"action": share of each raw action, "effect": share of each effect class} of `actions` [N] taken at
+  `obs` [N, ...] (MinAtar Breakout: a move into a wall counts as the no-op)."""
+  n = int(env.action_space(env.default_params).n)
+  actions, obs = np.asarray(actions, np.int64), np.asarray(obs)
+  obs = obs.reshape((actions.size,) + obs.shape[actions.ndim:])           # [N, ...] whatever leads
+  actions = actions.reshape(-1)
+  effects = _effects(env, obs, actions)
+  k = n if getattr(env, "action_classes", None) is None else max(env.action_classes) + 1
+  return {"action": (np.bincount(actions, minlength=n) / max(actions.size, 1)).tolist(),
+          "effect": (np.bincount(effects, minlength=k) / max(actions.size, 1)).tolist()}
+
+
+def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int) -> list[dict]:
+  """Per replicate, what the imitator of arm `r` (`load(..., 0)`) chose over the last `last` steps of the
+  competence gate's rollout (its own choice, before any epsilon draw; the stage's tasks, keys and horizon
+  in one scan, which plays as the chunked rollout does) beside its data's recorded greedy choices over the
+  last `last` kept steps of every stream on those tasks: [{"imitator": shares, "data": shares or None}]."""
+  import jax  # noqa: PLC0415
+
+  from cl_limits.histories import datasets  # noqa: PLC0415
+  from cl_limits.rollouts import rollout  # noqa: PLC0415
+  from cl_limits.stages import p2  # noqa: PLC0415
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
+  fn = rollout.make_batched_rollout(r.model, r.env, r.horizon, rollout.episodes_for(r.env, r.horizon),
+                                    record=True, **protocol)
+  tr = jax.device_get(fn(params, r.tasks, keys)).transitions          # [S, K, T, ...]
+  h = r.history
+  done = np.asarray(h.terminated) | np.asarray(h.truncated)
+  keep = datasets.keep_mask(done, np.asarray(h.episode), r.arm["portion"], float(r.arm["fraction"]),
+                            int(r.arm["gap"]), 0)
+  out = []
+  for s in range(r.num_seeds):
+    own = shares(r.env, np.asarray(tr.obs)[s, :, -last:], np.asarray(tr.greedy)[s, :, -last:])
+    data = None
+    if h.greedy is not None:
+      idx = [(k, e, np.nonzero(keep[s, k, e])[0][-last:]) for k in range(r.n) for e in range(keep.shape[2])]
+      obs = np.concatenate([np.asarray(h.obs[s, k, e])[t] for k, e, t in idx])
+      data = shares(r.env, obs, np.concatenate([np.asarray(h.greedy[s, k, e])[t] for k, e, t in idx]))
+    out.append({"imitator": own, "data": data})
+  return out

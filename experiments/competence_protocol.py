@@ -6,6 +6,14 @@ over random of its last episodes against its data's last kept episodes, and the 
 replicates. With the run's own protocol the figures are checked against its P2 summary. A diagnostic:
 the verdicts keep the protocol fixed before the run; this shows how far the gate moves with it, on the
 same imitators, tasks and keys (the sensitivity stage does the same for temperatures, for every row).
+Episodes are read as the P2 stage reads them, so games whose episodes end early (Breakout) play too; pass
+the run's own `--config.seed` (another is refused: the rollouts' keys come from it). `--actions=N` also
+shows, per replicate, the shares of the imitator's own choices over its last N steps beside its data's
+recorded greedy choices, by raw action and by effect (Breakout: a move into a wall is the no-op):
+
+  python -m experiments.competence_protocol --config=experiments/configs/breakout.py \
+      --workdir=runs/breakout7_s1 --config.seed=1 --config.evaluation.greedy=true \
+      --config.evaluation.epsilon=0 --config.evaluation.epsilon_decay=12500 --actions=2000
 
   python -m experiments.competence_protocol --config=experiments/configs/one_stream.py:fast,x8,alone \
       --workdir=runs/one_stream_fast_x8_ge8k --config.teachers_from=runs/one_stream_fast_x8 \
@@ -16,6 +24,7 @@ same imitators, tasks and keys (the sensitivity stage does the same for temperat
 import json
 import time
 
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -23,6 +32,9 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
+_ACTIONS = flags.DEFINE_integer("actions", 0, "Also show, per replicate, the shares of the imitator's own "
+                                "choices over the rollout's last N steps beside its data's recorded greedy "
+                                "choices over the last N kept steps of every stream (0: not shown).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -32,13 +44,16 @@ def main(_):
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
+  if _ACTIONS.value < 0:
+    raise app.UsageError(f"--actions={_ACTIONS.value}: must be >= 0")
   protocol = arm_rollouts.protocol(config)
   summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
   if summary is None or "competence" not in summary:
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
-  r = arm_rollouts.load(config, workdir, name, 0)
+  r = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)     # episodes read as the P2 stage reads them
   saved = summary["competence"]
-  own = common.protocol_of((layout.read_config(workdir) or {}).get("evaluation") or {})
+  run = ml_collections.ConfigDict(layout.read_config(workdir) or {})
+  own = common.protocol_of(common.p2_actions_section(run)[0] if "evaluation" in run else {})   # its P2 gate's
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
         f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
   t0 = time.time()
@@ -54,6 +69,16 @@ def main(_):
   if protocol == own:
     same = np.allclose(comp["per_replicate"], saved["per_replicate"], atol=1e-6, equal_nan=True)
     print(f"  equals the P2 stage's competence gate: {'yes' if same else 'NO'}")
+  if _ACTIONS.value:
+    last = min(int(_ACTIONS.value), int(r.horizon))
+    rule = getattr(r.env, "action_classes_rule", "")
+    print(f"  choices over the last {last} steps, shares of each action (a0..) and of each effect class (c0..; "
+          f"actions with the same effect are one class{'; ' + rule if rule else ''}):")
+    fmt2 = lambda sh: ("actions " + " ".join(f"{x:.2f}" for x in sh["action"]) + " | effects "
+                       + " ".join(f"{x:.2f}" for x in sh["effect"]))
+    for s, c in enumerate(arm_rollouts.choices(config, r, r.params, protocol, last)):
+      print(f"  replicate {s}: imitator {fmt2(c['imitator'])}")
+      print(f"  replicate {s}: its data's greedy choices {'not recorded' if c['data'] is None else fmt2(c['data'])}")
   print(json.dumps({"protocol": protocol, "per_replicate": comp["per_replicate"], "interval": iv}))
 
 

@@ -203,9 +203,17 @@ def test_competence_protocol_reproduces_the_gate_and_plays_it_under_another_prot
   # one-line error before anything runs.
   base = [sys.executable, "-m", "experiments.competence_protocol", "--config=experiments/configs/darkroom.py:smoke",
           f"--workdir={smoke_pipeline[0]}"]
-  own = subprocess.run(base, capture_output=True, text=True, timeout=600)
+  own = subprocess.run(base + ["--actions=5"], capture_output=True, text=True, timeout=600)
   assert own.returncode == 0, own.stderr[-2000:]
   assert "  equals the P2 stage's competence gate: yes" in own.stdout.splitlines()
+  # --actions: per replicate the imitator's choices and its data's greedy choices, each a distribution.
+  shares = [ln for ln in own.stdout.splitlines() if ln.startswith("  replicate ")]
+  assert len(shares) == 2 * 2 and sum("its data's greedy choices actions" in ln for ln in shares) == 2
+  for ln in shares:
+    raw, eff = ln.split("actions ")[1].split(" | effects ")
+    assert abs(sum(map(float, raw.split())) - 1) < 0.02 and abs(sum(map(float, eff.split())) - 1) < 0.02
+  seed = subprocess.run(base + ["--config.seed=3"], capture_output=True, text=True, timeout=600)
+  assert seed.returncode != 0 and "--config.seed=3" in seed.stderr and "Traceback" not in seed.stderr
   other = subprocess.run(base + ["--config.evaluation.greedy=true", "--config.evaluation.epsilon_decay=20"],
                          capture_output=True, text=True, timeout=600)
   assert other.returncode == 0, other.stderr[-2000:]
@@ -304,3 +312,19 @@ def test_a_p2_row_played_again_by_the_runs_own_imitators_is_the_stages_row(smoke
   uniform = dict(arm_rollouts.protocol(config), epsilon=1.0)
   _, other = arm_rollouts.p2_row(config, r, r.params, uniform, entry, entry["competence"])
   assert other.shape == rets.shape and np.nansum(other) > 0 and not np.array_equal(other, rets)
+
+
+def test_choice_shares_count_a_move_into_a_wall_as_the_no_op():
+  # experiments/arm_rollouts.shares: raw actions as taken, effects by the env's classes at each observation.
+  # Breakout's paddle at the left wall: "left" (1) leaves it there, so it is the no-op's class; "right" (3)
+  # moves it; 0 and 4 (not in the game's own set) are the no-op.
+  from cl_limits import envs
+  from experiments import arm_rollouts
+  env = envs.make("MinAtar-Breakout")
+  obs = np.zeros((4, 10, 10, env.observation_space(env.default_params).shape[-1]), bool)
+  obs[:, 9, 0, 0] = True
+  sh = arm_rollouts.shares(env, obs, np.array([1, 3, 0, 4]))
+  assert sh["action"] == [0.25, 0.25, 0.0, 0.25, 0.25, 0.0]
+  assert sh["effect"] == [0.75, 0.0, 0.25]
+  obs[:, 9, 0, 0], obs[:, 9, 5, 0] = False, True      # mid-court: "left" moves it
+  assert arm_rollouts.shares(env, obs, np.array([1, 3, 0, 4]))["effect"] == [0.5, 0.25, 0.25]
