@@ -191,7 +191,8 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   """Per replicate, what the imitator of arm `r` (`load(..., 0)`) chose over the last `last` steps of the
   competence gate's rollout (its own choice, before any epsilon draw; the stage's tasks, keys and horizon
   in one scan, which plays as the chunked rollout does) beside its data's recorded greedy choices over the
-  last `last` kept steps of every stream on those tasks: [{"imitator": shares, "data": shares or None}]."""
+  last `last` kept steps of every stream on those tasks and over the first `last` (the learner before it
+  learned): [{"imitator": shares, "data": shares or None, "data_start": shares or None}]."""
   import jax  # noqa: PLC0415
 
   from cl_limits.histories import datasets  # noqa: PLC0415
@@ -205,13 +206,13 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
   keep = datasets.keep_mask(done, np.asarray(h.episode), r.arm["portion"], float(r.arm["fraction"]),
                             int(r.arm["gap"]), 0)
-  out = []
-  for s in range(r.num_seeds):
-    own = shares(r.env, np.asarray(tr.obs)[s, :, -last:], np.asarray(tr.greedy)[s, :, -last:])
-    data = None
-    if h.greedy is not None:
-      idx = [(k, e, np.nonzero(keep[s, k, e])[0][-last:]) for k in range(r.n) for e in range(keep.shape[2])]
-      obs = np.concatenate([np.asarray(h.obs[s, k, e])[t] for k, e, t in idx])
-      data = shares(r.env, obs, np.concatenate([np.asarray(h.greedy[s, k, e])[t] for k, e, t in idx]))
-    out.append({"imitator": own, "data": data})
-  return out
+  def data_shares(s, pick):
+    if h.greedy is None:
+      return None
+    idx = [(k, e, pick(np.nonzero(keep[s, k, e])[0])) for k in range(r.n) for e in range(keep.shape[2])]
+    obs = np.concatenate([np.asarray(h.obs[s, k, e])[t] for k, e, t in idx])
+    return shares(r.env, obs, np.concatenate([np.asarray(h.greedy[s, k, e])[t] for k, e, t in idx]))
+
+  return [{"imitator": shares(r.env, np.asarray(tr.obs)[s, :, -last:], np.asarray(tr.greedy)[s, :, -last:]),
+           "data": data_shares(s, lambda t: t[-last:]), "data_start": data_shares(s, lambda t: t[:last])}
+          for s in range(r.num_seeds)]

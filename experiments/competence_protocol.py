@@ -9,7 +9,8 @@ same imitators, tasks and keys (the sensitivity stage does the same for temperat
 Episodes are read as the P2 stage reads them, so games whose episodes end early (Breakout) play too; pass
 the run's own `--config.seed` (another is refused: the rollouts' keys come from it). `--actions=N` also
 shows, per replicate, the shares of the imitator's own choices over its last N steps beside its data's
-recorded greedy choices, by raw action and by effect (Breakout: a move into a wall is the no-op):
+recorded greedy choices over its last N kept steps of every stream and over its first N (the learner
+before it learned), by raw action and by effect (Breakout: a move into a wall is the no-op):
 
   python -m experiments.competence_protocol --config=experiments/configs/breakout.py \
       --workdir=runs/breakout7_s1 --config.seed=1 --config.evaluation.greedy=true \
@@ -34,7 +35,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage 
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
 _ACTIONS = flags.DEFINE_integer("actions", 0, "Also show, per replicate, the shares of the imitator's own "
                                 "choices over the rollout's last N steps beside its data's recorded greedy "
-                                "choices over the last N kept steps of every stream (0: not shown).")
+                                "choices over the last and the first N kept steps of every stream (0: not shown).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -78,7 +79,8 @@ def main(_):
                        + " ".join(f"{x:.2f}" for x in sh["effect"]))
     for s, c in enumerate(arm_rollouts.choices(config, r, r.params, protocol, last)):
       print(f"  replicate {s}: imitator {fmt2(c['imitator'])}")
-      print(f"  replicate {s}: its data's greedy choices {'not recorded' if c['data'] is None else fmt2(c['data'])}")
+      for key, what in (("data", "its data's greedy choices"), ("data_start", "its data's first steps' greedy choices")):
+        print(f"  replicate {s}: {what} {'not recorded' if c[key] is None else fmt2(c[key])}")
   print(json.dumps({"protocol": protocol, "per_replicate": comp["per_replicate"], "interval": iv}))
 
 

@@ -208,7 +208,8 @@ def test_competence_protocol_reproduces_the_gate_and_plays_it_under_another_prot
   assert "  equals the P2 stage's competence gate: yes" in own.stdout.splitlines()
   # --actions: per replicate the imitator's choices and its data's greedy choices, each a distribution.
   shares = [ln for ln in own.stdout.splitlines() if ln.startswith("  replicate ")]
-  assert len(shares) == 2 * 2 and sum("its data's greedy choices actions" in ln for ln in shares) == 2
+  assert len(shares) == 2 * 3 and sum("its data's greedy choices actions" in ln for ln in shares) == 2
+  assert sum("its data's first steps' greedy choices actions" in ln for ln in shares) == 2
   for ln in shares:
     raw, eff = ln.split("actions ")[1].split(" | effects ")
     assert abs(sum(map(float, raw.split())) - 1) < 0.02 and abs(sum(map(float, eff.split())) - 1) < 0.02
