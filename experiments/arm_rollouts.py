@@ -206,6 +206,7 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
   keep = datasets.keep_mask(done, np.asarray(h.episode), r.arm["portion"], float(r.arm["fraction"]),
                             int(r.arm["gap"]), 0)
+
   def data_shares(s, pick):
     if h.greedy is None:
       return None

@@ -204,3 +204,24 @@ def test_dagger_plays_a_game_whose_episodes_end_early(finished, tmp_path):
     assert at0[arm_name]["horizon_steps"] == stage["horizon_steps"]
     assert at0[arm_name]["per_replicate"]["rise"] == at0[arm_name]["per_replicate"]["greedy_rise"]
     assert at0[arm_name]["verdict"] and "competence" in at0[arm_name]
+
+
+def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(finished):
+  # experiments/competence_protocol.py on a game whose episodes end early, under the run's own P2 protocol
+  # (experiments.p2.protocol, not the evaluation section it reads its flags from): its gate must be the P2
+  # stage's, and --actions prints, per replicate, the imitator's choice shares and its data's greedy ones,
+  # each a distribution over Breakout's six actions and three effects.
+  p = breakout.get_config("smoke").experiments.p2.protocol
+  cmd = [sys.executable, "-m", "experiments.competence_protocol", "--config=experiments/configs/breakout.py:smoke",
+         f"--workdir={finished[0]}", f"--config.evaluation.greedy={p.greedy}",
+         f"--config.evaluation.epsilon={p.epsilon}", f"--config.evaluation.epsilon_decay={p.epsilon_decay}",
+         "--actions=50"]
+  res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "  equals the P2 stage's competence gate: yes" in res.stdout.splitlines()
+  shares = [ln for ln in res.stdout.splitlines() if ln.startswith("  replicate ")]
+  assert len(shares) == 2 * 3
+  for ln in shares:
+    raw, eff = ln.split("actions ")[1].split(" | effects ")
+    assert len(raw.split()) == 6 and len(eff.split()) == 3
+    assert abs(sum(map(float, raw.split())) - 1) < 0.02 and abs(sum(map(float, eff.split())) - 1) < 0.02
