@@ -217,3 +217,14 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   return [{"imitator": shares(r.env, np.asarray(tr.obs)[s, :, -last:], np.asarray(tr.greedy)[s, :, -last:]),
            "data": data_shares(s, lambda t: t[-last:]), "data_start": data_shares(s, lambda t: t[:last])}
           for s in range(r.num_seeds)]
+
+
+def last_episodes(rets, m: int) -> np.ndarray:
+  """The mean of each row's last `m` finished episodes (rets [..., E], NaN past a row's own end, as
+  `p2.episode_returns` gives them where episodes end early)."""
+  rets = np.asarray(rets, np.float64)
+  out = np.full(rets.shape[:-1], np.nan)
+  for idx in np.ndindex(*rets.shape[:-1]):
+    done = rets[idx][np.isfinite(rets[idx])]
+    out[idx] = done[-m:].mean() if done.size else np.nan
+  return out

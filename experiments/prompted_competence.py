@@ -14,6 +14,8 @@ learning; one that never reaches it when prompted has not learned the end either
 actions injected with that probability; with `--config.evaluation.greedy=true`, around its argmax): a
 test of whether actions that carry no information undo a goal the imitator was shown. `--plot=PATH`
 draws every rollout's mean return per episode (over replicates and tasks) beside the data's end.
+Episodes are read as the P2 stage reads them, so games whose episodes end early (Breakout) play too;
+`--episodes=N` sets the first and last windows (each row's own last N finished episodes).
 """
 import jax
 import numpy as np
@@ -27,6 +29,7 @@ _TASKS = flags.DEFINE_integer("tasks", 20, "How many of the teachers' training t
 _EPSILONS = flags.DEFINE_string("epsilons", "", "Comma-separated exploration rates to play in turn (empty: the "
                                 "config's evaluation.epsilon only).")
 _PLOT = flags.DEFINE_string("plot", "", "A PNG path for the mean return per episode of every rollout.")
+_EPISODES = flags.DEFINE_integer("episodes", 2, "How many episodes the first and last windows hold.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -36,7 +39,7 @@ def main(_):
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
-  from cl_limits.stages import common, p1  # noqa: PLC0415
+  from cl_limits.stages import common, p1, p2  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -47,7 +50,10 @@ def main(_):
                  for e in comma_list(_EPSILONS.value)] or [("", base)]
   except ValueError as e:
     raise app.UsageError(f"--epsilons={_EPSILONS.value}: {e}") from None
-  r = arm_rollouts.load(config, workdir, name, int(_TASKS.value))
+  if _EPISODES.value < 1:
+    raise app.UsageError(f"--episodes={_EPISODES.value}: must be >= 1")
+  m = int(_EPISODES.value)
+  r = arm_rollouts.load(config, workdir, name, int(_TASKS.value), fixed_episodes=False)
   model, params, history, data, n, opt = r.model, r.params, r.history, r.data, r.n, r.opt
   horizon, ep_len = r.horizon, r.ep_len
   done = np.asarray(history.terminated) | np.asarray(history.truncated)
@@ -55,7 +61,8 @@ def main(_):
   prompt = p1.kept_prompts(history, keep, n, int(model.context_len))
   keys = jax.random.split(jax.random.key(int(config.seed) + 41), r.num_seeds * n).reshape(r.num_seeds, n)
   unit = "fraction of each task's optimum" if opt is not None else "return"
-  print(f"{name} on {n} training tasks, {horizon} steps ({horizon // ep_len} episodes), {unit}; the "
+  count = f"{horizon // ep_len} episodes" if ep_len else "episodes end early"
+  print(f"{name} on {n} training tasks, {horizon} steps ({count}), {unit}; the "
         f"prompt: the last {int(model.context_len)} kept steps of stream 0 (reward in it per task: "
         f"{float(np.asarray(prompt.reward).sum(-1).mean()):.1f})")
   ends = [replicates.data_end(d, opt is not None) for d in data]
@@ -64,9 +71,9 @@ def main(_):
   for tag, protocol in protocols:
     for mode, p in (("empty context", None), ("prompted with its data's end", prompt)):
       res = chunked.run_batched(model, r.env, horizon, params, r.tasks, keys, p, **protocol)
-      rets = replicates.in_unit(np.asarray(res.episode_return)[..., :horizon // ep_len], opt, task_axis=1)
-      first, last = rets[..., :2].mean((1, 2)), rets[..., -2:].mean((1, 2))
-      print(f"  {tag}{mode:30s} first 2 episodes {' '.join(f'{v:.3f}' for v in first)} | last 2 "
+      rets = replicates.in_unit(p2.episode_returns(res, horizon, ep_len), opt, task_axis=1)
+      first, last = np.nanmean(rets[..., :m], axis=(1, 2)), np.nanmean(arm_rollouts.last_episodes(rets, m), axis=1)
+      print(f"  {tag}{mode:30s} first {m} episodes {' '.join(f'{v:.3f}' for v in first)} | last {m} "
             f"{' '.join(f'{v:.3f}' for v in last)}", flush=True)
       curves.append((tag + mode, np.nanmean(rets, axis=(0, 1))))
   if _PLOT.value:

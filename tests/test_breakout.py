@@ -225,3 +225,21 @@ def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(fi
     raw, eff = ln.split("actions ")[1].split(" | effects ")
     assert len(raw.split()) == 6 and len(eff.split()) == 3
     assert abs(sum(map(float, raw.split())) - 1) < 0.02 and abs(sum(map(float, eff.split())) - 1) < 0.02
+
+
+def test_prompted_competence_plays_breakout_and_reads_each_rows_own_last_episodes(finished):
+  # experiments/prompted_competence.py on a game whose episodes end early: both rollouts (empty context,
+  # prompted with the data's end) print their first and last --episodes, the last read at each row's own end
+  # (`arm_rollouts.last_episodes`: NaN past a row's end is not an episode). A bad window is a one-line error.
+  from experiments import arm_rollouts  # noqa: PLC0415
+  rets = np.array([[1.0, 2.0, 3.0, np.nan], [4.0, np.nan, np.nan, np.nan]])
+  np.testing.assert_allclose(arm_rollouts.last_episodes(rets, 2), [2.5, 4.0])
+  base = [sys.executable, "-m", "experiments.prompted_competence", "--config=experiments/configs/breakout.py:smoke",
+          f"--workdir={finished[0]}", "--tasks=1"]
+  res = subprocess.run(base + ["--episodes=3"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "(episodes end early)" in res.stdout
+  rows = [ln for ln in res.stdout.splitlines() if "first 3 episodes" in ln and "| last 3 " in ln]
+  assert len(rows) == 2 and all(len(ln.split("| last 3 ")[1].split()) == 2 for ln in rows)    # 2 replicates
+  bad = subprocess.run(base + ["--episodes=0"], capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "--episodes=0" in bad.stderr and "Traceback" not in bad.stderr
