@@ -30,7 +30,7 @@ def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = Tru
   history, manifest, arm (resolved), tasks, ids, n, stage_n (the P2 stage's competence task count),
   t_opt (every training task's optimum, or None), opt (the first n), data (per replicate), ep_len (None where
   episodes end early: only for callers that read episodes as the P2 stage does, `fixed_episodes=False`),
-  horizon."""
+  horizon, run_config (the run's config.json as a dict, {} where absent)."""
   from cl_limits.analysis import ceiling, replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.imitation import learner  # noqa: PLC0415
@@ -40,7 +40,7 @@ def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = Tru
   if name not in config.imitation.arms:
     raise app.UsageError(f"--arm={name!r}: not an arm of this config ({', '.join(config.imitation.arms)})")
   from cl_limits.stages import layout  # noqa: PLC0415
-  run = layout.read_config(workdir) or {}
+  run = layout.read_config(workdir) or {}           # kept on the result as `run_config`
   if "seed" in run and int(run["seed"]) != int(config.seed):     # the rollouts' keys come from the seed
     raise app.UsageError(f"--config.seed={int(config.seed)}: the run in --workdir={workdir} was made with "
                          f"seed {int(run['seed'])}; pass --config.seed={int(run['seed'])}")
@@ -65,7 +65,7 @@ def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = Tru
       env=env, model=model, params=params, num_seeds=num_seeds, arm_index=arms.index(name), history=history,
       manifest=manifest, arm=arm, tasks=common.first(all_tasks, n), ids=np.asarray(all_ids)[:n], n=n,
       stage_n=stage_n, t_opt=t_opt, opt=None if t_opt is None else np.asarray(t_opt)[:n], data=data,
-      ep_len=ep_len, horizon=p2.competence_horizon(data, ep_len))
+      ep_len=ep_len, horizon=p2.competence_horizon(data, ep_len), run_config=run)
 
 
 def competence(config, r: types.SimpleNamespace, params, protocol: dict, random: float, needed: float) -> dict:
@@ -222,9 +222,10 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
 def last_episodes(rets, m: int) -> np.ndarray:
   """The mean of each row's last `m` finished episodes (rets [..., E], NaN past a row's own end, as
   `p2.episode_returns` gives them where episodes end early)."""
+  from cl_limits.analysis import replicates  # noqa: PLC0415
   rets = np.asarray(rets, np.float64)
   out = np.full(rets.shape[:-1], np.nan)
   for idx in np.ndindex(*rets.shape[:-1]):
-    done = rets[idx][np.isfinite(rets[idx])]
-    out[idx] = done[-m:].mean() if done.size else np.nan
+    done = replicates.own_last(rets[idx], m)
+    out[idx] = done.mean() if done.size else np.nan
   return out

@@ -53,7 +53,7 @@ def main(_):
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
   r = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)     # episodes read as the P2 stage reads them
   saved = summary["competence"]
-  run = ml_collections.ConfigDict(layout.read_config(workdir) or {})
+  run = ml_collections.ConfigDict(r.run_config)
   own = common.protocol_of(common.p2_actions_section(run)[0] if "evaluation" in run else {})   # its P2 gate's
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
         f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
