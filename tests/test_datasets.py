@@ -51,6 +51,19 @@ def test_first_and_last_portions_cut_at_episode_boundaries():
   assert last.lengths.tolist() == [4, 4]
 
 
+def test_start_drops_the_episodes_that_begin_before_it():
+  """start 0.25 of 20 steps is step 5: episode 1 (steps 4-7) began before it, so the first kept episode is 2;
+  with the first 65% (episodes that end before step 13) that leaves episode 2 alone, in every stream."""
+  h = toy_history()
+  fd = datasets.select(h, portion="first", fraction=0.65, start=0.25)
+  assert episodes_of(fd) == [[2], [12]]
+  assert episodes_of(datasets.select(h, start=0.2)) == [[1, 2, 3, 4], [11, 12, 13, 14]]    # step 4 begins episode 1
+  arm = datasets.resolve_arm({"portion": "first", "fraction": 0.65, "start": 0.25})
+  done = np.asarray(h.truncated)
+  assert datasets.arm_keep(done, np.asarray(h.episode), arm).sum() == 8
+  assert datasets.arm_keep(done, np.asarray(h.episode), {**arm, "start": 0.0}).sum() == 24
+
+
 def test_gap_keeps_every_kth_episode_and_streams_limit():
   fd = datasets.select(toy_history(streams=3), gap=2, streams=2)
   assert episodes_of(fd) == [[0, 2, 4], [10, 12, 14]]
@@ -165,6 +178,11 @@ def test_arm_validation_names_the_field():
     datasets.validate_arm("x", {"gap": 0})
   with pytest.raises(ValueError, match=r"^arms.x.fraction"):
     datasets.validate_arm("x", {"fraction": 0.0})
+  with pytest.raises(ValueError, match=r"^arms.x.start: must be in \[0, 1\) and below arms.x.fraction"):
+    datasets.validate_arm("x", {"portion": "first", "fraction": 0.3, "start": 0.3})
+  with pytest.raises(ValueError, match=r"^arms.x.start: must be 0 with portion 'last'"):
+    datasets.validate_arm("x", {"portion": "last", "fraction": 0.3, "start": 0.1})
+  datasets.validate_arm("x", {"portion": "first", "fraction": 0.3, "start": 0.025})
 
 
 def ragged_history():

@@ -129,6 +129,23 @@ def test_a_field_added_later_at_its_default_keeps_a_finished_runs_fingerprint():
     del older.imitation.model["mark_explore"]
   assert fp(now) == fp(older)
   assert fp(smoke_with("imitation.model.mark_explore", True)) != fp(now)
+  # A `*` in an added field: imitation.arms.<every arm>.start, and a run's config.json read without it.
+  assert {a.start for a in now.imitation.arms.values()} == {ADDED_DEFAULTS["imitation.arms.*.start"]} == {0.0}
+  with older.unlocked():
+    for a in older.imitation.arms.values():
+      del a["start"]
+  assert fp(now) == fp(older)
+  assert fp(smoke_with("imitation.arms.ad_early.start", 0.05)) != fp(now)
+
+
+def test_a_runs_config_without_an_added_arm_field_reads_with_its_default(tmp_path):
+  from cl_limits.stages import layout  # noqa: PLC0415
+  cfg = darkroom.get_config("smoke").to_dict()
+  for a in cfg["imitation"]["arms"].values():
+    del a["start"]
+  (tmp_path / layout.CONFIG).write_text(__import__("json").dumps(cfg))
+  read = layout.read_config(str(tmp_path))
+  assert {n: a["start"] for n, a in read["imitation"]["arms"].items()} == {n: 0.0 for n in cfg["imitation"]["arms"]}
 
 
 @pytest.mark.parametrize("module", ["darkroom", "breakout", "transplant"])

@@ -5,6 +5,8 @@ An *arm* of an imitation run names what its model is trained on:
   portion   "all" (Algorithm Distillation), "last" (snapshot BC: the teacher at its final skill) or
             "first" (the histories truncated at a fraction of training, for P2); `fraction` sets the size.
             Cuts fall on episode boundaries of each stream.
+  start     with portion "first" or "all": drop each stream's episodes that begin before this fraction of
+            its steps (e.g. the learner before its first update; 0: keep from the first step).
   gap       keep every `gap`-th episode of each stream (episode index % gap == 0).
   streams   use the first `streams` of each learner's parallel streams (0: all of them).
   labels    "action" (the recorded action), "oracle" (DPT: the env's optimal action for the observed
@@ -70,7 +72,7 @@ class DeviceData:
 
 
 ARM_DEFAULTS = dict(data="teacher", portion="all", fraction=1.0, gap=1, streams=0, labels="action",
-                    augment=False, updates=0)
+                    augment=False, updates=0, start=0.0)
 
 
 def resolve_arm(arm) -> dict:
@@ -88,6 +90,12 @@ def validate_arm(name: str, arm) -> None:
     raise ValueError(f"{where}.portion: must be one of {PORTIONS} (got {a['portion']!r})")
   if not 0.0 < float(a["fraction"]) <= 1.0:
     raise ValueError(f"{where}.fraction: must be in (0, 1] (got {float(a['fraction'])})")
+  start = float(a["start"])
+  if not 0.0 <= start < 1.0 or (a["portion"] == "first" and start >= float(a["fraction"])):
+    raise ValueError(f"{where}.start: must be in [0, 1) and below {where}.fraction with portion 'first' "
+                     f"(got {start:g}, fraction {float(a['fraction']):g})")
+  if start and a["portion"] == "last":
+    raise ValueError(f"{where}.start: must be 0 with portion 'last' (that portion sets its own start; got {start:g})")
   if int(a["gap"]) < 1:
     raise ValueError(f"{where}.gap: must be >= 1 (got {a['gap']})")
   if int(a["streams"]) < 0:
@@ -101,8 +109,9 @@ def validate_arm(name: str, arm) -> None:
 
 
 def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,
-              streams: int, first_stream: int = 0) -> np.ndarray:
-  """Bool [S, K, E, T]: which steps an arm keeps. done/episode are [S, K, E, T]."""
+              streams: int, first_stream: int = 0, start: float = 0.0) -> np.ndarray:
+  """Bool [S, K, E, T]: which steps an arm keeps. done/episode are [S, K, E, T]. start > 0 (portions "first"
+  and "all"): only whole episodes that begin at or after step floor(start * T) of their stream."""
   done = np.asarray(done, bool)
   t_len = done.shape[-1]
   t = np.arange(t_len)
@@ -119,6 +128,11 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
     starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
     first = np.where(starts & (t >= cut), t, t_len).min(-1, keepdims=True)
     keep &= t >= first
+  if start > 0 and portion != "last":
+    begin = int(np.floor(start * t_len))
+    starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
+    first = np.where(starts & (t >= begin), t, t_len).min(-1, keepdims=True)
+    keep &= t >= first
   if gap > 1:
     keep &= (np.asarray(episode) % gap) == 0   # composes with a record-time gap: episode ids are kept
   if streams:
@@ -132,11 +146,11 @@ def arm_keep(done: np.ndarray, episode: np.ndarray, arm: dict, gap: int | None =
   """`keep_mask` for a resolved arm (`resolve_arm`): its portion, fraction, gap (or `gap` instead) and
   streams."""
   return keep_mask(done, episode, arm["portion"], float(arm["fraction"]),
-                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]))
+                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]), start=float(arm["start"]))
 
 
 def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,
-           streams: int = 0, label=None, first_stream: int = 0) -> FlatData:
+           streams: int = 0, label=None, first_stream: int = 0, start: float = 0.0) -> FlatData:
   """Flat training data of one arm from histories [S, K, E, T, ...]; label [S, K, E, T] or None (actions).
   streams: keep streams [first_stream, streams) of each learner (streams 0: up to the last one); the cuts
   (portion, gap) are the same whichever streams are kept, so a held-out stream is cut like the others."""
@@ -144,7 +158,7 @@ def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap
   lead = done.shape
   if streams > lead[2]:
     raise ValueError(f"streams={streams} but the histories have only {lead[2]} streams per learner")
-  keep = keep_mask(done, np.asarray(history.episode), portion, fraction, gap, streams, first_stream)
+  keep = keep_mask(done, np.asarray(history.episode), portion, fraction, gap, streams, first_stream, start)
   rows = keep.reshape(-1, lead[-1])
   lengths = rows.sum(-1)
   flat = lambda x: np.asarray(x).reshape((-1,) + np.asarray(x).shape[4:])[keep.reshape(-1)]

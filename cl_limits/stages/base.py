@@ -87,16 +87,31 @@ def jsonable(x):
 
 # Fields added to the configs after runs had been made, with the value at which they compute what the
 # configs without them computed. At that value a field stays out of every fingerprint, so a run finished
-# before it existed is still reused, not retrained; any other value is a change like any other.
+# before it existed is still reused, not retrained; any other value is a change like any other. A `*`
+# stands for every key at its level (every arm).
 ADDED_DEFAULTS = {"imitation.model.tokens": "step", "imitation.model.mark_explore": False, "evaluation.epsilon": 0.0,
-                  "evaluation.epsilon_decay": 0}
+                  "evaluation.epsilon_decay": 0, "imitation.arms.*.start": 0.0}
+
+
+def expand(config, path: str) -> list[str]:
+  """The concrete dotted paths a path with `*` parts names in `config` (the path itself when it has none)."""
+  done = [""]
+  for part in path.split("."):
+    nxt = []
+    for pre in done:
+      node = field(config, pre[:-1]) if pre else config
+      keys = (list(node) if isinstance(node, (ml_collections.ConfigDict, dict, Spec)) else []) if part == "*" else [part]
+      nxt += [pre + str(k) + "." for k in keys]
+    done = nxt
+  return [p[:-1] for p in done]
 
 
 def read_fields(config, paths, ignores=()) -> dict:
   """{path: JSON-able value} of the fields a stage reads (absent ones as None), `ignores` left out; a `*`
   in an ignored path matches every key at that level (`experiments.p3.targets.*.role`). Fields of
   ADDED_DEFAULTS at their default are left out too."""
-  ignores = tuple(ignores) + tuple(p for p, d in ADDED_DEFAULTS.items() if field(config, p) == d)
+  ignores = tuple(ignores) + tuple(c for p, d in ADDED_DEFAULTS.items() for c in expand(config, p)
+                                   if field(config, c) == d)
   out = {p: jsonable(field(config, p)) for p in paths}
 
   def drop(node, parts):

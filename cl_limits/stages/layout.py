@@ -51,11 +51,13 @@ def read_config(workdir: str):
   config = read_json(path(workdir, CONFIG))
   for dotted, default in ADDED_DEFAULTS.items() if isinstance(config, dict) else ():
     *parents, leaf = dotted.split(".")
-    node = config
-    for k in parents:
-      node = node.get(k) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-      node.setdefault(leaf, default)
+    nodes = [config]
+    for k in parents:       # a `*` part: every key at that level (every arm)
+      nodes = [c for n in nodes if isinstance(n, dict)
+               for c in (list(n.values()) if k == "*" else [n.get(k)])]
+    for node in nodes:
+      if isinstance(node, dict):
+        node.setdefault(leaf, default)
   return config
 
 
