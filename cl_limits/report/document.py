@@ -153,7 +153,8 @@ def _imitation(config, workdir) -> str:
            "| last / teachers' final |", "|---|---|---|---|---|"]
   for arm, s in ev["arms"].items():
     d = data["arms"][arm]
-    desc = (f"{d['data']}, portion {d['portion']} {d['fraction']:g}, gap {d['gap']}, labels {d['labels']}, "
+    desc = (f"{d['data']}, portion {d['portion']} {d['fraction']:g}"
+            + (f" from {d['start']:g} of each stream" if d.get("start") else "") + f", gap {d['gap']}, labels {d['labels']}, "
             f"{d['steps']:,} steps")
     ratio = f"{s['late_over_teacher']:.2f}" if "late_over_teacher" in s else "n/a"
     lines.append(f"| {arm} | {desc} | {rr.ci(s['early'])} | {rr.ci(s['late'])} | {ratio} |")

@@ -113,6 +113,9 @@ def p2_rows(workdir) -> list[dict]:
   same_game = "the teachers' own game (one task)"     # held-out tasks = training tasks: a one-task env
   rank = {"p2": 0, "power_control": 1, "known_positive": 2}
   order = sorted(s["arms"].items(), key=lambda kv: (rank[kv[1]["kind"]], kv[1]["fraction"]))
+  kept = (layout.read_json(layout.path(workdir, "imitators", "data.json")) or {}).get("arms", {})
+  start = lambda name: (f" (from {kept[name]['start']:.1%} of each stream: the episodes before it dropped)"
+                        if kept.get(name, {}).get("start") else "")
   for name, e in order:
     gates, verdict, rule, g = p2_verdict(e)
     rise, needed, comp_ok, held_ok, learning_ok, clone = (g[k] for k in ("rise", "needed", "comp_ok", "held_ok",
@@ -125,7 +128,7 @@ def p2_rows(workdir) -> list[dict]:
                              "(expected: refuted)",
             "known_positive": f"P2 known positive: no imitator, the AD-epsilon generator itself continued past "
                               f"the same cut ({name}), epsilon still falling (must be refuted)",
-            "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training, {name} (predicted: no "
+            "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training{start(name)}, {name} (predicted: no "
                   "improvement past the ceiling)"}[e["kind"]]
     demo = control and all(v is not None for v in pr.get("greedy_at_cut") or [None])   # its demonstrator's return
     owner = "its demonstrator's" if demo else "the teachers'"
