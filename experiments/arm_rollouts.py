@@ -205,7 +205,7 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   h = r.history
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
   keep = datasets.keep_mask(done, np.asarray(h.episode), r.arm["portion"], float(r.arm["fraction"]),
-                            int(r.arm["gap"]), 0, start=float(r.arm["start"]))
+                            int(r.arm["gap"]), 0, start=float(r.arm.get("start", 0.0)))
 
   def data_shares(s, pick):
     if h.greedy is None:

@@ -146,7 +146,7 @@ def arm_keep(done: np.ndarray, episode: np.ndarray, arm: dict, gap: int | None =
   """`keep_mask` for a resolved arm (`resolve_arm`): its portion, fraction, gap (or `gap` instead) and
   streams."""
   return keep_mask(done, episode, arm["portion"], float(arm["fraction"]),
-                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]), start=float(arm["start"]))
+                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]), start=float(arm.get("start", 0.0)))
 
 
 def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,
