@@ -246,20 +246,26 @@ def test_prompted_competence_plays_breakout_and_reads_each_rows_own_last_episode
 
 
 def test_a_p2_rows_head_names_its_arms_start(finished, tmp_path):
-  """An arm trained without its streams' first steps (`arms.<arm>.start`) says so in its P2 row and in the
-  imitation table's data column; at start 0 (this run) neither does."""
+  """An arm trained without its streams' first steps (`arms.<arm>.start`: ad_early's is the teachers' first
+  update, 200 of 3,000 steps at :smoke) says so in its P2 row and in the imitation table's data column; at
+  start 0 neither does."""
   import shutil  # noqa: PLC0415
 
   from cl_limits.report import rows  # noqa: PLC0415
-  workdir, _, _ = finished
+  workdir, report, _ = finished
   heads = lambda d: [r["prediction"] for r in rows.p2_rows(d) if r["prediction"].startswith("P2 beyond")]
-  assert heads(workdir) and all("of each stream" not in h for h in heads(workdir))
+  assert [h.split(", ad_early")[0] for h in heads(workdir)] == [
+      "P2 beyond the ceiling, data cut at 25% of training (from 6.7% of each stream: the episodes before it dropped)"]
+  assert "portion first 0.25 from 0.0666667 of each stream" in open(report).read()
   copy = tmp_path / "run"
   shutil.copytree(os.path.join(workdir, "p2"), copy / "p2")
   data = json.load(open(os.path.join(workdir, "imitators", "data.json")))
-  assert data["arms"]["ad_early"]["start"] == 0.0
-  data["arms"]["ad_early"]["start"] = 0.1
+  assert data["arms"]["ad_early"]["start"] == 200 / 3000
+  data["arms"]["ad_early"]["start"] = 0.0
   (copy / "imitators").mkdir()
+  (copy / "imitators" / "data.json").write_text(json.dumps(data))
+  assert heads(str(copy)) and all("of each stream" not in h for h in heads(str(copy)))
+  data["arms"]["ad_early"]["start"] = 0.1
   (copy / "imitators" / "data.json").write_text(json.dumps(data))
   assert [h.split(", ad_early")[0] for h in heads(str(copy))] == [
       "P2 beyond the ceiling, data cut at 25% of training (from 10.0% of each stream: the episodes before it dropped)"]

@@ -3,7 +3,7 @@ r"""Breakout, as in Byrnes' thought experiment: the P1 / P2 / P3 study on MinAta
   python -m experiments.pipeline --config=experiments/configs/breakout.py --workdir=runs/breakout
   python -m experiments.pipeline --config=experiments/configs/breakout.py:gpu --workdir=runs/breakout_gpu
 
-A DQN learns MinAtar Breakout from random weights (7 replicates on the CPU, 8 on a GPU); imitators are
+A DQN learns MinAtar Breakout from random weights (14 replicates on the CPU, 8 on a GPU); imitators are
 trained on its learning history (snapshot BC on the last 10%, AD on the first part), frozen, rolled out
 10x longer than their data (P2), prompted with the teacher's last episodes (P1), and put into another
 game, SpaceInvaders, that a DQN also learns from scratch (P3), with Breakout itself as the P3 positive
@@ -54,9 +54,9 @@ def get_config(preset: str = ""):
   # on the teachers' own game, as in the thought experiment.
   config.tasks = ml_collections.ConfigDict(dict(split_seed=0, heldout_fraction=0.0, teacher_split="train",
                                                 max_tasks=0))
-  # 7 on the CPU: the competence gate's power (0.8 on a perfect clone) at the 5-replicate runs' spread
-  # (BUILD_NOTES, "7 replicates as the Breakout CPU default").
-  seeds = {"gpu": 8, "smoke": 2}.get(size, 7)
+  # 14 on the CPU: the competence gate's power (0.8 on the imitator trained without its learners' untrained
+  # start) at the 7-replicate runs' spread (BUILD_NOTES, "14 replicates without the untrained start").
+  seeds = {"gpu": 8, "smoke": 2}.get(size, 14)
   config.teacher = ml_collections.ConfigDict(dict(
       num_seeds=seeds, log_every={"gpu": 50_000, "smoke": 500}.get(size, 5_000),
       eval_episodes={"gpu": 10, "smoke": 1}.get(size, 5), record_gap={"gpu": 10}.get(size, 1),
@@ -149,6 +149,10 @@ def get_config(preset: str = ""):
   # greedy rise (replicates.headroom_basis). ad_early imitates the learners' greedy choices.
   dq = config.teacher.dqn
   im.arms.ad_early.labels = "greedy"
+  # Without the learners' untrained start: each stream's episodes that begin before the teachers' first
+  # update (learning_starts of total_steps; 1,250 of 50,000 stream steps on the CPU), whose greedy choice is
+  # the random initialisation's (BUILD_NOTES, "without its learners' untrained start").
+  im.arms.ad_early.start = float(dq.learning_starts) / float(dq.total_steps)
   im.model.mark_explore = True
   ex.p2.protocol.update(dict(source="own", greedy=True, temperature=1.0, epsilon=0.0,
                              epsilon_decay=int(dq.eps_anneal_steps) // int(dq.num_envs)))
