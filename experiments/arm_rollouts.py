@@ -204,8 +204,7 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
   tr = jax.device_get(fn(params, r.tasks, keys)).transitions          # [S, K, T, ...]
   h = r.history
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
-  keep = datasets.keep_mask(done, np.asarray(h.episode), r.arm["portion"], float(r.arm["fraction"]),
-                            int(r.arm["gap"]), 0, start=float(r.arm.get("start", 0.0)))
+  keep = datasets.arm_keep(done, np.asarray(h.episode), {**r.arm, "streams": 0})      # every stream
 
   def data_shares(s, pick):
     if h.greedy is None:

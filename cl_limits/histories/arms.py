@@ -78,7 +78,7 @@ def replicate_data(history, arm: dict, r: int, train_streams: int, label=None, h
   portion and gap, its first `streams` (0: all `train_streams`), relabelled by `label` [R, ...] (None: the
   recorded actions); heldout: the streams from `train_streams` on instead, with their recorded actions."""
   one = jax.tree.map(lambda x: np.asarray(x)[r:r + 1], history)
-  cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]), start=float(arm.get("start", 0.0)))
+  cut = dict(portion=arm["portion"], fraction=float(arm["fraction"]), gap=int(arm["gap"]), start=float(arm["start"]))
   if heldout:
     return datasets.select(one, **cut, first_stream=train_streams)
   return datasets.select(one, **cut, streams=int(arm["streams"]) or train_streams,

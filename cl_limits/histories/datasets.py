@@ -108,6 +108,12 @@ def validate_arm(name: str, arm) -> None:
     raise ValueError(f"{where}.augment: must be True or False (got {a['augment']!r})")
 
 
+def _from_episode_start(done: np.ndarray, t: np.ndarray, at: int) -> np.ndarray:
+  """Bool [..., T]: the steps from the first episode of each stream that begins at or after step `at`."""
+  starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
+  return t >= np.where(starts & (t >= at), t, done.shape[-1]).min(-1, keepdims=True)
+
+
 def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: float, gap: int,
               streams: int, first_stream: int = 0, start: float = 0.0) -> np.ndarray:
   """Bool [S, K, E, T]: which steps an arm keeps. done/episode are [S, K, E, T]. start > 0 (portions "first"
@@ -124,15 +130,9 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
     keep &= t <= last_end
   elif portion == "last":
     # Whole episodes that start at or after step (1 - fraction) * T.
-    cut = int(np.ceil((1.0 - fraction) * t_len))
-    starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
-    first = np.where(starts & (t >= cut), t, t_len).min(-1, keepdims=True)
-    keep &= t >= first
+    keep &= _from_episode_start(done, t, int(np.ceil((1.0 - fraction) * t_len)))
   if start > 0 and portion != "last":
-    begin = int(np.floor(start * t_len))
-    starts = np.concatenate([np.ones(done.shape[:-1] + (1,), bool), done[..., :-1]], -1)
-    first = np.where(starts & (t >= begin), t, t_len).min(-1, keepdims=True)
-    keep &= t >= first
+    keep &= _from_episode_start(done, t, int(np.floor(start * t_len)))
   if gap > 1:
     keep &= (np.asarray(episode) % gap) == 0   # composes with a record-time gap: episode ids are kept
   if streams:
@@ -143,10 +143,11 @@ def keep_mask(done: np.ndarray, episode: np.ndarray, portion: str, fraction: flo
 
 
 def arm_keep(done: np.ndarray, episode: np.ndarray, arm: dict, gap: int | None = None) -> np.ndarray:
-  """`keep_mask` for a resolved arm (`resolve_arm`): its portion, fraction, gap (or `gap` instead) and
-  streams."""
-  return keep_mask(done, episode, arm["portion"], float(arm["fraction"]),
-                   int(arm["gap"]) if gap is None else int(gap), int(arm["streams"]), start=float(arm.get("start", 0.0)))
+  """`keep_mask` for an arm (its fields, ARM_DEFAULTS for those it leaves out): its portion, fraction, gap
+  (or `gap` instead), streams and start."""
+  a = resolve_arm(arm)
+  return keep_mask(done, episode, a["portion"], float(a["fraction"]),
+                   int(a["gap"]) if gap is None else int(gap), int(a["streams"]), start=float(a["start"]))
 
 
 def select(history: History, *, portion: str = "all", fraction: float = 1.0, gap: int = 1,

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from cl_limits.histories import store
-from cl_limits.stages.base import ADDED_DEFAULTS, ConfigError
+from cl_limits.stages.base import ADDED_DEFAULTS, ConfigError, expand, field
 
 SUMMARY, STAGE = "summary.json", "stage.json"
 
@@ -50,12 +50,8 @@ def read_config(workdir: str):
   (`base.ADDED_DEFAULTS`) filled in at the defaults it ran with."""
   config = read_json(path(workdir, CONFIG))
   for dotted, default in ADDED_DEFAULTS.items() if isinstance(config, dict) else ():
-    *parents, leaf = dotted.split(".")
-    nodes = [config]
-    for k in parents:       # a `*` part: every key at that level (every arm)
-      nodes = [c for n in nodes if isinstance(n, dict)
-               for c in (list(n.values()) if k == "*" else [n.get(k)])]
-    for node in nodes:
+    parent, _, leaf = dotted.rpartition(".")
+    for node in [field(config, p) for p in expand(config, parent)]:      # a `*`: every key at that level
       if isinstance(node, dict):
         node.setdefault(leaf, default)
   return config
