@@ -446,3 +446,41 @@ def test_competence_reads_each_rollouts_own_last_episodes():
   c = replicates.competence(rets, data, None, 0.0, 0.75)
   np.testing.assert_allclose(c["imitator_end"], [4.0, 5.0, 4.0])
   assert c["interval"] is not None and np.allclose(c["per_replicate"], [1.0, 1.25, 1.0])
+
+
+def test_the_data_axis_starts_where_the_kept_data_begins():
+  """Episodes of 2 steps in 2 streams of 8 steps: an arm whose start is 0.3 keeps the episodes that begin at or
+  after step 2, so its data begin at stream step 2 after 1 dropped episode; the figures then draw an imitator's
+  step s at learner step (2 + s x gap) x 2, and the known positive (the generator from its cut) from the cut."""
+  from types import SimpleNamespace
+
+  from cl_limits.analysis import ceiling
+  from cl_limits.stages import p2_figures
+  t = np.arange(8)
+  done = np.broadcast_to(t % 2 == 1, (1, 1, 2, 8))
+  hist = SimpleNamespace(terminated=np.zeros_like(done), truncated=done, reward=np.where(done, 1.0, 0.0),
+                         episode=np.broadcast_to(t // 2, (1, 1, 2, 8)))
+  manifest = {"streams_per_learner": 2}
+  base = dict(portion="first", fraction=1.0, gap=1, streams=0)
+  d0 = ceiling.arm_data_curves(hist, manifest, base, window=1)
+  assert (d0["first_kept_stream_step"], d0["dropped_episodes"]) == (0.0, 0.0)
+  d = ceiling.arm_data_curves(hist, manifest, {**base, "start": 0.3}, window=1)
+  assert (d["first_kept_stream_step"], d["dropped_episodes"]) == (2.0, 1.0)
+  assert d["cut_stream_steps"] == 8 and d["cut_learner_steps"] == 16
+  a = p2_figures.axis_arrays("x", "p2", {**base, "gap": 3}, [d0, d])
+  np.testing.assert_allclose(a["x/axis_x0"], [0.0, 4.0])
+  assert float(a["x/axis_scale"]) == 6.0
+  np.testing.assert_allclose(a["x/axis_dropped"], [0.0, 1.0])
+  k = p2_figures.axis_arrays("k", "known_positive", base, [d])
+  np.testing.assert_allclose(k["k/axis_x0"], [16.0])
+  assert float(k["k/axis_scale"]) == 2.0
+
+
+def test_smooth_log_widens_its_window_with_the_episode_and_skips_nans():
+  from cl_limits.stages.p2_figures import smooth_log
+  x = np.arange(1, 101, dtype=float)
+  s = smooth_log(x, 5)
+  assert s[19] == pytest.approx(18.0)          # episode 20: the last 5 (10% of 20 is 2)
+  assert s[99] == pytest.approx(95.5)          # episode 100: the last 10 (10% of 100)
+  np.testing.assert_allclose(smooth_log([1.0, np.nan, 3.0], 2), [1.0, 1.0, 3.0])
+  assert np.isnan(smooth_log([np.nan, np.nan, 3.0], 1)[1])

@@ -269,3 +269,33 @@ def test_a_p2_rows_head_names_its_arms_start(finished, tmp_path):
   (copy / "imitators" / "data.json").write_text(json.dumps(data))
   assert [h.split(", ad_early")[0] for h in heads(str(copy))] == [
       "P2 beyond the ceiling, data cut at 25% of training (from 10.0% of each stream: the episodes before it dropped)"]
+
+
+def test_p2_figures_redraw_from_the_stored_returns(finished, tmp_path):
+  """`experiments.redraw_p2` on a copy of the run whose returns.npz lost its axis arrays (a run made before
+  they existed): it reads them back from the histories equal to what the stage wrote, with the smoke arm's
+  start (200 of 3,000 steps) giving dropped episodes, and draws both figures again."""
+  import shutil
+  workdir = str(tmp_path / "run")
+  shutil.copytree(finished[0], workdir)
+  npz = os.path.join(workdir, "p2", "returns.npz")
+  with np.load(npz) as f:
+    stored = dict(f)
+  axis = {k: v for k, v in stored.items() if "/axis_" in k}
+  assert "ad_early/axis_x0" in axis and float(axis["ad_early/axis_dropped"].min()) > 0
+  np.savez(npz, **{k: v for k, v in stored.items() if k not in axis})
+  for rel in ("p2/curves.png", "p2/gap.png"):
+    os.remove(os.path.join(workdir, rel))
+  out = subprocess.run([sys.executable, "-m", "experiments.redraw_p2", workdir], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert out.returncode == 0, out.stderr
+  with np.load(npz) as f:
+    again = dict(f)
+  assert set(again) == set(stored)
+  for k, v in axis.items():
+    np.testing.assert_allclose(again[k], v, err_msg=k)
+  for rel in ("p2/curves.png", "p2/gap.png"):
+    assert os.path.getsize(os.path.join(workdir, rel)) > 5000
+  bad = subprocess.run([sys.executable, "-m", "experiments.redraw_p2", str(tmp_path)], capture_output=True,
+                       text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "no config.json" in bad.stderr

@@ -173,6 +173,13 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   cut_keep = datasets.arm_keep(done, episode, arm, gap=1)
   t = np.arange(done.shape[-1]) + 1
   cut_stream_steps = int(np.max(np.where(cut_keep & done, t, 0)))
+  # Where the kept data begins in its stream (after an arm's `start`; 0 without one): the first kept step
+  # and the episodes that ended before it, each a mean over the streams that kept any (the figures' axes).
+  rows, row_done = cut_keep.reshape(-1, cut_keep.shape[-1]), done.reshape(-1, done.shape[-1])
+  any_kept = rows.any(-1)
+  first = np.argmax(rows, -1)
+  dropped = np.array([row_done[h, :first[h]].sum() for h in range(rows.shape[0])])
+  first_kept = (float(first[any_kept].mean()), float(dropped[any_kept].mean())) if any_kept.any() else (0.0, 0.0)
   # One kept history in the imitator's own time: the steps a stream kept (every gap-th episode up to the
   # cut), averaged over the streams that kept any.
   kept = keep.reshape(-1, keep.shape[-1]).sum(-1)
@@ -190,7 +197,8 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   out = {"ceiling": ceil, "ceiling_in_sample": ceil_in_sample, "ceiling_episode": ceil_idx, "ceiling_kept_window": kept_window, "cut_stream_steps": cut_stream_steps,
          "kept_stream_steps": kept_stream_steps, "cut_learner_steps": cut_stream_steps * streams, "teacher_curve": teacher_curve,
          "teacher_x": teacher_x, "teacher_final": float(np.mean(teacher_curve[-final_window:])),
-         "data_curve": population_curve(rets)}
+         "data_curve": population_curve(rets), "first_kept_stream_step": first_kept[0],
+         "dropped_episodes": first_kept[1]}
   if optimum is not None:
     optimum = np.asarray(optimum, np.float64)
     if optimum.shape != (reward.shape[1],):

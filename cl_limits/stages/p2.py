@@ -193,7 +193,7 @@ def run(step, log=print) -> None:
                    float(p2.competence_fraction), comp_h, float(p2.collapse_margin))
     summary["arms"][name] = entry
     arrays.update({f"{name}/episode_return": rets, f"{name}/episode_end": ends,
-                   f"{name}/competence_return": comp_rets,
+                   f"{name}/competence_return": comp_rets, **p2_figures.axis_arrays(name, kind, arm, data),
                    f"{name}/teacher_curve": data[0]["teacher_curve"], f"{name}/teacher_x": data[0]["teacher_x"]})
     arrays[f"{name}/unit_return"] = replicates.in_unit(rets, e_opt, task_axis=1)
     for r, d in enumerate(data):
@@ -210,7 +210,7 @@ def run(step, log=print) -> None:
   if greedy is not None:
     arrays.update(teacher_greedy=replicates.in_unit(greedy, t_opt, task_axis=1).mean(1), teacher_greedy_steps=greedy_steps)
   outputs.write_npz(layout.path(workdir, "p2", "returns.npz"), **arrays)
-  p2_figures.plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), f"P2 on {'held-out ' + config.env.name + ' tasks' if list(task_ids) != list(train_ids) else config.env.name}")
+  p2_figures.plot(summary, arrays, layout.path(workdir, "p2", "curves.png"), p2_figures.title(config, task_ids, train_ids))
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), layout.path(workdir, "p2", "gap.png"))
   outputs.write_json(layout.path(workdir, "p2", layout.SUMMARY), summary)
   shutil.rmtree(layout.path(workdir, "p2", PARTIAL), ignore_errors=True)   # the summary holds what they held
