@@ -58,6 +58,8 @@ def test_report_has_p1_each_p2_cut_the_power_control_statement_and_p3_rows(finis
   g = text.split("Teachers' greedy return per replicate")[1].split("\n\n")[1].splitlines()
   assert g[0].count("greedy at the") == 2 and len(g) == 2 + 2
   assert "Hybrid: does test-time SGD recover learning?" in text
+  # The hybrid's row names the actions it played (the evaluation section's), not P2's argmax protocol.
+  assert "| hybrid (full), P2's test, sampled: SGD on its own experience" in text
   # P2 plays its own protocol (the learners' argmax with their epsilon schedule in one stream's steps, 1500 / 2
   # at :smoke), so its headroom is the teachers' greedy rise; the other rows keep the evaluation protocol.
   p2 = layout.summary(workdir, "p2")

@@ -80,9 +80,9 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "the positive control came out" in rows[-1] or "the P3 scoring can say refuted" in rows[-1]
   # (test_launch may have added its sweep rows to this run's report: the capacity table follows the hybrid's)
   hybrid = [r for r in _table_rows(text, "### Hybrid", "Protocol, fixed before the run") if r.startswith("| hybrid")]
-  # The P2-protocol hybrids, then the P3 target with hybrid=True (hard9; the positive control has none).
+  # The hybrids on P2's test, then the P3 target with hybrid=True (hard9; the positive control has none).
   assert [r.split("|")[1].strip()[:34] for r in hybrid] == [
-      "hybrid (full), P2 protocol: SGD on", "hybrid (lora), P2 protocol: SGD on",
+      "hybrid (full), P2's test, sampled:", "hybrid (lora), P2's test, sampled:",
       "hybrid (full) in the P3 target har", "hybrid (lora) in the P3 target har"]
   assert "t-interval on r - 1 degrees of freedom" in text and "(2 replicates)" in text
   fid = _table_rows(text, "Fidelity (held-out", "![imitator curves]")

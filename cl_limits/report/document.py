@@ -56,7 +56,7 @@ def write(config, workdir: str) -> str:
   figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
           ("P1: prompted and empty-context imitator on the teachers' tasks", "p1/curves.png"),
           ("frozen imitators on held-out tasks", "eval/curves.png"),
-          ("hybrid vs frozen imitator, P2 protocol", "hybrid/curves.png")]
+          ("hybrid vs frozen imitator on P2's test", "hybrid/curves.png")]
   p3s = layout.summary(workdir, "p3")
   figs += [(f"P3: transplant to {name}", f"p3/{name}/curves.png") for name in (p3s or {}).get("targets", {})]
   figs += [("capacity: return vs context length", "capacity/capacity.png")]

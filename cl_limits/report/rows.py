@@ -188,7 +188,8 @@ def p2_rows(workdir) -> list[dict]:
 
 
 def hybrid_rows(workdir) -> list[dict]:
-  """The hybrid section: does test-time SGD recover learning? (P2 protocol, and each P3 target)."""
+  """The hybrid section: does test-time SGD recover learning? (On P2's test, and in each P3 target.) A row
+  names the actions it played: the evaluation section's, which are P2's own only where P2 plays them."""
   out = []
   s = layout.summary(workdir, "hybrid")
   if s and isinstance(s.get("ceiling"), dict):
@@ -196,7 +197,7 @@ def hybrid_rows(workdir) -> list[dict]:
       if k == "frozen":
         continue
       verdict, rule = verdicts.hybrid(_triple(e["late_minus_frozen"]))
-      out.append({"prediction": f"hybrid ({k}), P2 protocol: SGD on its own experience every "
+      out.append({"prediction": f"hybrid ({k}), P2's test, {s['protocol']['actions']}: SGD on its own experience every "
                                 f"{s['learner']['act_steps']:,} steps",
                   "measured": f"{s['arm']} on {len(s['task_ids'])} held-out tasks, {s['horizon_steps']:,} steps: "
                               f"late ({s['unit']}) {ci(e['late'], '{:.3f}')} minus the frozen imitator's "

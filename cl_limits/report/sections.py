@@ -149,7 +149,7 @@ def hybrid_section(workdir) -> list[str]:
   if s and isinstance(s.get("ceiling"), dict):
     p, c = s["protocol"], s["learner"]
     f3 = "{:.3f}"
-    lines += [f"P2 protocol: {s['arm']} imitators on {len(s['task_ids'])} held-out tasks {s['task_ids']} for "
+    lines += [f"P2's test: {s['arm']} imitators on {len(s['task_ids'])} held-out tasks {s['task_ids']} for "
               f"{s['horizon_steps']:,} steps ({common.actions_phrase(p['actions'])}, context {p['context']}). "
               f"Every {c['act_steps']:,} steps: {c['sgd_steps']} AdamW steps (lr {c['lr']:g}, batch "
               f"{c['batch_size']} x {c['seq_len']} steps) of the AD loss on its own last {c['buffer_steps']:,} "

@@ -1,5 +1,6 @@
-"""The hybrid under the P2 protocol: does test-time SGD on its own experience carry an imitator past its
-data's ceiling where the frozen imitator stays below it?
+"""The hybrid on P2's test (its held-out tasks, horizon and ceiling; the evaluation section's actions,
+which are P2's own only where `experiments.p2.protocol` does not set them): does test-time SGD on its own
+experience carry an imitator past its data's ceiling where the frozen imitator stays below it?
 
 `experiments.hybrid.arm`'s imitators roll out on held-out tasks for `horizon_factor` x one truncated
 history, frozen and as every hybrid variant (`experiments.hybrid.variants`, rollouts/hybrid.py), with the

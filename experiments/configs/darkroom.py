@@ -217,7 +217,7 @@ def experiments(**overrides):
   # (source "evaluation"), or these fields (source "own"; rollout.action_protocol's meaning).
   ex.p2.protocol = ml_collections.ConfigDict(dict(source="evaluation", greedy=False, temperature=1.0, epsilon=0.0,
                                                   epsilon_decay=0))
-  # The hybrid (P2 protocol): the P2 arm's imitators act in context and every `learner.act_steps` steps
+  # The hybrid (on P2's test): the P2 arm's imitators act in context and every `learner.act_steps` steps
   # take `learner.sgd_steps` SGD steps of return-filtered self-distillation on their own last
   # `learner.buffer_steps` transitions, on all weights ("full") or a LoRA adapter ("lora"); compared with
   # the same imitators frozen (same tasks and keys), the data's ceiling and the teachers, over
