@@ -301,3 +301,24 @@ def test_p2_figures_redraw_from_the_stored_returns(finished, tmp_path):
   bad = subprocess.run([sys.executable, "-m", "experiments.redraw_p2", str(tmp_path)], capture_output=True,
                        text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
   assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "no config.json" in bad.stderr
+
+
+def test_hybrid_protocol_replays_the_stage_and_plays_p2s_actions(finished, tmp_path):
+  # experiments/hybrid_protocol.py: with the evaluation section's actions it reproduces the hybrid stage's
+  # summary replicate for replicate; with P2's (the smoke preset's argmax and epsilon schedule) it plays the
+  # same learners on the same tasks with those actions and scores each variant by the hybrid rule.
+  base = [sys.executable, "-m", "experiments.hybrid_protocol", "--config=experiments/configs/breakout.py:smoke",
+          f"--workdir={finished[0]}"]
+  own = subprocess.run(base + ["--actions=evaluation"], capture_output=True, text=True, timeout=600)
+  assert own.returncode == 0, own.stderr[-2000:]
+  assert "  equals the hybrid stage's summary: yes" in own.stdout.splitlines()
+  out = str(tmp_path / "p2.json")
+  res = subprocess.run(base + [f"--out={out}"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "actions greedy, epsilon from 1 to 0 over 750 steps around it (the stage's: sampled)" in res.stdout
+  s = json.load(open(out))
+  assert s["protocol"]["actions"].startswith("greedy") and set(s["learners"]) == {"frozen", "full"}
+  full = s["learners"]["full"]
+  assert full["verdict"] in ("helps", "hurts", "inconclusive") and len(full["late"]["per_replicate"]) == 2
+  bad = subprocess.run(base + ["--config.seed=7"], capture_output=True, text=True, timeout=600)
+  assert bad.returncode != 0 and "the run was made with seed 0" in bad.stderr

@@ -48,6 +48,23 @@ def validate(config) -> None:
 
 def run(step, log=print) -> None:
   config, workdir = step.config, step.workdir
+  partial = layout.path(workdir, "hybrid", PARTIAL)
+  summary, runs, d, ceiling_raw, horizon = measure(config, workdir, config.evaluation, "evaluation", log,
+                                                    checkpoints=partial)
+  arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
+  outputs.write_npz(layout.path(workdir, "hybrid", "returns.npz"), teacher_curve=d["teacher_curve"],
+                    teacher_x=d["teacher_x"], **arrays)
+  _plot(summary, runs, d, ceiling_raw, layout.path(workdir, "hybrid", "curves.png"),
+        horizon, f"hybrid vs frozen ({summary['arm']}) on held-out {config.env.name} tasks (raw returns)")
+  outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon)
+  outputs.write_json(layout.path(workdir, "hybrid", layout.SUMMARY), summary)
+  shutil.rmtree(partial, ignore_errors=True)    # the summary and returns.npz hold what they held
+
+
+def measure(config, workdir, section, path: str, log=print, checkpoints=None):
+  """The hybrid's rollouts and summary on P2's test with the action protocol of `section` (an evaluation-
+  like section at config path `path`: the stage plays `evaluation`; `experiments.hybrid_protocol` P2's, on
+  the same tasks and keys). Returns (summary, runs, the first replicate's data curves, the raw ceiling or None, horizon)."""
   h = config.experiments.hybrid
   env = common.env_of(config)
   model, params, num_seeds = artifacts.arm(config, workdir, h.arm)
@@ -58,7 +75,8 @@ def run(step, log=print) -> None:
   data = replicates.data_per_replicate(history, manifest, arm, window, t_opt)
   d = data[0]
   greedy, steps = artifacts.teacher_greedy(config, workdir, manifest)
-  c = replicates.ceilings(data, greedy, steps, t_opt, basis=common.headroom_basis(config, arm))
+  actions = wrap(path, common.protocol_of, section)
+  c = replicates.ceilings(data, greedy, steps, t_opt, basis=common.headroom_basis(config, arm, actions))
   horizon = common.whole_segments(float(h.horizon_factor) * d["cut_learner_steps"], int(h.learner.act_steps))
   tasks, task_ids = common.heldout_tasks(config, env, int(h.num_tasks))
   e_opt = ceiling_lib.task_optimum(env, task_ids) if t_opt is not None else None
@@ -68,11 +86,10 @@ def run(step, log=print) -> None:
   log(f"[hybrid] {h.arm}: frozen vs {', '.join(names)} on {len(task_ids)} held-out tasks, {horizon:,} steps "
       f"({h.horizon_factor:g} x the {d['cut_learner_steps']:,} steps of one truncated history); ceiling "
       f"{ceil.mean():.3f} ({unit})")
-  partial = layout.path(workdir, "hybrid", PARTIAL)
   runs = learners.run_learners(model, params, env, tasks, horizon, jax.random.key(int(config.seed) + 19),
-                               variants=names, learner_cfg=h.learner, **artifacts.protocol(config),
+                               variants=names, learner_cfg=h.learner, **actions,
                                log=log, tag=f"[hybrid] {h.arm}", settings=common.rollout_settings(config),
-                               checkpoints=partial)
+                               checkpoints=checkpoints)
   frac = float(h.late_fraction)
   late = {}
   for k, (r, e) in runs.items():
@@ -84,7 +101,7 @@ def run(step, log=print) -> None:
              "cut_learner_steps": d["cut_learner_steps"], "unit": unit,
              "ceiling": stats.replicate_interval(ceil), "ceiling_per_replicate": c,
              "late_fraction": frac, "learner": h.learner.to_dict(),
-             "protocol": {"actions": common.describe_actions(config.evaluation),
+             "protocol": {"actions": common.describe_actions(section),
                           "context": "carried across episodes, empty at the start",
                           "late": f"episodes ending in the last {frac:.0%} of the steps, step-weighted",
                           "ci": f"t-interval over the {len(ceil)} replicates (frozen and hybrids paired: "
@@ -99,14 +116,7 @@ def run(step, log=print) -> None:
     log(f"[hybrid] {k}: late {entry['late']['estimate']:.3f}"
         + (f", minus frozen {common.fmt(entry['late_minus_frozen'])}" if k != "frozen" else "")
         + f"; minus ceiling {common.fmt(entry['late_minus_ceiling'])}")
-  arrays = {f"{k}/{n}": a for k, (r, e) in runs.items() for n, a in (("episode_return", r), ("episode_end", e))}
-  outputs.write_npz(layout.path(workdir, "hybrid", "returns.npz"), teacher_curve=d["teacher_curve"],
-                    teacher_x=d["teacher_x"], **arrays)
-  _plot(summary, runs, d, float(np.mean(ceil)) if e_opt is None else None, layout.path(workdir, "hybrid", "curves.png"),
-        horizon, f"hybrid vs frozen ({h.arm}) on held-out {config.env.name} tasks (raw returns)")
-  outputs.curves_board(layout.path(workdir, "tb", "hybrid"), "hybrid", runs, horizon)
-  outputs.write_json(layout.path(workdir, "hybrid", layout.SUMMARY), summary)
-  shutil.rmtree(partial, ignore_errors=True)    # the summary and returns.npz hold what they held
+  return summary, runs, d, (float(np.mean(ceil)) if e_opt is None else None), horizon
 
 
 def _plot(summary, runs, d, ceiling_raw, path, horizon, title):
