@@ -53,7 +53,8 @@ def write(config, workdir: str) -> str:
             "repeated measures inside a replicate. Every estimate is the mean over replicates of the "
             "per-replicate value, with a 95% t-interval on r - 1 degrees of freedom; the per-replicate "
             "values are listed with each row.", ""]
-  figs = [("P2: teachers vs imitators on one environment-step axis, ceiling as a line", "p2/curves.png"),
+  figs = [("P2: teachers vs imitators on their data's learner-step axis (an imitator's step x gap x streams), "
+           "ceiling as a line", "p2/curves.png"),
           ("P1: prompted and empty-context imitator on the teachers' tasks", "p1/curves.png"),
           ("frozen imitators on held-out tasks", "eval/curves.png"),
           ("hybrid vs frozen imitator on P2's test", "hybrid/curves.png")]
