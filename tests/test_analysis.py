@@ -484,3 +484,12 @@ def test_smooth_log_widens_its_window_with_the_episode_and_skips_nans():
   assert s[99] == pytest.approx(95.5)          # episode 100: the last 10 (10% of 100)
   np.testing.assert_allclose(smooth_log([1.0, np.nan, 3.0], 2), [1.0, 1.0, 3.0])
   assert np.isnan(smooth_log([np.nan, np.nan, 3.0], 1)[1])
+
+
+def test_tb_runs_puts_the_imitator_on_its_datas_learner_axis():
+  from cl_limits.stages import p2_figures
+  arrays = {"a/axis_x0": np.array([4.0, 8.0]), "a/axis_scale": np.array(6.0)}
+  ends = np.array([[[10.0, 20.0]], [[5.0, np.nan]]])                       # [R 2, K 1, E 2]
+  (runs, horizon) = p2_figures.tb_runs(arrays, "a", np.ones_like(ends), ends, 30)
+  np.testing.assert_allclose(runs["imitator"][1], [[[64.0, 124.0]], [[38.0, np.nan]]])
+  assert horizon == 8 + 6 * 30

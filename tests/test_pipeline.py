@@ -471,7 +471,11 @@ def test_tensorboard_serves_every_stages_curves_on_the_step_axis(smoke_pipeline)
     assert teacher == list(range(200, 1201, 200))           # one point per logging window of env steps
     p2 = json.load(open(os.path.join(workdir, "p2", "summary.json")))["arms"]["ad_p50"]
     imitator = [p[1] for p in _get(port, "/data/plugin/scalars/scalars", run="tb/p2/all", tag="p2/ad_p50/imitator")]
-    assert max(imitator) == p2["horizon_steps"]              # the rollout's environment steps
+    # The rollout's last step on its data's learner-step axis (beside the teachers' curve there): an
+    # imitator's step is gap x streams learner steps from its data's first kept step.
+    with np.load(os.path.join(workdir, "p2", "returns.npz")) as z:
+      x0, scale = float(z["ad_p50/axis_x0"].max()), float(z["ad_p50/axis_scale"])
+    assert scale == p2["gap"] * 2 and max(imitator) == int(np.ceil(x0 + scale * p2["horizon_steps"]))
   finally:
     proc.terminate()
     proc.wait(timeout=20)

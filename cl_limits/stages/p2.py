@@ -202,7 +202,7 @@ def run(step, log=print) -> None:
       arrays[f"{name}/teacher_x_{r}"] = d["teacher_x"]       # replicates end different numbers of episodes
     outputs.line_board(layout.path(tb_dir, "teacher"), f"p2/{name}/teacher", data[0]["teacher_x"],
                        data[0]["teacher_curve"])
-    outputs.curves_board(tb_dir, f"p2/{name}", {"imitator": (rets, ends)}, horizon,
+    outputs.curves_board(tb_dir, f"p2/{name}", *p2_figures.tb_runs(arrays, name, rets, ends, horizon),
                          {"ceiling": float(np.mean(c["ceiling"]))}, bins=min(100, rets.shape[-1]))
     log(f"[p2] {name}: late - ceiling {common.fmt(entry['late_minus_ceiling'])}, trend {common.fmt(entry['trend'])}; "
         f"headroom {entry['headroom']['rise']:.3f} (needs {entry['headroom']['needed']:.3f}); competence "

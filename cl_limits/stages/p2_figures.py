@@ -28,6 +28,14 @@ def axis_arrays(name: str, kind: str, arm: dict, data: list) -> dict:
           f"{name}/axis_dropped": np.asarray([float(d.get("dropped_episodes", 0.0)) for d in data])}
 
 
+def tb_runs(arrays, name: str, rets, ends, horizon: int):
+  """The imitator's episodes on its data's learner-step axis (`axis_arrays`), for TensorBoard, where the
+  teachers' curve of the same row lies on that axis: ({"imitator": (rets, ends there)}, horizon there)."""
+  x0, scale = np.asarray(arrays[f"{name}/axis_x0"], np.float64), float(arrays[f"{name}/axis_scale"])
+  there = np.asarray(ends, np.float64) * scale + x0.reshape((-1,) + (1,) * (np.ndim(ends) - 1))
+  return {"imitator": (rets, there)}, int(np.ceil(x0.max() + scale * horizon))
+
+
 def smooth_log(x, window: int, share: float = 0.1):
   """Trailing mean of x [N] over the last max(window, share x i) points at point i, NaNs left out (NaN
   where the span holds none): readable on a log episode axis, where a fixed window is noise at the end."""
