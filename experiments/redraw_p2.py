@@ -7,6 +7,8 @@ arrays (`p2_figures.axis_arrays`, read then from the run's histories and written
 The run's own config.json is read (`layout.read_config`: fields added to the configs since are filled in
 at the defaults it ran with).
 """
+import os
+
 import numpy as np
 from absl import app, flags, logging
 
@@ -43,9 +45,12 @@ def redraw(config, workdir: str, log=print) -> list[str]:
   _, train_ids = common.teacher_tasks(config, env)
   _, task_ids = common.heldout_tasks(config, env, int(config.experiments.p2.num_tasks))
   paths = [layout.path(workdir, "p2", "curves.png"), layout.path(workdir, "p2", "gap.png")]
+  for path in paths:                  # a figure with no row to draw is not written
+    if os.path.exists(path):
+      os.remove(path)
   p2_figures.plot(summary, arrays, paths[0], p2_figures.title(config, task_ids, train_ids))
   p2_figures.plot_gap(summary, arrays, int(sources["teacher"][1]["streams_per_learner"]), paths[1])
-  return paths
+  return [p for p in paths if os.path.exists(p)]
 
 
 def main(argv):
