@@ -15,7 +15,6 @@ from absl import app, flags, logging
 
 def redraw(config, workdir: str, log=print) -> list[str]:
   """The P2 figures of a finished run again; returns their paths."""
-  from cl_limits.analysis import ceiling as ceiling_lib  # noqa: PLC0415
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout, outputs, p2, p2_figures  # noqa: PLC0415
@@ -29,16 +28,15 @@ def redraw(config, workdir: str, log=print) -> list[str]:
   sources = {"teacher": artifacts.load_teacher_histories(config, workdir)}
   if p2.control(config):
     sources["ad_eps"] = layout.load_histories(layout.path(workdir, "histories", "ad_eps"))
-  t_opt = ceiling_lib.teacher_optimum(env, sources["teacher"][1])
   for arm_name, kind in p2.rows(config):
-    name = f"{arm_name}_known_positive" if kind == "known_positive" else arm_name
+    name = common.p2_row_name(arm_name, kind)
     e = summary["arms"].get(name)
     if e is None or "skipped" in e or f"{name}/axis_x0" in arrays:
       continue
     arm = datasets.resolve_arm(config.imitation.arms[arm_name])
     history, manifest = sources[arm["data"]]
-    opt = t_opt if kind == "p2" else ceiling_lib.task_optimum(env, manifest["task_ids"])
-    data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window), opt)
+    # The axis reads where the kept data begin and end, not returns: no task optimum needed.
+    data = replicates.data_per_replicate(history, manifest, arm, int(config.experiments.p2.ceiling_window), None)
     arrays.update(p2_figures.axis_arrays(name, kind, arm, data))
     log(f"[redraw_p2] {name}: its axis read from the histories")
   outputs.write_npz(npz, **arrays)

@@ -178,7 +178,7 @@ def arm_data_curves(history, manifest, arm: dict, window: int, optimum=None) -> 
   rows, row_done = cut_keep.reshape(-1, cut_keep.shape[-1]), done.reshape(-1, done.shape[-1])
   any_kept = rows.any(-1)
   first = np.argmax(rows, -1)
-  dropped = np.array([row_done[h, :first[h]].sum() for h in range(rows.shape[0])])
+  dropped = (row_done & (np.arange(rows.shape[-1]) < first[:, None])).sum(-1)
   first_kept = (float(first[any_kept].mean()), float(dropped[any_kept].mean())) if any_kept.any() else (0.0, 0.0)
   # One kept history in the imitator's own time: the steps a stream kept (every gap-th episode up to the
   # cut), averaged over the streams that kept any.

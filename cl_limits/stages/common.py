@@ -125,6 +125,11 @@ def p2_arms(config) -> list[str]:
   return comma_list(config.experiments.p2.arms)
 
 
+def p2_row_name(arm: str, kind: str) -> str:
+  """A P2 row's name in the stage's summary and arrays: its arm's, or `<arm>_known_positive`."""
+  return f"{arm}_known_positive" if kind == "known_positive" else arm
+
+
 def fmt(iv) -> str:
   """An interval as "estimate [low, high]"; None (too few finite values) as "not measurable"."""
   if iv is None:

@@ -141,7 +141,7 @@ def run(step, log=print) -> None:
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
   for i_row, (arm_name, kind) in enumerate(rows(config)):
-    name = f"{arm_name}_known_positive" if kind == "known_positive" else arm_name
+    name = common.p2_row_name(arm_name, kind)
     arm = datasets.resolve_arm(config.imitation.arms[arm_name])
     history, manifest = sources[arm["data"]]
     opt = t_opt if kind == "p2" else ceiling_lib.task_optimum(env, manifest["task_ids"])

@@ -28,12 +28,17 @@ def axis_arrays(name: str, kind: str, arm: dict, data: list) -> dict:
           f"{name}/axis_dropped": np.asarray([float(d.get("dropped_episodes", 0.0)) for d in data])}
 
 
-def tb_runs(arrays, name: str, rets, ends, horizon: int):
-  """The imitator's episodes on its data's learner-step axis (`axis_arrays`), for TensorBoard, where the
-  teachers' curve of the same row lies on that axis: ({"imitator": (rets, ends there)}, horizon there)."""
+def learner_steps(arrays, name: str, steps):
+  """Rollout steps [R, ...] (per replicate) on the row's data's learner-step axis (`axis_arrays`)."""
   x0, scale = np.asarray(arrays[f"{name}/axis_x0"], np.float64), float(arrays[f"{name}/axis_scale"])
-  there = np.asarray(ends, np.float64) * scale + x0.reshape((-1,) + (1,) * (np.ndim(ends) - 1))
-  return {"imitator": (rets, there)}, int(np.ceil(x0.max() + scale * horizon))
+  return np.asarray(steps, np.float64) * scale + x0.reshape((-1,) + (1,) * (np.ndim(steps) - 1))
+
+
+def tb_runs(arrays, name: str, rets, ends, horizon: int):
+  """The imitator's episodes on its data's learner-step axis, for TensorBoard, where the teachers' curve of
+  the same row lies on that axis: ({"imitator": (rets, ends there)}, horizon there)."""
+  there = learner_steps(arrays, name, ends)
+  return {"imitator": (rets, there)}, int(np.ceil(learner_steps(arrays, name, np.full(len(ends), horizon)).max()))
 
 
 def smooth_log(x, window: int, share: float = 0.1):
@@ -75,12 +80,12 @@ def plot(summary, arrays, path, title):
       e = summary["arms"][name]
       pr = e["per_replicate"]
       x0, scale = arrays[f"{name}/axis_x0"], float(arrays[f"{name}/axis_scale"])
-      ends = arrays[f"{name}/episode_end"]
+      there = learner_steps(arrays, name, arrays[f"{name}/episode_end"])              # [R, K, E]
       with warnings.catch_warnings():                 # all-NaN columns past a replicate's own end
         warnings.simplefilter("ignore", RuntimeWarning)
         per_rep = np.stack([smooth_log(np.nanmean(r, axis=0), w) for r in arrays[f"{name}/unit_return"]])
-        xs = [x0[r] + scale * np.nanmax(ends[r], axis=0) for r in range(per_rep.shape[0])]
-        x_mean = float(np.mean(x0)) + scale * np.nanmax(ends, axis=(0, 1))
+        xs = np.nanmax(there, axis=1)                                                  # [R, E]
+        x_mean = float(np.mean(x0)) + scale * np.nanmax(arrays[f"{name}/episode_end"], axis=(0, 1))
       for r, cv in enumerate(per_rep):
         ax.plot(xs[r], cv, color="C0", lw=0.7, alpha=0.5, label="imitator, each replicate" if r == 0 else None)
       ax.plot(x_mean, per_rep.mean(0), color="C0", lw=2, label="imitator, mean (while every replicate plays)")
@@ -107,7 +112,7 @@ def plot(summary, arrays, path, title):
       ax.set_ylabel(f"return ({summary['protocol']['unit']})", fontsize=8)
       iv = e["competence"].get("interval")
       ax.set_title(f"{_title(name, e['kind'])}: cut at {e['fraction']:.0%}, competence "
-                   + ("not measurable" if iv is None else f"{iv['estimate']:.2f}") , fontsize=9)
+                   + ("not measurable" if iv is None else f"{iv['estimate']:.2f}"), fontsize=9)
       ax.legend(fontsize=6)
     fig.suptitle(f"{title}\nmeans of {w} episodes (the imitator's: of {w} or its last 10%, the more)", fontsize=9)
 
