@@ -10,7 +10,9 @@ Episodes are read as the P2 stage reads them, so games whose episodes end early 
 the run's own `--config.seed` (another is refused: the rollouts' keys come from it). `--actions=N` also
 shows, per replicate, the shares of the imitator's own choices over its last N steps beside its data's
 recorded greedy choices over its last N kept steps of every stream and over its first N (the learner
-before it learned), by raw action and by effect (Breakout: a move into a wall is the no-op):
+before it learned), by raw action and by effect (Breakout: a move into a wall is the no-op). An arm the
+P2 stage did not test (`--arm=ad_p15` in Breakout) plays the same rollout for one of its own kept
+histories, scored against the run's random level and threshold:
 
   python -m experiments.competence_protocol --config=experiments/configs/breakout.py \
       --workdir=runs/breakout7_s1 --config.seed=1 --config.evaluation.greedy=true \
@@ -48,11 +50,15 @@ def main(_):
   if _ACTIONS.value < 0:
     raise app.UsageError(f"--actions={_ACTIONS.value}: must be >= 0")
   protocol = arm_rollouts.protocol(config)
-  summary = (layout.summary(workdir, "p2") or {}).get("arms", {}).get(name)
-  if summary is None or "competence" not in summary:
-    raise app.UsageError(f"--workdir={workdir}: no P2 competence gate for arm {name!r} (has the P2 stage finished?)")
+  gated = {k: e["competence"] for k, e in ((layout.summary(workdir, "p2") or {}).get("arms") or {}).items()
+           if isinstance(e, dict) and "competence" in e}
+  if not gated:
+    raise app.UsageError(f"--workdir={workdir}: no P2 competence gate (has the P2 stage finished?)")
   r = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)     # episodes read as the P2 stage reads them
-  saved = summary["competence"]
+  # An arm the P2 stage did not test (Breakout's ad_p15, the P3 and hybrid arm) plays the same rollout on
+  # its own data's horizon, scored against the run's random level and threshold (one per run).
+  saved = gated.get(name) or {"random": next(iter(gated.values()))["random"],
+                              "needed": next(iter(gated.values()))["needed"], "per_replicate": None}
   run = ml_collections.ConfigDict(r.run_config)
   own = common.protocol_of(common.p2_actions_section(run)[0] if "evaluation" in run else {})   # its P2 gate's
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
@@ -67,7 +73,9 @@ def main(_):
   print("  competence: " + ("no interval (a replicate has no value)" if iv is None else
                             f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({iv['method']}); "
                             f"passes at a lower end of {comp['needed']:g}: {'yes' if comp['ok'] else 'no'}"))
-  if protocol == own:
+  if saved["per_replicate"] is None:
+    print(f"  {name} has no P2 competence gate: its data's own horizon, the run's random level and threshold")
+  elif protocol == own:
     same = np.allclose(comp["per_replicate"], saved["per_replicate"], atol=1e-6, equal_nan=True)
     print(f"  equals the P2 stage's competence gate: {'yes' if same else 'NO'}")
   if _ACTIONS.value:
