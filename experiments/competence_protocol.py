@@ -12,7 +12,8 @@ shows, per replicate, the shares of the imitator's own choices over its last N s
 recorded greedy choices over its last N kept steps of every stream and over its first N (the learner
 before it learned), by raw action and by effect (Breakout: a move into a wall is the no-op). An arm the
 P2 stage did not test (`--arm=ad_p15` in Breakout) plays the same rollout for one of its own kept
-histories, scored against the run's random level and threshold:
+histories, scored against the run's random level and threshold. `--horizon=N` plays N steps instead (a
+longer test's length, to see what the choices become there):
 
   python -m experiments.competence_protocol --config=experiments/configs/breakout.py \
       --workdir=runs/breakout7_s1 --config.seed=1 --config.evaluation.greedy=true \
@@ -38,6 +39,9 @@ _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source)."
 _ACTIONS = flags.DEFINE_integer("actions", 0, "Also show, per replicate, the shares of the imitator's own "
                                 "choices over the rollout's last N steps beside its data's recorded greedy "
                                 "choices over the last and the first N kept steps of every stream (0: not shown).")
+_HORIZON = flags.DEFINE_integer("horizon", 0, "Play this many steps instead of one kept history (0), e.g. the "
+                                "hybrid's test length; its last episodes are then read against the data's end "
+                                "as the gate reads them, and it is not the gate.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -47,8 +51,9 @@ def main(_):
   from experiments import arm_rollouts  # noqa: PLC0415
 
   config, workdir, name = _CONFIG.value, _WORKDIR.value, _ARM.value
-  if _ACTIONS.value < 0:
-    raise app.UsageError(f"--actions={_ACTIONS.value}: must be >= 0")
+  for f in (_ACTIONS, _HORIZON):
+    if f.value < 0:
+      raise app.UsageError(f"--{f.name}={f.value}: must be >= 0")
   protocol = arm_rollouts.protocol(config)
   gated = {k: e["competence"] for k, e in ((layout.summary(workdir, "p2") or {}).get("arms") or {}).items()
            if isinstance(e, dict) and "competence" in e}
@@ -57,6 +62,8 @@ def main(_):
   r = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)     # episodes read as the P2 stage reads them
   # An arm the P2 stage did not test (Breakout's ad_p15, the P3 and hybrid arm) plays the same rollout on
   # its own data's horizon, scored against the run's random level and threshold (one per run).
+  if _HORIZON.value:
+    r.horizon = int(_HORIZON.value)
   saved = gated.get(name) or {"random": next(iter(gated.values()))["random"],
                               "needed": next(iter(gated.values()))["needed"], "per_replicate": None}
   run = ml_collections.ConfigDict(r.run_config)
@@ -73,7 +80,9 @@ def main(_):
   print("  competence: " + ("no interval (a replicate has no value)" if iv is None else
                             f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({iv['method']}); "
                             f"passes at a lower end of {comp['needed']:g}: {'yes' if comp['ok'] else 'no'}"))
-  if saved["per_replicate"] is None:
+  if _HORIZON.value:
+    print(f"  --horizon={_HORIZON.value}: not the gate (its horizon is one kept history)")
+  elif saved["per_replicate"] is None:
     print(f"  {name} has no P2 competence gate: its data's own horizon, the run's random level and threshold")
   elif protocol == own:
     same = np.allclose(comp["per_replicate"], saved["per_replicate"], atol=1e-6, equal_nan=True)
