@@ -80,11 +80,11 @@ def main(_):
   print("  competence: " + ("no interval (a replicate has no value)" if iv is None else
                             f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({iv['method']}); "
                             f"passes at a lower end of {comp['needed']:g}: {'yes' if comp['ok'] else 'no'}"))
+  if saved["per_replicate"] is None:
+    print(f"  {name} has no P2 competence gate: its data's own horizon, the run's random level and threshold")
   if _HORIZON.value:
     print(f"  --horizon={_HORIZON.value}: not the gate (its horizon is one kept history)")
-  elif saved["per_replicate"] is None:
-    print(f"  {name} has no P2 competence gate: its data's own horizon, the run's random level and threshold")
-  elif protocol == own:
+  elif saved["per_replicate"] is not None and protocol == own:
     same = np.allclose(comp["per_replicate"], saved["per_replicate"], atol=1e-6, equal_nan=True)
     print(f"  equals the P2 stage's competence gate: {'yes' if same else 'NO'}")
   if _ACTIONS.value:

@@ -227,12 +227,15 @@ def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(fi
     raw, eff = ln.split("actions ")[1].split(" | effects ")
     assert len(raw.split()) == 6 and len(eff.split()) == 3
     assert abs(sum(map(float, raw.split())) - 1) < 0.02 and abs(sum(map(float, eff.split())) - 1) < 0.02
-  # ad_p15 (the P3 and hybrid arm) has no P2 gate: it plays the same rollout for one of its own kept
-  # histories, scored against the run's random level, and says so; it is not compared with a stage's gate.
-  res = subprocess.run(cmd + ["--arm=ad_p15"], capture_output=True, text=True, timeout=600)
+  # ad_p15 (the P3 and hybrid arm) has no P2 gate: it plays the same rollout, here for --horizon steps
+  # instead of one of its kept histories, scored against the run's random level, and says both; it is not
+  # compared with a stage's gate.
+  res = subprocess.run(cmd + ["--arm=ad_p15", "--horizon=800"], capture_output=True, text=True, timeout=600)
   assert res.returncode == 0, res.stderr[-2000:]
   out = res.stdout.splitlines()
+  assert out[0].startswith("ad_p15: the competence gate on 1 training tasks, 800 steps, ")
   assert "  ad_p15 has no P2 competence gate: its data's own horizon, the run's random level and threshold" in out
+  assert "  --horizon=800: not the gate (its horizon is one kept history)" in out
   assert not any("equals the P2 stage" in ln for ln in out)
   assert sum(ln.startswith("  replicate ") for ln in out) == 2 * 3
   assert len(json.loads(out[-1])["per_replicate"]) == 2 and out[1].startswith("  imitator's last episodes, per replicate: ")
