@@ -60,12 +60,12 @@ def main(_):
   if not gated:
     raise app.UsageError(f"--workdir={workdir}: no P2 competence gate (has the P2 stage finished?)")
   r = arm_rollouts.load(config, workdir, name, 0, fixed_episodes=False)     # episodes read as the P2 stage reads them
-  # An arm the P2 stage did not test (Breakout's ad_p15, the P3 and hybrid arm) plays the same rollout on
-  # its own data's horizon, scored against the run's random level and threshold (one per run).
   if _HORIZON.value:
     r.horizon = int(_HORIZON.value)
-  saved = gated.get(name) or {"random": next(iter(gated.values()))["random"],
-                              "needed": next(iter(gated.values()))["needed"], "per_replicate": None}
+  # An arm the P2 stage did not test (Breakout's ad_p15, the P3 and hybrid arm) plays the same rollout,
+  # scored against the run's random level and threshold (one per run).
+  other = next(iter(gated.values()))
+  saved = gated.get(name) or {"random": other["random"], "needed": other["needed"], "per_replicate": None}
   run = ml_collections.ConfigDict(r.run_config)
   own = common.protocol_of(common.p2_actions_section(run)[0] if "evaluation" in run else {})   # its P2 gate's
   print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
@@ -81,7 +81,8 @@ def main(_):
                             f"{iv['estimate']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}] ({iv['method']}); "
                             f"passes at a lower end of {comp['needed']:g}: {'yes' if comp['ok'] else 'no'}"))
   if saved["per_replicate"] is None:
-    print(f"  {name} has no P2 competence gate: its data's own horizon, the run's random level and threshold")
+    steps = "--horizon steps" if _HORIZON.value else "its data's own horizon"
+    print(f"  {name} has no P2 competence gate: {steps}, the run's random level and threshold")
   if _HORIZON.value:
     print(f"  --horizon={_HORIZON.value}: not the gate (its horizon is one kept history)")
   elif saved["per_replicate"] is not None and protocol == own:

@@ -234,7 +234,7 @@ def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(fi
   assert res.returncode == 0, res.stderr[-2000:]
   out = res.stdout.splitlines()
   assert out[0].startswith("ad_p15: the competence gate on 1 training tasks, 800 steps, ")
-  assert "  ad_p15 has no P2 competence gate: its data's own horizon, the run's random level and threshold" in out
+  assert "  ad_p15 has no P2 competence gate: --horizon steps, the run's random level and threshold" in out
   assert "  --horizon=800: not the gate (its horizon is one kept history)" in out
   assert not any("equals the P2 stage" in ln for ln in out)
   assert sum(ln.startswith("  replicate ") for ln in out) == 2 * 3
