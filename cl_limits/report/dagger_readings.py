@@ -1,0 +1,119 @@
+"""The registered readings of a finished DAgger run (`experiments/dagger.py --out=DIR`), and of several
+such runs with different base seeds side by side.
+
+Read from the run's files alone (rounds.json, p2.json, p2_x10.json), in the order BUILD_NOTES fixed
+before the runs:
+  (a) competence on the training tasks after the last round: "passes" where its interval's lower end is
+      at or above the gate (0.75), else "fails";
+  (b) the `dagger` model's P2 row as the P2 rule gives it (the config has no power control, so it is not
+      counted whatever it says);
+  (c) held-out late return, dagger - control, paired over replicates: "dagger above control" where the
+      interval's lower end is above 0, "dagger below control" where its upper end is below 0, else
+      "inconclusive";
+  (d) the 10x P2 row's verdict, and 10x - 1x late return of the `dagger` model, paired: "keeps improving
+      past its data's length" (lower end above 0), "falls back" (upper end below 0), else "inconclusive".
+A reading whose files are missing is "not played"; before the run's last round (flags.json's
+"rounds") every reading is "not finished". Across runs a reading that differs reads "unsettled"
+(`seeds.across`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from cl_limits.analysis import stats
+from cl_limits.report import seeds
+
+GATE = 0.75                 # the competence gate's lower end (one-stream config, BUILD_NOTES)
+NOT_PLAYED = "not played"
+LETTERS = ("a", "b", "c", "d")
+
+
+def _iv(d: dict, f: str = "{:.3f}") -> str:
+  return f"{f.format(d['estimate'])} [{f.format(d['low'])}, {f.format(d['high'])}]"
+
+
+def _per(xs, f: str = "{:.2f}") -> str:
+  return ", ".join(f.format(x) for x in xs)
+
+
+def _sign(iv: dict, above: str, below: str) -> str:
+  return above if iv["low"] > 0 else below if iv["high"] < 0 else "inconclusive"
+
+
+def _load(path: str):
+  return json.load(open(path)) if os.path.exists(path) else None
+
+
+def readings(out: str, gate: float = GATE) -> dict:
+  """{letter: {"verdict", "text"}} for readings (a)-(d) of one run directory, plus "rounds" (the last
+  round read). ValueError where the directory holds no rounds.json or no finished round."""
+  rounds = _load(os.path.join(out, "rounds.json"))
+  if not rounds or len(rounds) < 2:
+    raise ValueError(f"{out}: no finished DAgger round (rounds.json missing or holding round 0 only)")
+  last = rounds[-1]
+  c = last["dagger"]["interval"]
+  planned = (_load(os.path.join(out, "flags.json")) or {}).get("rounds", last["round"])
+  if last["round"] < planned:
+    word = f"not finished (round {last['round']} of {planned})"
+    return {"rounds": last["round"], **{k: {"verdict": word, "text": "no reading before the last round"} for k in LETTERS}}
+  res = {"rounds": last["round"],
+         "a": {"verdict": "passes" if c["low"] >= gate else "fails",
+               "text": f"after round {last['round']}: competence {_iv(c)} ({_per(c['per_replicate'])}), "
+                       f"lower end against {gate:g}"}}
+  p2 = _load(os.path.join(out, "p2.json"))
+  for k in ("b", "c", "d"):
+    res[k] = {"verdict": NOT_PLAYED, "text": "no p2.json" if p2 is None else "no p2_x10.json"}
+  if p2 is None:
+    return res
+  e = p2["dagger"]
+  late = np.asarray(e["per_replicate"]["late"], np.float64)
+  res["b"] = {"verdict": e["verdict"],
+              "text": f"late {_per(late)}; late - ceiling {_iv(e['late_minus_ceiling'], '{:+.3f}')}; late - data "
+                      f"end {_iv(e['held']['interval'], '{:+.3f}')} of (top - random)"}
+  d = late - np.asarray(p2["control"]["per_replicate"]["late"], np.float64)
+  iv = stats.replicate_interval(d)
+  res["c"] = {"verdict": _sign(iv, "dagger above control", "dagger below control"),
+              "text": f"held-out late, dagger - control: {_iv(iv, '{:+.3f}')} ({_per(d, '{:+.2f}')})"}
+  x10 = _load(os.path.join(out, "p2_x10.json"))
+  if x10 is not None:
+    x = x10["dagger"]
+    d = np.asarray(x["per_replicate"]["late"], np.float64) - late
+    iv = stats.replicate_interval(d)
+    res["d"] = {"verdict": f"{x['verdict']}; " + _sign(iv, "keeps improving past its data's length", "falls back"),
+                "text": f"10x: late {_per(x['per_replicate']['late'])}, late - data end "
+                        f"{_iv(x['held']['interval'], '{:+.3f}')}; 10x - 1x late: {_iv(iv, '{:+.3f}')} "
+                        f"({_per(d, '{:+.2f}')})"}
+  return res
+
+
+def table(outs: list[str], gate: float = GATE) -> tuple[list[str], dict]:
+  """Markdown lines: one row per reading, one cell per run, and the reading across runs ("unsettled"
+  where they differ); counts {"readings", "settled"}."""
+  runs = [readings(o, gate) for o in outs]
+  names = [f"{os.path.basename(os.path.normpath(o))} (round {r['rounds']})" for o, r in zip(outs, runs)]
+  lines = ["| reading | " + " | ".join(names) + " | across runs |", "|---|" + "---|" * (len(runs) + 1)]
+  settled = 0
+  for k in LETTERS:
+    verdicts = [r[k]["verdict"] for r in runs]
+    across = seeds.across(verdicts) if len(runs) > 1 else verdicts[0]
+    settled += not across.startswith(seeds.UNSETTLED)
+    cells = [f"{r[k]['text']}: **{r[k]['verdict']}**" for r in runs]
+    lines.append(f"| ({k}) | " + " | ".join(cells) + f" | **{across}** |")
+  return lines, {"readings": len(LETTERS), "settled": settled}
+
+
+def round_lines(out: str) -> list[str]:
+  """One line per finished round: both models' competence and their paired difference, with seconds."""
+  rounds = _load(os.path.join(out, "rounds.json"))
+  if not rounds:
+    raise ValueError(f"{out}: no rounds.json")
+  lines = []
+  for row in rounds[1:]:
+    paired = _iv(row["paired"], "{:+.3f}") if row.get("paired") else "n/a"
+    lines.append(f"  round {row['round']}: dagger {_iv(row['dagger']['interval'])} "
+                 f"({_per(row['dagger']['per_replicate'])}), control {_iv(row['control']['interval'])}, "
+                 f"paired {paired}, {row['seconds']:.0f} s")
+  return lines
