@@ -352,7 +352,7 @@ def _plot(path: str, results: list, needed: float, title: str, unit: str, where:
     pk = [row["round"] for row in played]
     for arm_name, color in (("control", "tab:gray"), ("dagger", "tab:blue")):
       per = np.stack([np.asarray(row["p2"][arm_name]["late"]) for row in played])
-      ax.plot(pk, per, color=color, alpha=0.3, lw=1)
+      ax.plot(pk, per, color=color, alpha=0.3, lw=1, marker="." if len(pk) == 1 else None)   # one round: points
       ax.plot(pk, per.mean(1), color=color, lw=2.5, marker="o", label=arm_name)
     ceiling = np.asarray(played[-1]["p2"]["dagger"]["late_minus_ceiling"]["per_replicate"])
     data_end = np.asarray(played[-1]["p2"]["dagger"]["held"]["data_end"])
