@@ -10,7 +10,6 @@ One column per run, read from its rounds.json, p2.json and p2_x10.json by the ru
 from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string("out", "", "also write the table (markdown) to this file")
-_GATE = flags.DEFINE_float("gate", 0.75, "the competence gate's lower end for reading (a)")
 
 
 def main(argv):
@@ -22,7 +21,7 @@ def main(argv):
   if not dirs:
     fail("name at least one DAgger --out directory")
   try:
-    lines, n = dagger_readings.table(dirs, _GATE.value)
+    lines, n = dagger_readings.table(dirs)
     rounds = [dagger_readings.round_lines(d) for d in dirs]
   except ValueError as e:
     fail(e)

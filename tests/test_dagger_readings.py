@@ -16,20 +16,22 @@ def _iv(values):
 
 
 def _run(path, low, rounds=2, planned=2, late=(0.5, 0.6, 0.55), control_late=(0.1, 0.1, 0.1),
-         late_x10=None, verdict="inconclusive: imitator collapsed"):
+         late_x10=None, verdict="inconclusive: imitator collapsed", needed=0.75):
   """A run directory: `rounds` finished rounds of `planned`, the last with a competence interval whose
-  lower end is `low`; p2.json (and p2_x10.json where late_x10 is given) only when the run finished."""
+  lower end is `low`, judged by a gate at `needed` as `replicates.competence` judges it; p2.json (and
+  p2_x10.json where late_x10 is given) only when the run finished."""
   os.makedirs(path, exist_ok=True)
   comp = {"estimate": low + 0.1, "low": low, "high": low + 0.2, "per_replicate": [low + 0.1] * 3}
   rows = [{"round": 0, "start": {"interval": comp}}]
-  rows += [{"round": k, "seconds": 1.0, "dagger": {"interval": comp, "per_replicate": comp["per_replicate"]},
+  rows += [{"round": k, "seconds": 1.0, "dagger": {"interval": comp, "per_replicate": comp["per_replicate"], "ok": low >= needed},
             "control": {"interval": comp}, "paired": comp} for k in range(1, rounds + 1)]
   json.dump(rows, open(os.path.join(path, "rounds.json"), "w"))
   json.dump({"rounds": planned, "fingerprint": "x"}, open(os.path.join(path, "flags.json"), "w"))
   if rounds < planned:
     return path
   entry = lambda lt, v: {"per_replicate": {"late": list(lt)}, "late_minus_ceiling": _iv(lt),
-                         "held": {"interval": _iv(lt)}, "verdict": v}
+                         "held": {"interval": _iv(lt)}, "verdict": v,
+                         "competence": {"needed": needed}}
   json.dump({"round": rounds, "dagger": entry(late, verdict), "control": entry(control_late, "imitator below its data")},
             open(os.path.join(path, "p2.json"), "w"))
   if late_x10 is not None:
@@ -52,6 +54,8 @@ def test_readings_follow_the_registered_rules(tmp_path):
   r = dagger_readings.readings(_run(tmp_path / "c", low=0.9, control_late=(0.6, 0.5, 0.1)))
   assert r["c"]["verdict"] == "inconclusive"                             # -0.1, +0.1, +0.45
   assert r["d"]["verdict"] == dagger_readings.NOT_PLAYED                 # no p2_x10.json
+  r = dagger_readings.readings(_run(tmp_path / "g", low=0.76, needed=0.8))
+  assert r["a"]["verdict"] == "fails" and r["a"]["text"].endswith("lower end against 0.8")   # the run's own gate
 
 
 def test_an_unfinished_run_is_read_as_not_finished(tmp_path):

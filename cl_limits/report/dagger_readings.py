@@ -3,8 +3,9 @@ such runs with different base seeds side by side.
 
 Read from the run's files alone (rounds.json, p2.json, p2_x10.json), in the order BUILD_NOTES fixed
 before the runs:
-  (a) competence on the training tasks after the last round: "passes" where its interval's lower end is
-      at or above the gate (0.75), else "fails";
+  (a) competence on the training tasks after the last round: "passes" where the run's own competence
+      gate passed it (its interval's lower end at or above the gate's `needed`, 0.75 in the one-stream
+      config; `replicates.competence`), else "fails";
   (b) the `dagger` model's P2 row as the P2 rule gives it (the config has no power control, so it is not
       counted whatever it says);
   (c) held-out late return, dagger - control, paired over replicates: "dagger above control" where the
@@ -25,14 +26,10 @@ import numpy as np
 
 from cl_limits.analysis import stats
 from cl_limits.report import seeds
+from cl_limits.report.gates import ci
 
-GATE = 0.75                 # the competence gate's lower end (one-stream config, BUILD_NOTES)
 NOT_PLAYED = "not played"
 LETTERS = ("a", "b", "c", "d")
-
-
-def _iv(d: dict, f: str = "{:.3f}") -> str:
-  return f"{f.format(d['estimate'])} [{f.format(d['low'])}, {f.format(d['high'])}]"
 
 
 def _per(xs, f: str = "{:.2f}") -> str:
@@ -47,7 +44,7 @@ def _load(path: str):
   return json.load(open(path)) if os.path.exists(path) else None
 
 
-def readings(out: str, gate: float = GATE) -> dict:
+def readings(out: str) -> dict:
   """{letter: {"verdict", "text"}} for readings (a)-(d) of one run directory, plus "rounds" (the last
   round read). ValueError where the directory holds no rounds.json or no finished round."""
   rounds = _load(os.path.join(out, "rounds.json"))
@@ -59,11 +56,12 @@ def readings(out: str, gate: float = GATE) -> dict:
   if last["round"] < planned:
     word = f"not finished (round {last['round']} of {planned})"
     return {"rounds": last["round"], **{k: {"verdict": word, "text": "no reading before the last round"} for k in LETTERS}}
-  res = {"rounds": last["round"],
-         "a": {"verdict": "passes" if c["low"] >= gate else "fails",
-               "text": f"after round {last['round']}: competence {_iv(c)} ({_per(c['per_replicate'])}), "
-                       f"lower end against {gate:g}"}}
   p2 = _load(os.path.join(out, "p2.json"))
+  needed = "" if p2 is None else f", lower end against {p2['dagger']['competence']['needed']:g}"
+  res = {"rounds": last["round"],
+         "a": {"verdict": "passes" if last["dagger"]["ok"] else "fails",
+               "text": f"after round {last['round']}: competence {ci(c, '{:.3f}')} ({_per(c['per_replicate'])})"
+                       + needed}}
   for k in ("b", "c", "d"):
     res[k] = {"verdict": NOT_PLAYED, "text": "no p2.json" if p2 is None else "no p2_x10.json"}
   if p2 is None:
@@ -71,12 +69,12 @@ def readings(out: str, gate: float = GATE) -> dict:
   e = p2["dagger"]
   late = np.asarray(e["per_replicate"]["late"], np.float64)
   res["b"] = {"verdict": e["verdict"],
-              "text": f"late {_per(late)}; late - ceiling {_iv(e['late_minus_ceiling'], '{:+.3f}')}; late - data "
-                      f"end {_iv(e['held']['interval'], '{:+.3f}')} of (top - random)"}
+              "text": f"late {_per(late)}; late - ceiling {ci(e['late_minus_ceiling'], '{:+.3f}')}; late - data "
+                      f"end {ci(e['held']['interval'], '{:+.3f}')} of (top - random)"}
   d = late - np.asarray(p2["control"]["per_replicate"]["late"], np.float64)
   iv = stats.replicate_interval(d)
   res["c"] = {"verdict": _sign(iv, "dagger above control", "dagger below control"),
-              "text": f"held-out late, dagger - control: {_iv(iv, '{:+.3f}')} ({_per(d, '{:+.2f}')})"}
+              "text": f"held-out late, dagger - control: {ci(iv, '{:+.3f}')} ({_per(d, '{:+.2f}')})"}
   x10 = _load(os.path.join(out, "p2_x10.json"))
   if x10 is not None:
     x = x10["dagger"]
@@ -84,15 +82,15 @@ def readings(out: str, gate: float = GATE) -> dict:
     iv = stats.replicate_interval(d)
     res["d"] = {"verdict": f"{x['verdict']}; " + _sign(iv, "keeps improving past its data's length", "falls back"),
                 "text": f"10x: late {_per(x['per_replicate']['late'])}, late - data end "
-                        f"{_iv(x['held']['interval'], '{:+.3f}')}; 10x - 1x late: {_iv(iv, '{:+.3f}')} "
+                        f"{ci(x['held']['interval'], '{:+.3f}')}; 10x - 1x late: {ci(iv, '{:+.3f}')} "
                         f"({_per(d, '{:+.2f}')})"}
   return res
 
 
-def table(outs: list[str], gate: float = GATE) -> tuple[list[str], dict]:
+def table(outs: list[str]) -> tuple[list[str], dict]:
   """Markdown lines: one row per reading, one cell per run, and the reading across runs ("unsettled"
   where they differ); counts {"readings", "settled"}."""
-  runs = [readings(o, gate) for o in outs]
+  runs = [readings(o) for o in outs]
   names = [f"{os.path.basename(os.path.normpath(o))} (round {r['rounds']})" for o, r in zip(outs, runs)]
   lines = ["| reading | " + " | ".join(names) + " | across runs |", "|---|" + "---|" * (len(runs) + 1)]
   settled = 0
@@ -112,8 +110,8 @@ def round_lines(out: str) -> list[str]:
     raise ValueError(f"{out}: no rounds.json")
   lines = []
   for row in rounds[1:]:
-    paired = _iv(row["paired"], "{:+.3f}") if row.get("paired") else "n/a"
-    lines.append(f"  round {row['round']}: dagger {_iv(row['dagger']['interval'])} "
-                 f"({_per(row['dagger']['per_replicate'])}), control {_iv(row['control']['interval'])}, "
+    paired = ci(row.get("paired"), "{:+.3f}")          # "n/a" where the round has none
+    lines.append(f"  round {row['round']}: dagger {ci(row['dagger']['interval'], '{:.3f}')} "
+                 f"({_per(row['dagger']['per_replicate'])}), control {ci(row['control']['interval'], '{:.3f}')}, "
                  f"paired {paired}, {row['seconds']:.0f} s")
   return lines
