@@ -171,6 +171,50 @@ def test_ad_epsilon_with_no_decay_is_one_frozen_policy():
   assert 0.88 < agree < 0.96                       # 0.9 + 0.1 / 5 = 0.92 expected
 
 
+def test_searcher_learns_in_context_and_each_episode_follows_from_the_last():
+  """The scripted searcher: its sweep visits every cell once per cycle; each unrewarded episode ends on its
+  probe and the next episode's probe is the sweep's next cell (so its actions follow from its own stream);
+  once rewarded it returns to the goal for good; its continuation past a cut is the same stream's steps."""
+  env = envs.make("DarkRoom", size=9, episode_len=20)
+  cell, seen = np.array([0, 0]), set()
+  for _ in range(81):
+    seen.add(tuple(int(v) for v in cell))
+    cell = np.asarray(env.search_next(cell))
+  assert len(seen) == 81 and tuple(cell) == (0, 0)
+  tasks = env.all_tasks()
+  gen = jax.jit(jax.vmap(adeps.make_generate(env, steps=2000, streams=2, eps_floor=0.0, decay_fraction=0.0,
+                                             demonstrator="searcher")))
+  keys = jax.random.split(jax.random.key(3), 81)
+  hist = jax.device_get(gen(keys, tasks))
+  reward = np.asarray(hist.reward).reshape(81, 2, 100, 20)
+  rets = reward.sum(-1)
+  optimal = np.asarray(jax.vmap(env.optimal_return)(tasks))
+  found = (rets > 0).argmax(-1)                                   # [tasks, streams]: first rewarded episode
+  assert (rets.max(-1) > 0).all() and found.max() < 81            # one sweep finds every goal
+  for k in range(81):
+    for s in range(2):
+      after = rets[k, s, found[k, s] + 1:]
+      np.testing.assert_allclose(after, optimal[k])               # straight to the goal ever after
+  end = np.asarray(hist.obs).reshape(81, 2, 100, 20, 2)[..., -1, :].astype(np.int32)   # each episode's last cell
+  last_move = np.asarray(hist.action).reshape(81, 2, 100, 20)[..., -1]
+  end = np.clip(end + np.asarray(grid_moves())[last_move], 0, 8)                        # where it ended up
+  for k in range(0, 81, 7):
+    for e in range(found[k, 0] - 1):                              # unrewarded episodes: the probe advances
+      np.testing.assert_array_equal(end[k, 0, e + 1], np.asarray(env.search_next(end[k, 0, e])))
+  assert rets[..., :5].mean() < 0.3 * optimal.mean() and rets[..., -10:].mean() == pytest.approx(optimal.mean())
+  cont = jax.jit(jax.vmap(adeps.make_generate(env, steps=600, streams=2, eps_floor=0.0, decay_fraction=0.0,
+                                              start=400, schedule_steps=2000, demonstrator="searcher")))
+  tail = jax.device_get(cont(keys[:4], jax.tree.map(lambda x: x[:4], tasks)))
+  np.testing.assert_array_equal(np.asarray(tail.action), np.asarray(hist.action)[:4, :, 400:1000])
+  with pytest.raises(ValueError, match="searcher"):
+    adeps.make_generate(envs.make("DarkKeyToDoor", size=5, episode_len=20), 100, 1, 0.0, 0.0, demonstrator="searcher")
+
+
+def grid_moves():
+  from cl_limits.envs import grid
+  return grid.MOVES
+
+
 def test_arm_validation_names_the_field():
   with pytest.raises(ValueError, match=r"^arms.x.portion"):
     datasets.validate_arm("x", {"portion": "middle"})

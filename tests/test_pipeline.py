@@ -88,7 +88,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   fid = _table_rows(text, "Fidelity (held-out", "![imitator curves]")
   seq_len = json.load(open(os.path.join(workdir, "config.json")))["imitation"]["train"]["seq_len"]
   assert f"Scored on windows of {seq_len} steps, as in training" in text     # the KL depends on it
-  assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["ad_early", "ad_eps_half", "ad_p50", "bc"]
+  assert [r.split("|")[1].strip() for r in fid if not r.startswith("| arm")] == ["ad_early", "ad_p50", "bc", "search_early"]
   for rel in ("p2/curves.png", "p1/curves.png", "eval/curves.png", "teachers/teacher_curves.png",
               "hybrid/curves.png", "p3/hard9/curves.png", "p3/heldout/curves.png"):
     assert f"({rel})" in text and os.path.getsize(os.path.join(workdir, rel)) > 1000
@@ -108,7 +108,7 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   np.testing.assert_allclose(pr["ceiling"], np.maximum(pr["behaviour_ceiling"], greedy), rtol=1e-6)
   np.testing.assert_allclose(p2["late_minus_ceiling"]["per_replicate"], np.subtract(pr["late"], pr["ceiling"]))
   assert p2["late_minus_ceiling"]["n"] == 2 and "t-interval over 2 replicates" in p2["late_minus_ceiling"]["method"]
-  assert s["arms"]["ad_eps_half"]["kind"] == "power_control" and s["arms"]["ad_eps_half"]["per_replicate"]["greedy_at_cut"] == [None, None]
+  assert s["arms"]["search_early"]["kind"] == "power_control" and s["arms"]["search_early"]["per_replicate"]["greedy_at_cut"] == [None, None]
   assert os.listdir(os.path.join(workdir, "tb", "p2", "all"))
   for sub in ("hybrid", os.path.join("p3", "hard9")):
     assert os.listdir(os.path.join(workdir, "tb", sub, "all")) and os.listdir(os.path.join(workdir, "tb", sub, "seed_0"))

@@ -283,7 +283,8 @@ def test_control_budget_config_trains_and_scores_the_power_control_alone(preset)
   from experiments.configs import control_budget  # noqa: PLC0415
   config = control_budget.get_config(preset)
   arm = config.experiments.p2.power_control
-  assert list(config.imitation.arms.keys()) == [arm] == ["ad_eps_half"]
+  want = "ad_eps_half" if preset == "breakout" else "search_early"
+  assert list(config.imitation.arms.keys()) == [arm] == [want]
   assert config.imitation.arms[arm].updates == 0 and config.imitation.fidelity.patience == 0
   steps = pipeline.plan(config, "/tmp/control_budget_plan")
   pipeline.validate(steps)

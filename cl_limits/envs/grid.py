@@ -172,6 +172,35 @@ class DarkRoom(_Grid):
     # Reward is paid on arrival (step d, or every step if the goal is the start cell) and every step after.
     return jnp.clip(horizon - jnp.maximum(d, 1) + 1, 0, horizon).astype(jnp.float32)
 
+  # The scripted searcher (`imitation.ad_eps.demonstrator='searcher'`): an in-context learner whose every
+  # action follows from its own stream. Each episode it walks (x first, then y) to one probe cell and stays
+  # there; a rewarded step makes the cell it stands on its target for good (the goal, found); an episode that
+  # ends unrewarded moves the probe to the next cell of a boustrophedon sweep of the room (cyclic). Its first
+  # probe is drawn uniformly, so across streams every step of the sweep appears.
+  def search_start(self, key):
+    """(target [2], found) of a fresh searcher: a uniformly drawn first probe, no goal found."""
+    return jax.random.randint(key, (2,), 0, self.size, dtype=jnp.int32), jnp.array(False)
+
+  def search_next(self, cell):
+    """The cell after `cell` in the sweep: row by row, even rows left to right, odd rows back; cyclic."""
+    n = self.size
+    x, y = cell[0], cell[1]
+    idx = (y * n + jnp.where(y % 2 == 0, x, n - 1 - x) + 1) % (n * n)
+    ny, off = idx // n, idx % n
+    return jnp.stack([jnp.where(ny % 2 == 0, off, n - 1 - off), ny]).astype(jnp.int32)
+
+  def search_action(self, memory, state):
+    return _step_toward(state.pos, memory[0])
+
+  def search_update(self, memory, state, action, reward, done):
+    """The searcher's memory after taking `action` in `state` (before the step) for `reward`; `done`: that step
+    ended the episode (the env's auto-reset is not read: the cell is the one the move led to)."""
+    target, found = memory
+    hit = reward > 0
+    target = jnp.where(hit, _move(state.pos, action, self.size), target)
+    found = found | hit
+    return jnp.where(done & ~found, self.search_next(target), target), found
+
   def all_tasks(self, params=None) -> DarkRoomParams:
     """Every goal cell, as params with a leading task axis [size*size]."""
     params = self.default_params if params is None else params

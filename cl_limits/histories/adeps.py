@@ -32,8 +32,16 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
   start / schedule_steps: epsilon follows the schedule of a stream of `schedule_steps` (default `steps`)
   from its step `start` on: a stream's continuation past a cut (P2's known positive).
   demonstrator: `fn(demo_params, obs) -> action` (e.g. a DQN's greedy action, its params given to
-  `generate`); None: the env's oracle, `env.optimal_action(state, env_params)`."""
+  `generate`); None: the env's oracle, `env.optimal_action(state, env_params)`; "searcher": the env's
+  scripted searcher (`search_start` / `search_action` / `search_update`, DarkRoom), a learner with memory
+  whose actions follow from its own stream. Its continuation past `start` plays the stream from its first
+  step and keeps the steps from `start` on (its memory at the cut is what its stream made it)."""
   sched = int(steps if schedule_steps is None else schedule_steps)
+  searcher = isinstance(demonstrator, str)
+  if searcher and (demonstrator != "searcher" or not hasattr(env, "search_start")):
+    raise ValueError(f"demonstrator {demonstrator!r}: the only named demonstrator is 'searcher', for envs with "
+                     f"a scripted searcher; {env.name} has {'one' if hasattr(env, 'search_start') else 'none'}")
+  skip = int(start) if searcher else 0
   if demonstrator is None and not hasattr(env, "optimal_action"):
     raise ValueError(f"AD-epsilon needs an env with an oracle or a demonstrator policy; {env.name} has no "
                      "optimal_action")
@@ -42,25 +50,33 @@ def make_generate(env, steps: int, streams: int, eps_floor: float, decay_fractio
   def one_stream(key, env_params, demo_params):
     k_reset, k_steps = jax.random.split(key)
     obs, state = env.reset(k_reset, env_params)
+    memory = env.search_start(jax.random.fold_in(k_reset, 1)) if searcher else jnp.int32(0)
 
     def step(carry, inp):
-      obs, state, episode = carry
+      obs, state, episode, memory = carry
       t, k = inp
       k_eps, k_act, k_env = jax.random.split(k, 3)
-      eps = epsilon_at(t + start, sched, eps_floor, decay_fraction)
-      oracle = (env.optimal_action(state, env_params) if demonstrator is None
-                else jnp.asarray(demonstrator(demo_params, obs), jnp.int32))
+      eps = epsilon_at(t + start - skip, sched, eps_floor, decay_fraction)
+      if searcher:
+        oracle = env.search_action(memory, state)
+      elif demonstrator is None:
+        oracle = env.optimal_action(state, env_params)
+      else:
+        oracle = jnp.asarray(demonstrator(demo_params, obs), jnp.int32)
       random = jax.random.randint(k_act, (), 0, num_actions)
       action = jnp.where(jax.random.uniform(k_eps) < eps, random, oracle)
       obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
+      if searcher:
+        memory = env.search_update(memory, state, action, reward, term | trunc)
       rec = History(obs=obs, action=action.astype(jnp.int32), reward=reward.astype(jnp.float32),
                     terminated=term, truncated=trunc, episode=episode, update=t.astype(jnp.int32),
                     greedy=oracle.astype(jnp.int32), epsilon=jnp.asarray(eps, jnp.float32))
-      return (obs2, state2, episode + (term | trunc).astype(jnp.int32)), rec
+      return (obs2, state2, episode + (term | trunc).astype(jnp.int32), memory), rec
 
-    ts = jnp.arange(steps)
-    _, hist = jax.lax.scan(step, (obs, state, jnp.int32(0)), (ts, jax.random.split(k_steps, steps)))
-    return hist
+    n = steps + skip
+    ts = jnp.arange(n)
+    _, hist = jax.lax.scan(step, (obs, state, jnp.int32(0), memory), (ts, jax.random.split(k_steps, n)))
+    return jax.tree.map(lambda x: x[skip:], hist) if skip else hist
 
   def generate(key, env_params, demo_params=None):
     return jax.vmap(one_stream, in_axes=(0, None, None))(jax.random.split(key, streams), env_params, demo_params)

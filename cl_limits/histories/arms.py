@@ -44,8 +44,9 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
   """AD-epsilon histories for the tasks [K] of every replicate [R] (their own keys), generated once into
   `directory` and read back from it.
   `meta`: steps, streams_per_learner, eps_floor, decay_fraction (and anything else that must match).
-  demonstrator: None (the env's oracle) or (fn(params, obs) -> action, params [R, K, ...]): replicate r's
-  streams on task k follow params [r, k] (each replicate's own final DQN)."""
+  demonstrator: None (the env's oracle), "searcher" (the env's scripted searcher, `adeps.make_generate`) or
+  (fn(params, obs) -> action, params [R, K, ...]): replicate r's streams on task k follow params [r, k]
+  (each replicate's own final DQN)."""
   meta = {**meta, "num_seeds": int(replicates)}
   if store.is_complete(directory):
     history, manifest = store.load(directory)
@@ -55,11 +56,11 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
                                   "use a new workdir or delete it")
   gen = adeps.make_generate(env, int(meta["steps"]), int(meta["streams_per_learner"]),
                             float(meta["eps_floor"]), float(meta["decay_fraction"]),
-                            demonstrator=None if demonstrator is None else demonstrator[0])
+                            demonstrator=demonstrator if demonstrator in (None, "searcher") else demonstrator[0])
   k = len(task_ids)
   keys = jax.random.split(jax.random.key(seed + 7), int(replicates) * k).reshape(int(replicates), k)
   t0 = time.time()
-  if demonstrator is None:
+  if demonstrator in (None, "searcher"):
     hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen), in_axes=(0, None)))(keys, tasks))
   else:
     hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen), in_axes=(0, None, 0)))(keys, tasks, demonstrator[1]))

@@ -124,10 +124,16 @@ def p2_rows(workdir) -> list[dict]:
     diff = e["ceiling"] if skipped else e["late_minus_ceiling"]      # no late return: the gate decides
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
-    head = {"power_control": f"P2 power control: AD-epsilon data cut half way through its epsilon decay, {name} "
-                             "(expected: refuted)",
-            "known_positive": f"P2 known positive: no imitator, the AD-epsilon generator itself continued past "
-                              f"the same cut ({name}), epsilon still falling (must be refuted)",
+    searcher = s.get("generator") == "searcher"
+    head = {"power_control": (f"P2 power control: a scripted searcher's histories cut at {e['fraction']:.0%} of its "
+                              f"stream, {name}: it probes one cell per episode along a sweep and returns to a goal "
+                              "once found, every action following from its own stream (expected: refuted)"
+                              if searcher else f"P2 power control: AD-epsilon data cut half way through its "
+                              f"epsilon decay, {name} (expected: refuted)"),
+            "known_positive": (f"P2 known positive: no imitator, the searcher itself continued past the same cut "
+                               f"({name}) (must be refuted)" if searcher else
+                               f"P2 known positive: no imitator, the AD-epsilon generator itself continued past "
+                               f"the same cut ({name}), epsilon still falling (must be refuted)"),
             "p2": f"P2 beyond the ceiling, data cut at {e['fraction']:.0%} of training{start(name)}, {name} (predicted: no "
                   "improvement past the ceiling)"}[e["kind"]]
     demo = control and all(v is not None for v in pr.get("greedy_at_cut") or [None])   # its demonstrator's return

@@ -163,7 +163,8 @@ def demonstrator_greedy(config, greedy, optimum, num_seeds: int) -> list | None:
   (fractions of each task's optimum when `optimum` is given): 1 for the env's oracle; for each replicate's
   final DQN ("teacher"), the teachers' last greedy evaluation (`teacher_greedy`'s greedy [R, K, segments]),
   which evaluates those weights. None where it is not known (the row then keeps the behaviour basis)."""
-  if str(config.imitation.ad_eps.get("demonstrator", "oracle")) == "oracle":
+  if str(config.imitation.ad_eps.get("demonstrator", "oracle")) in ("oracle", "searcher"):   # the searcher, once
+                                                                        # it has found the goal, walks straight there
     return None if optimum is None else [1.0] * int(num_seeds)
   if greedy is None:
     return None

@@ -72,10 +72,13 @@ def validate(config) -> None:
         "imitation.arms", f"labels='oracle' needs an env with an oracle; {config.env.name} has none", names)
   if any(a["data"] == "ad_eps" for a in arms):
     demo = config.imitation.ad_eps.demonstrator
-    check(demo in ("oracle", "teacher"), "imitation.ad_eps.demonstrator",
-          "must be 'oracle' (the env's optimal action) or 'teacher' (each replicate's final DQN, greedy)", demo)
-    check(demo == "teacher" or hasattr(env, "optimal_action"), "imitation.ad_eps.demonstrator",
+    check(demo in ("oracle", "teacher", "searcher"), "imitation.ad_eps.demonstrator",
+          "must be 'oracle' (the env's optimal action), 'teacher' (each replicate's final DQN, greedy) or "
+          "'searcher' (the env's scripted in-context searcher)", demo)
+    check(demo != "oracle" or hasattr(env, "optimal_action"), "imitation.ad_eps.demonstrator",
           f"'oracle' needs an env with an oracle; {config.env.name} has none (use 'teacher')", demo)
+    check(demo != "searcher" or hasattr(env, "search_start"), "imitation.ad_eps.demonstrator",
+          f"'searcher' needs an env with a scripted searcher (DarkRoom); {config.env.name} has none", demo)
     check(demo == "oracle" or not str(config.imitation.sources or ""), "imitation.ad_eps.demonstrator",
           "'teacher' needs the run's own teachers (imitation.sources names other stores)", demo)
     positive_int(config, "imitation.ad_eps.steps")

@@ -27,7 +27,6 @@ from cl_limits.rollouts import rollout as rollout_lib
 from cl_limits.stages import artifacts, common, layout, outputs, p2_figures
 from cl_limits.stages.base import Stage, check, in_range, positive_int
 
-
 PARTIAL = "partial"     # <workdir>/p2/partial/<row>.npz: a held-out rollout's state between chunks
 
 
@@ -76,9 +75,9 @@ def validate(config) -> None:
         p2.get("known_positive"))
   check(not p2.get("known_positive", False) or hasattr(common.env_of(config), "optimal_action"),
         "experiments.p2.known_positive", f"needs an env with an oracle; {config.env.name} has none", True)
-  check(not known_positive(config) or config.imitation.ad_eps.get("demonstrator", "oracle") == "oracle",
-        "experiments.p2.known_positive", "continues the oracle's AD-epsilon generator, so it needs "
-        "imitation.ad_eps.demonstrator='oracle'", True)
+  check(not known_positive(config) or config.imitation.ad_eps.get("demonstrator", "oracle") in ("oracle", "searcher"),
+        "experiments.p2.known_positive", "continues the AD-epsilon generator without its DQN, so it needs "
+        "imitation.ad_eps.demonstrator='oracle' or 'searcher'", True)
   check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
         p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")
@@ -137,7 +136,8 @@ def run(step, log=print) -> None:
                                 "repeated measures inside a replicate)"},
              "task_ids": np.asarray(task_ids).tolist(), "competence_task_ids": np.asarray(train_ids)[:n_comp].tolist(),
              "random_return": random, "arms": {},
-             "power_control_note": "" if control(config) else str(p2.get("power_control_note", "") or "")}
+             "power_control_note": "" if control(config) else str(p2.get("power_control_note", "") or ""),
+             "generator": str(config.imitation.ad_eps.get("demonstrator", "oracle")) if control(config) else ""}
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
   for i_row, (arm_name, kind) in enumerate(rows(config)):
@@ -236,12 +236,12 @@ def competence_horizon(data: list, ep_len: int | None) -> int:
 PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sample_ceiling", "cut", "greedy_rise",
                  "behaviour_rise")
 
-
 def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
-  """The AD-epsilon generator continued from stream step `start` of its schedule (epsilon still falling),
-  one stream of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
+  """The AD-epsilon generator (the oracle's, or the searcher) continued from stream step `start`, one stream
+  of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
+  demo = "searcher" if ad.get("demonstrator") == "searcher" else None
   gen = adeps.make_generate(env, int(horizon), 1, float(ad.eps_floor), float(ad.decay_fraction), start=start,
-                            schedule_steps=int(ad.steps))
+                            schedule_steps=int(ad.steps), demonstrator=demo)
   hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen)))(keys, jax.tree.map(
       lambda x: jnp.broadcast_to(x, (keys.shape[0],) + x.shape), tasks)))
   done = np.asarray(hist.terminated) | np.asarray(hist.truncated)                 # [R, K, 1, T]
