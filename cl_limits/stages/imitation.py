@@ -52,8 +52,7 @@ def _data(config, workdir, env, log):
       _, _, _, teacher = artifacts.teacher_setup(config)
       state = artifacts.final_state(config, common.teachers_at(config, workdir))
       demo = (teacher.greedy_action, jax.device_get(state.params))
-    elif str(a.demonstrator) == "searcher":      # the env's scripted in-context searcher
-      demo = "searcher"
+    demo = "searcher" if str(a.demonstrator) == "searcher" else demo      # the env's scripted searcher
     srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
                                            meta, int(config.seed), log, replicates=int(config.imitation.num_seeds),
                                            demonstrator=demo)
