@@ -303,7 +303,8 @@ def table(results: list) -> str:
   """rounds.json as a markdown table: per round the labelled share and label agreement (means over
   replicates), both models' competence and their paired difference (intervals over replicates), and, where
   the round played it, each model's late return on the P2 test and its P2 verdict."""
-  iv = lambda c, f="{:.3f}": "n/a" if not c else f"{f.format(c['estimate'])} [{f.format(c['low'])}, {f.format(c['high'])}]"
+  from cl_limits.report.gates import ci  # noqa: PLC0415
+  iv = lambda c, f="{:.3f}": ci(c or None, f)        # "n/a" where a round has no interval
   lines = ["| round | labelled share | choice = label | `control` | `dagger` | dagger - control | P2 late, "
            "`control` / `dagger` | P2 verdict, `dagger` |", "|---|---|---|---|---|---|---|---|"]
   s = results[0]["start"]

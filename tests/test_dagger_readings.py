@@ -72,3 +72,15 @@ def test_readings_that_differ_across_seeds_are_unsettled(tmp_path):
   row_a = next(line for line in lines if line.startswith("| (a)"))
   assert row_a.endswith("| **unsettled (passes / fails)** |")
   assert n == {"readings": 4, "settled": 3}
+
+
+def test_a_run_whose_files_lack_a_field_is_refused_in_one_line(tmp_path):
+  """A p2.json without the fields a reading reads, or a rounds.json that is not JSON, gives a ValueError
+  naming the directory (the CLI prints it as one line), not a KeyError from inside."""
+  run = _run(tmp_path / "k", low=0.9)
+  json.dump({"round": 2, "dagger": {"verdict": "supported"}}, open(os.path.join(run, "p2.json"), "w"))
+  with pytest.raises(ValueError, match=r"k: its rounds.json / p2.json / p2_x10.json lack a field .*KeyError: 'competence'"):
+    dagger_readings.readings(run)
+  open(os.path.join(run, "rounds.json"), "w").write("[{")
+  with pytest.raises(ValueError, match=r"rounds.json: not valid JSON"):
+    dagger_readings.round_lines(run)

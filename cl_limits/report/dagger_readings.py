@@ -41,9 +41,28 @@ def _sign(iv: dict, above: str, below: str) -> str:
 
 
 def _load(path: str):
-  return json.load(open(path)) if os.path.exists(path) else None
+  if not os.path.exists(path):
+    return None
+  try:
+    return json.load(open(path))
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
 
 
+def _named(fn):
+  """ValueError naming the run directory and the missing field where a run's files lack what a reading
+  reads (a file of another tool or another version), instead of a KeyError from deep inside."""
+  def wrapped(out, *args):
+    try:
+      return fn(out, *args)
+    except (KeyError, IndexError, TypeError) as e:
+      raise ValueError(f"{out}: its rounds.json / p2.json / p2_x10.json lack a field the readings need "
+                       f"({type(e).__name__}: {e}); is it an experiments.dagger --out directory?") from None
+  wrapped.__doc__, wrapped.__name__ = fn.__doc__, fn.__name__
+  return wrapped
+
+
+@_named
 def readings(out: str) -> dict:
   """{letter: {"verdict", "text"}} for readings (a)-(d) of one run directory, plus "rounds" (the last
   round read). ValueError where the directory holds no rounds.json or no finished round."""
@@ -103,6 +122,7 @@ def table(outs: list[str]) -> tuple[list[str], dict]:
   return lines, {"readings": len(LETTERS), "settled": settled}
 
 
+@_named
 def round_lines(out: str) -> list[str]:
   """One line per finished round: both models' competence and their paired difference, with seconds."""
   rounds = _load(os.path.join(out, "rounds.json"))
