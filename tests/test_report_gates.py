@@ -85,12 +85,12 @@ def _p2_entry(kind, data_rise, late, ceiling, imitator_end, n=5, stream_ends=Non
           "held": replicates.held_data(late_r, data, True, 1.0, 0.0, 0.1)}
 
 
-def _verdicts_of(tmp_path, arms, field="verdict"):
+def _verdicts_of(tmp_path, arms, field="verdict", generator=None):
   import json  # noqa: PLC0415
   from cl_limits.report import rows  # noqa: PLC0415
   (tmp_path / "p2").mkdir()
   summary = {"protocol": {"unit": "fraction of each task's optimal return"}, "task_ids": [1],
-             "competence_task_ids": [0], "arms": arms}
+             "competence_task_ids": [0], "arms": arms, **({"generator": generator} if generator else {})}
   (tmp_path / "p2" / "summary.json").write_text(json.dumps(summary))
   return {r["prediction"]: r[field] for r in rr.counted(rows.p2_rows(str(tmp_path)))}
 
@@ -119,6 +119,15 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.5)
   got = _verdicts_of(tmp2, arms)
   assert got[head("good")] == "supported" and got[ctl] == "refuted"
+  # A searcher's control (imitation.ad_eps.demonstrator='searcher') is named as such and licenses the same way;
+  # summaries written before the field existed read as the AD-epsilon oracle's.
+  tmp3 = tmp_path / "searcher"
+  tmp3.mkdir()
+  got = _verdicts_of(tmp3, arms, generator="searcher")
+  ctl3 = next(k for k in got if k.startswith("P2 power control"))
+  assert "a scripted searcher's histories cut at 30% of its stream, ctl" in ctl3 and "AD-epsilon" not in ctl3
+  assert got[head("good")] == "supported" and got[ctl3] == "refuted"
+  assert ctl.startswith("P2 power control: AD-epsilon data cut half way")
 
 
 def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitator_below(tmp_path):
