@@ -128,6 +128,17 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   assert "a scripted searcher's histories cut at 30% of its stream, ctl" in ctl3 and "AD-epsilon" not in ctl3
   assert got[head("good")] == "supported" and got[ctl3] == "refuted"
   assert ctl.startswith("P2 power control: AD-epsilon data cut half way")
+  # A control that refuted while its imitator failed the competence gate (its late return above the
+  # ceiling, its end of data not reproduced) licenses no supported: the "refuted with competence passed".
+  tmp4 = tmp_path / "refuted_unfit"
+  tmp4.mkdir()
+  arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.1)
+  got = _verdicts_of(tmp4, arms)
+  assert got[ctl] == "refuted"
+  assert got[head("good")] == "not counted: the P2 power control refuted without passing its competence gate"
+  (tmp_path / "rules").mkdir()
+  rules = _verdicts_of(tmp_path / "rules", arms, field="rule")
+  assert "licenses no P2 supported" in rules[ctl] and rules[head("good")].endswith("Uncounted verdict: supported")
 
 
 def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitator_below(tmp_path):

@@ -112,9 +112,13 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
   return verdict, rule
 
 
-def power_control(verdict: str) -> str:
+def power_control(verdict: str, competence_ok: bool | None = None) -> str:
   """What a power-control row (data whose improvement an imitator can extrapolate, scored by the P2 rule)
-  says about the test: it can refute only if this row does."""
+  says about the test: it can refute only if this row does, and it licenses a P2 "supported" only where
+  its imitator also passed the competence gate that a supported row must pass."""
+  if verdict == REFUTED and competence_ok is False:
+    return ("the P2 test said refuted here, but this imitator did not pass the competence gate that a "
+            "supported row must pass, so it licenses no P2 supported")
   if verdict == REFUTED:
     return "the P2 test can say refuted on data that allow it"
   return f"the power control came out {verdict}: the P2 test has not been shown able to refute"

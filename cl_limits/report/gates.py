@@ -45,21 +45,25 @@ def fidelity_gate(verdict: str, rule: str, fidelity: dict | None, max_kl: float)
 
 def counted(rows: list[dict]) -> list[dict]:
   """A "supported" counts only where the study's control of the same kind refuted (the P2 power control
-  for P2 rows and their trends, the P3 positive control for P3 transplant rows): otherwise the verdict
-  reads "not counted: <control> did not refute (<its verdict>)" and the uncounted verdict stays in the rule."""
+  for P2 rows and their trends, with its competence gate passed as a supported row's must be; the P3
+  positive control for P3 transplant rows): otherwise the verdict reads "not counted: <control> did not
+  refute (<its verdict>)", or "... refuted without passing its competence gate", and the uncounted
+  verdict stays in the rule."""
   controls = {"p2": [r for r in rows if r.get("kind") == "power_control"],
               "p3": [r for r in rows if r.get("kind") == "p3_positive_control"]}
   out = []
   for r in rows:
     family = {"p2": "p2", "p2_trend": "p2", "p3": "p3"}.get(r.get("kind", ""))
     if family and r["verdict"] == verdicts.SUPPORTED:
-      ok = [c for c in controls[family] if c["verdict"] == verdicts.REFUTED]
+      ok = [c for c in controls[family] if c["verdict"] == verdicts.REFUTED and c.get("competence_ok") is not False]
       if not ok:
         name = {"p2": "the P2 power control", "p3": "the P3 positive control"}[family]
         what = (", ".join(f"it read {c['verdict']}" for c in controls[family]) if controls[family]
                 else "this study has none")
-        r = dict(r, verdict=f"not counted: {name} did not refute ({what})",
-                 rule=f"{r['rule']}. Uncounted verdict: supported")
+        text = f"not counted: {name} did not refute ({what})"
+        if controls[family] and all(c["verdict"] == verdicts.REFUTED for c in controls[family]):
+          text = f"not counted: {name} refuted without passing its competence gate"
+        r = dict(r, verdict=text, rule=f"{r['rule']}. Uncounted verdict: supported")
     out.append(r)
   return out
 

@@ -156,7 +156,7 @@ def p2_rows(workdir) -> list[dict]:
                   f"minus {ceiling_txt}, {unit}; late "
                   f"{ci(e['late'], '{:.3f}')}, {ceil_txt}")
     if e["kind"] == "power_control":
-      rule = rule + ". " + verdicts.power_control(verdict)
+      rule = rule + ". " + verdicts.power_control(verdict, comp_ok)
     elif e["kind"] == "known_positive":
       rule = (rule + ". A learner known to keep improving past its data, scored exactly as the imitators are: "
               + ("the P2 scoring says refuted when it should" if verdict == verdicts.REFUTED else
@@ -164,7 +164,7 @@ def p2_rows(workdir) -> list[dict]:
     rows.append({"prediction": head, "measured": measured, "estimate": diff, "fmt": "{:.3f}",
                  "per_replicate": per_rep(diff, "{:.3f}"), "gates": gates,
                  "verdict": verdict, "rule": rule, "arm": "" if e["kind"] == "known_positive" else name,
-                 "kind": e["kind"]})
+                 "kind": e["kind"], "competence_ok": comp_ok})
     if skipped or e["kind"] == "known_positive":    # the generator's epsilon reaches its floor early: no trend
       continue
     top, rnd, own_rise = e["headroom"]["top"], e["headroom"]["random"], data_rise(e)
