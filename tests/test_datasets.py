@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cl_limits import envs
+from cl_limits.envs import grid
 from cl_limits.histories import adeps, datasets, windows
 from cl_limits.histories.history import History
 from cl_limits.imitation import learner
@@ -197,7 +198,7 @@ def test_searcher_learns_in_context_and_each_episode_follows_from_the_last():
       np.testing.assert_allclose(after, optimal[k])               # straight to the goal ever after
   end = np.asarray(hist.obs).reshape(81, 2, 100, 20, 2)[..., -1, :].astype(np.int32)   # each episode's last cell
   last_move = np.asarray(hist.action).reshape(81, 2, 100, 20)[..., -1]
-  end = np.clip(end + np.asarray(grid_moves())[last_move], 0, 8)                        # where it ended up
+  end = np.clip(end + grid.MOVES[last_move], 0, 8)                        # where it ended up
   for k in range(0, 81, 7):
     for e in range(found[k, 0] - 1):                              # unrewarded episodes: the probe advances
       np.testing.assert_array_equal(end[k, 0, e + 1], np.asarray(env.search_next(end[k, 0, e])))
@@ -208,11 +209,6 @@ def test_searcher_learns_in_context_and_each_episode_follows_from_the_last():
   np.testing.assert_array_equal(np.asarray(tail.action), np.asarray(hist.action)[:4, :, 400:1000])
   with pytest.raises(ValueError, match="searcher"):
     adeps.make_generate(envs.make("DarkKeyToDoor", size=5, episode_len=20), 100, 1, 0.0, 0.0, demonstrator="searcher")
-
-
-def grid_moves():
-  from cl_limits.envs import grid
-  return grid.MOVES
 
 
 def test_arm_validation_names_the_field():

@@ -54,13 +54,14 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
       return history, manifest
     raise store.HistoryStoreError(f"{directory} holds AD-epsilon histories of different settings; "
                                   "use a new workdir or delete it")
+  named = demonstrator is None or isinstance(demonstrator, str)     # the env's own policy: no params to map
   gen = adeps.make_generate(env, int(meta["steps"]), int(meta["streams_per_learner"]),
                             float(meta["eps_floor"]), float(meta["decay_fraction"]),
-                            demonstrator=demonstrator if demonstrator in (None, "searcher") else demonstrator[0])
+                            demonstrator=demonstrator if named else demonstrator[0])
   k = len(task_ids)
   keys = jax.random.split(jax.random.key(seed + 7), int(replicates) * k).reshape(int(replicates), k)
   t0 = time.time()
-  if demonstrator in (None, "searcher"):
+  if named:
     hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen), in_axes=(0, None)))(keys, tasks))
   else:
     hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen), in_axes=(0, None, 0)))(keys, tasks, demonstrator[1]))

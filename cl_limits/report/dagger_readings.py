@@ -19,6 +19,7 @@ A reading whose files are missing is "not played"; before the run's last round (
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -52,13 +53,13 @@ def _load(path: str):
 def _named(fn):
   """ValueError naming the run directory and the missing field where a run's files lack what a reading
   reads (a file of another tool or another version), instead of a KeyError from deep inside."""
+  @functools.wraps(fn)
   def wrapped(out, *args):
     try:
       return fn(out, *args)
     except (KeyError, IndexError, TypeError) as e:
       raise ValueError(f"{out}: its rounds.json / p2.json / p2_x10.json lack a field the readings need "
                        f"({type(e).__name__}: {e}); is it an experiments.dagger --out directory?") from None
-  wrapped.__doc__, wrapped.__name__ = fn.__doc__, fn.__name__
   return wrapped
 
 

@@ -47,12 +47,11 @@ def _data(config, workdir, env, log):
             "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
             "decay_fraction": float(a.decay_fraction), "seed": int(config.seed),
             "demonstrator": str(a.demonstrator)}
-    demo = None
+    demo = "searcher" if str(a.demonstrator) == "searcher" else None   # None: the env's oracle
     if str(a.demonstrator) == "teacher":       # each replicate's own final DQN, greedy
       _, _, _, teacher = artifacts.teacher_setup(config)
       state = artifacts.final_state(config, common.teachers_at(config, workdir))
       demo = (teacher.greedy_action, jax.device_get(state.params))
-    demo = "searcher" if str(a.demonstrator) == "searcher" else demo      # the env's scripted searcher
     srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
                                            meta, int(config.seed), log, replicates=int(config.imitation.num_seeds),
                                            demonstrator=demo)
