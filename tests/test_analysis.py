@@ -283,6 +283,11 @@ def test_an_imitator_below_its_data_late_in_the_rollout_has_collapsed():
   assert verdicts.p2_gated(below, 0.5, 0.2, True, held_ok=False)[0] == "inconclusive: imitator collapsed"
   assert verdicts.p2_gated(below, 0.5, 0.2, True, held_ok=True)[0] == "supported"
   assert verdicts.p2_gated((0.3, 0.2, 0.4), 0.5, 0.2, True, held_ok=False)[0] == "refuted"
+  # An interval that straddles 0 names the collapse too, and competence before it.
+  assert verdicts.p2_gated((0.0, -0.1, 0.1), 0.5, 0.2, True, held_ok=False)[0] == "inconclusive: imitator collapsed"
+  assert verdicts.p2_gated((0.0, -0.1, 0.1), 0.5, 0.2, False, held_ok=False)[0] == \
+      "inconclusive: imitator below its data"
+  assert verdicts.p2_gated((0.0, -0.1, 0.1), 0.5, 0.2, True, held_ok=True)[0] == "inconclusive"
 
 
 def test_p3_score_known_answer():
@@ -355,6 +360,7 @@ def test_replicate_interval_is_a_t_interval_over_per_replicate_means():
     ((-0.3, -0.4, -0.2), 0.5, True, "supported"),
     ((0.3, 0.2, 0.4), 0.5, False, "refuted"),                          # passing the ceiling needs no gate
     ((0.0, -0.1, 0.1), 0.5, True, "inconclusive"),
+    ((0.0, -0.1, 0.1), 0.5, False, "inconclusive: imitator below its data"),   # the failed gate is the reason
 ])
 def test_p2_gates(diff, headroom, competence, want):
   assert verdicts.p2_gated(diff, headroom, 0.2, competence)[0] == want

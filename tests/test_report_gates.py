@@ -136,6 +136,16 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   got = _verdicts_of(tmp4, arms)
   assert got[ctl] == "refuted"
   assert got[head("good")] == "not counted: the P2 power control refuted without passing its competence gate"
+  # A control whose late return sits at its ceiling (the interval straddles 0): where its imitator did not
+  # reproduce its data the row names that, not a plain "inconclusive"; where it did, plain.
+  for name, end, want in (("straddle_unfit", 0.1, "inconclusive: imitator below its data"),
+                          ("straddle_fit", 0.5, "inconclusive")):
+    (tmp_path / name).mkdir()
+    arms["ctl"] = _p2_entry("power_control", 0.3, 0.5, 0.5, end)
+    got = _verdicts_of(tmp_path / name, arms)
+    assert got[ctl] == want
+    assert got[head("good")] == f"not counted: the P2 power control did not refute (it read {want})"
+  arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.1)
   (tmp_path / "rules").mkdir()
   rules = _verdicts_of(tmp_path / "rules", arms, field="rule")
   assert "licenses no P2 supported" in rules[ctl] and rules[head("good")].endswith("Uncounted verdict: supported")

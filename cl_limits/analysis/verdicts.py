@@ -77,12 +77,14 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     without it, no imitator could show improvement past the ceiling that the teachers themselves made.
   competence_ok: whether the imitator reproduced the end of its data in its own time on the training tasks
     (`replicates.competence`: gain over random at least `competence_needed` at the interval's lower end);
-    "supported" needs it, or the failure to pass the ceiling records a failed imitation, not a limit of it.
+    "supported" needs it, or the failure to pass the ceiling records a failed imitation, not a limit of it;
+    a row that did not refute and failed it reads that reason, whether its interval lay below 0 or straddled it.
   learning_ok: whether the kept data itself rises (`replicates.learning_in_data`); data that show no
     improvement give an imitator nothing to extrapolate, so the row cannot say supported or refuted
     (None: not measured, as in summaries made before the gate).
   held_ok: whether the rollout's late window held its data's level (`replicates.held_data`); an imitator
-    that fell below its own data has collapsed, and "supported" needs it not to (None: not measured).
+    that fell below its own data has collapsed, and "supported" needs it not to; like competence, it is the
+    reason of a row that did not refute (None: not measured).
   clone_ok: whether the competence gate can judge the imitator: a perfect clone of the data (a held-out
     stream of it, `replicates.clone_competence`) passes it, or the imitator sits below that clone by more
     than the noise (`replicates.clone_gap`); where neither holds, a failed gate says nothing about the
@@ -90,14 +92,14 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
   """
   rule = (f"no headroom (the teachers' rise past the ceiling, greedy or behaviour as the protocol plays, < "
           f"{headroom_needed:.3g}) -> inconclusive; "
-          "else supported if the CI of late - ceiling lies at or below 0 and the imitator reproduced its "
+          "else refuted if the CI of late - ceiling lies above 0; else the imitator must have reproduced its "
           f"data's end (gain over random >= {competence_needed:g} at the interval's lower end; else "
           "inconclusive: imitator below its data, or, where a held-out stream of the data fails the same "
           "gate and the imitator is not clearly below that stream, inconclusive: the competence gate cannot "
           "pass here)")
   if held_ok is not None:
     rule += " and held it late in the rollout (else inconclusive: imitator collapsed)"
-  rule += "; refuted if the CI lies above 0; else inconclusive"
+  rule += "; then supported if the CI lies at or below 0, else inconclusive"
   if learning_ok is not None:
     rule = "no learning in the kept data -> inconclusive; " + rule
   if not headroom >= headroom_needed:
@@ -105,9 +107,13 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
   if learning_ok is False:
     return NO_LEARNING, rule
   verdict = _decide(diff_ci, 0.0, "below", REFUTED, SUPPORTED)
-  if verdict == SUPPORTED and not competence_ok:
+  if verdict == REFUTED:                # passing the ceiling needs no gate
+    return verdict, rule
+  # Supported or straddling: a failed gate is the reason either way (amended 2026-12-07: a straddling row
+  # used to read plain "inconclusive" whatever its gates said).
+  if not competence_ok:
     return (NO_POWER if clone_ok is False else BELOW_DATA), rule
-  if verdict == SUPPORTED and held_ok is False:
+  if held_ok is False:
     return COLLAPSED, rule
   return verdict, rule
 
