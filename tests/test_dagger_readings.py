@@ -84,3 +84,19 @@ def test_a_run_whose_files_lack_a_field_is_refused_in_one_line(tmp_path):
   open(os.path.join(run, "rounds.json"), "w").write("[{")
   with pytest.raises(ValueError, match=r"rounds.json: not valid JSON"):
     dagger_readings.round_lines(run)
+
+
+def test_reading_b_applies_todays_p2_rule_to_the_stored_gates_and_names_the_old_verdict(tmp_path):
+  """A run whose stored `dagger` row straddles its ceiling with a failed competence gate, written when the
+  rule read such a row as plain "inconclusive": reading (b) gives today's rule's verdict from the row's own
+  gates and names what the run wrote; a row without the gates' fields keeps its stored verdict."""
+  from test_report_gates import _p2_entry  # noqa: PLC0415
+  path = _run(tmp_path / "r", low=0.8)
+  full = {**_p2_entry("p2", 0.3, 0.5, 0.5, 0.1, n=3), "verdict": "inconclusive"}
+  control = {**_p2_entry("p2", 0.3, 0.1, 0.5, 0.1, n=3), "verdict": "inconclusive: imitator below its data"}
+  json.dump({"round": 2, "dagger": full, "control": control}, open(os.path.join(path, "p2.json"), "w"))
+  r = dagger_readings.readings(path)
+  assert r["b"]["verdict"] == "inconclusive: imitator below its data"
+  assert "(its run wrote 'inconclusive', by the rule of then)" in r["b"]["text"]
+  r = dagger_readings.readings(_run(tmp_path / "old", low=0.8, verdict="inconclusive"))
+  assert r["b"]["verdict"] == "inconclusive" and "its run wrote" not in r["b"]["text"]

@@ -6,8 +6,10 @@ before the runs:
   (a) competence on the training tasks after the last round: "passes" where the run's own competence
       gate passed it (its interval's lower end at or above the gate's `needed`, 0.75 in the one-stream
       config; `replicates.competence`), else "fails";
-  (b) the `dagger` model's P2 row as the P2 rule gives it (the config has no power control, so it is not
-      counted whatever it says);
+  (b) the `dagger` model's P2 row as today's P2 rule gives it from the row's stored gates
+      (`gates.p2_verdict`; the config has no power control, so it is not counted whatever it says), with
+      the verdict its run wrote beside it where the two differ (rows without the gates' fields: the
+      stored verdict);
   (c) held-out late return, dagger - control, paired over replicates: "dagger above control" where the
       interval's lower end is above 0, "dagger below control" where its upper end is below 0, else
       "inconclusive";
@@ -27,6 +29,7 @@ import numpy as np
 
 from cl_limits.analysis import stats
 from cl_limits.report import seeds
+from cl_limits.report import gates
 from cl_limits.report.gates import ci
 
 NOT_PLAYED = "not played"
@@ -48,6 +51,16 @@ def _load(path: str):
     return json.load(open(path))
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _verdict(e: dict) -> tuple[str, str]:
+  """(a stored P2 row's verdict by today's rule, a note naming the verdict its run wrote where they differ);
+  an entry without the gates' fields keeps its stored verdict."""
+  try:
+    now = gates.p2_verdict(e)[1]
+  except KeyError:
+    return e["verdict"], ""
+  return now, ("" if now == e["verdict"] else f" (its run wrote {e['verdict']!r}, by the rule of then)")
 
 
 def _named(fn):
@@ -88,9 +101,10 @@ def readings(out: str) -> dict:
     return res
   e = p2["dagger"]
   late = np.asarray(e["per_replicate"]["late"], np.float64)
-  res["b"] = {"verdict": e["verdict"],
+  verdict, note = _verdict(e)
+  res["b"] = {"verdict": verdict,
               "text": f"late {_per(late)}; late - ceiling {ci(e['late_minus_ceiling'], '{:+.3f}')}; late - data "
-                      f"end {ci(e['held']['interval'], '{:+.3f}')} of (top - random)"}
+                      f"end {ci(e['held']['interval'], '{:+.3f}')} of (top - random){note}"}
   d = late - np.asarray(p2["control"]["per_replicate"]["late"], np.float64)
   iv = stats.replicate_interval(d)
   res["c"] = {"verdict": _sign(iv, "dagger above control", "dagger below control"),
@@ -100,9 +114,10 @@ def readings(out: str) -> dict:
     x = x10["dagger"]
     d = np.asarray(x["per_replicate"]["late"], np.float64) - late
     iv = stats.replicate_interval(d)
-    res["d"] = {"verdict": f"{x['verdict']}; " + _sign(iv, "keeps improving past its data's length", "falls back"),
+    verdict, note = _verdict(x)
+    res["d"] = {"verdict": f"{verdict}; " + _sign(iv, "keeps improving past its data's length", "falls back"),
                 "text": f"10x: late {_per(x['per_replicate']['late'])}, late - data end "
-                        f"{ci(x['held']['interval'], '{:+.3f}')}; 10x - 1x late: {ci(iv, '{:+.3f}')} "
+                        f"{ci(x['held']['interval'], '{:+.3f}')}{note}; 10x - 1x late: {ci(iv, '{:+.3f}')} "
                         f"({_per(d, '{:+.2f}')})"}
   return res
 
