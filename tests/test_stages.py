@@ -43,6 +43,7 @@ BAD = [
     ("imitation.arms.ad_p50.portion", "middle", "imitation.arms.ad_p50.portion: must be one of"),
     ("imitation.train.seq_len", 10, "imitation.train.seq_len: must be >= model.context_len=20 (got 10)"),
     ("experiments.p2.protocol.source", "mine", "experiments.p2.protocol.source: must be \"evaluation\""),
+    ("replicates", 0, "replicates (teacher.num_seeds and imitation.num_seeds): must be an integer >= 1 (got 0)"),
 ]
 
 
@@ -82,7 +83,7 @@ def test_bad_field_is_refused_before_anything_runs(tmp_path, path, value, msg):
 @pytest.mark.parametrize("override,msg", [
     ("--config.imitation.model.context_len=0", "error: imitation.model.context_len: must be >= 1 (got 0)"),
     # one knob moves the teachers' and the imitators' replicates together
-    ("--config.replicates=0", "error: teacher.num_seeds: must be an integer >= 1 (got 0)"),
+    ("--config.replicates=0", "error: replicates (teacher.num_seeds and imitation.num_seeds): must be an integer >= 1 (got 0)"),
     ("--config.experiments.p3.targets.hard9.name=Nope", "error: experiments.p3.targets.hard9.name: "
                                                        "unknown env"),
 ])

@@ -93,7 +93,8 @@ def test_killed_run_resumes_to_identical_histories(uninterrupted, tmp_path):
 @pytest.mark.parametrize("override,msg", [
     ("--config.env.name=DarkRoooom", "env.name: unknown env; known: DarkKeyToDoor"),
     ("--config.teacher.dqn.total_steps=-400", "dqn.total_steps: must be a positive integer"),
-    ("--config.teacher.num_seeds=0", "teacher.num_seeds: must be an integer >= 1 (got 0)"),
+    # num_seeds is the study config's `replicates` knob (both num_seeds fields follow it): named with it.
+    ("--config.teacher.num_seeds=0", "teacher.num_seeds and imitation.num_seeds): must be an integer >= 1 (got 0)"),
 ])
 def test_bad_config_fails_before_compiling_naming_the_field(tmp_path, override, msg):
   out = run(teachers_cmd(tmp_path, override))

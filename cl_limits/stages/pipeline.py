@@ -17,7 +17,7 @@ import shutil
 from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, sensitivity
 from cl_limits.stages import teachers
 from cl_limits.stages import transplant
-from cl_limits.stages.base import ConfigError, Step, jsonable, changed_fields, fingerprint, read_fields
+from cl_limits.stages.base import ConfigError, Step, jsonable, changed_fields, fingerprint, positive_int, read_fields
 
 
 def plan(config, workdir: str) -> list[Step]:
@@ -77,9 +77,17 @@ def _transplant_plan(config, workdir):
 
 
 def validate(steps) -> None:
-  """Every step's config checks, before anything runs (ConfigError names the field)."""
+  """Every step's config checks, before anything runs (ConfigError names the field). The study configs'
+  `replicates` knob, which sets both num_seeds fields and is read by no stage, is named with both."""
   seen = set()
   for s in steps:
+    if id(s.config) not in seen and "replicates" in s.config:
+      seen.add(id(s.config))
+      try:
+        positive_int(s.config, "replicates")
+      except ConfigError as e:
+        raise ConfigError(str(e).replace("replicates:", "replicates (teacher.num_seeds and imitation.num_seeds):", 1)) \
+            from None
     key = (s.stage.name, id(s.config))
     if key not in seen:
       seen.add(key)
