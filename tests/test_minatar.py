@@ -51,3 +51,20 @@ def test_cpu_breakout_dqn_beats_random_threefold():
   print(f"Breakout DQN last-50 {learned:.2f}, random {random_mean:.2f}")
   assert random_mean > 0
   assert learned >= 3 * random_mean, (learned, random_mean)
+
+
+def test_scripted_ball_tracking_spans_breakouts_returns():
+  """experiments.breakout_policies' ladder (BUILD_NOTES): tracking the ball from row 2 on misses nothing and
+  plays one episode to gymnax's 1,000-step cut (84 bricks); from row 3 it misses after 180 steps (16);
+  from row 9 it scores under 1 an episode, as the uniform random policy does."""
+  import jax  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from experiments import breakout_policies as bp  # noqa: PLC0415
+  env = bp.SharedMinAtar("Breakout")
+  key = jax.random.PRNGKey(0)
+  full, len_full = (np.asarray(x) for x in bp.episodes(env, bp.from_row(2), key, 1100, 4))
+  assert full[0] == 84.0 and len_full[0] == 1000
+  three, len_three = (np.asarray(x) for x in bp.episodes(env, bp.from_row(3), key, 1100, 8))
+  assert three[0] == 16.0 and len_three[0] == 180
+  late, _ = bp.episodes(env, bp.from_row(9), key, 1100, 200)
+  assert np.nanmean(np.asarray(late)) < 1.0
