@@ -334,3 +334,26 @@ def test_hybrid_protocol_replays_the_stage_and_plays_p2s_actions(finished, tmp_p
   assert full["verdict"] in ("helps", "hurts", "inconclusive") and len(full["late"]["per_replicate"]) == 2
   bad = subprocess.run(base + ["--config.seed=7"], capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and "the run was made with seed 0" in bad.stderr
+
+
+def test_a_breakout_ladder_control_plays_at_epsilon_0_and_may_have_a_known_positive(tmp_path):
+  """The scripted ladder as Breakout's power control (`imitation.ad_eps.demonstrator='searcher'`, no noise): the
+  config passes every check with its known positive (the ladder continued needs no oracle), the control row
+  plays the study's argmax with epsilon 0, as its data's learner acted, while the study's rows keep the
+  learners' falling epsilon; with the teachers' AD-epsilon data the known positive is refused in one line."""
+  config = breakout.get_config("smoke")
+  config.unlock()
+  config.imitation.ad_eps.update(dict(demonstrator="searcher", eps_floor=0.0, decay_fraction=0.0))
+  config.experiments.p2.known_positive = True
+  pipeline.validate(pipeline.plan(config, str(tmp_path)))
+  study = artifacts.p2_protocol(config)
+  assert study["greedy"] and study["epsilon_decay"] > 0
+  assert artifacts.row_protocol(config, "power_control", study) == {**study, "epsilon": 0.0, "epsilon_decay": 0}
+  assert artifacts.row_protocol(config, "p2", study) == study
+  config.imitation.ad_eps.eps_floor = 0.1                          # noisy data: the study's protocol
+  assert artifacts.row_protocol(config, "power_control", study) == study
+  config.imitation.ad_eps.demonstrator = "teacher"
+  with pytest.raises(pipeline.ConfigError, match="^experiments.p2.known_positive: continues the AD-epsilon "
+                                                 "generator without its DQN.*'teacher'"):
+    pipeline.validate(pipeline.plan(config, str(tmp_path)))
+  assert not os.listdir(tmp_path)

@@ -68,3 +68,25 @@ def test_scripted_ball_tracking_spans_breakouts_returns():
   assert three[0] == 16.0 and len_three[0] == 180
   late, _ = bp.episodes(env, bp.from_row(9), key, 1100, 200)
   assert np.nanmean(np.asarray(late)) < 1.0
+
+
+def test_breakouts_scripted_learner_climbs_its_ladder_in_its_own_stream():
+  """`imitation.ad_eps.demonstrator='searcher'` in Breakout: a stream of the ladder (one row higher up after
+  every episode) finishes episodes 2-7 with returns 1, 1, 1, 1, 3, 16, then keeps every ball until gymnax's
+  cut (84 in 1,000 steps); its recorded greedy action is the action it took (no noise); its continuation past
+  a cut is the same stream's steps; the other games have no searcher."""
+  import jax  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from cl_limits.envs.minatar import SharedMinAtar  # noqa: PLC0415
+  from cl_limits.histories import adeps  # noqa: PLC0415
+  env = SharedMinAtar("Breakout")
+  gen = adeps.make_generate(env, 1600, 1, 0.0, 0.0, demonstrator="searcher")
+  h = jax.tree.map(lambda x: np.asarray(x[0]), jax.jit(gen)(jax.random.PRNGKey(3), env.default_params))
+  ends = np.flatnonzero(h.terminated | h.truncated)
+  rets = [h.reward[a + 1:b + 1].sum() for a, b in zip(np.r_[-1, ends[:-1]], ends)]
+  assert rets[1:7] == [1, 1, 1, 1, 3, 16] and rets[7] == 84 and ends[7] - ends[6] == 1000
+  np.testing.assert_array_equal(h.greedy, h.action)
+  cont = adeps.make_generate(env, 600, 1, 0.0, 0.0, start=1000, schedule_steps=1600, demonstrator="searcher")
+  c = jax.tree.map(lambda x: np.asarray(x[0]), jax.jit(cont)(jax.random.PRNGKey(3), env.default_params))
+  np.testing.assert_array_equal(c.action, h.action[1000:])
+  assert not hasattr(SharedMinAtar("SpaceInvaders"), "search_start")

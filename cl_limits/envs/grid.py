@@ -177,6 +177,9 @@ class DarkRoom(_Grid):
   # there; a rewarded step makes the cell it stands on its target for good (the goal, found); an episode that
   # ends unrewarded moves the probe to the next cell of a boustrophedon sweep of the room (cyclic). Its first
   # probe is drawn uniformly, so across streams every step of the sweep appears.
+  search_description = ("it probes one cell per episode along a sweep and returns to a goal once found, every "
+                        "action following from its own stream")
+
   def search_start(self, key):
     """(target [2], found) of a fresh searcher: a uniformly drawn first probe, no goal found."""
     return jax.random.randint(key, (2,), 0, self.size, dtype=jnp.int32), jnp.array(False)

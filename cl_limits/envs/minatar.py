@@ -26,6 +26,28 @@ NUM_ACTIONS = 6
 ACTION_NAMES = ("noop", "left", "up", "right", "down", "fire")
 
 
+# Breakout's scripted learner: a ladder of ball-tracking policies (experiments/breakout_policies.py). On rung h it
+# moves the paddle toward the ball's column once the ball is at row h or lower (rows 0 top .. 9 the paddle's),
+# else stays; it starts at h = 9 and goes one row up after every episode, down to 0. Its returns per episode
+# climb 0.5, 1, 1, 1, 1, 3, 16 and then 84 (every ball kept until gymnax cuts the episode at 1,000 steps): a
+# learner whose greedy policy improves within its stream, what its stream shows being all it knows (its rung is
+# its count of episodes). Its memory is the rung.
+LADDER_TOP = 9
+
+
+def _ladder_start(key):
+  return jnp.int32(LADDER_TOP)
+
+
+def _ladder_action(h, state):
+  move = jnp.where(state.pos > state.ball_x, 1, jnp.where(state.pos < state.ball_x, 3, 0))
+  return jnp.where(state.ball_y >= h, move, 0).astype(jnp.int32)
+
+
+def _ladder_update(h, state, action, reward, done):
+  return jnp.where(done, jnp.maximum(h - 1, 0), h).astype(jnp.int32)
+
+
 class SharedMinAtar(environment.Environment):
   """One MinAtar game with the shared observation and action interface; params are the game's own."""
 
@@ -42,6 +64,10 @@ class SharedMinAtar(environment.Environment):
     self.action_classes = tuple(self.minimal_actions.index(a) if a in self.minimal_actions else noop
                                 for a in range(NUM_ACTIONS))
     self._pad = NUM_CHANNELS - self.inner.obs_shape[-1]
+    if game == "Breakout":            # the scripted in-context learner (`imitation.ad_eps.demonstrator='searcher'`)
+      self.search_start, self.search_action, self.search_update = _ladder_start, _ladder_action, _ladder_update
+      self.search_description = ("it tracks the ball from one row higher up after each episode (returns 0.5, 1, "
+                                 "1, 1, 1, 3, 16, then 84 an episode), every action following from its stream")
 
   @property
   def name(self) -> str:

@@ -125,9 +125,10 @@ def p2_rows(workdir) -> list[dict]:
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     searcher = s.get("generator") == "searcher"
+    how = s.get("generator_description") or ("it probes one cell per episode along a sweep and returns to a goal "
+                                             "once found, every action following from its own stream")
     head = {"power_control": (f"P2 power control: a scripted searcher's histories cut at {e['fraction']:.0%} of its "
-                              f"stream, {name}: it probes one cell per episode along a sweep and returns to a goal "
-                              "once found, every action following from its own stream (expected: refuted)"
+                              f"stream, {name}: {how} (expected: refuted)"
                               if searcher else f"P2 power control: AD-epsilon data cut half way through its "
                               f"epsilon decay, {name} (expected: refuted)"),
             "known_positive": (f"P2 known positive: no imitator, the searcher itself continued past the same cut "

@@ -158,13 +158,31 @@ def teacher_greedy(config, workdir, manifest):
   return np.asarray(curves["greedy_returns"]), np.asarray(curves["greedy_env_steps"])
 
 
+def generator(config, env) -> dict:
+  """The P2 summary's account of the power control's data: {"generator": "oracle" / "teacher" / "searcher",
+  "generator_description": what the searcher does (the env's own words; "" for the others)}."""
+  name = str(config.imitation.ad_eps.get("demonstrator", "oracle"))
+  return {"generator": name, "generator_description": str(getattr(env, "search_description", "")) if name == "searcher" else ""}
+
+
+def row_protocol(config, kind: str, actions: dict) -> dict:
+  """The action protocol of one P2 row: the study's, except that a power-control row whose data were made
+  without exploration noise (the scripted searcher with `imitation.ad_eps` eps_floor 0 and decay_fraction 0)
+  plays its argmax or sample with epsilon 0, as its data's learner acted (BUILD_NOTES 2026-12-07; under a
+  sampled protocol with epsilon 0, DarkRoom's, nothing changes)."""
+  ad = config.imitation.ad_eps
+  quiet = str(ad.get("demonstrator", "oracle")) == "searcher" and float(ad.eps_floor) == 0 and float(ad.decay_fraction) == 0
+  return {**actions, "epsilon": 0.0, "epsilon_decay": 0} if kind == "power_control" and quiet else actions
+
+
 def demonstrator_greedy(config, greedy, optimum, num_seeds: int) -> list | None:
   """Per replicate, the greedy return of the power control's AD-epsilon demonstrator in the row's unit
   (fractions of each task's optimum when `optimum` is given): 1 for the env's oracle; for each replicate's
   final DQN ("teacher"), the teachers' last greedy evaluation (`teacher_greedy`'s greedy [R, K, segments]),
   which evaluates those weights. None where it is not known (the row then keeps the behaviour basis)."""
   if str(config.imitation.ad_eps.get("demonstrator", "oracle")) in ("oracle", "searcher"):   # the searcher, once
-                                                                        # it has found the goal, walks straight there
+    # it has found the goal, walks straight there; without an optimum (Breakout's ladder) its greedy policy is
+    # its behaviour, which changes within its stream: None keeps the behaviour basis, its own continuation
     return None if optimum is None else [1.0] * int(num_seeds)
   if greedy is None:
     return None

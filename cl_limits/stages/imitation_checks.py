@@ -78,7 +78,7 @@ def validate(config) -> None:
     check(demo != "oracle" or hasattr(env, "optimal_action"), "imitation.ad_eps.demonstrator",
           f"'oracle' needs an env with an oracle; {config.env.name} has none (use 'teacher')", demo)
     check(demo != "searcher" or hasattr(env, "search_start"), "imitation.ad_eps.demonstrator",
-          f"'searcher' needs an env with a scripted searcher (DarkRoom); {config.env.name} has none", demo)
+          f"'searcher' needs an env with a scripted searcher (DarkRoom, MinAtar-Breakout); {config.env.name} has none", demo)
     check(demo == "oracle" or not str(config.imitation.sources or ""), "imitation.ad_eps.demonstrator",
           "'teacher' needs the run's own teachers (imitation.sources names other stores)", demo)
     positive_int(config, "imitation.ad_eps.steps")

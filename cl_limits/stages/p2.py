@@ -73,11 +73,11 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.collapse_margin", 0.0, 1.0)
   check(isinstance(p2.get("known_positive", False), bool), "experiments.p2.known_positive", "must be True or False",
         p2.get("known_positive"))
-  check(not p2.get("known_positive", False) or hasattr(common.env_of(config), "optimal_action"),
-        "experiments.p2.known_positive", f"needs an env with an oracle; {config.env.name} has none", True)
-  check(not known_positive(config) or config.imitation.ad_eps.get("demonstrator", "oracle") in ("oracle", "searcher"),
-        "experiments.p2.known_positive", "continues the AD-epsilon generator without its DQN, so it needs "
-        "imitation.ad_eps.demonstrator='oracle' or 'searcher'", True)
+  demo, env = config.imitation.ad_eps.get("demonstrator", "oracle"), common.env_of(config)
+  check(not p2.get("known_positive", False) or (demo, hasattr(env, "optimal_action")) == ("oracle", True)
+        or (demo, hasattr(env, "search_start")) == ("searcher", True), "experiments.p2.known_positive",
+        "continues the AD-epsilon generator without its DQN, so it needs imitation.ad_eps.demonstrator='oracle' "
+        f"(an env with an oracle) or 'searcher' (an env with a scripted searcher); {config.env.name}, {demo!r}", True)
   check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
         p2.skip_without_headroom)
   positive_int(config, "experiments.p2.ceiling_window")
@@ -137,7 +137,7 @@ def run(step, log=print) -> None:
              "task_ids": np.asarray(task_ids).tolist(), "competence_task_ids": np.asarray(train_ids)[:n_comp].tolist(),
              "random_return": random, "arms": {},
              "power_control_note": "" if control(config) else str(p2.get("power_control_note", "") or ""),
-             "generator": str(config.imitation.ad_eps.get("demonstrator", "oracle")) if control(config) else ""}
+             **(artifacts.generator(config, env) if control(config) else {"generator": ""})}
   arrays = {}
   tb_dir = layout.path(workdir, "tb", "p2")
   for i_row, (arm_name, kind) in enumerate(rows(config)):
@@ -164,7 +164,7 @@ def run(step, log=print) -> None:
         return _generator_returns(env, task_params, keys, horizon, cut_stream, config.imitation.ad_eps)
       res = chunked.run_batched(model, env, horizon, arm_params, task_params, keys,
                                 settings=common.rollout_settings(config), checkpoint=checkpoint, log=log,
-                                label=f"[p2] {name}", **actions)
+                                label=f"[p2] {name}", **artifacts.row_protocol(config, kind, actions))
       rets = episode_returns(res, horizon, ep_len)
       return rets, np.asarray(res.episode_end)[..., :rets.shape[-1]]
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
