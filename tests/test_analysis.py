@@ -499,3 +499,18 @@ def test_tb_runs_puts_the_imitator_on_its_datas_learner_axis():
   (runs, horizon) = p2_figures.tb_runs(arrays, "a", np.ones_like(ends), ends, 30)
   np.testing.assert_allclose(runs["imitator"][1], [[[64.0, 124.0]], [[38.0, np.nan]]])
   assert horizon == 8 + 6 * 30
+
+
+def test_competence_of_a_replicate_that_finished_no_episode_is_nan_without_a_warning():
+  """A competence rollout shorter than its first episode (a generator continued into a 1,000-step episode)
+  finishes nothing: that replicate's gain is NaN, the gate not measurable, and numpy says nothing."""
+  import warnings  # noqa: PLC0415
+  from cl_limits.analysis import replicates  # noqa: PLC0415
+  data = [{"data_curve": np.array([1.0, 3.0, 16.0]), "ceiling_kept_window": 2}] * 3
+  rets = np.full((3, 1, 4), np.nan)
+  rets[1:, 0, :2] = [3.0, 16.0]
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    c = replicates.competence(rets, data, None, 0.5, 0.75)
+  assert np.isnan(c["per_replicate"][0]) and np.allclose(c["per_replicate"][1:], 1.0)
+  assert c["interval"] is None and not c["ok"]

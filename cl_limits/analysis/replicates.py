@@ -170,11 +170,10 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
 
 
 def competence(imitator_returns, data: list, optimum, random: float, fraction: float) -> dict:
-  """The competence gate at the end of the data, in the imitator's own time.
-
-  imitator_returns [R, K, E]: rollouts from an empty context on the first K training tasks for as many
-  steps as one kept history (one stream's kept episodes: gap and streams accounted for), so episode i of
-  the rollout stands where kept episode i stood in the data; data: `data_per_replicate` of those K tasks.
+  """The competence gate at the end of the data, in the imitator's own time. imitator_returns [R, K, E]:
+  rollouts from an empty context on the first K training tasks for as many steps as one kept history (one
+  stream's kept episodes: gap and streams accounted for), so episode i of the rollout stands where kept
+  episode i stood in the data; data: `data_per_replicate` of those K tasks.
   Per replicate: the imitator's last n episodes and the data's last n kept episodes (n = the data's
   `ceiling_kept_window`), and the gain over random, (imitator - random) / (data end - random). The gate
   passes when the interval over replicates has its lower end at or above `fraction`; a replicate whose
@@ -184,8 +183,9 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
   if rets.shape[0] != len(data):
     raise ValueError(f"competence: {rets.shape[0]} replicates' rollouts for {len(data)} replicates' data")
   n = [max(1, int(d["ceiling_kept_window"])) for d in data]
-  # Each (replicate, task)'s own last n finished episodes (variable-length rollouts are NaN past their end).
-  imitator_end = [float(np.mean(np.concatenate([own_last(rets[r][k], n[r]) for k in range(rets.shape[1])])))
+  # Each (replicate, task)'s own last n finished episodes (NaN past their end; none finished: NaN, no warning).
+  mean = lambda x: float(np.mean(x)) if np.size(x) else float("nan")
+  imitator_end = [mean(np.concatenate([own_last(rets[r][k], n[r]) for k in range(rets.shape[1])]))
                   for r in range(rets.shape[0])]
   ends = [data_end(d, norm) for d in data]
   span = np.asarray(ends) - float(random)
