@@ -41,7 +41,26 @@ _RANDOM = flags.DEFINE_integer("random_episodes", 400, "Random-policy episodes p
 _PATHS = flags.DEFINE_bool("paths", True, "Also re-run each P2 imitator's competence rollouts (the same "
                            "keys: the same rollouts) recording where it stood, and compare its paths from one "
                            "episode to the next with its data's and the random policy's.")
+_HELDOUT = flags.DEFINE_bool("heldout", False, "Instead, each P2 row's held-out rollouts (the P2 test's own tasks "
+                             "and horizon, no data beside them): finding and keeping, and after a miss by where "
+                             "the row's last hit lies.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def heldout_lines(z, context_episodes: int) -> list[str]:
+  """Per P2 row with a held-out rollout in returns.npz `z`: finding and keeping on the P2 test's own tasks
+  (`curves.search_and_keep`), and after a miss by where the row's last hit lies (`after_miss_by_recency`)."""
+  from cl_limits.analysis import curves  # noqa: PLC0415
+  out = []
+  for key in (k for k in z.files if k.endswith("/episode_return")):
+    r = z[key]
+    s, rec = curves.search_and_keep(r), curves.after_miss_by_recency(r, max(1, context_episodes))
+    out.append(f"{key.split('/')[0]} held out ({r.shape[0]} replicates x {r.shape[1]} tasks x {r.shape[2]} episodes): "
+               f"after a hit {_fmt(s['after_hit'], 3)}, after a miss {_fmt(s['after_miss'], 3)}; after a miss, by "
+               f"where its last hit lies (never / within the {context_episodes} episodes its context holds / "
+               "further back): " + " / ".join(f"{_fmt(rec[k][0], 3)} of {rec[k][1]:,}"
+                                              for k in ("never", "in_context", "further_back")))
+  return out
 
 
 def random_returns(env, tasks, episodes: int, seed: int) -> np.ndarray:
@@ -173,6 +192,9 @@ def main(_):
   ep_len = common.episode_length(env)
   if not ep_len:
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length")
+  if _HELDOUT.value:
+    print("\n".join(heldout_lines(z, int(config.imitation.model.context_len) // ep_len)))
+    return
   tasks, ids = common.teacher_tasks(config, env)
   rand = curves.search_and_keep(random_returns(env, tasks, int(_RANDOM.value), int(config.seed)))
   print(f"uniform random policy, {int(_RANDOM.value)} episodes on each of {len(ids)} training tasks: goal "

@@ -170,6 +170,17 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
       assert ", ".join(f"{v:+.2f}" for v in pair["after_hit"]) in paired_line
     paths = lines[lines.index(line) + 5]              # the script checked they are the gate's own rollouts
     assert paths.startswith("  paths (") and " | its data " in paths and " | random " in paths
+  # --heldout: each row's held-out P2 rollouts instead, figures of the saved returns, nothing re-run
+  held = _script(f"--workdir={workdir}", "--heldout")
+  assert held.returncode == 0, held.stderr[-2000:]
+  keys = [k for k in z.files if k.endswith("/episode_return")]
+  assert keys and len(held.stdout.splitlines()) == len(keys)
+  for key, line in zip(keys, held.stdout.splitlines()):
+    r = z[key]
+    s, rec = curves.search_and_keep(r), curves.after_miss_by_recency(r, config.imitation.model.context_len // 20)
+    assert line.startswith(f"{key.split('/')[0]} held out ({r.shape[0]} replicates x {r.shape[1]} tasks x ")
+    assert f"after a hit {_f(s['after_hit'])}, after a miss {_f(s['after_miss'])}; " in line
+    assert line.endswith(" / ".join(f"{_f(rec[k][0])} of {rec[k][1]:,}" for k in ("never", "in_context", "further_back")))
   # another temperature than the run's: the re-run rollouts are not the gate's, and the script says so
   other = _script(f"--workdir={workdir}", "--random_episodes=50", "--config.evaluation.temperature=0.3")
   assert other.returncode != 0 and "did not give the saved returns" in other.stderr
