@@ -28,8 +28,7 @@ import os
 import numpy as np
 
 from cl_limits.analysis import stats
-from cl_limits.report import seeds
-from cl_limits.report import gates
+from cl_limits.report import gates, seeds
 from cl_limits.report.gates import ci
 
 NOT_PLAYED = "not played"

@@ -170,9 +170,11 @@ def row_protocol(config, kind: str, actions: dict) -> dict:
   without exploration noise (the scripted searcher with `imitation.ad_eps` eps_floor 0 and decay_fraction 0)
   plays its argmax or sample with epsilon 0, as its data's learner acted (BUILD_NOTES 2026-12-07; under a
   sampled protocol with epsilon 0, DarkRoom's, nothing changes)."""
+  if kind != "power_control":                        # the study's rows (and configs without ad_eps) as they are
+    return actions
   ad = config.imitation.ad_eps
   quiet = str(ad.get("demonstrator", "oracle")) == "searcher" and float(ad.eps_floor) == 0 and float(ad.decay_fraction) == 0
-  return {**actions, "epsilon": 0.0, "epsilon_decay": 0} if kind == "power_control" and quiet else actions
+  return {**actions, "epsilon": 0.0, "epsilon_decay": 0} if quiet else actions
 
 
 def demonstrator_greedy(config, greedy, optimum, num_seeds: int) -> list | None:
