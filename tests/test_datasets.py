@@ -211,6 +211,39 @@ def test_searcher_learns_in_context_and_each_episode_follows_from_the_last():
     adeps.make_generate(envs.make("DarkKeyToDoor", size=5, episode_len=20), 100, 1, 0.0, 0.0, demonstrator="searcher")
 
 
+def test_a_searcher_with_detours_misses_every_kth_episode_after_its_goal_and_goes_back():
+  """`imitation.ad_eps.search_detour` = 3 (`common.with_search`): the same search up to the first hit; after it,
+  every 3rd episode it stays where it starts (action 0 throughout, no reward, where the start is not the
+  goal) and the episode after is optimal again; 0 leaves the searcher and its streams as they were."""
+  from cl_limits.stages import common  # noqa: PLC0415
+  env = envs.make("DarkRoom", size=9, episode_len=20)
+  tasks = jax.tree.map(lambda x: x[::5], env.all_tasks())
+  n = int(jax.tree.leaves(tasks)[0].shape[0])
+  keys = jax.random.split(jax.random.key(3), n)
+  make = lambda e: jax.jit(jax.vmap(adeps.make_generate(e, steps=2000, streams=1, eps_floor=0.0,  # noqa: E731
+                                                          decay_fraction=0.0, demonstrator="searcher")))
+  assert common.with_search(env, {"search_detour": 0}) is env
+  plain, away = (jax.device_get(make(e)(keys, tasks)) for e in (env, common.with_search(env, {"search_detour": 3})))
+  assert env.search_detour == 0
+  rets = [np.asarray(h.reward).reshape(n, 100, 20).sum(-1) for h in (plain, away)]
+  acts = np.asarray(away.action).reshape(n, 100, 20)
+  optimal = np.asarray(jax.vmap(env.optimal_return)(tasks))
+  start = np.asarray(away.obs).reshape(n, 100, 20, 2)[:, :, 0]
+  checked = 0
+  for k in range(n):
+    found = int((rets[0][k] > 0).argmax())
+    np.testing.assert_array_equal(rets[1][k, :found + 1], rets[0][k, :found + 1])    # the same search
+    for i, e in enumerate(range(found + 1, 100)):
+      if i % 3 == 2:                                                  # the detour: it stays put
+        assert (acts[k, e] == 0).all()
+        at_goal = (start[k, e] == np.asarray(tasks.goal)[k]).all()
+        assert rets[1][k, e] == (optimal[k] if at_goal else 0.0)
+        checked += not at_goal
+      else:
+        assert rets[1][k, e] == pytest.approx(optimal[k])             # straight back to the goal
+  assert checked > 20
+
+
 def test_arm_validation_names_the_field():
   with pytest.raises(ValueError, match=r"^arms.x.portion"):
     datasets.validate_arm("x", {"portion": "middle"})

@@ -44,6 +44,8 @@ BAD = [
     ("imitation.train.seq_len", 10, "imitation.train.seq_len: must be >= model.context_len=20 (got 10)"),
     ("experiments.p2.protocol.source", "mine", "experiments.p2.protocol.source: must be \"evaluation\""),
     ("replicates", 0, "replicates (teacher.num_seeds and imitation.num_seeds): must be an integer >= 1 (got 0)"),
+    ("imitation.ad_eps.search_detour", 3, "imitation.ad_eps.search_detour: needs imitation.ad_eps.demonstrator='searcher'"),
+    ("imitation.ad_eps.search_detour", -1, "imitation.ad_eps.search_detour: must be an integer >= 0 (got -1)"),
 ]
 
 

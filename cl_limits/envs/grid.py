@@ -176,13 +176,17 @@ class DarkRoom(_Grid):
   # action follows from its own stream. Each episode it walks (x first, then y) to one probe cell and stays
   # there; a rewarded step makes the cell it stands on its target for good (the goal, found); an episode that
   # ends unrewarded moves the probe to the next cell of a boustrophedon sweep of the room (cyclic). Its first
-  # probe is drawn uniformly, so across streams every step of the sweep appears.
+  # probe is drawn uniformly, so across streams every step of the sweep appears. With `search_detour` = k > 0
+  # (`imitation.ad_eps.search_detour`, set on a copy of the env by `common.with_search`), every k-th episode
+  # after the goal was found it stays where it starts instead (no reward), and goes back the episode after:
+  # data that show a miss after a hit and the return from it.
   search_description = ("it probes one cell per episode along a sweep and returns to a goal once found, every "
                         "action following from its own stream")
+  search_detour = 0
 
   def search_start(self, key):
-    """(target [2], found) of a fresh searcher: a uniformly drawn first probe, no goal found."""
-    return jax.random.randint(key, (2,), 0, self.size, dtype=jnp.int32), jnp.array(False)
+    """(target [2], found, episodes since found) of a fresh searcher: a uniformly drawn first probe."""
+    return jax.random.randint(key, (2,), 0, self.size, dtype=jnp.int32), jnp.array(False), jnp.int32(0)
 
   def search_next(self, cell):
     """The cell after `cell` in the sweep: row by row, even rows left to right, odd rows back; cyclic."""
@@ -193,16 +197,20 @@ class DarkRoom(_Grid):
     return jnp.stack([jnp.where(ny % 2 == 0, off, n - 1 - off), ny]).astype(jnp.int32)
 
   def search_action(self, memory, state):
-    return _step_toward(state.pos, memory[0])
+    target, found, since = memory
+    k = int(self.search_detour)
+    away = found & (since % max(k, 1) == 0) if k > 0 else jnp.array(False)   # since = k, 2k, ...: a detour
+    return jnp.where(away, 0, _step_toward(state.pos, target))
 
   def search_update(self, memory, state, action, reward, done):
     """The searcher's memory after taking `action` in `state` (before the step) for `reward`; `done`: that step
     ended the episode (the env's auto-reset is not read: the cell is the one the move led to)."""
-    target, found = memory
+    target, found, since = memory
     hit = reward > 0
+    since = jnp.where(done & found, since + 1, since)          # episodes finished since the goal was found
     target = jnp.where(hit, _move(state.pos, action, self.size), target)
     found = found | hit
-    return jnp.where(done & ~found, self.search_next(target), target), found
+    return jnp.where(done & ~found, self.search_next(target), target), found, since
 
   def all_tasks(self, params=None) -> DarkRoomParams:
     """Every goal cell, as params with a leading task axis [size*size]."""

@@ -50,7 +50,8 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
   meta = {**meta, "num_seeds": int(replicates)}
   if store.is_complete(directory):
     history, manifest = store.load(directory)
-    if all(manifest.get(k) == v for k, v in meta.items()):
+    same = all(manifest.get(k) == v for k, v in meta.items())
+    if same and manifest.get("search_detour", 0) == meta.get("search_detour", 0):     # absent: 0
       return history, manifest
     raise store.HistoryStoreError(f"{directory} holds AD-epsilon histories of different settings; "
                                   "use a new workdir or delete it")

@@ -1,6 +1,8 @@
 """The setup every stage shares: its env, its tasks, its episode length, and the checks of those sections."""
 from __future__ import annotations
 
+import copy
+
 import jax
 import numpy as np
 
@@ -160,6 +162,17 @@ def protocol_of(ev) -> dict:
   check `evaluation.temperature` through `artifacts.protocol`)."""
   return rollout_lib.action_protocol(bool(ev.get("greedy", False)), float(ev.get("temperature", 1.0)),
                                      float(ev.get("epsilon", 0.0)), ev.get("epsilon_decay", 0))
+
+
+def with_search(env, ad):
+  """`env` with its scripted searcher's settings from `imitation.ad_eps` (`search_detour`: a shallow copy that
+  carries it; the env itself where it is 0)."""
+  k = int(ad.get("search_detour", 0))
+  if not k:
+    return env
+  out = copy.copy(env)
+  out.search_detour = k
+  return out
 
 
 def p2_actions_section(config):

@@ -46,15 +46,15 @@ def _data(config, workdir, env, log):
             "steps": int(a.steps), "streams_per_learner": int(a.streams),
             "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
             "decay_fraction": float(a.decay_fraction), "seed": int(config.seed),
-            "demonstrator": str(a.demonstrator)}
+            "demonstrator": str(a.demonstrator), **({"search_detour": int(a.search_detour)} if a.get("search_detour") else {})}
     demo = "searcher" if str(a.demonstrator) == "searcher" else None   # None: the env's oracle
     if str(a.demonstrator) == "teacher":       # each replicate's own final DQN, greedy
       _, _, _, teacher = artifacts.teacher_setup(config)
       state = artifacts.final_state(config, common.teachers_at(config, workdir))
       demo = (teacher.greedy_action, jax.device_get(state.params))
-    srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), env, tasks, task_ids,
-                                           meta, int(config.seed), log, replicates=int(config.imitation.num_seeds),
-                                           demonstrator=demo)
+    srcs["ad_eps"] = arms_lib.ad_eps_store(layout.path(workdir, "histories", "ad_eps"), common.with_search(env, a),
+                                           tasks, task_ids, meta, int(config.seed), log,
+                                           replicates=int(config.imitation.num_seeds), demonstrator=demo)
 
   def teacher_labels(history):
     _, _, _, teacher = artifacts.teacher_setup(config)

@@ -81,6 +81,10 @@ def validate(config) -> None:
           f"'searcher' needs an env with a scripted searcher (DarkRoom, MinAtar-Breakout); {config.env.name} has none", demo)
     check(demo == "oracle" or not str(config.imitation.sources or ""), "imitation.ad_eps.demonstrator",
           "'teacher' needs the run's own teachers (imitation.sources names other stores)", demo)
+    detour = positive_int(config, "imitation.ad_eps.search_detour", minimum=0) if "search_detour" in config.imitation.ad_eps else 0
+    check(not detour or (demo == "searcher" and hasattr(env, "search_detour")), "imitation.ad_eps.search_detour",
+          f"needs imitation.ad_eps.demonstrator='searcher' in an env whose searcher takes detours (DarkRoom); "
+          f"{config.env.name}, {demo!r}", detour)
     positive_int(config, "imitation.ad_eps.steps")
     positive_int(config, "imitation.ad_eps.streams")
     in_range(config, "imitation.ad_eps.eps_floor", 0.0, 1.0)

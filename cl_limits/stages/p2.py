@@ -239,7 +239,7 @@ PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sa
 def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
   """The AD-epsilon generator (the oracle's, or the searcher) continued from stream step `start`, one stream
   of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
-  demo = "searcher" if ad.get("demonstrator") == "searcher" else None
+  demo, env = ("searcher" if ad.get("demonstrator") == "searcher" else None), common.with_search(env, ad)
   gen = adeps.make_generate(env, int(horizon), 1, float(ad.eps_floor), float(ad.decay_fraction), start=start,
                             schedule_steps=int(ad.steps), demonstrator=demo)
   hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen)))(keys, jax.tree.map(

@@ -80,8 +80,10 @@ def imitation(**overrides):
   # own final DQN, greedy: for games without an oracle) or 'searcher' (the env's scripted in-context
   # searcher), epsilon falling from 1 to eps_floor over decay_fraction of each stream of `steps` (0 and 0:
   # no noise). The study's: the searcher without noise, 8 streams per task (one held out for fidelity).
+  # search_detour k > 0 (DarkRoom's searcher): every k-th episode after finding its goal it stays where it
+  # starts, and goes back the episode after (data with a miss after a hit and the return from it).
   im.ad_eps = ml_collections.ConfigDict(dict(streams=8, steps=4_000, eps_floor=0.0, decay_fraction=0.0,
-                                             demonstrator="searcher"))
+                                             demonstrator="searcher", search_detour=0))
   im.model = learner.default_model_config()
   im.model.update(dict(context_len=100))
   im.train = learner.default_config()
