@@ -18,19 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cl_limits.envs.minatar import SharedMinAtar
-
-
-def _toward(state, target):
-  return jnp.where(state.pos > target, 1, jnp.where(state.pos < target, 3, 0))
+from cl_limits.envs.minatar import SharedMinAtar, ladder_action, track
 
 
 def offset(d: int):
-  return lambda state, key: _toward(state, jnp.clip(state.ball_x + d, 0, 9))
+  return lambda state, key: track(state, jnp.clip(state.ball_x + d, 0, 9))
 
 
 def from_row(h: int):
-  return lambda state, key: jnp.where(state.ball_y >= h, _toward(state, state.ball_x), 0)
+  return lambda state, key: ladder_action(h, state)      # the ladder's rung h (`imitation.ad_eps` searcher)
 
 
 def uniform(state, key):

@@ -35,13 +35,18 @@ ACTION_NAMES = ("noop", "left", "up", "right", "down", "fire")
 LADDER_TOP = 9
 
 
+def track(state, column):
+  """Breakout's paddle move toward `column` (1 left, 3 right, 0 there)."""
+  return jnp.where(state.pos > column, 1, jnp.where(state.pos < column, 3, 0))
+
+
+def ladder_action(h, state):
+  """Rung h of the ladder: toward the ball's column once the ball is at row h or lower, else stay."""
+  return jnp.where(state.ball_y >= h, track(state, state.ball_x), 0).astype(jnp.int32)
+
+
 def _ladder_start(key):
   return jnp.int32(LADDER_TOP)
-
-
-def _ladder_action(h, state):
-  move = jnp.where(state.pos > state.ball_x, 1, jnp.where(state.pos < state.ball_x, 3, 0))
-  return jnp.where(state.ball_y >= h, move, 0).astype(jnp.int32)
 
 
 def _ladder_update(h, state, action, reward, done):
@@ -65,7 +70,7 @@ class SharedMinAtar(environment.Environment):
                                 for a in range(NUM_ACTIONS))
     self._pad = NUM_CHANNELS - self.inner.obs_shape[-1]
     if game == "Breakout":            # the scripted in-context learner (`imitation.ad_eps.demonstrator='searcher'`)
-      self.search_start, self.search_action, self.search_update = _ladder_start, _ladder_action, _ladder_update
+      self.search_start, self.search_action, self.search_update = _ladder_start, ladder_action, _ladder_update
       self.search_description = ("it tracks the ball from one row higher up after each episode (returns 0.5, 1, "
                                  "1, 1, 1, 3, 16, then 84 an episode), every action following from its stream")
 

@@ -39,6 +39,11 @@ def join_stores(loaded: list, names: list[str]):
   return history, manifest
 
 
+# Settings added to the AD-epsilon store's manifest after stores were written, at the value those stores were
+# made with: a manifest without one reads as that value.
+ADDED_META = {"search_detour": 0}
+
+
 def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, log=print, replicates: int = 1,
                  demonstrator=None):
   """AD-epsilon histories for the tasks [K] of every replicate [R] (their own keys), generated once into
@@ -50,8 +55,7 @@ def ad_eps_store(directory: str, env, tasks, task_ids, meta: dict, seed: int, lo
   meta = {**meta, "num_seeds": int(replicates)}
   if store.is_complete(directory):
     history, manifest = store.load(directory)
-    same = all(manifest.get(k) == v for k, v in meta.items())
-    if same and manifest.get("search_detour", 0) == meta.get("search_detour", 0):     # absent: 0
+    if all(manifest.get(k, ADDED_META.get(k)) == v for k, v in meta.items()):
       return history, manifest
     raise store.HistoryStoreError(f"{directory} holds AD-epsilon histories of different settings; "
                                   "use a new workdir or delete it")

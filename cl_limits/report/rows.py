@@ -125,8 +125,7 @@ def p2_rows(workdir) -> list[dict]:
     pr = e["per_replicate"]
     control = e["kind"] in ("power_control", "known_positive")
     searcher = s.get("generator") == "searcher"
-    how = s.get("generator_description") or ("it probes one cell per episode along a sweep and returns to a goal "
-                                             "once found, every action following from its own stream")
+    how = s.get("generator_description") or envs_lib.grid.DarkRoom.search_description   # summaries before the field
     head = {"power_control": (f"P2 power control: a scripted searcher's histories cut at {e['fraction']:.0%} of its "
                               f"stream, {name}: {how} (expected: refuted)"
                               if searcher else f"P2 power control: AD-epsilon data cut half way through its "

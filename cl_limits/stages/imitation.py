@@ -46,7 +46,7 @@ def _data(config, workdir, env, log):
             "steps": int(a.steps), "streams_per_learner": int(a.streams),
             "env_steps_per_learner": int(a.steps) * int(a.streams), "eps_floor": float(a.eps_floor),
             "decay_fraction": float(a.decay_fraction), "seed": int(config.seed),
-            "demonstrator": str(a.demonstrator), **({"search_detour": int(a.search_detour)} if a.get("search_detour") else {})}
+            "demonstrator": str(a.demonstrator), "search_detour": int(a.get("search_detour", 0))}
     demo = "searcher" if str(a.demonstrator) == "searcher" else None   # None: the env's oracle
     if str(a.demonstrator) == "teacher":       # each replicate's own final DQN, greedy
       _, _, _, teacher = artifacts.teacher_setup(config)
