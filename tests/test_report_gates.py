@@ -246,3 +246,26 @@ def test_fidelity_cell_names_memorising_replicates(tmp_path):
   (tmp_path / "imitators" / "summary.json").write_text(json.dumps(summary))
   cell = rows.fidelity_cell(str(tmp_path), "ad")
   assert cell.startswith("ad: KL 0.200 nats") and "memorising" not in cell
+
+
+def test_the_p2_section_says_what_made_the_power_controls_data(tmp_path):
+  """The P2 section's account of the power control's data follows its generator: the summary's field, or
+  for a summary written before it, the run's config (a Breakout run's final-DQN demonstrator is not an
+  oracle)."""
+  import json  # noqa: PLC0415
+  from cl_limits.report import sections  # noqa: PLC0415
+  protocol = {"actions": "sampled", "ceiling_window_episodes": 10, "competence": "c", "context": "carried",
+              "horizon": "10 x", "late": "last 10%", "trend": "slope", "ci": "t", "unit": "return"}
+  (tmp_path / "p2").mkdir()
+
+  def text(generator=None):
+    summary = {"protocol": protocol, "task_ids": [1], "competence_task_ids": [0], "random_return": 0.0,
+               "arms": {"ctl": _p2_entry("power_control", 0.3, 0.5, 0.5, 0.5, n=3)},
+               **({"generator": generator} if generator else {})}
+    (tmp_path / "p2" / "summary.json").write_text(json.dumps(summary))
+    return " ".join(sections.p2_section(str(tmp_path)))
+
+  assert "scripted searcher" in text("searcher") and "noisy oracle" not in text("searcher")
+  assert "noisy oracle" in text("oracle")
+  (tmp_path / "config.json").write_text(json.dumps({"imitation": {"ad_eps": {"demonstrator": "teacher"}}}))
+  assert "final DQN" in text() and "noisy oracle" not in text()

@@ -48,9 +48,8 @@ def p2_section(workdir) -> list[str]:
   lines += ["", "The behaviour ceiling is the return of the data the imitator saw (the teachers' epsilon-greedy "
             "actions); the greedy return at the cut is what the teachers' networks could do at that point. An "
             "imitator sampled more sharply than its teachers acted could pass the first without learning "
-            "anything its data did not show, so a teacher-data row must pass both. The power control's data "
-            "come from a noisy oracle, whose greedy policy is optimal throughout; its ceiling is its behaviour "
-            "ceiling and its headroom is its own stream's return after the cut. A teacher-data row's headroom "
+            "anything its data did not show, so a teacher-data row must pass both. " + _control_data(s, workdir)
+            + " A teacher-data row's headroom "
             "reads the teachers' policy the protocol plays like: their final behaviour return where the "
             "protocol is at least as random as their behaviour (epsilon at or above their floor, or sampling "
             "at temperature 1 from an imitator of the recorded actions), else their best greedy evaluation "
@@ -62,6 +61,27 @@ def p2_section(workdir) -> list[str]:
             "![the gap in view](p2/gap.png)", "",
             "TensorBoard: `tb/p2` (teacher, imitator and ceiling per row on the environment-step axis).", ""]
   return lines
+
+
+_CONTROL_DATA = {
+    "oracle": "The power control's data come from a noisy oracle, whose greedy policy is optimal throughout; its "
+              "ceiling is its behaviour ceiling and its headroom is its own stream's return after the cut.",
+    "teacher": "The power control's data come from each replicate's final DQN, greedy, with epsilon falling "
+               "around it: its greedy policy is the same at every step of its stream, so its greedy return at "
+               "the cut is its best, and under a protocol that plays greedy it has no headroom.",
+    "searcher": "The power control's data come from a scripted searcher: its greedy policy is its behaviour's, "
+                "which improves within its stream from what the stream shows, so its "
+                "ceiling is its behaviour ceiling and its headroom is its own stream's return after the cut."}
+
+
+def _control_data(s: dict, workdir) -> str:
+  """What made the power control's data (the summary's `generator`; a summary written before that field:
+  the run's config)."""
+  name = s.get("generator")
+  if name is None:
+    config = layout.read_json(layout.path(workdir, "config.json")) or {}
+    name = config.get("imitation", {}).get("ad_eps", {}).get("demonstrator", "oracle")
+  return _CONTROL_DATA.get(name, _CONTROL_DATA["oracle"])
 
 
 def _rise(pr: dict, r: int) -> str:
