@@ -6,6 +6,15 @@ competence gate included), so one sees what data and updates the control would n
       --workdir=runs/control_darkroom --config.teachers_from=runs/darkroom_s0 \
       --config.imitation.train.num_updates=1200 --config.imitation.ad_eps.streams=8
 
+The control's power at the study's patience (how BUILD_NOTES sized and ran DarkRoom's at 15 replicates and
+600 updates, "Fifteen new replicates of the control"; about 27 min on 2 cores, 12 of them the teachers that
+`--config.replicates` brings, which the control does not read):
+
+  python -m experiments.pipeline --config=experiments/configs/control_budget.py:darkroom \
+      --workdir=runs/control15_s3 --config.seed=3 --config.replicates=15 \
+      --config.imitation.train.num_updates=600 --config.imitation.fidelity.patience=2 \
+      --config.imitation.eval.every_segments=2 --config.experiments.p2.known_positive=true
+
 Presets: the study (`darkroom`, `breakout`), optionally `smoke,` before it. Everything but the arms, the
 cap, the patience and the stages left out (P1, P3, the hybrid, the known positive) is the study's config.
 The imitators still keep the weights of their best held-out check (the main job's rule). The fidelity
