@@ -1,5 +1,6 @@
-r"""The P2 power control's fidelity and competence against its budget: the AD-epsilon arm (`ad_eps_half`)
-alone, on a finished study's teachers, to a larger cap with patience off, scored by the P2 rule (its
+r"""The P2 power control's fidelity and competence against its budget: the study's power-control arm
+(`experiments.p2.power_control`: DarkRoom's scripted searcher `search_early`, Breakout's AD-epsilon
+`ad_eps_half`) alone, on a finished study's teachers, to a larger cap with patience off, scored by the P2 rule (its
 competence gate included), so one sees what data and updates the control would need to refute.
 
   python -m experiments.pipeline --config=experiments/configs/control_budget.py:darkroom \
