@@ -134,7 +134,7 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   tmp4.mkdir()
   arms["ctl"] = _p2_entry("power_control", 0.3, 0.8, 0.5, 0.1)
   got = _verdicts_of(tmp4, arms)
-  assert got[ctl] == "refuted"
+  assert got[ctl] == "refuted, competence gate failed: licenses no P2 supported"
   assert got[head("good")] == "not counted: the P2 power control refuted without passing its competence gate"
   # A control whose late return sits at its ceiling (the interval straddles 0): where its imitator did not
   # reproduce its data the row names that, not a plain "inconclusive"; where it did, plain.

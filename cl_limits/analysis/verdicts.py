@@ -63,6 +63,9 @@ BELOW_DATA = "inconclusive: imitator below its data"
 NO_LEARNING = "inconclusive: no learning in its data"
 COLLAPSED = "inconclusive: imitator collapsed"
 NO_POWER = "inconclusive: the competence gate cannot pass here"
+# A power control that refuted while its imitator failed the competence gate: the P2 rule's "refuted", which
+# licenses no P2 supported (report.gates.counted writes it on the control's row; 2026-12-07, a label only).
+REFUTED_UNFIT = "refuted, competence gate failed: licenses no P2 supported"
 
 
 def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bool,

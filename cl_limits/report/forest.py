@@ -27,7 +27,7 @@ def plot(rows: list[dict], path: str) -> bool:
       thr = float(r.get("threshold", 0.0))
       verdict = str(r["verdict"]).strip("*")
       if r.get("kind") in CONTROLS:
-        colour = "tab:blue" if verdict == "refuted" else "tab:orange"
+        colour = "tab:blue" if verdict.startswith("refuted") else "tab:orange"
       else:
         colour = COLOURS.get(verdict, "tab:gray")
       ax.errorbar([est], [0], xerr=[[est - lo], [hi - est]], fmt="o", color=colour, ms=4, capsize=3)

@@ -48,7 +48,8 @@ def counted(rows: list[dict]) -> list[dict]:
   for P2 rows and their trends, with its competence gate passed as a supported row's must be; the P3
   positive control for P3 transplant rows): otherwise the verdict reads "not counted: <control> did not
   refute (<its verdict>)", or "... refuted without passing its competence gate", and the uncounted
-  verdict stays in the rule."""
+  verdict stays in the rule. A power control that refuted without its competence gate says so on its own
+  row too (`verdicts.REFUTED_UNFIT`), so that a table of controls does not read it as a license."""
   controls = {"p2": [r for r in rows if r.get("kind") == "power_control"],
               "p3": [r for r in rows if r.get("kind") == "p3_positive_control"]}
   out = []
@@ -64,6 +65,8 @@ def counted(rows: list[dict]) -> list[dict]:
         if controls[family] and all(c["verdict"] == verdicts.REFUTED for c in controls[family]):
           text = f"not counted: {name} refuted without passing its competence gate"
         r = dict(r, verdict=text, rule=f"{r['rule']}. Uncounted verdict: supported")
+    if r.get("kind") == "power_control" and r["verdict"] == verdicts.REFUTED and r.get("competence_ok") is False:
+      r = dict(r, verdict=verdicts.REFUTED_UNFIT)
     out.append(r)
   return out
 
