@@ -158,10 +158,16 @@ def teacher_greedy(config, workdir, manifest):
   return np.asarray(curves["greedy_returns"]), np.asarray(curves["greedy_env_steps"])
 
 
+def demonstrator(ad) -> str:
+  """Who makes the AD-epsilon streams of `imitation.ad_eps` `ad`: "oracle" (the default), "teacher" or
+  "searcher"."""
+  return str(ad.get("demonstrator", "oracle"))
+
+
 def generator(config, env) -> dict:
   """The P2 summary's account of the power control's data: {"generator": "oracle" / "teacher" / "searcher",
   "generator_description": what the searcher does (the env's own words; "" for the others)}."""
-  name = str(config.imitation.ad_eps.get("demonstrator", "oracle"))
+  name = demonstrator(config.imitation.ad_eps)
   return {"generator": name, "generator_description": str(getattr(env, "search_description", "")) if name == "searcher" else ""}
 
 
@@ -173,7 +179,7 @@ def row_protocol(config, kind: str, actions: dict) -> dict:
   if kind != "power_control":                        # the study's rows (and configs without ad_eps) as they are
     return actions
   ad = config.imitation.ad_eps
-  quiet = str(ad.get("demonstrator", "oracle")) == "searcher" and float(ad.eps_floor) == 0 and float(ad.decay_fraction) == 0
+  quiet = demonstrator(ad) == "searcher" and float(ad.eps_floor) == 0 and float(ad.decay_fraction) == 0
   return {**actions, "epsilon": 0.0, "epsilon_decay": 0} if quiet else actions
 
 
@@ -182,7 +188,7 @@ def demonstrator_greedy(config, greedy, optimum, num_seeds: int) -> list | None:
   (fractions of each task's optimum when `optimum` is given): 1 for the env's oracle; for each replicate's
   final DQN ("teacher"), the teachers' last greedy evaluation (`teacher_greedy`'s greedy [R, K, segments]),
   which evaluates those weights. None where it is not known (the row then keeps the behaviour basis)."""
-  if str(config.imitation.ad_eps.get("demonstrator", "oracle")) in ("oracle", "searcher"):   # the searcher, once
+  if demonstrator(config.imitation.ad_eps) in ("oracle", "searcher"):   # the searcher, once
     # it has found the goal, walks straight there; without an optimum (Breakout's ladder) its greedy policy is
     # its behaviour, which changes within its stream: None keeps the behaviour basis, its own continuation
     return None if optimum is None else [1.0] * int(num_seeds)

@@ -73,9 +73,9 @@ def validate(config) -> None:
   in_range(config, "experiments.p2.collapse_margin", 0.0, 1.0)
   check(isinstance(p2.get("known_positive", False), bool), "experiments.p2.known_positive", "must be True or False",
         p2.get("known_positive"))
-  demo, env = config.imitation.ad_eps.get("demonstrator", "oracle"), common.env_of(config)
-  check(not p2.get("known_positive", False) or (demo, hasattr(env, "optimal_action")) == ("oracle", True)
-        or (demo, hasattr(env, "search_start")) == ("searcher", True), "experiments.p2.known_positive",
+  demo, env = artifacts.demonstrator(config.imitation.ad_eps), common.env_of(config)
+  check(not p2.get("known_positive", False) or (demo == "oracle" and hasattr(env, "optimal_action"))
+        or (demo == "searcher" and hasattr(env, "search_start")), "experiments.p2.known_positive",
         "continues the AD-epsilon generator without its DQN, so it needs imitation.ad_eps.demonstrator='oracle' "
         f"(an env with an oracle) or 'searcher' (an env with a scripted searcher); {config.env.name}, {demo!r}", True)
   check(isinstance(p2.skip_without_headroom, bool), "experiments.p2.skip_without_headroom", "must be True or False",
@@ -239,7 +239,7 @@ PER_REPLICATE = ("behaviour_ceiling", "greedy_at_cut", "ceiling", "rise", "in_sa
 def _generator_returns(env, tasks, keys, horizon: int, start: int, ad):
   """The AD-epsilon generator (the oracle's, or the searcher) continued from stream step `start`, one stream
   of `horizon` steps per (replicate, task): episode returns and ends [R, K, E]."""
-  demo, env = ("searcher" if ad.get("demonstrator") == "searcher" else None), common.with_search(env, ad)
+  demo, env = ("searcher" if artifacts.demonstrator(ad) == "searcher" else None), common.with_search(env, ad)
   gen = adeps.make_generate(env, int(horizon), 1, float(ad.eps_floor), float(ad.decay_fraction), start=start,
                             schedule_steps=int(ad.steps), demonstrator=demo)
   hist = jax.device_get(jax.jit(jax.vmap(jax.vmap(gen)))(keys, jax.tree.map(
