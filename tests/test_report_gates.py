@@ -151,6 +151,19 @@ def test_a_synthetic_run_reads_no_learning_collapsed_and_an_uncounted_supported(
   assert "licenses no P2 supported" in rules[ctl] and rules[head("good")].endswith("Uncounted verdict: supported")
 
 
+def test_the_forest_draws_a_control_that_licenses_nothing_as_one_that_failed():
+  """Blue is a control that did its job; a power control that refuted with its competence gate failed
+  licenses nothing, so it is drawn orange like one that did not refute."""
+  from cl_limits.analysis import verdicts  # noqa: PLC0415
+  from cl_limits.report import forest  # noqa: PLC0415
+  assert forest.colour({"kind": "power_control", "verdict": "refuted"}) == "tab:blue"
+  assert forest.colour({"kind": "known_positive", "verdict": "**refuted**"}) == "tab:blue"
+  assert forest.colour({"kind": "power_control", "verdict": verdicts.REFUTED_UNFIT}) == "tab:orange"
+  assert forest.colour({"kind": "power_control", "verdict": "inconclusive"}) == "tab:orange"
+  assert forest.colour({"kind": "p2", "verdict": "supported"}) == "tab:green"
+  assert forest.colour({"kind": "p2", "verdict": "not counted: x"}) == "tab:gray"
+
+
 def test_a_competence_gate_that_a_perfect_clone_fails_reads_no_power_not_imitator_below(tmp_path):
   """The same failing imitator three times: where a held-out stream of the data passes the competence gate
   (streams ending 0.50-0.52), its failure is the imitator's ("below its data"); where a held-out stream of
@@ -258,10 +271,10 @@ def test_the_p2_section_says_what_made_the_power_controls_data(tmp_path):
               "horizon": "10 x", "late": "last 10%", "trend": "slope", "ci": "t", "unit": "return"}
   (tmp_path / "p2").mkdir()
 
-  def text(generator=None):
+  def text(generator=None, kind="power_control"):
     summary = {"protocol": protocol, "task_ids": [1], "competence_task_ids": [0], "random_return": 0.0,
-               "arms": {"ctl": _p2_entry("power_control", 0.3, 0.5, 0.5, 0.5, n=3)},
-               **({"generator": generator} if generator else {})}
+               "arms": {"ctl": _p2_entry(kind, 0.3, 0.5, 0.5, 0.5, n=3)},
+               **({"generator": generator} if generator is not None else {})}
     (tmp_path / "p2" / "summary.json").write_text(json.dumps(summary))
     return " ".join(sections.p2_section(str(tmp_path)))
 
@@ -269,3 +282,7 @@ def test_the_p2_section_says_what_made_the_power_controls_data(tmp_path):
   assert "noisy oracle" in text("oracle")
   (tmp_path / "config.json").write_text(json.dumps({"imitation": {"ad_eps": {"demonstrator": "teacher"}}}))
   assert "final DQN" in text() and "noisy oracle" not in text()
+  # a run without a power control (its summary's generator is "") says nothing of one.
+  for generator in ("", None):
+    assert "power control's data" not in text(generator, kind="p2")
+    assert "must pass both. A teacher-data row's headroom" in text(generator, kind="p2")

@@ -1,9 +1,11 @@
 """The verdicts at a glance: every verdict row's estimate and 95% interval against its own threshold, one
 small axis per row (rows are in different units). Predictions: green supported, red refuted, gray
 neither (inconclusive, not counted, no prediction). Controls (power control, known positive, P3 positive
-control), which must refute: blue where they did, orange where they did not."""
+control), which must refute: blue where they did, orange where they did not or where a power control
+refuted with its competence gate failed (it licenses nothing, `verdicts.REFUTED_UNFIT`)."""
 from __future__ import annotations
 
+from cl_limits.analysis import verdicts
 from cl_limits.stages import outputs
 
 COLOURS = {"supported": "tab:green", "refuted": "tab:red"}
@@ -16,6 +18,14 @@ def _triple(e):
   return tuple(e)
 
 
+def colour(row: dict) -> str:
+  """A row's marker colour (module docstring)."""
+  verdict = str(row["verdict"]).strip("*")
+  if row.get("kind") in CONTROLS:
+    return "tab:blue" if verdict.startswith("refuted") and verdict != verdicts.REFUTED_UNFIT else "tab:orange"
+  return COLOURS.get(verdict, "tab:gray")
+
+
 def plot(rows: list[dict], path: str) -> bool:
   """Writes the forest plot of `rows` (those with an interval estimate) to `path`; False when none has."""
   rows = [r for r in rows if r.get("estimate") is not None]
@@ -26,11 +36,7 @@ def plot(rows: list[dict], path: str) -> bool:
       est, lo, hi = (float(x) for x in _triple(r["estimate"]))
       thr = float(r.get("threshold", 0.0))
       verdict = str(r["verdict"]).strip("*")
-      if r.get("kind") in CONTROLS:
-        colour = "tab:blue" if verdict.startswith("refuted") else "tab:orange"
-      else:
-        colour = COLOURS.get(verdict, "tab:gray")
-      ax.errorbar([est], [0], xerr=[[est - lo], [hi - est]], fmt="o", color=colour, ms=4, capsize=3)
+      ax.errorbar([est], [0], xerr=[[est - lo], [hi - est]], fmt="o", color=colour(r), ms=4, capsize=3)
       ax.axvline(thr, color="k", ls="--", lw=0.8)
       span = max(hi, thr) - min(lo, thr)
       pad = 0.15 * span if span > 0 else 0.1

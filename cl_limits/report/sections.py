@@ -49,7 +49,7 @@ def p2_section(workdir) -> list[str]:
             "actions); the greedy return at the cut is what the teachers' networks could do at that point. An "
             "imitator sampled more sharply than its teachers acted could pass the first without learning "
             "anything its data did not show, so a teacher-data row must pass both. " + _control_data(s, workdir)
-            + " A teacher-data row's headroom "
+            + "A teacher-data row's headroom "
             "reads the teachers' policy the protocol plays like: their final behaviour return where the "
             "protocol is at least as random as their behaviour (epsilon at or above their floor, or sampling "
             "at temperature 1 from an imitator of the recorded actions), else their best greedy evaluation "
@@ -75,13 +75,15 @@ _CONTROL_DATA = {
 
 
 def _control_data(s: dict, workdir) -> str:
-  """What made the power control's data (the summary's `generator`; a summary written before that field:
-  the run's config)."""
+  """What made the power control's data, as a sentence and a space (the summary's `generator`; a summary
+  written before that field: the run's config), or "" where the run has no power control."""
+  if not any(e.get("kind") == "power_control" for e in s["arms"].values()):
+    return ""
   name = s.get("generator")
-  if name is None:
+  if not name:
     config = layout.read_json(layout.path(workdir, "config.json")) or {}
     name = config.get("imitation", {}).get("ad_eps", {}).get("demonstrator", "oracle")
-  return _CONTROL_DATA.get(name, _CONTROL_DATA["oracle"])
+  return _CONTROL_DATA.get(name, _CONTROL_DATA["oracle"]) + " "
 
 
 def _rise(pr: dict, r: int) -> str:
