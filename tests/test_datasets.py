@@ -363,3 +363,8 @@ def test_memorising_flags_replicates_whose_training_loss_beats_the_behaviour_ent
   assert len(lines) == 1 and "1 of 2 replicates below it" in lines[0]
   assert fidelity.memorising(["ad"], meta, [[0.6, 0.7]], lines.append) == {"ad": [False, False]}
   assert "below it" not in lines[-1]
+  assert "last training loss 0.300 to 0.700 over replicates" in lines[0] and "on its data 0.500 nats" in lines[0]
+  # a deterministic behaviour policy's entropy, rounding below zero, reads 0.000
+  det = {"arms": {"s": {"behaviour_floor": [{"entropy": -1e-12}, {"entropy": -2e-12}]}}}
+  fidelity.memorising(["s"], det, [[0.004, 0.011]], lines.append)
+  assert "on its data 0.000 nats" in lines[-1] and "-0.000" not in lines[-1]

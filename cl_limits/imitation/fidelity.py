@@ -221,6 +221,13 @@ def by_env_step(stats: StepStats, heldout: HeldOut, streams_per_learner: int, bi
   return (edges[:-1] + edges[1:]) / 2, out
 
 
+def _span(values) -> str:
+  """'lo to hi' of values at 3 decimals, one figure where they agree; a rounding -0.000 reads 0.000 (a
+  deterministic policy's entropy)."""
+  lo, hi = (f"{v:.3f}".replace("-0.000", "0.000") for v in (np.min(values), np.max(values)))
+  return lo if lo == hi else f"{lo} to {hi}"
+
+
 def memorising(arms, data_meta, final_loss, log) -> dict:
   """{arm: [bool per replicate]}: its last training loss below the entropy of the behaviour policy that
   made its data (`datasets.behaviour_floor`, in the arms' data manifest), which no imitator can beat on
@@ -233,8 +240,8 @@ def memorising(arms, data_meta, final_loss, log) -> dict:
     ent = np.asarray([f["entropy"] for f in floors])
     loss = np.asarray(final_loss[i], np.float64)
     out[a] = (loss < ent).tolist()
-    log(f"[imitation] {a}: last training loss {loss.min():.3f}-{loss.max():.3f} over replicates, the behaviour "
-        f"policy's entropy on its data {ent.min():.3f}-{ent.max():.3f} nats"
+    log(f"[imitation] {a}: last training loss {_span(loss)} over replicates, the behaviour "
+        f"policy's entropy on its data {_span(ent)} nats"
         + (f": {int((loss < ent).sum())} of {len(loss)} replicates below it, fitting the exploration noise of "
            "their own streams (memorisation, not imitation)" if (loss < ent).any() else ""))
   return out
