@@ -22,7 +22,7 @@ def colour(row: dict) -> str:
   """A row's marker colour (module docstring)."""
   verdict = str(row["verdict"]).strip("*")
   if row.get("kind") in CONTROLS:
-    return "tab:blue" if verdict.startswith("refuted") and verdict != verdicts.REFUTED_UNFIT else "tab:orange"
+    return "tab:blue" if verdict == verdicts.REFUTED else "tab:orange"    # REFUTED_UNFIT licenses nothing
   return COLOURS.get(verdict, "tab:gray")
 
 
