@@ -75,10 +75,13 @@ def competence(config, r: types.SimpleNamespace, params, protocol: dict, random:
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.stages import p2  # noqa: PLC0415
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
-  res = chunked.run_batched(r.model, r.env, r.horizon, params, r.tasks, keys, **protocol)
+  from cl_limits.stages import common  # noqa: PLC0415
+  m = common.competence_rollouts(config)              # the stage's rollouts per task, each with its own key
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n * m)
+  res = chunked.run_batched(r.model, r.env, r.horizon, params, common.tile(r.tasks, m), keys, **protocol)
   rets = p2.episode_returns(res, r.horizon, r.ep_len)
-  return replicates.competence(rets, r.data, r.opt, float(random), float(needed))
+  return replicates.competence(rets, r.data, None if r.opt is None else np.tile(r.opt, m), float(random),
+                               float(needed), rollouts=m)
 
 
 def protocol_headroom(config, r: types.SimpleNamespace, protocol: dict, entry: dict) -> tuple[dict, dict]:
@@ -197,11 +200,12 @@ def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int)
 
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import p2  # noqa: PLC0415
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n)
+  from cl_limits.stages import common, p2  # noqa: PLC0415
+  m = common.competence_rollouts(config)
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n * m)
   fn = rollout.make_batched_rollout(r.model, r.env, r.horizon, rollout.episodes_for(r.env, r.horizon),
                                     record=True, **protocol)
-  tr = jax.device_get(fn(params, r.tasks, keys)).transitions          # [S, K, T, ...]
+  tr = jax.device_get(fn(params, common.tile(r.tasks, m), keys)).transitions          # [S, m x K, T, ...]
   h = r.history
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
   keep = datasets.arm_keep(done, np.asarray(h.episode), {**r.arm, "streams": 0})      # every stream

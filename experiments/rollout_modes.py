@@ -39,7 +39,7 @@ def main(_):
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.analysis.stats import replicate_interval  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import layout, p2  # noqa: PLC0415
+  from cl_limits.stages import common, layout, p2  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -50,13 +50,15 @@ def main(_):
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length and an optimum")
   model, params, data, n, opt, horizon = r.model, r.params, r.data, r.n, r.opt, r.horizon
   episodes, last = horizon // r.ep_len, int(_LAST.value)
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n)
+  m = common.competence_rollouts(config)            # the stage's rollouts per task, each with its own key
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n * m)
+  tasks, opt = common.tile(r.tasks, m), np.tile(opt, m)
   saved_path = layout.path(workdir, "p2", "returns.npz")
   saved = None
   if n == r.stage_n and os.path.exists(saved_path):
     with np.load(saved_path) as z:
       saved = z[f"{name}/competence_return"] if f"{name}/competence_return" in z.files else None
-  print(f"{name} on {n} training tasks, {horizon} steps ({episodes} episodes), fraction of each task's "
+  print(f"{name} on {n} training tasks x {m} rollout(s), {horizon} steps ({episodes} episodes), fraction of each task's "
         f"optimum; context {int(model.context_len)}, {int(model.layers)} layers, training windows "
         f"{int(config.imitation.train.seq_len)}")
   print(f"  data's end, per replicate: {' '.join(f'{replicates.data_end(d, True):.3f}' for d in data)}")
@@ -64,7 +66,7 @@ def main(_):
   for mode in ("cached", "naive"):
     t0 = time.time()
     fn = rollout.make_batched_rollout(model, r.env, horizon, episodes + 1, mode=mode, **protocol)
-    raw = np.asarray(fn(params, r.tasks, keys).episode_return)[..., :episodes]
+    raw = np.asarray(fn(params, tasks, keys).episode_return)[..., :episodes]
     if mode == "cached" and saved is not None:
       same = saved.shape == raw.shape and np.allclose(saved, raw, atol=1e-5, equal_nan=True)
       print(f"  cached rollouts equal the P2 stage's saved competence rollouts: {'yes' if same else 'NO'}")

@@ -213,7 +213,9 @@ def main(_):
     if row.endswith("_known_positive"):     # the generator continued from the cut: not in the data's time
       continue
     arm, history = _arm_data(config, workdir, row, stores)
-    d_r, known = (x[:, :r.shape[2]] for x in data_returns(history, arm, r.shape[1]))
+    m = common.competence_rollouts(config)            # the stage's rollouts per task: [R, m x K, E]
+    n_k, n_e = r.shape[1] // m, r.shape[2]
+    d_r, known = (x[:, :n_e] for x in data_returns(history, arm, n_k))
     d = curves.search_and_keep(d_r)
     split = curves.after_miss_by_knowledge(d_r, known)
     found = ", ".join(f"{x:.2f}" for x in d["found"])
@@ -240,8 +242,7 @@ def main(_):
       continue
     if imitators is None:
       imitators = artifacts.final_imitators(config, workdir)
-    n_k, n_e = r.shape[1], r.shape[2]
-    pos, again = imitator_paths(config, imitators, row, common.first(tasks, n_k), n_e, ep_len)
+    pos, again = imitator_paths(config, imitators, row, common.tile(common.first(tasks, n_k), m), n_e, ep_len)
     if not np.array_equal(np.nan_to_num(again), np.nan_to_num(r)):
       raise app.UsageError(f"{row}: re-running its competence rollouts did not give the saved returns: is "
                            "--config the run's own config (seed, evaluation.temperature, ...)?")

@@ -271,6 +271,33 @@ def test_competence_is_a_gain_over_random_at_the_end_of_the_data_with_an_interva
   assert verdicts.p2_gated((-0.2, -0.3, -0.1), 0.5, 0.2, c["ok"])[0] == "inconclusive: imitator below its data"
 
 
+def test_competence_averages_several_rollouts_per_task_and_its_clone_as_many_streams():
+  """Three rollouts of each of two tasks ([M x K] = tasks 0, 1, 0, 1, 0, 1; optima 10 and 20): a
+  replicate's value is the mean over all six rollouts' last episodes, each in its own task's unit. The
+  clone with M rollouts reads the last min(M, streams) streams, each against all the others; with one it
+  is the old check (the last stream against the rest)."""
+  from cl_limits.analysis import clone, replicates
+  ends = [0.2, 0.4, 0.6]                                            # rollouts 0, 1, 2 end at these fractions
+  rets = np.zeros((2, 6, 10))
+  for m, e in enumerate(ends):
+    rets[:, 2 * m, -2:], rets[:, 2 * m + 1, -2:] = 10 * e, 20 * e   # task 0 (optimum 10), task 1 (optimum 20)
+  rets[1] *= 1.5
+  data = [{"data_curve_norm": np.array([0.1, 0.5, 0.5]), "ceiling_kept_window": 2,
+           "stream_end_norm": np.array([0.4, 0.5, 0.6, 0.3])}] * 2
+  c = replicates.competence(rets, data, np.tile([10.0, 20.0], 3), 0.0, 0.75, rollouts=3)
+  np.testing.assert_allclose(c["imitator_end"], [0.4, 0.6])
+  np.testing.assert_allclose(c["per_replicate"], [0.8, 1.2])
+  assert c["rollouts"] == 3
+  # The clone: the last 3 streams (0.3, 0.6, 0.5), each over the mean of the other three.
+  want = np.mean([0.3 / 0.5, 0.6 / 0.4, 0.5 / (1.3 / 3)])
+  np.testing.assert_allclose(c["clone"]["per_replicate"], [want, want])
+  assert c["clone"]["streams_used"] == 3
+  one = clone.clone_competence(data, True, 0.0, 0.75)
+  np.testing.assert_allclose(one["per_replicate"], [0.3 / 0.5] * 2)
+  assert one["streams_used"] == 1
+  assert clone.clone_competence(data, True, 0.0, 0.75, rollouts=8)["streams_used"] == 4   # as many as there are
+
+
 def test_an_imitator_below_its_data_late_in_the_rollout_has_collapsed():
   """Late windows 0.2 under a data end of 0.5 (top 1, random 0): -0.3 of the range, past the 0.1 margin."""
   from cl_limits.analysis import replicates

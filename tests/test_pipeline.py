@@ -95,6 +95,9 @@ def test_report_opens_with_verdicts_per_replicate_with_gates(finished):
   assert "## P2: beyond the ceiling, per replicate" in text and "| optimal return (oracle), mean over tasks |" in text
   s = json.load(open(os.path.join(workdir, "p2", "summary.json")))
   p2 = s["arms"]["ad_p50"]
+  # The competence gate: 2 rollouts (own keys) of each of the 2 competence tasks, and the report says so.
+  comp_rets = np.load(os.path.join(workdir, "p2", "returns.npz"))["ad_p50/competence_return"]
+  assert p2["competence"]["rollouts"] == 2 and comp_rets.shape[:2] == (2, 4) and "2 rollouts per task" in text
   # 2 streams x 600 steps per learner, cut at 50%: 300 stream steps = 600 learner steps; horizon 2x that.
   assert p2["cut_learner_steps"] == 600 and p2["horizon_steps"] == 1200 and p2["episodes"] == 60
   pr = p2["per_replicate"]

@@ -139,6 +139,7 @@ def test_the_script_reads_every_p2_row_of_a_finished_run_beside_the_random_polic
     hist = (layout.load_histories(os.path.join(workdir, "histories", "ad_eps"))[0] if arm["data"] == "ad_eps"
             else teachers)
     n_t, n_e = z[f"{row}/competence_return"].shape[1:]
+    n_t //= int(config.experiments.p2.competence_rollouts)     # [R, rollouts x tasks, E]: the data's tasks
     d_r = [ceiling.kept_returns(replicates.replicate(hist, i, n_t), arm) for i in range(hist.action.shape[0])]
     d = curves.search_and_keep(np.concatenate([x[:, :n_e] for x in d_r]))
     assert data_line.startswith("  its data (")

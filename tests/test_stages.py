@@ -46,6 +46,7 @@ BAD = [
     ("replicates", 0, "replicates (teacher.num_seeds and imitation.num_seeds): must be an integer >= 1 (got 0)"),
     ("imitation.ad_eps.search_detour", 3, "imitation.ad_eps.search_detour: needs imitation.ad_eps.demonstrator='searcher'"),
     ("imitation.ad_eps.search_detour", -1, "imitation.ad_eps.search_detour: must be an integer >= 0 (got -1)"),
+    ("experiments.p2.competence_rollouts", 0, "experiments.p2.competence_rollouts: must be an integer >= 1 (got 0)"),
 ]
 
 

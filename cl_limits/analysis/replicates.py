@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from cl_limits.analysis import clone
 from cl_limits.analysis import ceiling as ceiling_lib
 from cl_limits.analysis import stats
 
@@ -169,15 +170,17 @@ def ceilings(data: list, greedy, greedy_steps, optimum, top_raw: float | None = 
   return out
 
 
-def competence(imitator_returns, data: list, optimum, random: float, fraction: float) -> dict:
-  """The competence gate at the end of the data, in the imitator's own time. imitator_returns [R, K, E]:
-  rollouts from an empty context on the first K training tasks for as many steps as one kept history (one
-  stream's kept episodes: gap and streams accounted for), so episode i of the rollout stands where kept
-  episode i stood in the data; data: `data_per_replicate` of those K tasks.
+def competence(imitator_returns, data: list, optimum, random: float, fraction: float, rollouts: int = 1) -> dict:
+  """The competence gate at the end of the data, in the imitator's own time. imitator_returns [R, M x K, E]:
+  `rollouts` M rollouts (each with its own key; tasks 0..K-1, then again) from an empty context on the first
+  K training tasks for as many steps as one kept history (one stream's kept episodes: gap and streams
+  accounted for), so episode i of the rollout stands where kept episode i stood in the data; data:
+  `data_per_replicate` of those K tasks; optimum, where given, [M x K] as the rollouts are.
   Per replicate: the imitator's last n episodes and the data's last n kept episodes (n = the data's
   `ceiling_kept_window`), and the gain over random, (imitator - random) / (data end - random). The gate
   passes when the interval over replicates has its lower end at or above `fraction`; a replicate whose
-  data end is not above random makes the gain undefined and the gate not measurable (it fails)."""
+  data end is not above random makes the gain undefined and the gate not measurable (it fails). More
+  rollouts per task shrink the measurement's noise inside a replicate, not the spread between replicates."""
   norm = optimum is not None
   rets = in_unit(imitator_returns, optimum, task_axis=1)
   if rets.shape[0] != len(data):
@@ -192,47 +195,10 @@ def competence(imitator_returns, data: list, optimum, random: float, fraction: f
   gain = np.where(span > 0, (np.asarray(imitator_end) - float(random)) / np.where(span > 0, span, 1.0), np.nan)
   iv = stats.replicate_interval(gain) if np.isfinite(gain).all() and gain.size > 1 else None
   return {"imitator_end": imitator_end, "data_end": ends, "random": float(random), "episodes": n,
-          "per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
+          "rollouts": int(rollouts), "per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
           "ok": bool(iv is not None and iv["low"] >= fraction),
           "ratio": float(np.mean(imitator_end) / np.mean(ends)) if np.mean(ends) > 0 else float("nan"),
-          "clone": clone_competence(data, norm, random, fraction)}
-
-
-def clone_gap(competence: dict) -> dict | None:
-  """How far the imitator sits below a perfect clone of its data on the competence gate: per replicate the
-  clone's gain over random minus the imitator's (paired: same replicate, same data end), its interval, and
-  `detects`: the interval's lower end above 0. A gate that even the clone fails still detects an imitator
-  this far below it; None where either gain is missing."""
-  clone = competence.get("clone")
-  if not clone:
-    return None
-  gap = np.asarray(clone["per_replicate"], np.float64) - np.asarray(competence["per_replicate"], np.float64)
-  iv = stats.replicate_interval(gap) if np.isfinite(gap).all() and gap.size > 1 else None
-  return {"per_replicate": gap.tolist(), "interval": iv, "detects": bool(iv is not None and iv["low"] > 0)}
-
-
-def clone_competence(data: list, normalised: bool, random: float, fraction: float) -> dict | None:
-  """The competence gate's power: the same gate read by a perfect clone of the data. Per replicate, the
-  data's last stream that kept episodes (held out from the imitator's training) stands in for the
-  imitator's rollout -- one stream per task, as the rollout is -- against the other streams' end, as a gain
-  over random. A gate this clone fails (the interval's lower end below `fraction`) cannot tell a failed
-  imitator from noise, so the row's failure is the gate's, not the imitator's. None for data made before
-  the streams' ends were kept, or with a single stream."""
-  key = "stream_end_norm" if normalised else "stream_end"
-  if not data or any(key not in d for d in data):
-    return None
-  gain = []
-  for d in data:
-    ends = np.asarray(d[key], np.float64)
-    kept = np.flatnonzero(np.isfinite(ends))
-    if kept.size < 2:
-      return None
-    rest = float(np.mean(ends[kept[:-1]])) - float(random)
-    gain.append((float(ends[kept[-1]]) - float(random)) / rest if rest > 0 else np.nan)
-  gain = np.asarray(gain)
-  iv = stats.replicate_interval(gain) if np.isfinite(gain).all() and gain.size > 1 else None
-  return {"per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction),
-          "ok": bool(iv is not None and iv["low"] >= fraction)}
+          "clone": clone.clone_competence(data, norm, random, fraction, rollouts)}
 
 
 def held_data(late, data: list, normalised: bool, top: float, random: float, margin: float) -> dict:

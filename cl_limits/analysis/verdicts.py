@@ -89,8 +89,8 @@ def p2_gated(diff_ci, headroom: float, headroom_needed: float, competence_ok: bo
     that fell below its own data has collapsed, and "supported" needs it not to; like competence, it is the
     reason of a row that did not refute (None: not measured).
   clone_ok: whether the competence gate can judge the imitator: a perfect clone of the data (a held-out
-    stream of it, `replicates.clone_competence`) passes it, or the imitator sits below that clone by more
-    than the noise (`replicates.clone_gap`); where neither holds, a failed gate says nothing about the
+    stream of it, `clone.clone_competence`) passes it, or the imitator sits below that clone by more
+    than the noise (`clone.clone_gap`); where neither holds, a failed gate says nothing about the
     imitator and the row reads "inconclusive: the competence gate cannot pass here" (None: not measured).
   """
   rule = (f"no headroom (the teachers' rise past the ceiling, greedy or behaviour as the protocol plays, < "

@@ -3,7 +3,8 @@ control), for P1 an imitator that reproduces its behaviour policy (its fidelity 
 gates' texts and outcomes (headroom, learning in data, competence at the end of the data, collapse)."""
 from __future__ import annotations
 
-from cl_limits.analysis import replicates, verdicts
+from cl_limits.analysis import clone as clone_lib
+from cl_limits.analysis import verdicts
 
 
 def ci(t, fmt="{:.2f}"):
@@ -96,12 +97,16 @@ def competence_gate(c) -> tuple[str, bool]:
     return (f"competence: {c['ratio']:.2f} of its data on the training tasks (needs {c['needed']:g}) "
             f"{'ok' if ok else 'FAILS'}"), bool(ok)
   shown = _interval_text(c, "{:.2f}", f"not measurable ({per_rep(c['per_replicate'], '{:.2f}')})")
-  text = (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time): gain over random "
+  m = int(c.get("rollouts", 1))
+  text = (f"competence at the end of its data ({c['horizon_steps']:,} steps, its own time"
+          + (f", {m} rollouts per task" if m > 1 else "") + f"): gain over random "
           f"{shown} (needs {c['needed']:g} at the lower end) {'ok' if c['ok'] else 'FAILS'}")
   clone = c.get("clone")
   if clone:
     shown = _interval_text(clone, "{:.2f}", f"not measurable ({per_rep(clone['per_replicate'], '{:.2f}')})")
-    text += f" [the gate's power: a held-out stream of the data, read as a perfect clone, {shown} "
+    k = int(clone.get("streams_used", 1))
+    what = "a held-out stream of the data," if k == 1 else f"{k} streams of the data, each against the others,"
+    text += f" [the gate's power: {what} read as a perfect clone, {shown} "
     judges, gap = _clone_judges(c)
     if clone["ok"]:
       text += "passes]"
@@ -116,13 +121,13 @@ def competence_gate(c) -> tuple[str, bool]:
 def _clone_judges(c) -> tuple[bool | None, dict | None]:
   """(whether the competence gate can judge this imitator, the clone gap where it was needed): a perfect
   clone of the data passes the gate, or, where the clone fails too, the imitator sits below the clone by
-  more than the noise (`replicates.clone_gap`); (None, None) where not measured."""
+  more than the noise (`clone.clone_gap`); (None, None) where not measured."""
   clone = c.get("clone")
   if not clone:
     return None, None
   if clone["ok"]:
     return True, None
-  gap = replicates.clone_gap(c)
+  gap = clone_lib.clone_gap(c)
   return bool(gap and gap["detects"]), gap
 
 

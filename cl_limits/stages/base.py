@@ -90,7 +90,8 @@ def jsonable(x):
 # before it existed is still reused, not retrained; any other value is a change like any other. A `*`
 # stands for every key at its level (every arm).
 ADDED_DEFAULTS = {"imitation.model.tokens": "step", "imitation.model.mark_explore": False, "evaluation.epsilon": 0.0,
-                  "evaluation.epsilon_decay": 0, "imitation.arms.*.start": 0.0, "imitation.ad_eps.search_detour": 0}
+                  "evaluation.epsilon_decay": 0, "imitation.arms.*.start": 0.0, "imitation.ad_eps.search_detour": 0,
+                  "experiments.p2.competence_rollouts": 1}
 
 
 def expand(config, path: str) -> list[str]:

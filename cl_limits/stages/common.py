@@ -72,6 +72,11 @@ def first(tasks, n: int):
   return jax.tree.map(lambda x: x[:n], tasks)
 
 
+def tile(tasks, n: int):
+  """A task pytree [K] repeated n times along its first axis, [n x K] (tasks 0..K-1, then again)."""
+  return tasks if n == 1 else jax.tree.map(lambda x: jax.numpy.concatenate([x] * n, axis=0), tasks)
+
+
 def episode_length(env) -> int | None:
   """The env's episode time limit in steps, where it has one the config can be checked against."""
   n = getattr(env, "episode_len", None)
@@ -108,6 +113,12 @@ def competence_task_count(config, available: int) -> int:
   experiments.p2.competence_tasks, or all `available` when it is 0."""
   n = int(config.experiments.p2.competence_tasks)
   return min(n, available) if n else available
+
+
+def competence_rollouts(config) -> int:
+  """Rollouts per P2 competence task (`experiments.p2.competence_rollouts`; 1 where a config predates it),
+  each with its own key: a replicate's competence is its mean over tasks x rollouts."""
+  return int(config.experiments.p2.get("competence_rollouts", 1))
 
 
 def heldout_what(config) -> str:

@@ -86,8 +86,10 @@ def get_config(preset: str = ""):
   config.evaluation = darkroom.evaluation(episodes=10, num_tasks=1, early_episodes=3, late_episodes=5)
   ex = darkroom.experiments()
   ex.p1.update(dict(num_tasks=1, prompt_episodes=3, episodes=20, late_episodes=10))
+  # One competence rollout: Breakout's gate passes a held-out stream of its data at 14 replicates (its
+  # measurement noise is not DarkRoom's), and its tables were made so.
   ex.p2.update(dict(arms="ad_early", power_control="ad_eps_half", known_positive=False, num_tasks=1,
-                    competence_tasks=1, ceiling_window=20))
+                    competence_tasks=1, competence_rollouts=1, ceiling_window=20))
   ex.hybrid.update(dict(arm="ad_p15", num_tasks=1, horizon_factor=1.0))
   ex.hybrid.learner.update(dict(act_steps=10_000, sgd_steps=16, batch_size=4, seq_len=256, buffer_steps=10_000))
   ex.p3 = ml_collections.ConfigDict(dict(

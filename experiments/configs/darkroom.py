@@ -218,11 +218,16 @@ def experiments(**overrides):
   # known_positive: the power control's data-generating process itself (the searcher; or the AD-epsilon
   # noisy oracle, epsilon still falling) continued past the cut, rolled out and scored by the same rule: a
   # learner known to improve past its data, so the row must read refuted (it checks the scoring, not imitation).
+  # competence_rollouts (since 2026-12-07, fixed before any run with it; BUILD_NOTES "Eight competence
+  # rollouts per task"): the gate plays each competence task that many times, each with its own key, and a
+  # replicate's value is the mean. With one, a replicate's value carried a measurement error (standard error
+  # over its 61 tasks) of 0.12-0.16 in gain over random, as large as the whole spread between replicates,
+  # because a DarkRoom episode near the data's end either finds its goal or not.
   ex.p2 = ml_collections.ConfigDict(dict(arms="ad_early,ad_p50", power_control="search_early", horizon_factor=10.0,
                                          num_tasks=5, late_fraction=0.1, ceiling_window=10, trend_from=0.5,
                                          headroom_fraction=0.2, learning_fraction=0.1,
-                                         competence_fraction=0.75, competence_tasks=0, collapse_margin=0.1,
-                                         skip_without_headroom=True, known_positive=True))
+                                         competence_fraction=0.75, competence_tasks=0, competence_rollouts=8,
+                                         collapse_margin=0.1, skip_without_headroom=True, known_positive=True))
   # The actions P2 plays (its held-out test and its competence gate): the evaluation section's protocol
   # (source "evaluation"), or these fields (source "own"; rollout.action_protocol's meaning).
   ex.p2.protocol = ml_collections.ConfigDict(dict(source="evaluation", greedy=False, temperature=1.0, epsilon=0.0,
@@ -320,7 +325,7 @@ def get_config(preset: str = ""):
     config.imitation.eval.update(dict(every_segments=1, num_tasks=2, episodes=4))
     config.evaluation.update(dict(episodes=6, num_tasks=2, early_episodes=2, late_episodes=2))
     config.experiments.p1.update(dict(num_tasks=0, prompt_episodes=1, episodes=4, late_episodes=2))
-    config.experiments.p2.update(dict(horizon_factor=2.0, num_tasks=2, ceiling_window=3, competence_tasks=2))
+    config.experiments.p2.update(dict(horizon_factor=2.0, num_tasks=2, ceiling_window=3, competence_tasks=2, competence_rollouts=2))
     config.experiments.hybrid.update(dict(num_tasks=2))
     config.experiments.hybrid.learner.update(dict(act_steps=100, sgd_steps=2, batch_size=2, seq_len=20,
                                                   buffer_steps=100))
