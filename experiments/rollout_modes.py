@@ -50,14 +50,15 @@ def main(_):
     raise app.UsageError(f"env.name={config.env.name}: needs episodes of one fixed length and an optimum")
   model, params, data, n, opt, horizon = r.model, r.params, r.data, r.n, r.opt, r.horizon
   episodes, last = horizon // r.ep_len, int(_LAST.value)
-  m = common.competence_rollouts(config)            # the stage's rollouts per task, each with its own key
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n * m)
-  tasks, opt = common.tile(r.tasks, m), np.tile(opt, m)
   saved_path = layout.path(workdir, "p2", "returns.npz")
   saved = None
   if n == r.stage_n and os.path.exists(saved_path):
     with np.load(saved_path) as z:
       saved = z[f"{name}/competence_return"] if f"{name}/competence_return" in z.files else None
+  # The stage's rollouts per task, each with its own key (its saved rollouts say how many it played).
+  m = saved.shape[1] // n if saved is not None else common.competence_rollouts(config)
+  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n * m)
+  tasks, opt = common.tile(r.tasks, m), np.tile(opt, m)
   print(f"{name} on {n} training tasks x {m} rollout(s), {horizon} steps ({episodes} episodes), fraction of each task's "
         f"optimum; context {int(model.context_len)}, {int(model.layers)} layers, training windows "
         f"{int(config.imitation.train.seq_len)}")

@@ -213,7 +213,7 @@ def main(_):
     if row.endswith("_known_positive"):     # the generator continued from the cut: not in the data's time
       continue
     arm, history = _arm_data(config, workdir, row, stores)
-    m = common.competence_rollouts(config)            # the stage's rollouts per task: [R, m x K, E]
+    m = max(1, r.shape[1] // common.competence_task_count(config, len(ids)))    # [R, m x K, E]: the stage's
     n_k, n_e = r.shape[1] // m, r.shape[2]
     d_r, known = (x[:, :n_e] for x in data_returns(history, arm, n_k))
     d = curves.search_and_keep(d_r)

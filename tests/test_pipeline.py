@@ -526,7 +526,8 @@ def test_sensitivity_reruns_the_verdicts_at_another_temperature_on_the_same_imit
 
 def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smoke_pipeline, tmp_path):
   """With headroom_fraction=1 no teacher rise can pass the gate: every P2 row (and its trend) reads
-  "inconclusive: no headroom" with the numbers, and the long held-out rollout is not run."""
+  "inconclusive: no headroom" with the numbers, the long held-out rollout is not run, and the competence
+  gate plays one rollout per task."""
   workdir = str(tmp_path / "run")
   shutil.copytree(smoke_pipeline[0], workdir, symlinks=True)
   logs = []
@@ -534,8 +535,11 @@ def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smok
   assert "[pipeline] p2: re-run (experiments.p2.headroom_fraction changed)" in logs
   assert not any("env steps in" in line for line in logs if line.startswith("[p2]"))
   s = json.load(open(os.path.join(workdir, "p2", "summary.json")))
-  for e in s["arms"].values():
+  comp_rets = np.load(os.path.join(workdir, "p2", "returns.npz"))
+  for name, e in s["arms"].items():
     assert "skipped" in e and not e["headroom"]["ok"] and "late" not in e
+    # its competence gate plays one rollout per task (the preset's 2 only where a verdict can read it)
+    assert e["competence"]["rollouts"] == 1 and comp_rets[f"{name}/competence_return"].shape[1] == 2
   text = open(os.path.join(workdir, "report.md")).read()
   rows = _table_rows(text, "## Verdicts", "### Hybrid")
   p2_rows = [r for r in rows if r.startswith(("| P2", "| trend"))]

@@ -117,7 +117,8 @@ def competence_task_count(config, available: int) -> int:
 
 def competence_rollouts(config) -> int:
   """Rollouts per P2 competence task (`experiments.p2.competence_rollouts`; 1 where a config predates it),
-  each with its own key: a replicate's competence is its mean over tasks x rollouts."""
+  each with its own key: a replicate's competence is its mean over tasks x rollouts. The P2 stage plays
+  one for a row without headroom, whose verdict cannot depend on its competence."""
   return int(config.experiments.p2.get("competence_rollouts", 1))
 
 

@@ -108,7 +108,6 @@ def run(step, log=print) -> None:
   tasks, task_ids = common.heldout_tasks(config, env, int(p2.num_tasks))
   train_tasks, train_ids = common.teacher_tasks(config, env)
   n_comp, n_roll = common.competence_task_count(config, len(train_ids)), common.competence_rollouts(config)
-  comp_tasks = common.tile(common.first(train_tasks, n_comp), n_roll)    # [n_roll x n_comp], one key each
   sources = {"teacher": artifacts.load_teacher_histories(config, workdir)}
   if control(config):
     sources["ad_eps"] = layout.load_histories(layout.path(workdir, "histories", "ad_eps"))
@@ -124,7 +123,7 @@ def run(step, log=print) -> None:
                           "late": f"last {frac:.0%} of episodes", "ceiling_window_episodes": window,
                           "unit": unit, "trend": f"slope of return against log(episode) over the episodes "
                                                  f"after the first {float(p2.trend_from):.0%}",
-                          "competence": f"{n_comp} training tasks x {n_roll} rollout(s) from an empty context for one kept "
+                          "competence": f"{n_comp} training tasks x {n_roll} rollout(s) (1 without headroom) from an empty context for one kept "
                                         "history's steps (the imitator's own time), its last episodes vs "
                                         "the data's last kept ones as a gain over random, "
                                         f"(imitator - random) / (data end - random); passes when the "
@@ -171,9 +170,10 @@ def run(step, log=print) -> None:
     # Competence at the end of the data: on the training tasks, for one kept history's steps (the
     # imitator's own time: one stream's kept episodes), its last episodes against the data's last ones.
     comp_h = competence_horizon(data, ep_len)
-    comp_rets, _ = act(comp_h, comp_tasks, COMPETENCE_KEYS)
+    rolls = n_roll if c["headroom"]["ok"] else 1      # [rolls x n_comp], one key each; 1: no verdict reads it
+    comp_rets, _ = act(comp_h, common.tile(common.first(train_tasks, n_comp), rolls), COMPETENCE_KEYS)
     comp_data = replicates.data_per_replicate(history, manifest, arm, window, opt, tasks=n_comp)
-    comp = replicates.competence(comp_rets, comp_data, None if opt is None else np.tile(opt[:n_comp], n_roll), random, float(p2.competence_fraction), rollouts=n_roll)
+    comp = replicates.competence(comp_rets, comp_data, None if opt is None else np.tile(opt[:n_comp], rolls), random, float(p2.competence_fraction), rollouts=rolls)
     # The test: held-out tasks, horizon_factor x one truncated history.
     horizon = common.whole_episodes(float(p2.horizon_factor) * cut, ep_len)
     if not c["headroom"]["ok"] and bool(p2.skip_without_headroom):
