@@ -274,8 +274,8 @@ def test_competence_is_a_gain_over_random_at_the_end_of_the_data_with_an_interva
 def test_competence_averages_several_rollouts_per_task_and_its_clone_as_many_streams():
   """Three rollouts of each of two tasks ([M x K] = tasks 0, 1, 0, 1, 0, 1; optima 10 and 20): a
   replicate's value is the mean over all six rollouts' last episodes, each in its own task's unit. The
-  clone with M rollouts reads the last min(M, streams) streams, each against all the others; with one it
-  is the old check (the last stream against the rest)."""
+  clone with M rollouts reads the mean end of the last min(M, streams // 2) streams against the others' (two
+  disjoint sets); with one it is the held-out stream against the rest."""
   from cl_limits.analysis import clone, replicates
   ends = [0.2, 0.4, 0.6]                                            # rollouts 0, 1, 2 end at these fractions
   rets = np.zeros((2, 6, 10))
@@ -288,14 +288,19 @@ def test_competence_averages_several_rollouts_per_task_and_its_clone_as_many_str
   np.testing.assert_allclose(c["imitator_end"], [0.4, 0.6])
   np.testing.assert_allclose(c["per_replicate"], [0.8, 1.2])
   assert c["rollouts"] == 3
-  # The clone: the last 3 streams (0.3, 0.6, 0.5), each over the mean of the other three.
-  want = np.mean([0.3 / 0.5, 0.6 / 0.4, 0.5 / (1.3 / 3)])
-  np.testing.assert_allclose(c["clone"]["per_replicate"], [want, want])
-  assert c["clone"]["streams_used"] == 3
+  # The clone: 4 streams, so the last 2 (0.6, 0.3) against the first 2 (0.4, 0.5).
+  np.testing.assert_allclose(c["clone"]["per_replicate"], [0.45 / 0.45] * 2)
+  assert c["clone"]["streams_used"] == 2
+  # Streams whose ends are noise around 0.5: the disjoint clone keeps their spread (a leave-one-out mean of
+  # ratios would read about 1 at every replicate).
+  rng = np.random.default_rng(0)
+  noisy = [{**data[0], "stream_end_norm": rng.uniform(0.1, 0.9, 8)} for _ in range(5)]
+  spread = np.std(clone.clone_competence(noisy, True, 0.0, 0.75, rollouts=8)["per_replicate"])
+  assert clone.clone_competence(noisy, True, 0.0, 0.75, rollouts=8)["streams_used"] == 4 and spread > 0.1
   one = clone.clone_competence(data, True, 0.0, 0.75)
   np.testing.assert_allclose(one["per_replicate"], [0.3 / 0.5] * 2)
   assert one["streams_used"] == 1
-  assert clone.clone_competence(data, True, 0.0, 0.75, rollouts=8)["streams_used"] == 4   # as many as there are
+  assert clone.clone_competence(data, True, 0.0, 0.75, rollouts=8)["streams_used"] == 2   # half the streams
 
 
 def test_an_imitator_below_its_data_late_in_the_rollout_has_collapsed():

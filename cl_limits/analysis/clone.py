@@ -24,10 +24,11 @@ def clone_competence(data: list, normalised: bool, random: float, fraction: floa
   """The competence gate's power: the same gate read by a perfect clone of the data. Per replicate, the
   data's last stream that kept episodes (held out from the imitator's training) stands in for the
   imitator's rollout -- one stream per task, as the rollout is -- against the other streams' end, as a gain
-  over random. With `rollouts` M > 1 (the gate's rollouts per task) the clone is the mean of that gain over
-  the last min(M, streams) streams, each against all the others (leave one out; `streams_used`): as many
-  clone rollouts as the data hold, at most the gate's, so the check never claims more precision than the
-  gate has. A gate this clone fails (the interval's lower end below `fraction`) cannot tell a failed
+  over random. With `rollouts` M > 1 (the gate's rollouts per task) the clone is the mean end of the last
+  h = min(M, streams // 2) streams against the mean end of the others (`streams_used` h): the two sets
+  disjoint, as the imitator's rollouts and its data are (a leave-one-out mean of ratios would read about 1
+  whatever the noise), and each no larger than the gate's, so the clone is at least as noisy as the gate
+  and never claims more power than it has. A gate this clone fails (the interval's lower end below `fraction`) cannot tell a failed
   imitator from noise, so the row's failure is the gate's, not the imitator's. None for data made before
   the streams' ends were kept, or with a single stream."""
   key = "stream_end_norm" if normalised else "stream_end"
@@ -39,12 +40,10 @@ def clone_competence(data: list, normalised: bool, random: float, fraction: floa
     kept = np.flatnonzero(np.isfinite(ends))
     if kept.size < 2:
       return None
-    one = []
-    for j in kept[::-1][:max(1, min(int(rollouts), kept.size))]:
-      rest = float(np.mean(ends[kept[kept != j]])) - float(random)
-      one.append((float(ends[j]) - float(random)) / rest if rest > 0 else np.nan)
-    gain.append(float(np.mean(one)))
-    used.append(len(one))
+    h = max(1, min(int(rollouts), kept.size // 2))
+    rest = float(np.mean(ends[kept[:-h]])) - float(random)
+    gain.append((float(np.mean(ends[kept[-h:]])) - float(random)) / rest if rest > 0 else np.nan)
+    used.append(h)
   gain = np.asarray(gain)
   iv = stats.replicate_interval(gain) if np.isfinite(gain).all() and gain.size > 1 else None
   return {"per_replicate": gain.tolist(), "interval": iv, "needed": float(fraction), "streams_used": min(used),

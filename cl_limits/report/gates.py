@@ -105,7 +105,7 @@ def competence_gate(c) -> tuple[str, bool]:
   if clone:
     shown = _interval_text(clone, "{:.2f}", f"not measurable ({per_rep(clone['per_replicate'], '{:.2f}')})")
     k = int(clone.get("streams_used", 1))
-    what = "a held-out stream of the data," if k == 1 else f"{k} streams of the data, each against the others,"
+    what = "a held-out stream of the data," if k == 1 else f"{k} streams of the data against the others,"
     text += f" [the gate's power: {what} read as a perfect clone, {shown} "
     judges, gap = _clone_judges(c)
     if clone["ok"]:
