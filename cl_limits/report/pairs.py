@@ -47,7 +47,7 @@ MEASURES = (
     ("imitator's last episodes (competence rollout)", _at("p2", "arms", "{arm}", "competence", "imitator_end"),
      False),
     ("its data's last episodes", _at("p2", "arms", "{arm}", "competence", "data_end"), False),
-    ("clone of a held-out stream: gain over random",
+    ("clone of its data (a held-out stream; with several rollouts, up to half its streams): gain over random",
      _at("p2", "arms", "{arm}", "competence", "clone", "per_replicate"), False),
     ("learning in the kept data (fraction of the range)", _at("p2", "arms", "{arm}", "learning", "per_replicate"),
      False),

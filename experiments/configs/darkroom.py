@@ -297,6 +297,14 @@ def get_config(preset: str = ""):
       num_seeds=5, log_every=1_000, eval_episodes=1, record_gap=1,
       dqn=teacher_dqn(segment_steps=2_000, lr=1e-4, eps_anneal_steps=2_000)))
   config.imitation = imitation()
+  # The study's power control since 2026-12-07 (BUILD_NOTES "Eight competence rollouts per task", rule (c),
+  # registered for the detour runs before they ran): its searcher takes a detour every 5th episode after
+  # finding its goal (its data show a miss after a hit and the return from it), and it and ad_early (the
+  # same size and budget) are capped at 600 updates. Set here, not in `imitation()`, so the configs built
+  # on that (Breakout's, the AD reproduction's) keep their own sources and caps.
+  config.imitation.ad_eps.search_detour = 5
+  config.imitation.arms.ad_early.updates = 600
+  config.imitation.arms.search_early.updates = 600
   config.evaluation = evaluation()
   config.experiments = experiments()
   if preset == "smoke":
@@ -314,7 +322,7 @@ def get_config(preset: str = ""):
     # so the :smoke job's power control is the AD-epsilon oracle, cut half way through its decay (the
     # searcher itself: tests/test_datasets.py; the study preset: its README tables).
     config.imitation.ad_eps.update(dict(streams=4, steps=1_000, eps_floor=0.05, decay_fraction=1.0,
-                                        demonstrator="oracle"))   # two streams per half of the split ceiling
+                                        demonstrator="oracle", search_detour=0))   # two streams per half of the split ceiling
     config.imitation.arms.search_early.fraction = 0.5
     # 30-episode streams: keep every episode; the early cut at 20% (the teachers' greedy policy is
     # evaluated every 200 steps of 1,200).

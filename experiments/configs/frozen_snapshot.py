@@ -34,7 +34,8 @@ def get_config(preset: str = "darkroom"):
     factor = DATA_FACTOR[preset.rpartition(",")[2]]
     im.ad_eps.update(dict(streams=int(dqn.num_envs),
                           steps=max(1, int(round(per_stream * float(bc.fraction) * factor))),
-                          eps_floor=float(dqn.eps_end), decay_fraction=0.0, demonstrator="teacher"))
+                          eps_floor=float(dqn.eps_end), decay_fraction=0.0, demonstrator="teacher",
+                          search_detour=0))
     im.eval.every_segments = 0
     config.experiments.p1.arm = "frozen"
     config.experiments.p2.arms = ""
