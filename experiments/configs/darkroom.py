@@ -69,8 +69,9 @@ def imitation(**overrides):
   # the power controls would need"). AD on whole histories is `ad_arm()`.
   # Updates: each arm has a cap (arms.<arm>.updates; 0 = train.num_updates, 600) with its own learning-rate
   # schedule over it, stops earlier when its held-out fidelity stops improving, and keeps the weights of
-  # its best held-out check. Snapshot BC and ad_early are capped at 300, the two
-  # arms that must learn in context at 600 (the main job's 30 minutes; docs/measurements.md has the fidelity curves).
+  # its best held-out check. Snapshot BC and ad_early are capped at 300 here, the two
+  # arms that must learn in context at 600 (the main job's 30 minutes; docs/measurements.md has the fidelity curves);
+  # the study (`get_config`) caps ad_early and search_early at 600 since 2026-12-07.
   im.arms = ml_collections.ConfigDict(dict(
       bc=arm(portion="last", fraction=0.1, updates=300),
       ad_early=arm(portion="first", fraction=0.15, gap=5, updates=300),
@@ -79,7 +80,8 @@ def imitation(**overrides):
   # AD-epsilon streams: `demonstrator` 'oracle' (the env's optimal action), 'teacher' (each replicate's
   # own final DQN, greedy: for games without an oracle) or 'searcher' (the env's scripted in-context
   # searcher), epsilon falling from 1 to eps_floor over decay_fraction of each stream of `steps` (0 and 0:
-  # no noise). The study's: the searcher without noise, 8 streams per task (one held out for fidelity).
+  # no noise). The study's: the searcher without noise, 8 streams per task (one held out for fidelity), with
+  # a detour every 5th episode after its goal is found (set in `get_config`, since 2026-12-07).
   # search_detour k > 0 (DarkRoom's searcher): every k-th episode after finding its goal it stays where it
   # starts, and goes back the episode after (data with a miss after a hit and the return from it).
   im.ad_eps = ml_collections.ConfigDict(dict(streams=8, steps=4_000, eps_floor=0.0, decay_fraction=0.0,
