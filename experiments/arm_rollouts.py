@@ -68,20 +68,28 @@ def load(config, workdir: str, name: str, tasks: int, fixed_episodes: bool = Tru
       ep_len=ep_len, horizon=p2.competence_horizon(data, ep_len), run_config=run)
 
 
-def competence(config, r: types.SimpleNamespace, params, protocol: dict, random: float, needed: float) -> dict:
+def competence(config, r: types.SimpleNamespace, params, protocol: dict, random: float, needed: float,
+               rollouts: int | None = None) -> dict:
   """The P2 stage's competence gate of arm `r` (`load(..., 0)`) played by `params` [S, ...] under
   `protocol`: the stage's tasks, keys and horizon, scored by `replicates.competence` against the stage's
-  random level and threshold."""
+  random level and threshold. `rollouts` per task: the count the stage's gate played (its summary's
+  `competence.rollouts`; the stage plays one for a row without headroom), else the config's."""
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.rollouts import chunked  # noqa: PLC0415
   from cl_limits.stages import p2  # noqa: PLC0415
-  from cl_limits.stages import common  # noqa: PLC0415
-  m = common.competence_rollouts(config)              # the stage's rollouts per task, each with its own key
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n * m)
-  res = chunked.run_batched(r.model, r.env, r.horizon, params, common.tile(r.tasks, m), keys, **protocol)
+  m, tasks, keys = gate_inputs(config, r, rollouts)
+  res = chunked.run_batched(r.model, r.env, r.horizon, params, tasks, keys, **protocol)
   rets = p2.episode_returns(res, r.horizon, r.ep_len)
   return replicates.competence(rets, r.data, None if r.opt is None else np.tile(r.opt, m), float(random),
                                float(needed), rollouts=m)
+
+
+def gate_inputs(config, r: types.SimpleNamespace, rollouts: int | None = None):
+  """(m, tasks [m x K], keys [S, m x K]) of arm `r`'s competence rollouts as the P2 stage plays them: m =
+  `rollouts` per task (the count its gate played), else the config's, each rollout with its own key."""
+  from cl_limits.stages import common, p2  # noqa: PLC0415
+  m = int(rollouts or common.competence_rollouts(config))
+  return m, common.tile(r.tasks, m), p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n * m)
 
 
 def protocol_headroom(config, r: types.SimpleNamespace, protocol: dict, entry: dict) -> tuple[dict, dict]:
@@ -190,22 +198,22 @@ def shares(env, obs, actions) -> dict:
           "effect": (np.bincount(effects, minlength=k) / max(actions.size, 1)).tolist()}
 
 
-def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int) -> list[dict]:
+def choices(config, r: types.SimpleNamespace, params, protocol: dict, last: int,
+            rollouts: int | None = None) -> list[dict]:
   """Per replicate, what the imitator of arm `r` (`load(..., 0)`) chose over the last `last` steps of the
   competence gate's rollout (its own choice, before any epsilon draw; the stage's tasks, keys and horizon
   in one scan, which plays as the chunked rollout does) beside its data's recorded greedy choices over the
   last `last` kept steps of every stream on those tasks and over the first `last` (the learner before it
-  learned): [{"imitator": shares, "data": shares or None, "data_start": shares or None}]."""
+  learned): [{"imitator": shares, "data": shares or None, "data_start": shares or None}]. `rollouts`: as
+  `competence`'s."""
   import jax  # noqa: PLC0415
 
   from cl_limits.histories import datasets  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import common, p2  # noqa: PLC0415
-  m = common.competence_rollouts(config)
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, r.n * m)
+  _, tasks, keys = gate_inputs(config, r, rollouts)
   fn = rollout.make_batched_rollout(r.model, r.env, r.horizon, rollout.episodes_for(r.env, r.horizon),
                                     record=True, **protocol)
-  tr = jax.device_get(fn(params, common.tile(r.tasks, m), keys)).transitions          # [S, m x K, T, ...]
+  tr = jax.device_get(fn(params, tasks, keys)).transitions          # [S, m x K, T, ...]
   h = r.history
   done = np.asarray(h.terminated) | np.asarray(h.truncated)
   keep = datasets.arm_keep(done, np.asarray(h.episode), {**r.arm, "streams": 0})      # every stream

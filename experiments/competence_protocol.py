@@ -66,12 +66,14 @@ def main(_):
   # scored against the run's random level and threshold (one per run).
   other = next(iter(gated.values()))
   saved = gated.get(name) or {"random": other["random"], "needed": other["needed"], "per_replicate": None}
+  # The rollouts per task its gate played (one for a row without headroom, or a run made before the field).
+  rolls = int(saved.get("rollouts", 1)) if saved["per_replicate"] is not None else common.competence_rollouts(config)
   run = ml_collections.ConfigDict(r.run_config)
   own = common.protocol_of(common.p2_actions_section(run)[0] if "evaluation" in run else {})   # its P2 gate's
-  print(f"{name}: the competence gate on {r.n} training tasks, {r.horizon} steps, "
+  print(f"{name}: the competence gate on {r.n} training tasks{f' x {rolls} rollouts' if rolls > 1 else ''}, {r.horizon} steps, "
         f"{common.describe_actions(config.evaluation)} (the run's own: {common.describe_actions(own)})")
   t0 = time.time()
-  comp = arm_rollouts.competence(config, r, r.params, protocol, saved["random"], saved["needed"])
+  comp = arm_rollouts.competence(config, r, r.params, protocol, saved["random"], saved["needed"], rolls)
   iv = comp["interval"]
   fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
   print(f"  imitator's last episodes, per replicate: {fmt(comp['imitator_end'])} ({time.time() - t0:.0f}s)")
@@ -95,11 +97,12 @@ def main(_):
           f"actions with the same effect are one class{'; ' + rule if rule else ''}):")
     fmt2 = lambda sh: ("actions " + " ".join(f"{x:.2f}" for x in sh["action"]) + " | effects "
                        + " ".join(f"{x:.2f}" for x in sh["effect"]))
-    for s, c in enumerate(arm_rollouts.choices(config, r, r.params, protocol, last)):
+    for s, c in enumerate(arm_rollouts.choices(config, r, r.params, protocol, last, rolls)):
       print(f"  replicate {s}: imitator {fmt2(c['imitator'])}")
       for key, what in (("data", "its data's greedy choices"), ("data_start", "its data's first steps' greedy choices")):
         print(f"  replicate {s}: {what} {'not recorded' if c[key] is None else fmt2(c[key])}")
-  print(json.dumps({"protocol": protocol, "per_replicate": comp["per_replicate"], "interval": iv}))
+  print(json.dumps({"protocol": protocol, "rollouts": comp["rollouts"], "per_replicate": comp["per_replicate"],
+                    "interval": iv}))
 
 
 if __name__ == "__main__":

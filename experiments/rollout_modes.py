@@ -39,7 +39,7 @@ def main(_):
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits.analysis.stats import replicate_interval  # noqa: PLC0415
   from cl_limits.rollouts import rollout  # noqa: PLC0415
-  from cl_limits.stages import common, layout, p2  # noqa: PLC0415
+  from cl_limits.stages import layout  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415
 
@@ -56,9 +56,8 @@ def main(_):
     with np.load(saved_path) as z:
       saved = z[f"{name}/competence_return"] if f"{name}/competence_return" in z.files else None
   # The stage's rollouts per task, each with its own key (its saved rollouts say how many it played).
-  m = saved.shape[1] // n if saved is not None else common.competence_rollouts(config)
-  keys = p2.row_keys(config, r.arm_index, p2.COMPETENCE_KEYS, r.num_seeds, n * m)
-  tasks, opt = common.tile(r.tasks, m), np.tile(opt, m)
+  m, tasks, keys = arm_rollouts.gate_inputs(config, r, saved.shape[1] // n if saved is not None else None)
+  opt = np.tile(opt, m)
   print(f"{name} on {n} training tasks x {m} rollout(s), {horizon} steps ({episodes} episodes), fraction of each task's "
         f"optimum; context {int(model.context_len)}, {int(model.layers)} layers, training windows "
         f"{int(config.imitation.train.seq_len)}")

@@ -540,6 +540,14 @@ def test_a_p2_row_without_headroom_reads_inconclusive_and_skips_its_rollout(smok
     assert "skipped" in e and not e["headroom"]["ok"] and "late" not in e
     # its competence gate plays one rollout per task (the preset's 2 only where a verdict can read it)
     assert e["competence"]["rollouts"] == 1 and comp_rets[f"{name}/competence_return"].shape[1] == 2
+  # competence_protocol replays each row's gate with the rollouts it played, not the config's 2
+  res = subprocess.run([sys.executable, "-m", "experiments.competence_protocol",
+                        "--config=experiments/configs/darkroom.py:smoke", f"--workdir={workdir}",
+                        "--config.experiments.p2.headroom_fraction=1.0"], capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "ad_early: the competence gate on 2 training tasks, " in res.stdout      # one rollout each (2: "x 2 rollouts")
+  assert json.loads(res.stdout.splitlines()[-1])["rollouts"] == 1
+  assert "  equals the P2 stage's competence gate: yes" in res.stdout.splitlines()
   text = open(os.path.join(workdir, "report.md")).read()
   rows = _table_rows(text, "## Verdicts", "### Hybrid")
   p2_rows = [r for r in rows if r.startswith(("| P2", "| trend"))]
