@@ -2,6 +2,7 @@ r"""One timed segment of every costly program of a study config at its own shape
 
   python benchmarks/gpu_timing.py --config=experiments/configs/breakout.py:gpu [--out=$OUT/gpu_timing.json]
   python benchmarks/gpu_timing.py --config=experiments/configs/breakout.py:smoke      (seconds, any machine)
+  python benchmarks/gpu_timing.py --config=experiments/configs/breakout.py --imitation_updates=5   (CPU: minutes)
 
 Before a study is launched on a device: the teachers' training segment, the imitation program's segment
 (every arm x replicate in one program, on random data of the env's observation shape: speed does not
@@ -9,15 +10,19 @@ depend on the data's content), and the frozen rollout (every replicate on one ta
 run once to warm up and timed once more. Each is extrapolated to the config's whole stage:
 
   teachers    num_segments x one segment
+  targets     each P3 target whose DQN learns from scratch (`reuse_teachers` off): its num_segments x one
+              segment of its own teachers' program
   imitation   the largest arm cap / updates_per_segment x one segment (arms stop earlier when their
-              held-out fidelity stops improving: an upper bound)
+              held-out fidelity stops improving: an upper bound); with --imitation_updates=N, a program of
+              N updates is timed and scaled to the segment (for a CPU, where a segment is minutes)
   rollouts    the P2 rows' horizons (horizon_factor x the cut's learner steps) and every P3 target's steps
               (its total_steps, or the teachers'), at the timed steps per second of all replicates
 
 Every line is printed as it is measured and, with --out, the JSON is rewritten after each program, so a
 run stopped by a time limit keeps what it measured. Compile times are printed beside, not extrapolated.
-The hybrid (SGD in the loop), the evaluation table and P1 are not timed (each a small fraction of the
-stages above at the CPU presets; docs/measurements.md has the stage times).
+The hybrids (SGD in the loop), the evaluation table and P1 are not timed: in the Breakout CPU study they
+took 740 of 5,242 s (14%) on a 2-core machine, so the total is a lower bound on them and an upper bound on
+the imitation (docs/measurements.md, "What the Breakout study's hour is made of").
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "study config (experiments/configs/<name>.py[:preset])")
 _OUT = flags.DEFINE_string("out", "", "also write the figures as JSON here (rewritten after every program)")
 _ROLLOUT = flags.DEFINE_integer("rollout_steps", 2_000, "steps of the timed rollout")
+_UPDATES = flags.DEFINE_integer("imitation_updates", 0, "time a program of this many updates and scale it to "
+                                "the config's segment (0: one whole segment)")
 flags.mark_flags_as_required(["config"])
 
 
@@ -59,6 +66,17 @@ def time_teachers(config) -> dict:
   return {"first_s": first, "segment_s": t, "segments": n, "total_s": n * t, "env_steps_per_s": steps / t}
 
 
+def time_targets(config) -> dict:
+  """The P3 targets' own DQNs (those not reusing the study's teachers), one segment each, extrapolated."""
+  from cl_limits.stages import common, p3  # noqa: PLC0415
+  out = {"total_s": 0.0}
+  for name in config.experiments.p3.targets if str(config.experiments.p3.arm or "") else ():
+    if not common.reuses_teachers(config, name):
+      out[name] = time_teachers(p3.target_config(config, name))
+      out["total_s"] += out[name]["total_s"]
+  return out
+
+
 def time_imitation(config, env) -> dict:
   from cl_limits import envs as envs_lib  # noqa: PLC0415
   from cl_limits.histories import datasets, windows  # noqa: PLC0415
@@ -81,16 +99,22 @@ def time_imitation(config, env) -> dict:
   data = datasets.to_device(fd)
   starts, n_starts = windows.pad_starts([np.asarray(windows.build_index(fd.lengths, int(train.seq_len)).starts)])
   model = artifacts.build_model(config, env)
+  per_segment = int(train.updates_per_segment)
+  timed = int(_UPDATES.value) or per_segment
+  if timed != per_segment:                         # the same update, in a shorter program
+    train = train.copy_and_resolve_references()
+    train.update(dict(updates_per_segment=timed, num_updates=timed))
   learner = learner_lib.make_learner(train, model)
   m = len(im.arms) * int(im.num_seeds)
   state = jax.jit(jax.vmap(learner.init, in_axes=(0, None)))(
       jax.random.split(jax.random.key(0), m), learner_lib.example_tokens(data, int(train.seq_len), n_act))
   seg = jax.jit(learner.segment)
   first, t, _ = _timed(seg, state, data, jnp.asarray(starts), jnp.asarray(n_starts), jnp.zeros((m,), jnp.int32))
-  cap = max(int(a.updates) or int(train.num_updates) for a in im.arms.values())
-  segments = -(-cap // int(train.updates_per_segment))
-  res = {"models": m, "first_s": first, "segment_s": t, "segments": segments, "total_s": segments * t,
-         "tokens_per_s": m * learner.tokens_per_update * int(train.updates_per_segment) / t}
+  t_seg = t * per_segment / timed
+  cap = max(int(a.updates) or int(im.train.num_updates) for a in im.arms.values())
+  segments = -(-cap // per_segment)
+  res = {"models": m, "timed_updates": timed, "first_s": first, "segment_s": t_seg, "segments": segments,
+         "total_s": segments * t_seg, "tokens_per_s": m * learner.tokens_per_update * timed / t}
   return res, jax.tree.map(lambda x: x[:int(im.num_seeds)], state.params)
 
 
@@ -134,18 +158,24 @@ def main(argv):
   def imitation():
     res, held["params"] = time_imitation(config, env)
     return res
-  for name, fn in (("teachers", lambda: time_teachers(config)), ("imitation", imitation),
+  for name, fn in (("teachers", lambda: time_teachers(config)), ("targets", lambda: time_targets(config)),
+                   ("imitation", imitation),
                    ("rollouts", lambda: time_rollouts(config, env, held["params"]))):
     res = fn()
     out[name] = res
-    print(f"{name}: " + " ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()),
-          flush=True)
+    print(f"{name}: " + " ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
+                                 if not isinstance(v, dict)), flush=True)
+    for sub, v in res.items():
+      if isinstance(v, dict):
+        print(f"  {sub}: " + " ".join(f"{k}={x:,.1f}" if isinstance(x, float) else f"{k}={x}" for k, x in v.items()),
+              flush=True)
     if _OUT.value:
       with open(_OUT.value, "w") as f:
         json.dump(out, f, indent=1)
-  total = sum(out[k]["total_s"] for k in ("teachers", "imitation", "rollouts"))
+  total = sum(out[k]["total_s"] for k in ("teachers", "targets", "imitation", "rollouts"))
   out["extrapolated_total_s"] = total
-  print(f"extrapolated total (teachers + imitation + P2/P3 rollouts): {total / 60:,.1f} min", flush=True)
+  print(f"extrapolated total (teachers, P3 targets' DQNs, imitation, P2/P3 rollouts): {total / 60:,.1f} min",
+        flush=True)
   if _OUT.value:
     with open(_OUT.value, "w") as f:
       json.dump(out, f, indent=1)

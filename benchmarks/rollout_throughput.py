@@ -2,7 +2,7 @@ r"""Frozen-rollout speed: the compiled KV-cache rollout against a naive one that
 
   python benchmarks/rollout_throughput.py                      # contexts 64, 256, 1024; H=2000 and 10H
   python benchmarks/rollout_throughput.py --contexts=256 --horizon=1000 --batch=4
-  python benchmarks/rollout_throughput.py --shapes=breakout --contexts=256 --horizon=2000
+  python benchmarks/rollout_throughput.py --shapes=breakout --contexts=256 --horizon=2000 --batch=14 --models
 
 One line per (context, horizon):
   context=256 horizon=20000 cached_steps_per_s=... naive_steps_per_s=... seconds=...
@@ -13,6 +13,8 @@ on what the weights are. The naive rollout costs a full forward pass over `conte
 step whatever the horizon, so its rate is measured once per context over `--naive_steps` steps (one
 timed run after compiling) and printed on both horizons' lines; the cached rollout is timed at H and 10H.
 `--shapes=breakout`: MinAtar Breakout and the Breakout study's model (experiments/configs/breakout.py).
+`--models`: each rollout has its own weights, as in the stages (one imitator per replicate); without it one
+model is shared by every rollout, which reads its weights once per step for the whole batch.
 gflop_per_s / gb_per_s: one cached step's FLOPs and bytes from `compiled.cost_analysis()` (a one-step
 rollout: its scan body is counted once) times the cached steps/s, with their fractions of this machine's
 measured matmul rate and memory bandwidth (benchmarks/machine.py).
@@ -38,6 +40,8 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Parallel rollouts (tasks), vmapped.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (best is reported).")
 _NAIVE_STEPS = flags.DEFINE_integer("naive_steps", 400, "Steps over which the naive rollout is timed.")
 _SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose env and model")
+_MODELS = flags.DEFINE_bool("models", False, "one model per rollout (the stages' layout: a replicate's own "
+                            "imitator), instead of one model shared by every rollout")
 
 
 def _time(fn, *args, repeats):
@@ -69,19 +73,25 @@ def main(argv):
     mcfg = cfg.copy_and_resolve_references()
     mcfg.context_len = ctx
     model = learner_lib.make_model(mcfg, env.num_actions, getattr(env, "obs_nvec", None))
+    # prev_explore: read by a model with mark_explore (the Breakout study's), ignored otherwise.
     tok = Tokens(obs=np.repeat(np.asarray(obs0)[None], 4, 0), prev_action=np.zeros(4, np.int32),
-                 prev_reward=np.zeros(4, np.float32), prev_done=np.zeros(4, bool))
-    params = model.init(jax.random.key(0), tok)
+                 prev_reward=np.zeros(4, np.float32), prev_done=np.zeros(4, bool), prev_explore=np.zeros(4, bool))
     keys = jax.random.split(jax.random.key(1), _BATCH.value)
+    if _MODELS.value:
+      # One model per rollout, as the stages roll out one imitator per replicate: weights vmapped with the rollouts.
+      params = jax.vmap(lambda k: model.init(k, tok))(jax.random.split(jax.random.key(0), _BATCH.value))
+      axes = (0, 0, 0)
+    else:
+      params, axes = model.init(jax.random.key(0), tok), (None, 0, 0)
 
     def rate(mode, horizon, repeats):
       one = rollout_lib.make_rollout(model, env, horizon, rollout_lib.episodes_for(env, horizon), mode=mode)
-      fn = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+      fn = jax.jit(jax.vmap(one, in_axes=axes))
       secs = _time(fn, params, tasks, keys, repeats=repeats)
       return horizon * _BATCH.value / secs, secs
 
     one = rollout_lib.make_rollout(model, env, 1, 1, mode="cached")
-    flops, nbytes = machine.cost(jax.jit(jax.vmap(one, in_axes=(None, 0, 0))).lower(params, tasks, keys).compile())
+    flops, nbytes = machine.cost(jax.jit(jax.vmap(one, in_axes=axes)).lower(params, tasks, keys).compile())
     naive, _ = rate("naive", _NAIVE_STEPS.value, 1)
     for horizon in (_HORIZON.value, 10 * _HORIZON.value):
       cached, secs = rate("cached", horizon, _REPEATS.value)

@@ -175,3 +175,27 @@ def test_merge_learners_puts_a_tasks_learners_side_by_side():
   rep = population.repeat_tasks({"goal": np.array([[1, 1], [2, 2]])}, k)
   np.testing.assert_array_equal(rep["goal"][:, 0], [1, 1, 1, 2, 2, 2])
   assert population.merge_learners(x, 1) is x
+
+
+def test_compile_cache_is_the_flag_then_the_environment_then_a_default_under_home():
+  from experiments.main import compile_cache  # noqa: PLC0415
+  home = os.path.join(os.path.expanduser("~"), ".cache", "cl_limits", "jax")
+  assert compile_cache(None, {}) == home
+  assert compile_cache(None, {"JAX_COMPILATION_CACHE_DIR": "/x"}) == "/x"
+  assert compile_cache("/y", {"JAX_COMPILATION_CACHE_DIR": "/x"}) == "/y"
+  assert compile_cache("", {"JAX_COMPILATION_CACHE_DIR": "/x"}) == ""      # '' turns it off
+
+
+def test_a_main_writes_its_programs_to_the_compile_cache_it_is_given(tmp_path):
+  """The flag wins over $JAX_COMPILATION_CACHE_DIR, which JAX reads when it is imported, before the flags."""
+  cache, env_cache = tmp_path / "cache", tmp_path / "env_cache"
+  out = subprocess.run(teachers_cmd(tmp_path / "run", f"--compile_cache={cache}"), cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
+                                       "JAX_COMPILATION_CACHE_DIR": str(env_cache),
+                                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+  assert out.returncode == 0, out.stderr[-3000:]
+  # The teachers' training segment (`population.per_task`'s g) is in the flag's cache; the environment's holds
+  # at most what was compiled while the flags were read (a dtype conversion).
+  names = lambda d: [f.split("-")[0] for f in os.listdir(d)] if d.exists() else []
+  assert "jit_g" in names(cache) and len(names(cache)) > 10
+  assert "jit_g" not in names(env_cache) and len(names(env_cache)) <= 2
