@@ -8,6 +8,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it holds a run).")
 _CACHE = flags.DEFINE_string(
@@ -15,26 +17,6 @@ _CACHE = flags.DEFINE_string(
     "$JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/cl_limits/jax. A second run of the same shapes (another "
     "seed, a resume) reads its programs instead of compiling them; the programs, and so every number, are the same.")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def compile_cache(flag: str | None, environ=os.environ) -> str:
-  """The compile cache directory a main uses ('' for none): the flag when given, else
-  $JAX_COMPILATION_CACHE_DIR when set, else ~/.cache/cl_limits/jax."""
-  if flag is not None:
-    return os.path.expanduser(flag)
-  if environ.get("JAX_COMPILATION_CACHE_DIR") is not None:
-    return environ["JAX_COMPILATION_CACHE_DIR"]
-  return os.path.join(os.path.expanduser("~"), ".cache", "cl_limits", "jax")
-
-
-def use_compile_cache(path: str) -> None:
-  """Turns JAX's persistent compile cache on at `path` (created), or off for ''. The cache is reset, since a
-  program compiled earlier in the process (while the flags were read) fixes the directory it was opened at."""
-  from jax.experimental.compilation_cache import compilation_cache as cc  # noqa: PLC0415
-  if path:
-    os.makedirs(path, exist_ok=True)
-  cc.set_cache_dir(path or None)
-  cc.reset_cache()
 
 
 def run(only: tuple[str, ...] = ()) -> None:
@@ -46,7 +28,7 @@ def run(only: tuple[str, ...] = ()) -> None:
     from cl_limits.stages.base import ConfigError  # noqa: PLC0415
     if not flags.FLAGS["verbosity"].present:   # progress is printed; library INFO logs (orbax) are noise
       logging.set_verbosity(logging.WARNING)
-    use_compile_cache(compile_cache(_CACHE.value))
+    cli.use_compile_cache(cli.compile_cache(_CACHE.value))
     try:
       out = pipeline.run(_CONFIG.value, _WORKDIR.value, only=only, log=lambda line: print(line, flush=True))
     except (ConfigError, HistoryStoreError) as e:

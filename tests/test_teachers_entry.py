@@ -178,7 +178,7 @@ def test_merge_learners_puts_a_tasks_learners_side_by_side():
 
 
 def test_compile_cache_is_the_flag_then_the_environment_then_a_default_under_home():
-  from experiments.main import compile_cache  # noqa: PLC0415
+  from experiments.cli import compile_cache  # noqa: PLC0415
   home = os.path.join(os.path.expanduser("~"), ".cache", "cl_limits", "jax")
   assert compile_cache(None, {}) == home
   assert compile_cache(None, {"JAX_COMPILATION_CACHE_DIR": "/x"}) == "/x"
