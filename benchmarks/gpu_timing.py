@@ -146,6 +146,12 @@ def time_rollouts(config, env, params) -> dict:
           "total_s": (p2_steps + p3_steps) / per_s}
 
 
+def _fields(res: dict) -> str:
+  """`key=value` for a result's figures (floats to one decimal), its nested results left out."""
+  return " ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
+                  if not isinstance(v, dict))
+
+
 def main(argv):
   del argv
   from cl_limits.stages import common  # noqa: PLC0415
@@ -163,12 +169,10 @@ def main(argv):
                    ("rollouts", lambda: time_rollouts(config, env, held["params"]))):
     res = fn()
     out[name] = res
-    print(f"{name}: " + " ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
-                                 if not isinstance(v, dict)), flush=True)
+    print(f"{name}: {_fields(res)}", flush=True)
     for sub, v in res.items():
-      if isinstance(v, dict):
-        print(f"  {sub}: " + " ".join(f"{k}={x:,.1f}" if isinstance(x, float) else f"{k}={x}" for k, x in v.items()),
-              flush=True)
+      if isinstance(v, dict):                      # one line per P3 target
+        print(f"  {sub}: {_fields(v)}", flush=True)
     if _OUT.value:
       with open(_OUT.value, "w") as f:
         json.dump(out, f, indent=1)
