@@ -1,7 +1,8 @@
 """What the table commands share (`experiments.compare_seeds`, `experiments.compare_runs`): a bad argument
 or run directory ends the command with one line, `error: ...`, and exit status 2; a table is printed and,
-with --out, also written to a file. And the compile cache every pipeline main opens (`experiments.main`).
-No flags are defined here, so any module may import it."""
+with --out, also written to a file. And the compile cache every main that compiles opens (`experiments.main`,
+the diagnostics). Importing it defines no flag (`compile_cache_flag` does, when a main calls it), so any
+module may import it."""
 from __future__ import annotations
 
 import os
@@ -20,6 +21,22 @@ def emit(text: str, out: str = "") -> None:
   if out:
     with open(out, "w") as f:
       f.write(text)
+
+
+CACHE_HELP = ("Persistent XLA compile cache: a directory, or '' for none. Default: $JAX_COMPILATION_CACHE_DIR if "
+              "set, else ~/.cache/cl_limits/jax. A second run of the same shapes (another seed, a resume) reads its "
+              "programs instead of compiling them; the programs, and so every number, are the same.")
+
+
+def compile_cache_flag():
+  """Defines `--compile_cache` (a main calls it once, at import) and returns its holder."""
+  from absl import flags  # noqa: PLC0415
+  return flags.DEFINE_string("compile_cache", None, CACHE_HELP)
+
+
+def open_compile_cache(holder) -> None:
+  """Turns the cache the flag of `compile_cache_flag` names on, before anything compiles in `main`."""
+  use_compile_cache(compile_cache(holder.value))
 
 
 def compile_cache(flag: str | None, environ=os.environ) -> str:

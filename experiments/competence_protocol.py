@@ -33,8 +33,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
 _ACTIONS = flags.DEFINE_integer("actions", 0, "Also show, per replicate, the shares of the imitator's own "
                                 "choices over the rollout's last N steps beside its data's recorded greedy "
@@ -46,6 +49,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
+  cli.open_compile_cache(_CACHE)
   from cl_limits.stages import common, layout  # noqa: PLC0415
 
   from experiments import arm_rollouts  # noqa: PLC0415

@@ -41,8 +41,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source with labels='greedy').")
 _OUT = flags.DEFINE_string("out", None, "Directory for the rounds' figures, state and labelled rollouts.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "DAgger rounds.")
@@ -76,6 +79,7 @@ def _check_flags(rounds, rollouts, updates, per_segment) -> None:
 
 
 def main(_):
+  cli.open_compile_cache(_CACHE)
   import orbax.checkpoint as ocp  # noqa: PLC0415
 
   from cl_limits.analysis import replicates, stats  # noqa: PLC0415

@@ -23,9 +23,11 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from cl_limits.analysis.fidelity_floor import by_state
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _ARM = flags.DEFINE_string("arm", "", "The arm to analyse (default: the P1 arm, experiments.p1.arm).")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -86,6 +88,7 @@ def teacher_drift(config, workdir, env, parts, arm_index, num_seeds):
 
 def main(argv):
   del argv
+  cli.open_compile_cache(_CACHE)
   from cl_limits.imitation import fidelity as fidelity_lib  # noqa: PLC0415
   from cl_limits.stages import imitation as imitation_stage  # noqa: PLC0415
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415

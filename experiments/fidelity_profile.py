@@ -12,8 +12,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _BINS = flags.DEFINE_integer("bins", 10, "Ranges of window positions.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -28,6 +31,7 @@ def _means(kl, valid, keys, n):
 
 
 def main(argv):
+  cli.open_compile_cache(_CACHE)
   del argv
   from cl_limits.stages import common  # noqa: PLC0415
   from cl_limits.stages import imitation as imitation_stage  # noqa: PLC0415

@@ -18,8 +18,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose hybrid stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _ACTIONS = flags.DEFINE_enum("actions", "p2", ["p2", "evaluation"], "Whose actions: P2's (experiments.p2.protocol "
                              "where its source is 'own') or the evaluation section's (the stage's own).")
 _OUT = flags.DEFINE_string("out", "", "Also write the summary (JSON) here.")
@@ -27,6 +30,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
+  cli.open_compile_cache(_CACHE)
   from cl_limits.analysis import verdicts  # noqa: PLC0415
   from cl_limits.stages import common, hybrid, layout  # noqa: PLC0415
   from cl_limits.stages.base import ConfigError  # noqa: PLC0415

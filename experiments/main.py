@@ -12,10 +12,7 @@ from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it holds a run).")
-_CACHE = flags.DEFINE_string(
-    "compile_cache", None, "Persistent XLA compile cache: a directory, or '' for none. Default: "
-    "$JAX_COMPILATION_CACHE_DIR if set, else ~/.cache/cl_limits/jax. A second run of the same shapes (another "
-    "seed, a resume) reads its programs instead of compiling them; the programs, and so every number, are the same.")
+_CACHE = cli.compile_cache_flag()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,7 +25,7 @@ def run(only: tuple[str, ...] = ()) -> None:
     from cl_limits.stages.base import ConfigError  # noqa: PLC0415
     if not flags.FLAGS["verbosity"].present:   # progress is printed; library INFO logs (orbax) are noise
       logging.set_verbosity(logging.WARNING)
-    cli.use_compile_cache(cli.compile_cache(_CACHE.value))
+    cli.open_compile_cache(_CACHE)
     try:
       out = pipeline.run(_CONFIG.value, _WORKDIR.value, only=only, log=lambda line: print(line, flush=True))
     except (ConfigError, HistoryStoreError) as e:

@@ -22,8 +22,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose imitation stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _ARM = flags.DEFINE_string("arm", "ad_early", "The imitation arm (a P2 source).")
 _TASKS = flags.DEFINE_integer("tasks", 20, "How many of the teachers' training tasks (the first ones).")
 _EPSILONS = flags.DEFINE_string("epsilons", "", "Comma-separated exploration rates to play in turn (empty: the "
@@ -34,6 +37,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(_):
+  cli.open_compile_cache(_CACHE)
   from cl_limits.analysis import replicates  # noqa: PLC0415
   from cl_limits import comma_list  # noqa: PLC0415
   from cl_limits.histories import datasets  # noqa: PLC0415

@@ -35,8 +35,11 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:preset]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run directory whose P2 stage has finished.")
+_CACHE = cli.compile_cache_flag()
 _RANDOM = flags.DEFINE_integer("random_episodes", 400, "Random-policy episodes per training task.")
 _PATHS = flags.DEFINE_bool("paths", True, "Also re-run each P2 imitator's competence rollouts (the same "
                            "keys: the same rollouts) recording where it stood, and compare its paths from one "
@@ -177,6 +180,7 @@ def _fmt(x, digits: int = 2) -> str:
 
 
 def main(_):
+  cli.open_compile_cache(_CACHE)
   from cl_limits.analysis import curves  # noqa: PLC0415
   from cl_limits.stages import artifacts, common, layout  # noqa: PLC0415
   config, workdir = _CONFIG.value, _WORKDIR.value

@@ -208,7 +208,7 @@ def test_dagger_plays_a_game_whose_episodes_end_early(finished, tmp_path):
     assert at0[arm_name]["verdict"] and "competence" in at0[arm_name]
 
 
-def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(finished):
+def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(finished, tmp_path):
   # experiments/competence_protocol.py on a game whose episodes end early, under the run's own P2 protocol
   # (experiments.p2.protocol, not the evaluation section it reads its flags from): its gate must be the P2
   # stage's, and --actions prints, per replicate, the imitator's choice shares and its data's greedy ones,
@@ -230,8 +230,12 @@ def test_competence_protocol_plays_breakout_and_shows_each_replicates_choices(fi
   # ad_p15 (the P3 and hybrid arm) has no P2 gate: it plays the same rollout, here for --horizon steps
   # instead of one of its kept histories, scored against the run's random level, and says both; it is not
   # compared with a stage's gate.
-  res = subprocess.run(cmd + ["--arm=ad_p15", "--horizon=800"], capture_output=True, text=True, timeout=600)
+  # Its programs go to the compile cache its flag names, as every diagnostic's do (experiments/cli.py).
+  cache = tmp_path / "cache"
+  res = subprocess.run(cmd + ["--arm=ad_p15", "--horizon=800", f"--compile_cache={cache}"], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
   assert res.returncode == 0, res.stderr[-2000:]
+  assert cache.is_dir() and len(os.listdir(cache)) > 5
   out = res.stdout.splitlines()
   assert out[0].startswith("ad_p15: the competence gate on 1 training tasks, 800 steps, ")
   assert "  ad_p15 has no P2 competence gate: --horizon steps, the run's random level and threshold" in out
