@@ -15,14 +15,23 @@ run once to warm up and timed once more. Each is extrapolated to the config's wh
   imitation   the largest arm cap / updates_per_segment x one segment (arms stop earlier when their
               held-out fidelity stops improving: an upper bound); with --imitation_updates=N, a program of
               N updates is timed and scaled to the segment (for a CPU, where a segment is minutes)
-  rollouts    the P2 rows' horizons (horizon_factor x the cut's learner steps) and every P3 target's steps
-              (its total_steps, or the teachers'), at the timed steps per second of all replicates
+  rollouts    the P2 rows' horizons (horizon_factor x the cut's learner steps), every P3 target's steps
+              (its total_steps, or the teachers'), the evaluation table's (every arm, evaluation.episodes x
+              the episode cap per task) and P1's (prompted and from an empty context, p1.episodes x the cap
+              per task), at the timed steps per second of all replicates (the evaluation's arms as that
+              many batches of replicates)
+  hybrids     one act-and-learn segment (act_steps environment steps, then sgd_steps updates) of each
+              variant, every replicate on one task, times the segments of the hybrid stage (its horizon
+              cut to whole segments, on its tasks) and of each P3 target with `hybrid` on (its steps, on
+              p3.hybrid_tasks tasks); the segment is timed with its act phase cut to --rollout_steps, the
+              rest of its act steps counted at the frozen rollout's rate
 
 Every line is printed as it is measured and, with --out, the JSON is rewritten after each program, so a
 run stopped by a time limit keeps what it measured. Compile times are printed beside, not extrapolated.
-The hybrids (SGD in the loop), the evaluation table and P1 are not timed: in the Breakout CPU study they
-took 740 of 5,242 s (14%) on a 2-core machine, so the total is a lower bound on them and an upper bound on
-the imitation (docs/measurements.md, "What the Breakout study's hour is made of").
+What is not counted: the competence gates' rollouts (one kept history per row, a few percent of P2's
+horizon), the AD-epsilon histories' generation, the figures and checkpoints. The imitation is counted to
+its cap, where arms stop earlier when their held-out fidelity stops improving, so that part is an upper
+bound (docs/measurements.md, "What the Breakout study's hour is made of").
 """
 from __future__ import annotations
 
@@ -140,10 +149,65 @@ def time_rollouts(config, env, params) -> dict:
   p3 = config.experiments.p3
   p3_steps = sum((int(t.get("total_steps", 0) or 0) or total) * int(p3.num_tasks) for t in p3.targets.values()) \
       if str(p3.arm or "") else 0
+  cap = common.episode_cap(env)
+  ev, p1 = config.evaluation, config.experiments.p1
+  eval_steps = len(config.imitation.arms) * int(ev.episodes) * cap * len(common.heldout_tasks(config, env, int(ev.num_tasks))[1])
+  p1_steps = (2 * int(p1.episodes) * cap * (int(p1.num_tasks) or len(common.teacher_tasks(config, env)[1]))
+              if str(p1.get("arm", "") or "") else 0)
   per_s = horizon / t                      # steps per second of each of the r replicates, in parallel
   return {"first_s": first, "rollout_s": t, "steps_per_s_per_replicate": per_s,
           "p2_steps_per_replicate": p2_steps, "p3_steps_per_replicate": p3_steps,
-          "total_s": (p2_steps + p3_steps) / per_s}
+          "eval_steps_per_replicate": eval_steps, "p1_steps_per_replicate": p1_steps,
+          "total_s": (p2_steps + p3_steps + eval_steps + p1_steps) / per_s}
+
+
+def hybrid_segments(config) -> int:
+  """Act-and-learn segments each hybrid variant plays per replicate and task: the hybrid stage's (on its
+  num_tasks) and every P3 target's with `hybrid` on (on p3.hybrid_tasks)."""
+  from cl_limits.stages import common  # noqa: PLC0415
+  h = config.experiments.hybrid
+  act, total = int(h.learner.act_steps), int(config.teacher.dqn.total_steps)
+  cut = float(config.imitation.arms[str(h.arm)].fraction) * total           # one truncated history's learner steps
+  n = common.whole_segments(float(h.horizon_factor) * cut, act) // act * int(h.num_tasks)
+  p3 = config.experiments.p3
+  if str(p3.arm or ""):
+    for t in p3.targets.values():
+      if bool(t.get("hybrid", False)):
+        n += common.whole_segments(int(t.get("total_steps", 0) or 0) or total, act) // act * int(p3.hybrid_tasks)
+  return n
+
+
+def time_hybrids(config, env, params, per_s: float) -> dict:
+  """One segment of each hybrid variant, every replicate on one task (params [R, ...], untrained), with its
+  act phase cut to --rollout_steps: the segment's time is that plus its other act steps at the frozen
+  rollout's `per_s` steps per second per replicate (a GPU segment is 250,000 steps)."""
+  from cl_limits.rollouts import hybrid as hybrid_lib  # noqa: PLC0415
+  from cl_limits.rollouts import learners  # noqa: PLC0415
+  from cl_limits.rollouts import rollout as rollout_lib  # noqa: PLC0415
+  from cl_limits.stages import artifacts, common  # noqa: PLC0415
+  if not common.hybrid_enabled(config):
+    return {"total_s": 0.0}
+  h = config.experiments.hybrid
+  model = artifacts.build_model(config, env)
+  tasks, _ = common.heldout_tasks(config, env, 1)
+  keys = jax.random.split(jax.random.key(3), int(config.imitation.num_seeds))[:, None]
+  segments = hybrid_segments(config)
+  out = {"segments_per_variant": segments, "total_s": 0.0}
+  act = int(h.learner.act_steps)
+  timed = min(act, int(_ROLLOUT.value))
+  for v in common.hybrid_variants(h.variants, "experiments.hybrid.variants"):
+    cfg = h.learner.copy_and_resolve_references()
+    cfg.update(dict(adapter=learners.VARIANTS[v], act_steps=timed))
+    fn = hybrid_lib.make_batched_hybrid(model, env, cfg, 1, rollout_lib.episodes_for(env, timed),
+                                        **artifacts.protocol(config))
+    first, t, _ = _timed(fn, params, tasks, keys)
+    seg = t + (act - timed) / per_s
+    out[v] = {"first_s": first, "timed_act_steps": timed, "timed_s": t, "segment_s": seg, "total_s": segments * seg}
+    out["total_s"] += segments * seg
+  return out
+
+
+STAGES = ("teachers", "targets", "imitation", "rollouts", "hybrids")
 
 
 def _fields(res: dict) -> str:
@@ -166,7 +230,9 @@ def main(argv):
     return res
   for name, fn in (("teachers", lambda: time_teachers(config)), ("targets", lambda: time_targets(config)),
                    ("imitation", imitation),
-                   ("rollouts", lambda: time_rollouts(config, env, held["params"]))):
+                   ("rollouts", lambda: time_rollouts(config, env, held["params"])),
+                   ("hybrids", lambda: time_hybrids(config, env, held["params"],
+                                                    out["rollouts"]["steps_per_s_per_replicate"]))):
     res = fn()
     out[name] = res
     print(f"{name}: {_fields(res)}", flush=True)
@@ -176,10 +242,10 @@ def main(argv):
     if _OUT.value:
       with open(_OUT.value, "w") as f:
         json.dump(out, f, indent=1)
-  total = sum(out[k]["total_s"] for k in ("teachers", "targets", "imitation", "rollouts"))
+  total = sum(out[k]["total_s"] for k in STAGES)
   out["extrapolated_total_s"] = total
-  print(f"extrapolated total (teachers, P3 targets' DQNs, imitation, P2/P3 rollouts): {total / 60:,.1f} min",
-        flush=True)
+  print(f"extrapolated total (teachers, P3 targets' DQNs, imitation, evaluation / P1 / P2 / P3 rollouts, "
+        f"hybrids): {total / 60:,.1f} min", flush=True)
   if _OUT.value:
     with open(_OUT.value, "w") as f:
       json.dump(out, f, indent=1)

@@ -2,6 +2,7 @@
 skip and resume."""
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cl_limits.stages import pipeline
+from cl_limits.stages import outputs, pipeline
 from cl_limits.stages.base import ConfigError, changed_fields, field, read_fields
 from cl_limits.stages.pipeline import run as run_pipeline
 from experiments.configs import darkroom
@@ -640,11 +641,24 @@ def test_a_run_directory_says_which_config_commit_versions_and_device_made_it(fi
   assert p["latest"]["versions"]["jax"] == jax.__version__ and p["latest"]["device"]["count"] == jax.device_count()
   assert len(p["latest"]["commit"]) == 40 or p["latest"]["commit"].startswith("unknown")
   assert {"teachers", "imitation", "p2", "report"} <= set(p["steps"])
+  # Every step's wall time, recorded when it finished (the report's own after the report was written).
+  assert all(q["wall_s"] >= 0 for q in p["steps"].values()) and p["steps"]["teachers"]["wall_s"] > 0.5
   text = open(report).read()
   assert "## Provenance" in text and p["latest"]["commit"][:12] in text
+  timed = next(ln for ln in text.splitlines() if ln.startswith("Wall time of each step"))
+  assert f"teachers {outputs.minutes(p['steps']['teachers']['wall_s'])}; " in timed and " report " not in timed
   log = open(os.path.join(workdir, "log.txt")).read().splitlines()
   assert any(line.split(" ", 1)[1] == logs[0] for line in log)            # the same lines, timestamped
   assert any("[pipeline] commit " in line for line in log)
+  done = [ln.split(" ", 1)[1] for ln in log if "[pipeline] " in ln and ": done in " in ln]
+  assert re.fullmatch(r"\[pipeline\] teachers: done in (\d+ min )?\d+ s \(step 1 of \d+ to run; .* since the first\)",
+                      done[0]), done[0]
+  assert any(ln.startswith("[pipeline] report: done in ") for ln in done)
+
+
+def test_minutes_reads_as_a_person_writes_a_duration():
+  assert [outputs.minutes(x) for x in (0, 41.4, 65, 725, 3600, 4113.4)] == [
+      "0 s", "41 s", "1 min 5 s", "12 min 5 s", "1 h 0 min 0 s", "1 h 8 min 33 s"]
 
 
 def test_the_main_job_ends_with_its_verdicts(finished):

@@ -258,6 +258,24 @@ def test_chunked_rollout_equals_one_scan(two_layer, chunks):
   np.testing.assert_array_equal(np.asarray(got.num_episodes), np.asarray(one.num_episodes))
 
 
+def test_a_rollout_that_counts_episodes_stops_once_every_rollout_has_them(two_layer):
+  """until_episodes=2 (of the horizon's 5): the run stops after the chunk in which the last rollout ends
+  its 2nd episode, and those episodes are the whole horizon's, bit for bit; later ones are not played."""
+  env, model, params, tasks, keys = _batched_inputs(two_layer)
+  roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=10, greedy=False)      # chunks of 5 steps
+  full = jax.device_get(chunked.run_chunked(roll, params, tasks, keys))
+  logs = []
+  got = jax.device_get(chunked.run_chunked(roll, params, tasks, keys, until_episodes=2, log=logs.append))
+  assert logs == ["rollout: every rollout has finished 2 episodes by step 20 of 50"]      # 10-step episodes
+  assert np.asarray(full.num_episodes).min() == 5 and (np.asarray(got.num_episodes) == 2).all()
+  for field in ("episode_return", "episode_end"):
+    np.testing.assert_array_equal(np.asarray(getattr(got, field))[..., :2], np.asarray(getattr(full, field))[..., :2])
+  assert np.isnan(np.asarray(got.episode_return)[..., 2:]).all() and np.isfinite(np.asarray(full.episode_return)[..., :5]).all()
+  # Not yet there at the horizon's end: the whole horizon, as without it.
+  again = jax.device_get(chunked.run_chunked(roll, params, tasks, keys, until_episodes=6))
+  np.testing.assert_array_equal(np.asarray(again.episode_return), np.asarray(full.episode_return))
+
+
 class _Killed(Exception):
   pass
 

@@ -226,6 +226,11 @@ def provenance_section(workdir) -> list[str]:
   if by_commit:
     lines += ["Steps by the commit that ran them: " + "; ".join(f"{c}: {', '.join(s)}" for c, s in by_commit.items())
               + ".", ""]
+  timed = [(step, q["wall_s"]) for step, q in p.get("steps", {}).items() if "wall_s" in q]
+  if timed:
+    lines += ["Wall time of each step, in the invocation that finished it (a resumed step: its last part): "
+              + "; ".join(f"{step} {outputs.minutes(t)}" for step, t in timed)
+              + f"; {outputs.minutes(sum(t for _, t in timed))} in all.", ""]
   return lines
 
 

@@ -162,13 +162,18 @@ def after_chunk(label: str, t: int, horizon: int) -> None:
 
 def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *, checkpoint: str | None = None,
                 checkpoint_seconds: float = 60.0, progress_seconds: float = 10.0, log=None,
-                label: str = "rollout") -> RolloutResult:
+                label: str = "rollout", until_episodes: int = 0) -> RolloutResult:
   """Runs `roll` chunk by chunk from the host: a progress line with the ETA at most every
   `progress_seconds`, and (with `checkpoint`, a file path) the carry -- KV caches, environment states,
   episode records -- saved at most every `checkpoint_seconds` and after the last chunk, so a killed run
   resumes from its last checkpoint. A checkpoint is used only when it was made from the same inputs
   (params, tasks, keys, prompts, horizon, chunking and action protocol); the result is the same as one
-  uninterrupted scan."""
+  uninterrupted scan.
+
+  until_episodes=N > 0: stop after the first chunk by whose end every rollout has finished N episodes (a
+  horizon of N x the episode cap, for stages that count episodes, is mostly steps after the N-th episode
+  where episodes end early). The first N episodes are the whole horizon's, bit for bit (a step depends only
+  on the steps before it); later episodes are not played, so their slots stay empty."""
   args = (params, env_params, keys) + ((prompts,) if prompts is not None else ())
   t, carry, fp = 0, None, ""
   if checkpoint:
@@ -187,18 +192,25 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
   elif roll.first is None:
     carry = roll.init(*args)
   start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
-  while t < roll.horizon:
+
+  def enough(c) -> bool:
+    return until_episodes > 0 and c is not None and int(np.min(jax.device_get(roll.finish(c).num_episodes))) >= until_episodes
+  done = enough(carry)
+  while t < roll.horizon and not done:
     # Wait for the chunk: dispatch is asynchronous, and the clock must see the work, not the queueing.
     carry = jax.block_until_ready(roll.first(*args) if carry is None else      # the first chunk, with init
                                   roll.advance(params, env_params, keys, carry, jnp.int32(t)))
     t = min(t + roll.chunk, roll.horizon)
+    done = enough(carry)
     now = time.time()
     if start_t is None:
       start_t, t_start = t, now
-    if checkpoint and (t >= roll.horizon or now - last_save >= checkpoint_seconds):
+    if done and log and t < roll.horizon:
+      log(f"{label}: every rollout has finished {until_episodes} episodes by step {t:,} of {roll.horizon:,}")
+    if checkpoint and (t >= roll.horizon or done or now - last_save >= checkpoint_seconds):
       _save(checkpoint, t, fp, carry)
       last_save = time.time()
-    if log and t < roll.horizon and now - last_log >= progress_seconds:
+    if log and t < roll.horizon and not done and now - last_log >= progress_seconds:
       rate = (t - start_t) / (now - t_start) if t > start_t else (t - t0) / max(now - t_first, 1e-9)
       log(f"{label}: step {t:,} of {roll.horizon:,} ({100 * t / roll.horizon:.0f}%), "
           f"{now - t_first:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
@@ -216,14 +228,15 @@ def options(settings) -> dict:
 
 def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None, *, settings=None,
                 greedy: bool = True, temperature: float = 1.0, epsilon: float = 0.0, epsilon_decay: int = 0,
-                max_episodes: int | None = None,
+                max_episodes: int | None = None, until_episodes: int = 0,
                 checkpoint: str | None = None, log=None, label: str = "rollout") -> RolloutResult:
   """What the stages call: `make_batched_rollout(...)(params, env_params, keys[, prompts])`, run in
   `settings.chunks` chunks (the config's `experiments.rollout`: chunks, checkpoint_seconds,
-  progress_seconds; None: one chunk, silent) with progress and an optional checkpoint file."""
+  progress_seconds; None: one chunk, silent) with progress and an optional checkpoint file; with
+  `until_episodes`, only until every rollout has finished that many episodes (`run_chunked`)."""
   opts = options(settings)
   roll = make_chunked_rollout(model, env, horizon, max_episodes or episodes_for(env, horizon),
                               chunks=opts.pop("chunks"), greedy=greedy, temperature=temperature,
                               prompted=prompts is not None, epsilon=epsilon, epsilon_decay=epsilon_decay)
   return jax.device_get(run_chunked(roll, params, env_params, keys, prompts, checkpoint=checkpoint, log=log,
-                                    label=label, **opts))
+                                    label=label, until_episodes=until_episodes, **opts))

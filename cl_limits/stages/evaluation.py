@@ -63,8 +63,9 @@ def run(step, log=print) -> None:
       "carried across episodes from an empty start")
   t0 = time.time()
   res = chunked.run_batched(model, env, horizon, params, tasks, keys, settings=common.rollout_settings(config),
-                            log=log, label="[evaluate]", **artifacts.protocol(config))
-  log(f"[evaluate] {num_models * num_tasks * horizon:,} env steps in {time.time() - t0:.1f}s (with compilation)")
+                            log=log, label="[evaluate]", until_episodes=episodes, **artifacts.protocol(config))
+  log(f"[evaluate] {num_models * num_tasks:,} rollouts of {episodes} episodes in {time.time() - t0:.1f}s "
+      "(with compilation)")
   shape = (len(arms), num_seeds, num_tasks, -1)
   rets = np.asarray(res.episode_return).reshape(shape)[..., :episodes]
   ends = np.asarray(res.episode_end).reshape(shape)[..., :episodes]

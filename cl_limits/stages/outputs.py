@@ -216,3 +216,10 @@ def tee(log, path: str):
     with open(path, "a") as f:
       f.write(f"{datetime.datetime.now().isoformat(timespec='seconds')} {line}\n")
   return out
+
+
+def minutes(seconds: float) -> str:
+  """`1 h 8 min 33 s`, `12 min 5 s`, `41 s`."""
+  s = int(round(seconds))
+  h, m = s // 3600, s % 3600 // 60
+  return " ".join(f"{v} {u}" for v, u in ((h, "h"), (m, "min"), (s % 60, "s")) if v or u == "s" or (h and u == "min"))

@@ -153,7 +153,7 @@ def run(step, log=print) -> None:
   for mode in ("prompted", "empty"):
     res = chunked.run_batched(model, env, horizon, params, tasks, keys, prompt if mode == "prompted" else None,
                               settings=common.rollout_settings(config), log=log, label=f"[p1] {name} {mode}",
-                              **actions)
+                              until_episodes=episodes, **actions)
     rets = np.asarray(res.episode_return)[..., :episodes]                             # [R, K, E]
     late = stats.episode_window_mean(rets, episodes - n_late, episodes)                # [R, K]
     summary["modes"][mode] = _score(late, finals)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from cl_limits.stages import common, evaluation, hybrid, imitation, layout, outputs, p1, p2, p3, report, sensitivity
 from cl_limits.stages import teachers
@@ -185,6 +186,7 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
     log(f"[pipeline] commit {prov['commit'][:12]}{' (uncommitted changes)' if prov['dirty'] else ''}, "
         f"jax {prov['versions']['jax']}, {prov['device']['count']} x {prov['device']['kind']}; "
         f"config: {layout.path(workdir, layout.CONFIG)}")
+  t_start, n_done = time.time(), 0
   for s in steps:
     action, reason, *_ = actions[s.id]
     if needed is not None and s.id not in needed:
@@ -209,7 +211,13 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
     record["steps"][s.id] = prov
     outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
     layout.link(s.args.get("links", {}))
+    t0 = time.time()
     s.stage.run(s.scoped(), log)
+    n_done += 1
+    record["steps"][s.id] = {**prov, "wall_s": round(time.time() - t0, 1)}     # the invocation that finished it
+    outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
+    log(f"[pipeline] {s.id}: done in {outputs.minutes(time.time() - t0)} (step {n_done} of {len(runs)} to run; "
+        f"{outputs.minutes(time.time() - t_start)} since the first)")
   return final
 
 
