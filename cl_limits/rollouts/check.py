@@ -16,7 +16,6 @@ def make_check(model, env, tasks, episodes: int, ep_len: int, augment_per_model,
   min(3, episodes) episodes over the tasks [K], per model; augment_per_model [M] bool. The rollouts run in
   `episodes` chunks of `ep_len` steps and stop after the first by whose end every one has finished
   `episodes` episodes (`chunked.run_chunked`)."""
-  chunks = episodes
   from cl_limits.envs import wrappers  # noqa: PLC0415
   horizon = episodes * ep_len
   num_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
@@ -25,7 +24,7 @@ def make_check(model, env, tasks, episodes: int, ep_len: int, augment_per_model,
   if flags.any():
     aug_env = wrappers.augmented(env)
     groups.append((np.flatnonzero(flags), aug_env, wrappers.sample_augmented(aug_env, aug_key, tasks)))
-  groups = [(idx, chunked.make_chunked_rollout(model, e, horizon, rollout_lib.episodes_for(e, horizon), chunks=chunks,
+  groups = [(idx, chunked.make_chunked_rollout(model, e, horizon, rollout_lib.episodes_for(e, horizon), chunks=episodes,
                                                greedy=greedy, temperature=temperature, epsilon=epsilon,
                                                epsilon_decay=epsilon_decay), t)
             for idx, e, t in groups if len(idx)]

@@ -213,11 +213,11 @@ def run(config, workdir: str, log=print, only: tuple[str, ...] = ()) -> str:
     layout.link(s.args.get("links", {}))
     t0 = time.time()
     s.stage.run(s.scoped(), log)
-    n_done += 1
-    record["steps"][s.id] = {**prov, "wall_s": round(time.time() - t0, 1)}     # the invocation that finished it
+    n_done, now = n_done + 1, time.time()
+    record["steps"][s.id] = {**prov, "wall_s": round(now - t0, 1)}     # the invocation that finished it
     outputs.write_json(layout.path(workdir, layout.PROVENANCE), record)
-    log(f"[pipeline] {s.id}: done in {outputs.minutes(time.time() - t0)} (step {n_done} of {len(runs)} to run; "
-        f"{outputs.minutes(time.time() - t_start)} since the first)")
+    log(f"[pipeline] {s.id}: done in {outputs.minutes(now - t0)} (step {n_done} of {len(runs)} to run; "
+        f"{outputs.minutes(now - t_start)} since the first)")
   return final
 
 
