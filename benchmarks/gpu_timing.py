@@ -19,7 +19,8 @@ run once to warm up and timed once more. Each is extrapolated to the config's wh
               (its total_steps, or the teachers'), the evaluation table's (every arm, evaluation.episodes x
               the episode cap per task) and P1's (prompted and from an empty context, p1.episodes x the cap
               per task), at the timed steps per second of all replicates (the evaluation's arms as that
-              many batches of replicates)
+              many batches of replicates); the evaluation and P1 stop once every rollout has its
+              episodes, so their part is an upper bound where episodes end before the cap
   hybrids     one act-and-learn segment (act_steps environment steps, then sgd_steps updates) of each
               variant, every replicate on one task, times the segments of the hybrid stage (its horizon
               cut to whole segments, on its tasks) and of each P3 target with `hybrid` on (its steps, on
@@ -151,7 +152,8 @@ def time_rollouts(config, env, params) -> dict:
       if str(p3.arm or "") else 0
   cap = common.episode_cap(env)
   ev, p1 = config.evaluation, config.experiments.p1
-  eval_steps = len(config.imitation.arms) * int(ev.episodes) * cap * len(common.heldout_tasks(config, env, int(ev.num_tasks))[1])
+  eval_tasks = len(common.heldout_tasks(config, env, int(ev.num_tasks))[1])
+  eval_steps = len(config.imitation.arms) * int(ev.episodes) * cap * eval_tasks
   p1_steps = (2 * int(p1.episodes) * cap * (int(p1.num_tasks) or len(common.teacher_tasks(config, env)[1]))
               if str(p1.get("arm", "") or "") else 0)
   per_s = horizon / t                      # steps per second of each of the r replicates, in parallel

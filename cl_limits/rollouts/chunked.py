@@ -194,7 +194,9 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
   start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
 
   def enough(c) -> bool:
-    return until_episodes > 0 and c is not None and int(np.min(jax.device_get(roll.finish(c).num_episodes))) >= until_episodes
+    if until_episodes <= 0 or c is None:
+      return False
+    return int(np.min(jax.device_get(roll.finish(c).num_episodes))) >= until_episodes
   done = enough(carry)
   while t < roll.horizon and not done:
     # Wait for the chunk: dispatch is asynchronous, and the clock must see the work, not the queueing.
