@@ -307,3 +307,45 @@ def test_killed_chunked_rollout_resumes_from_its_checkpoint(two_layer, tmp_path,
   other = jax.random.split(jax.random.key(6), 6).reshape(2, 3)
   chunked.run_chunked(roll, params, tasks, other, checkpoint=path, log=logs.append)
   assert any("not used (made from other inputs)" in line for line in logs), logs
+
+
+def test_models_split_into_groups_of_one_size_the_last_padded():
+  got = [i.tolist() for i in chunked.split_models(5, 2)]
+  assert got == [[0, 1, 2], [3, 4, 4]]
+  assert [i.tolist() for i in chunked.split_models(14, 2)] == [list(range(7)), list(range(7, 14))]
+  assert [i.tolist() for i in chunked.split_models(3, 8)] == [[0], [1], [2]]
+  assert [i.tolist() for i in chunked.split_models(4, 1)] == [[0, 1, 2, 3]]
+  assert chunked.auto_groups(3) == 3
+  assert chunked.auto_groups(0) == 1         # the tests' 4 virtual CPU devices: the models are sharded instead
+
+
+def test_grouped_rollout_equals_one_group_and_resumes_across_group_counts(two_layer, tmp_path, monkeypatch):
+  """Three models run in two threaded groups (2 + 1, padded to 2 + 2) give the one-group result to the bit,
+  also when they stop at a count of episodes; a grouped run killed after its second chunk resumes, in one
+  group, from the joined checkpoint to the same result."""
+  env, model, params, tasks, keys = _batched_inputs(two_layer)
+  params3 = jax.tree.map(lambda x: jnp.concatenate([x, 0.25 * x[:1]]), params)
+  keys3 = jax.random.split(jax.random.key(7), 9).reshape(3, 3)
+  roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False)
+  one = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3))
+  two = chunked.run_chunked(roll, params3, tasks, keys3, groups=2)
+  assert np.nansum(np.asarray(one.episode_return)) > 0
+  for f in ("episode_return", "episode_end", "num_episodes"):
+    assert np.shape(getattr(two, f)) == np.shape(getattr(one, f))
+    np.testing.assert_array_equal(np.asarray(getattr(two, f)), np.asarray(getattr(one, f)), err_msg=f)
+  stop1 = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3, until_episodes=2))
+  stop2 = chunked.run_chunked(roll, params3, tasks, keys3, until_episodes=2, groups=3)
+  np.testing.assert_array_equal(np.asarray(stop2.episode_return), np.asarray(stop1.episode_return))
+  path = str(tmp_path / "roll.npz")
+
+  def kill(label, t, horizon):
+    if t == 2 * roll.chunk:
+      raise _Killed
+  monkeypatch.setattr(chunked, "after_chunk", kill)
+  with pytest.raises(_Killed):
+    chunked.run_chunked(roll, params3, tasks, keys3, checkpoint=path, checkpoint_seconds=0, groups=2)
+  monkeypatch.undo()
+  logs = []
+  got = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3, checkpoint=path, log=logs.append))
+  assert any("resuming from its checkpoint at step 20" in line for line in logs), logs
+  np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(one.episode_return))

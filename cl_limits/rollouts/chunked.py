@@ -6,6 +6,13 @@ and saving the carry (KV caches, environment states, episodes so far) between ch
 same however the steps are chunked, so the result equals one scan step for step. `run_batched` is what the
 stages call, with the config's `experiments.rollout` settings. `make_chunked_hybrid` does the same for the
 hybrid learner (rollouts/hybrid.py), in chunks of whole segments (act, then SGD).
+
+On a CPU, `run_chunked` can split the models into `groups` and run each group's chunk in its own thread.
+A batched step over one device's models is latency-bound there (each step reads every model's weights, and
+XLA spreads one step's small products poorly over the cores), so two groups on two cores run the Breakout
+study's rollouts about 1.8x faster. A frozen model's rollout is computed alone whatever batch it is in, so
+the result is the same to the bit (tested). A hybrid's is not: its SGD compiled for fewer models rounds
+otherwise (measured: one model's returns moved after the first update), so hybrids run in one group.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import hashlib
 import io
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import jax
@@ -160,9 +168,33 @@ def after_chunk(label: str, t: int, horizon: int) -> None:
   del label, t, horizon
 
 
+def split_models(num_models: int, groups: int) -> list[np.ndarray]:
+  """Indices of `num_models` models in at most `groups` contiguous groups of one size, the last padded by
+  repeating the last model (its copies are dropped when the groups are joined): 5 in 2 -> [0 1 2], [3 4 4]."""
+  g = max(1, min(int(groups), int(num_models)))
+  size = -(-int(num_models) // g)
+  return [np.minimum(np.arange(lo, lo + size), num_models - 1) for lo in range(0, num_models, size)]
+
+
+def auto_groups(groups: int) -> int:
+  """`groups` as asked; 0: one per CPU core when the computation runs on one CPU device, else 1 (a GPU, or
+  models already sharded over several devices)."""
+  if int(groups) > 0:
+    return int(groups)
+  if jax.default_backend() != "cpu" or jax.device_count() > 1:
+    return 1
+  return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _join(parts, num_models: int):
+  """The groups' trees joined on the model axis, the padding dropped (numpy)."""
+  parts = jax.device_get(parts)
+  return jax.tree.map(lambda *xs: np.concatenate(xs)[:num_models], *parts)
+
+
 def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *, checkpoint: str | None = None,
                 checkpoint_seconds: float = 60.0, progress_seconds: float = 10.0, log=None,
-                label: str = "rollout", until_episodes: int = 0) -> RolloutResult:
+                label: str = "rollout", until_episodes: int = 0, groups: int = 1) -> RolloutResult:
   """Runs `roll` chunk by chunk from the host: a progress line with the ETA at most every
   `progress_seconds`, and (with `checkpoint`, a file path) the carry -- KV caches, environment states,
   episode records -- saved at most every `checkpoint_seconds` and after the last chunk, so a killed run
@@ -173,8 +205,17 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
   until_episodes=N > 0: stop after the first chunk by whose end every rollout has finished N episodes (a
   horizon of N x the episode cap, for stages that count episodes, is mostly steps after the N-th episode
   where episodes end early). The first N episodes are the whole horizon's, bit for bit (a step depends only
-  on the steps before it); later episodes are not played, so their slots stay empty."""
+  on the steps before it); later episodes are not played, so their slots stay empty.
+
+  groups=G > 1: the models (the leading axis of params, keys and prompts) run in G groups, each group's
+  chunk in its own thread (`split_models`); checkpoints hold the joined carry, so a run resumes with any G.
+  The result is the one-group result to the bit."""
   args = (params, env_params, keys) + ((prompts,) if prompts is not None else ())
+  num_models = int(np.shape(keys)[0])
+  idx = split_models(num_models, groups)
+  if len(idx) > 1:
+    return _run_groups(roll, args, idx, num_models, checkpoint=checkpoint, checkpoint_seconds=checkpoint_seconds,
+                       progress_seconds=progress_seconds, log=log, label=label, until_episodes=until_episodes)
   t, carry, fp = 0, None, ""
   if checkpoint:
     fp = _fingerprint(roll, *args)
@@ -221,11 +262,66 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
   return roll.finish(carry)
 
 
+def _run_groups(roll, args, idx, num_models, *, checkpoint, checkpoint_seconds, progress_seconds, log, label,
+                until_episodes):
+  """run_chunked with the models in groups (`idx`), each group's chunk run in its own thread."""
+  pick = lambda i: (jax.tree.map(lambda x: x[i], args[0]), args[1], args[2][i]) + \
+      ((jax.tree.map(lambda x: x[i], args[3]),) if len(args) > 3 else ())
+  sub = [pick(i) for i in idx]
+  t, carries, fp = 0, None, ""
+  if checkpoint:
+    fp = _fingerprint(roll, *args)
+    t, got = _load(checkpoint, fp, jax.eval_shape(roll.init, *args))
+    if t is None:
+      if got and log:
+        log(f"{label}: checkpoint {checkpoint} not used ({got}); starting from step 0")
+      t, got = 0, None
+    elif log:
+      log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
+    if got is not None:
+      carries = [jax.device_put(jax.tree.map(lambda x, i=i: x[i], got)) for i in idx]
+  if carries is None and roll.first is None:
+    carries = [roll.init(*a) for a in sub]
+  t0, t_first, last_log, last_save = t, time.time(), time.time(), time.time()
+  start_t, t_start = None, None
+
+  def enough(cs) -> bool:
+    if until_episodes <= 0 or cs is None:
+      return False
+    return min(int(np.min(jax.device_get(roll.finish(c).num_episodes))) for c in cs) >= until_episodes
+
+  def chunk(g, t_now):
+    a, c = sub[g], (None if carries is None else carries[g])
+    return jax.block_until_ready(roll.first(*a) if c is None else roll.advance(a[0], a[1], a[2], c, jnp.int32(t_now)))
+
+  done = enough(carries)
+  with ThreadPoolExecutor(len(idx)) as pool:
+    while t < roll.horizon and not done:
+      carries = list(pool.map(lambda g, t_now=t: chunk(g, t_now), range(len(idx))))
+      t = min(t + roll.chunk, roll.horizon)
+      done = enough(carries)
+      now = time.time()
+      if start_t is None:
+        start_t, t_start = t, now
+      if done and log and t < roll.horizon:
+        log(f"{label}: every rollout has finished {until_episodes} episodes by step {t:,} of {roll.horizon:,}")
+      if checkpoint and (t >= roll.horizon or done or now - last_save >= checkpoint_seconds):
+        _save(checkpoint, t, fp, _join(carries, num_models))
+        last_save = time.time()
+      if log and t < roll.horizon and not done and now - last_log >= progress_seconds:
+        rate = (t - start_t) / (now - t_start) if t > start_t else (t - t0) / max(now - t_first, 1e-9)
+        log(f"{label}: step {t:,} of {roll.horizon:,} ({100 * t / roll.horizon:.0f}%), "
+            f"{now - t_first:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
+        last_log = time.time()
+      after_chunk(label, t, roll.horizon)
+  return _join([roll.finish(c) for c in carries], num_models)
+
+
 def options(settings) -> dict:
   """The config's `experiments.rollout` as run_chunked's keywords plus "chunks" (None: one chunk, silent)."""
   get = (lambda k, d: settings.get(k, d)) if settings is not None else (lambda k, d: d)
   return dict(chunks=int(get("chunks", 1)), checkpoint_seconds=float(get("checkpoint_seconds", 60.0)),
-              progress_seconds=float(get("progress_seconds", 10.0)))
+              progress_seconds=float(get("progress_seconds", 10.0)), groups=auto_groups(int(get("groups", 1))))
 
 
 def run_batched(model, env, horizon: int, params, env_params, keys, prompts=None, *, settings=None,

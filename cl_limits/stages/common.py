@@ -24,6 +24,8 @@ def validate_rollout(config) -> None:
   if rollout_settings(config) is None:
     return
   positive_int(config, f"{ROLLOUT}.chunks")
+  if "groups" in rollout_settings(config):
+    positive_int(config, f"{ROLLOUT}.groups", minimum=0)
   for f in ("progress_seconds", "checkpoint_seconds"):
     in_range(config, f"{ROLLOUT}.{f}", 0.0, float("inf"))
 

@@ -175,8 +175,10 @@ def rollout_settings() -> ml_collections.ConfigDict:
   caches, environment states, episodes so far; a hybrid's weights, optimiser and buffer) to
   <workdir>/{p2,hybrid}/partial/ at most every `checkpoint_seconds`, so a killed stage resumes mid-rollout.
   A frozen rollout's result does not depend on `chunks`; a hybrid's equals its one-scan run to float
-  rounding in the SGD after the first chunk (chunks=1: exactly)."""
-  return ml_collections.ConfigDict(dict(chunks=20, progress_seconds=30.0, checkpoint_seconds=60.0))
+  rounding in the SGD after the first chunk (chunks=1: exactly). `groups`: the models split into that many
+  groups, each run in its own thread (0: one per CPU core on a single CPU device, else 1); the result does
+  not depend on it (`chunked.run_chunked`)."""
+  return ml_collections.ConfigDict(dict(chunks=20, progress_seconds=30.0, checkpoint_seconds=60.0, groups=0))
 
 
 def experiments(**overrides):
