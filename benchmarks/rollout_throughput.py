@@ -15,6 +15,10 @@ timed run after compiling) and printed on both horizons' lines; the cached rollo
 `--shapes=breakout`: MinAtar Breakout and the Breakout study's model (experiments/configs/breakout.py).
 `--models`: each rollout has its own weights, as in the stages (one imitator per replicate); without it one
 model is shared by every rollout, which reads its weights once per step for the whole batch.
+`--groups=1,2`: with `--models`, also the stages' driver (`chunked.run_chunked`, one chunk) with the models in
+that many threaded groups (`experiments.rollout.groups`), at the short horizon, one line per count:
+  groups=2 horizon=2000 steps_per_s=... seconds=... same_returns=True
+(`same_returns`: every episode return equals the one-group run's).
 gflop_per_s / gb_per_s: one cached step's FLOPs and bytes from `compiled.cost_analysis()` (a one-step
 rollout: its scan body is counted once) times the cached steps/s, with their fractions of this machine's
 measured matmul rate and memory bandwidth (benchmarks/machine.py).
@@ -30,6 +34,7 @@ from absl import app, flags
 from cl_limits import envs
 from cl_limits.imitation import learner as learner_lib
 from cl_limits.models.transformer import Tokens
+from cl_limits.rollouts import chunked
 from cl_limits.rollouts import rollout as rollout_lib
 import machine  # benchmarks/machine.py, beside this script
 from experiments.configs import breakout, darkroom
@@ -40,6 +45,7 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Parallel rollouts (tasks), vmapped.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (best is reported).")
 _NAIVE_STEPS = flags.DEFINE_integer("naive_steps", 400, "Steps over which the naive rollout is timed.")
 _SHAPES = flags.DEFINE_enum("shapes", "darkroom", ["darkroom", "breakout"], "whose env and model")
+_GROUPS = flags.DEFINE_list("groups", [], "with --models: threaded model groups to time through run_chunked")
 _MODELS = flags.DEFINE_bool("models", False, "one model per rollout (the stages' layout: a replicate's own "
                             "imitator), instead of one model shared by every rollout")
 
@@ -100,6 +106,24 @@ def main(argv):
             f"naive_steps_per_s={naive:.0f} seconds={secs:.3f} gflop_per_s={flops * per_s / 1e9:.3f} "
             f"({flops * per_s / peak:.1%} of matmul) gb_per_s={nbytes * per_s / 1e9:.2f} "
             f"({nbytes * per_s / bw:.0%} of bandwidth)", flush=True)
+    if _MODELS.value and _GROUPS.value:
+      _time_groups(model, env, tasks, params, keys)
+
+
+def _time_groups(model, env, tasks, params, keys):
+  """The stages' driver on [models, 1 task]: one group against `--groups` threaded groups."""
+  h = _HORIZON.value
+  roll = chunked.make_chunked_rollout(model, env, h, rollout_lib.episodes_for(env, h), chunks=1)
+  one_task = jax.tree.map(lambda x: np.asarray(x)[:1], tasks)
+  keys2 = keys[:, None]
+  base = None
+  for g in [1] + [int(x) for x in _GROUPS.value if int(x) != 1]:
+    run = lambda g=g: chunked.run_chunked(roll, params, one_task, keys2, groups=g)
+    secs = _time(run, repeats=_REPEATS.value)
+    ret = np.asarray(jax.device_get(run().episode_return))
+    base = ret if base is None else base
+    print(f"groups={g} horizon={h} steps_per_s={h * _BATCH.value / secs:.0f} seconds={secs:.3f} "
+          f"same_returns={np.array_equal(ret, base, equal_nan=True)}", flush=True)
 
 
 if __name__ == "__main__":
