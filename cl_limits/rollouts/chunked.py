@@ -209,65 +209,14 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
 
   groups=G > 1: the models (the leading axis of params, keys and prompts) run in G groups, each group's
   chunk in its own thread (`split_models`); checkpoints hold the joined carry, so a run resumes with any G.
-  The result is the one-group result to the bit."""
+  A frozen rollout's result is the one-group result to the bit."""
   args = (params, env_params, keys) + ((prompts,) if prompts is not None else ())
   num_models = int(np.shape(keys)[0])
   idx = split_models(num_models, groups)
-  if len(idx) > 1:
-    return _run_groups(roll, args, idx, num_models, checkpoint=checkpoint, checkpoint_seconds=checkpoint_seconds,
-                       progress_seconds=progress_seconds, log=log, label=label, until_episodes=until_episodes)
-  t, carry, fp = 0, None, ""
-  if checkpoint:
-    fp = _fingerprint(roll, *args)
-    t, got = _load(checkpoint, fp, jax.eval_shape(roll.init, *args))
-    if t is None:
-      if got and log:
-        log(f"{label}: checkpoint {checkpoint} not used ({got}); starting from step 0")
-      t, got = 0, None
-    elif log:
-      log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
-    carry = got
-  t0, t_first, last_log, last_save = t, time.time(), time.time(), time.time()
-  if carry is not None:
-    carry = jax.device_put(carry)
-  elif roll.first is None:
-    carry = roll.init(*args)
-  start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
-
-  def enough(c) -> bool:
-    if until_episodes <= 0 or c is None:
-      return False
-    return int(np.min(jax.device_get(roll.finish(c).num_episodes))) >= until_episodes
-  done = enough(carry)
-  while t < roll.horizon and not done:
-    # Wait for the chunk: dispatch is asynchronous, and the clock must see the work, not the queueing.
-    carry = jax.block_until_ready(roll.first(*args) if carry is None else      # the first chunk, with init
-                                  roll.advance(params, env_params, keys, carry, jnp.int32(t)))
-    t = min(t + roll.chunk, roll.horizon)
-    done = enough(carry)
-    now = time.time()
-    if start_t is None:
-      start_t, t_start = t, now
-    if done and log and t < roll.horizon:
-      log(f"{label}: every rollout has finished {until_episodes} episodes by step {t:,} of {roll.horizon:,}")
-    if checkpoint and (t >= roll.horizon or done or now - last_save >= checkpoint_seconds):
-      _save(checkpoint, t, fp, carry)
-      last_save = time.time()
-    if log and t < roll.horizon and not done and now - last_log >= progress_seconds:
-      rate = (t - start_t) / (now - t_start) if t > start_t else (t - t0) / max(now - t_first, 1e-9)
-      log(f"{label}: step {t:,} of {roll.horizon:,} ({100 * t / roll.horizon:.0f}%), "
-          f"{now - t_first:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
-      last_log = time.time()
-    after_chunk(label, t, roll.horizon)
-  return roll.finish(carry)
-
-
-def _run_groups(roll, args, idx, num_models, *, checkpoint, checkpoint_seconds, progress_seconds, log, label,
-                until_episodes):
-  """run_chunked with the models in groups (`idx`), each group's chunk run in its own thread."""
-  pick = lambda i: (jax.tree.map(lambda x: x[i], args[0]), args[1], args[2][i]) + \
-      ((jax.tree.map(lambda x: x[i], args[3]),) if len(args) > 3 else ())
-  sub = [pick(i) for i in idx]
+  one = len(idx) == 1
+  pick = lambda tree, i: tree if one else jax.tree.map(lambda x: x[i], tree)
+  sub = [(pick(params, i), env_params, pick(keys, i)) + ((pick(prompts, i),) if prompts is not None else ())
+         for i in idx]
   t, carries, fp = 0, None, ""
   if checkpoint:
     fp = _fingerprint(roll, *args)
@@ -279,25 +228,26 @@ def _run_groups(roll, args, idx, num_models, *, checkpoint, checkpoint_seconds, 
     elif log:
       log(f"{label}: resuming from its checkpoint at step {t:,} of {roll.horizon:,}")
     if got is not None:
-      carries = [jax.device_put(jax.tree.map(lambda x, i=i: x[i], got)) for i in idx]
+      carries = [jax.device_put(pick(got, i)) for i in idx]
   if carries is None and roll.first is None:
     carries = [roll.init(*a) for a in sub]
   t0, t_first, last_log, last_save = t, time.time(), time.time(), time.time()
-  start_t, t_start = None, None
+  start_t, t_start = None, None       # after the first chunk, which compiles: the rate the ETA uses
 
   def enough(cs) -> bool:
     if until_episodes <= 0 or cs is None:
       return False
     return min(int(np.min(jax.device_get(roll.finish(c).num_episodes))) for c in cs) >= until_episodes
 
-  def chunk(g, t_now):
-    a, c = sub[g], (None if carries is None else carries[g])
-    return jax.block_until_ready(roll.first(*a) if c is None else roll.advance(a[0], a[1], a[2], c, jnp.int32(t_now)))
-
+  def chunk(g, t_now, cs):
+    a = sub[g]      # the first chunk is compiled with init; block: the clock must see the work, not the queueing
+    return jax.block_until_ready(roll.first(*a) if cs is None else roll.advance(a[0], a[1], a[2], cs[g],
+                                                                                jnp.int32(t_now)))
   done = enough(carries)
   with ThreadPoolExecutor(len(idx)) as pool:
     while t < roll.horizon and not done:
-      carries = list(pool.map(lambda g, t_now=t: chunk(g, t_now), range(len(idx))))
+      carries = ([chunk(0, t, carries)] if one else
+                 list(pool.map(lambda g, t_now=t, cs=carries: chunk(g, t_now, cs), range(len(idx)))))
       t = min(t + roll.chunk, roll.horizon)
       done = enough(carries)
       now = time.time()
@@ -306,7 +256,7 @@ def _run_groups(roll, args, idx, num_models, *, checkpoint, checkpoint_seconds, 
       if done and log and t < roll.horizon:
         log(f"{label}: every rollout has finished {until_episodes} episodes by step {t:,} of {roll.horizon:,}")
       if checkpoint and (t >= roll.horizon or done or now - last_save >= checkpoint_seconds):
-        _save(checkpoint, t, fp, _join(carries, num_models))
+        _save(checkpoint, t, fp, carries[0] if one else _join(carries, num_models))
         last_save = time.time()
       if log and t < roll.horizon and not done and now - last_log >= progress_seconds:
         rate = (t - start_t) / (now - t_start) if t > start_t else (t - t0) / max(now - t_first, 1e-9)
@@ -314,7 +264,8 @@ def _run_groups(roll, args, idx, num_models, *, checkpoint, checkpoint_seconds, 
             f"{now - t_first:.0f}s, ETA {(roll.horizon - t) / max(rate, 1e-9):.0f}s")
         last_log = time.time()
       after_chunk(label, t, roll.horizon)
-  return _join([roll.finish(c) for c in carries], num_models)
+  results = [roll.finish(c) for c in carries]
+  return results[0] if one else _join(results, num_models)
 
 
 def options(settings) -> dict:
