@@ -349,3 +349,23 @@ def test_grouped_rollout_equals_one_group_and_resumes_across_group_counts(two_la
   got = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3, checkpoint=path, log=logs.append))
   assert any("resuming from its checkpoint at step 20" in line for line in logs), logs
   np.testing.assert_array_equal(np.asarray(got.episode_return), np.asarray(one.episode_return))
+
+
+def test_grouped_prompted_rollout_equals_one_group(two_layer):
+  """Prompts [models, tasks, ...] are split with their models: three prompted models in two groups play
+  the one-group episodes to the bit."""
+  env, model, params, tasks = two_layer
+  first = jax.device_get(jax.jit(rollout_lib.make_rollout(model, env, 10, 2, record=True))(
+      params, jax.tree.map(lambda x: x[2], tasks), jax.random.key(5)).transitions)
+  prompt = rollout_lib.Prompt(obs=first.obs, action=first.action, reward=first.reward,
+                              done=first.terminated | first.truncated)
+  n_tasks = int(jax.tree.leaves(tasks)[0].shape[0])
+  prompts = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (3, n_tasks) + np.shape(x)).copy(), prompt)
+  params3 = jax.tree.map(lambda x: jnp.stack([x, 0.5 * x, 0.25 * x]), params)
+  keys3 = jax.random.split(jax.random.key(8), 3 * n_tasks).reshape(3, n_tasks)
+  roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False, prompted=True)
+  one = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3, prompts))
+  two = chunked.run_chunked(roll, params3, tasks, keys3, prompts, groups=2)
+  assert np.isfinite(np.asarray(one.episode_return)).any()
+  for f in ("episode_return", "episode_end", "num_episodes"):
+    np.testing.assert_array_equal(np.asarray(getattr(two, f)), np.asarray(getattr(one, f)), err_msg=f)
