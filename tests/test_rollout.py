@@ -280,6 +280,17 @@ class _Killed(Exception):
   pass
 
 
+def _kill_after(monkeypatch, roll, t_kill, *args, **kwargs):
+  """run_chunked(roll, *args, **kwargs) stopped by an exception after the chunk that ends at step t_kill."""
+  def kill(label, t, horizon):
+    if t == t_kill:
+      raise _Killed
+  monkeypatch.setattr(chunked, "after_chunk", kill)
+  with pytest.raises(_Killed):
+    chunked.run_chunked(roll, *args, **kwargs)
+  monkeypatch.undo()
+
+
 def test_killed_chunked_rollout_resumes_from_its_checkpoint(two_layer, tmp_path, monkeypatch):
   """A rollout stopped after its second chunk resumes from the checkpoint written there (not from step
   0) and ends with the uninterrupted result; a checkpoint made from other keys is not used."""
@@ -287,14 +298,7 @@ def test_killed_chunked_rollout_resumes_from_its_checkpoint(two_layer, tmp_path,
   roll = chunked.make_chunked_rollout(model, env, HORIZON, 10, chunks=5, greedy=False)
   full = jax.device_get(chunked.run_chunked(roll, params, tasks, keys))
   path = str(tmp_path / "roll.npz")
-
-  def kill(label, t, horizon):
-    if t == 2 * roll.chunk:
-      raise _Killed
-  monkeypatch.setattr(chunked, "after_chunk", kill)
-  with pytest.raises(_Killed):
-    chunked.run_chunked(roll, params, tasks, keys, checkpoint=path, checkpoint_seconds=0)
-  monkeypatch.undo()
+  _kill_after(monkeypatch, roll, 2 * roll.chunk, params, tasks, keys, checkpoint=path, checkpoint_seconds=0)
   with np.load(path) as z:
     assert int(z["t"]) == 2 * roll.chunk
   logs = []
@@ -337,14 +341,8 @@ def test_grouped_rollout_equals_one_group_and_resumes_across_group_counts(two_la
   stop2 = chunked.run_chunked(roll, params3, tasks, keys3, until_episodes=2, groups=3)
   np.testing.assert_array_equal(np.asarray(stop2.episode_return), np.asarray(stop1.episode_return))
   path = str(tmp_path / "roll.npz")
-
-  def kill(label, t, horizon):
-    if t == 2 * roll.chunk:
-      raise _Killed
-  monkeypatch.setattr(chunked, "after_chunk", kill)
-  with pytest.raises(_Killed):
-    chunked.run_chunked(roll, params3, tasks, keys3, checkpoint=path, checkpoint_seconds=0, groups=2)
-  monkeypatch.undo()
+  _kill_after(monkeypatch, roll, 2 * roll.chunk, params3, tasks, keys3, checkpoint=path, checkpoint_seconds=0,
+              groups=2)
   logs = []
   got = jax.device_get(chunked.run_chunked(roll, params3, tasks, keys3, checkpoint=path, log=logs.append))
   assert any("resuming from its checkpoint at step 20" in line for line in logs), logs

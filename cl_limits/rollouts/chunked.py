@@ -44,6 +44,7 @@ class ChunkedRollout(NamedTuple):
   chunk: int
   tag: str
   first: Any = None     # (params, env_params, keys) -> the carry after the first chunk, init compiled with it
+  groupable: bool = True   # False: its result depends on how many models one program holds (run in one group)
 
 
 def _chunk_length(total: int, chunks: int) -> tuple[int, bool]:
@@ -119,7 +120,7 @@ def make_chunked_hybrid(model, env, cfg, num_segments: int, max_episodes: int, c
   # one-scan program does, and the SGD arithmetic is the same to the bit (a separately compiled first
   # chunk differs from one scan in the losses' last digits).
   return ChunkedRollout(jax.jit(init_b), jax.jit(step_b, donate_argnums=(3,)), jax.jit(jax.vmap(jax.vmap(slim))),
-                        num_segments * act, per * act, tag, first=jax.jit(first_b))
+                        num_segments * act, per * act, tag, first=jax.jit(first_b), groupable=False)
 
 
 def _fingerprint(roll: ChunkedRollout, *trees) -> str:
@@ -209,10 +210,11 @@ def run_chunked(roll: ChunkedRollout, params, env_params, keys, prompts=None, *,
 
   groups=G > 1: the models (the leading axis of params, keys and prompts) run in G groups, each group's
   chunk in its own thread (`split_models`); checkpoints hold the joined carry, so a run resumes with any G.
-  A frozen rollout's result is the one-group result to the bit."""
+  A frozen rollout's result is the one-group result to the bit; a roll that is not `groupable` (a hybrid)
+  runs in one group whatever G is."""
   args = (params, env_params, keys) + ((prompts,) if prompts is not None else ())
   num_models = int(np.shape(keys)[0])
-  idx = split_models(num_models, groups)
+  idx = split_models(num_models, groups if roll.groupable else 1)
   one = len(idx) == 1
   pick = lambda tree, i: tree if one else jax.tree.map(lambda x: x[i], tree)
   sub = [(pick(params, i), env_params, pick(keys, i)) + ((pick(prompts, i),) if prompts is not None else ())

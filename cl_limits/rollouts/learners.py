@@ -68,8 +68,6 @@ def run_learners(model, params, env, tasks, horizon: int, key, *, variants=(), l
       raise ValueError(f"hybrid.learner.act_steps={act} must divide the horizon ({horizon} steps)")
     t0 = time.time()
     opts = chunked.options(settings)
-    # One group: a hybrid's SGD compiled for fewer models rounds otherwise, and its sampled actions follow.
-    opts["groups"] = 1
     roll = chunked.make_chunked_hybrid(model, env, cfg, horizon // act, max_ep, chunks=opts.pop("chunks"),
                                        greedy=greedy, temperature=temperature, epsilon=epsilon,
                                        epsilon_decay=epsilon_decay)
